@@ -1,0 +1,144 @@
+"""Time of one kernel on one device, and the accumulator that sums kernels into a layer.
+
+Every kernel costs ``max(compute_s, memory_s) + kernel_overhead`` (DESIGN.md: roofline with achieved
+efficiency plus a fixed GPU-side cost per launch). All arguments may be numpy arrays (one element per
+sweep point) or scalars; nothing here loops over points.
+
+Sources: roofline model (Williams et al., CACM 2009); wave quantization and split-K as in the
+CUTLASS/cuBLAS documentation ("GEMM tile quantization"); FlashAttention FLOP counts from
+Dao et al. 2022 (4 * b * h * s_q * s_kv * d for QK^T and PV).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mantile.specs.hardware import EfficiencyProfile
+from mantile.specs.stack import KernelStack
+
+Array = np.ndarray | float
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The device as the cost functions see it: per-point peak FLOP/s, bandwidth and constants."""
+
+    peak_flops_per_s: Array  # dense peak of the compute dtype, per point
+    hbm_bytes_per_s: float  # datasheet HBM bandwidth
+    compute_units: int  # SMs / CUs
+    eff: EfficiencyProfile
+    stack: KernelStack
+
+    @property
+    def achieved_bytes_per_s(self) -> float:
+        return self.hbm_bytes_per_s * self.eff.memory_efficiency
+
+    @property
+    def overhead_s(self) -> float:
+        return self.eff.kernel_overhead_us * 1e-6
+
+
+class Cost:
+    """Sums kernels (and communication) of one layer on one device.
+
+    ``busy_s`` is the sum over kernels of max(compute, memory); ``compute_bound_s`` the part of it
+    spent in compute-bound kernels. ``latency_s = busy_s + overhead_s + comm_s``.
+    """
+
+    __slots__ = ("flops", "bytes", "compute_s", "memory_s", "busy_s", "compute_bound_s", "overhead_s",
+                 "kernels", "comm_bytes", "comm_s")
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, 0.0)
+
+    def kernel(self, m: Machine, flops: Array, nbytes: Array, compute_s: Array, count: float = 1.0) -> None:
+        """Add ``count`` launches moving ``nbytes`` and doing ``flops`` in total."""
+        memory_s = nbytes / m.achieved_bytes_per_s
+        t = np.maximum(compute_s, memory_s)
+        self.flops = self.flops + flops
+        self.bytes = self.bytes + nbytes
+        self.compute_s = self.compute_s + compute_s
+        self.memory_s = self.memory_s + memory_s
+        self.busy_s = self.busy_s + t
+        self.compute_bound_s = self.compute_bound_s + np.where(compute_s > memory_s, t, 0.0)
+        self.overhead_s = self.overhead_s + count * m.overhead_s
+        self.kernels = self.kernels + count
+
+    def elementwise(self, m: Machine, nbytes: Array, count: float) -> None:
+        """Memory-bound kernels (norm, RoPE, activation, residual, copies): bytes only."""
+        self.kernel(m, 0.0, nbytes, 0.0, count)
+
+    def comm(self, nbytes: Array, seconds: Array) -> None:
+        self.comm_bytes = self.comm_bytes + nbytes
+        self.comm_s = self.comm_s + seconds
+
+    def add(self, other: Cost, times: Array = 1.0) -> Cost:
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + times * getattr(other, name))
+        return self
+
+    @property
+    def latency_s(self) -> Array:
+        return self.busy_s + self.overhead_s + self.comm_s
+
+
+def wave_efficiency(m: Machine, rows: Array, cols: Array, depth: Array) -> Array:
+    """Fraction of compute units a GEMM keeps busy: tile quantization with split-K.
+
+    tiles = ceil(rows/tile_m) * ceil(cols/tile_n); when tiles < units, split-K cuts K into at most
+    depth / split_k_min_depth slices; work units are spread in waves over the compute units and the last,
+    partial wave wastes the rest: efficiency = units / (ceil(units / CUs) * CUs).
+    """
+    e = m.eff
+    tiles = np.ceil(rows / e.gemm_tile_m) * np.ceil(cols / e.gemm_tile_n)
+    split = np.clip(np.minimum(m.compute_units // np.maximum(tiles, 1), depth // e.gemm_split_k_min_depth), 1, None)
+    units = tiles * split
+    return units / (np.ceil(units / m.compute_units) * m.compute_units)
+
+
+def gemm(cost: Cost, m: Machine, rows: Array, cols: Array, depth: Array, w_bytes: Array, a_bytes: Array,
+         groups: Array = 1.0, weight_groups: Array | None = None) -> None:
+    """``groups`` GEMMs [rows x depth] @ [depth x cols] (weights), e.g. one per local expert.
+
+    flops = 2 * rows * cols * depth per group; bytes = weights (depth*cols*w_bytes per weight group)
+    + input rows*depth + output rows*cols activations. Achieved compute rate = peak * gemm_efficiency *
+    depth / (depth + gemm_k_half) * wave_efficiency: the K-loop amortizes each tile's prologue and
+    epilogue, and the last wave of tiles leaves compute units idle.
+    """
+    wg = groups if weight_groups is None else weight_groups
+    flops = 2.0 * rows * cols * depth * groups
+    nbytes = depth * cols * w_bytes * wg + (rows * depth + rows * cols) * a_bytes * groups
+    rate = (m.peak_flops_per_s * m.eff.gemm_efficiency * depth / (depth + m.eff.gemm_k_half)
+            * wave_efficiency(m, rows, cols, depth))
+    cost.kernel(m, flops, nbytes, flops / rate, count=1.0)
+
+
+def attention_core(cost: Cost, m: Machine, batch: Array, q_len: Array, kv_len: Array, heads: Array,
+                   kv_heads: Array, head_dim: float, a_bytes: Array, kv_bytes: Array, causal: bool,
+                   count: float, split_kv: bool = False,
+                   kv_eff: Array | None = None) -> None:
+    """Flash attention (no S x S matrix in HBM): QK^T and PV on tensor cores.
+
+    flops = 4 * batch * heads * q_len * kv_eff * head_dim, kv_eff = kv_len - q_len/2 when causal
+    (the masked half is skipped; for q_len = kv_len that is kv_len/2); ``kv_eff`` overrides it (ring
+    attention: each device's queries see, on average, half of all keys). Bytes: read Q and K/V once,
+    write O. Achieved rate = peak * attention_efficiency * head_dim / (head_dim + head_dim_half) *
+    wave efficiency over (batch * heads * ceil(q_len / tile_m)) query tiles; ``split_kv`` (flash
+    decoding) also splits the keys across compute units, so the machine is full.
+    """
+    if kv_eff is None:
+        kv_eff = kv_len - q_len / 2.0 if causal else kv_len
+    flops = 4.0 * batch * heads * q_len * kv_eff * head_dim
+    nbytes = (2.0 * batch * q_len * heads * head_dim * a_bytes
+              + 2.0 * batch * kv_len * kv_heads * head_dim * kv_bytes)
+    e = m.eff
+    if split_kv:
+        waves = 1.0
+    else:
+        tiles = batch * heads * np.ceil(q_len / e.gemm_tile_m)
+        waves = tiles / (np.ceil(tiles / m.compute_units) * m.compute_units)
+    rate = m.peak_flops_per_s * e.attention_efficiency * head_dim / (head_dim + e.attention_head_dim_half)
+    cost.kernel(m, flops, nbytes, flops / (rate * waves), count=count)

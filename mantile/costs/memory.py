@@ -1,0 +1,62 @@
+"""Memory per device: weights, KV cache, activations, communication buffers.
+
+Everything is bytes on the busiest device of a replica (the pipeline stage holding the most).
+Formulas (all per device):
+- weights = ceil(L/pp) * (attention/tp + experts/ep * MLP/tp_expert + 2 norms) + vocab tables, where a
+  vocab table is V*h/tp_emb; with pp = 1 an untied model holds both the embedding and the LM head,
+  with pp > 1 the first stage holds the embedding and the last the LM head (one table each).
+  K/V projection weights are replicated when tp > kv heads.
+- kv_cache = batch * (input_seq + output_seq) * 2 * kv_heads_dev * head_dim * kv_bytes * ceil(L/pp) / cp
+- activations: the transient peak of one layer while prefilling one chunk of at most
+  ``max_prefill_tokens`` tokens (engines chunk long prefills): residual + normed input (2h), QKV out,
+  MLP intermediate (up to 3 f/tp), per token, plus fp32 logits of the sampled rows.
+- comm buffers: send + receive staging of one layer output (2 * tokens * h) when tp > 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mantile.costs.kernels import Array
+from mantile.costs.layers import heads_per_device
+from mantile.specs.model import ModelSpec
+
+
+def weight_bytes(model: ModelSpec, tp: Array, ep: Array, tp_emb: Array, pp: Array, w_bytes: Array,
+                 w_bytes_attn: Array | None = None, w_bytes_ffn: Array | None = None) -> Array:
+    """Weight bytes on the busiest device (see module docstring)."""
+    h, d = model.hidden_size, model.head_dim
+    heads, kv_heads = heads_per_device(model, tp)
+    attn = h * (heads + 2 * kv_heads) * d + heads * d * h
+    tp_expert = tp / ep
+    experts = model.num_local_experts / ep if model.is_moe else 1.0
+    ffn = experts * model.expert_params / tp_expert + (h * model.num_local_experts if model.is_moe else 0)
+    wa = w_bytes if w_bytes_attn is None else w_bytes_attn
+    wf = w_bytes if w_bytes_ffn is None else w_bytes_ffn
+    per_layer = attn * wa + ffn * wf + 2 * model.norm_params * w_bytes
+    layers = np.ceil(model.num_hidden_layers / pp)
+    tables = np.where((pp == 1) & (not model.tie_word_embeddings), 2.0, 1.0)
+    vocab = tables * model.vocab_size * h / tp_emb * w_bytes
+    return layers * per_layer + vocab + model.norm_params * w_bytes
+
+
+def kv_cache_bytes(model: ModelSpec, batch: Array, context: Array, tp: Array, pp: Array, cp: Array,
+                   kv_bytes: Array) -> Array:
+    """KV cache of ``batch`` sequences of ``context`` tokens on one device."""
+    _, kv_heads = heads_per_device(model, tp)
+    layers = np.ceil(model.num_hidden_layers / pp)
+    return batch * context * 2 * kv_heads * model.head_dim * kv_bytes * layers / cp
+
+
+def activation_bytes(model: ModelSpec, batch: Array, input_seq: Array, tp: Array, ep: Array, cp: Array,
+                     tp_emb: Array, a_bytes: Array, max_prefill_tokens: float) -> tuple[Array, Array]:
+    """(activation peak, communication buffers) in bytes on one device."""
+    h, d = model.hidden_size, model.head_dim
+    heads, kv_heads = heads_per_device(model, tp)
+    tokens = np.minimum(batch * input_seq, max_prefill_tokens) / cp
+    f_dev = model.intermediate_size / (tp / ep) * (model.num_experts_per_tok if model.is_moe else 1)
+    per_token = 2 * h + (heads + 2 * kv_heads) * d + 3 * f_dev
+    logits = batch * model.vocab_size / tp_emb * 4.0
+    act = tokens * per_token * a_bytes + logits
+    buffers = np.where(tp > 1, 2 * tokens * h * a_bytes, 0.0)
+    return act, buffers

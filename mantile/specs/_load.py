@@ -1,0 +1,93 @@
+"""Build frozen dataclasses from plain dicts (parsed YAML), checking names and types.
+
+Every spec class is a dataclass whose fields carry the type and, in ``metadata['doc']``, the meaning.
+``build`` rejects unknown keys, missing required keys and values of the wrong type with a SpecError
+that names the file and the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from mantile.specs.errors import SpecError
+
+T = TypeVar("T")
+
+
+def _check_scalar(value: Any, tp: Any, where: str, field: str) -> Any:
+    if tp is Any:
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(where, field, value, "a number")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise SpecError(where, field, value, "an integer")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise SpecError(where, field, value, "true or false")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise SpecError(where, field, value, "a string")
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise SpecError(where, field, value, f"a mapping with keys {sorted(_field_names(tp))}")
+        return build(tp, value, where, prefix=f"{field}.")
+    origin = typing.get_origin(tp)
+    if origin in (dict, Mapping) or tp is dict:
+        if not isinstance(value, Mapping):
+            raise SpecError(where, field, value, "a mapping")
+        args = typing.get_args(tp)
+        vt = args[1] if len(args) == 2 else Any
+        return {str(k): _check_scalar(v, vt, where, f"{field}.{k}") for k, v in value.items()}
+    raise TypeError(f"unsupported field type {tp!r}")
+
+
+def _check(value: Any, tp: Any, where: str, field: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _check(value, args[0], where, field)
+    return _check_scalar(value, tp, where, field)
+
+
+def _field_names(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def build(cls: type[T], data: Mapping[str, Any], where: str, prefix: str = "") -> T:
+    """Instantiate dataclass ``cls`` from ``data``; errors name ``where`` and the dotted field."""
+    hints = typing.get_type_hints(cls)
+    names = _field_names(cls)
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise SpecError(where, prefix + unknown[0], data[unknown[0]], f"unknown key; valid keys: {sorted(names)}")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _check(data[f.name], hints[f.name], where, prefix + f.name)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise SpecError(where, prefix + f.name, None, f"required: {f.metadata.get('doc', 'missing')}")
+    try:
+        return cls(**kwargs)
+    except SpecError as e:
+        if e.where == "?":
+            raise SpecError(where, prefix + e.field, e.value, e.allowed) from None
+        raise
+
+
+def doc(text: str) -> dict[str, str]:
+    """Field metadata helper: ``field(metadata=doc('...'))``."""
+    return {"doc": text}

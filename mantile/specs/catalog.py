@@ -1,0 +1,77 @@
+"""Find and load the YAML catalog under ``conf/``: models, hardware, efficiency profiles, stacks.
+
+The catalog is plain files read with OmegaConf (no Hydra global state), cached per process, so the
+Python API, the HTTP service and ``validate`` share it with the Hydra CLI.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from mantile.specs._load import build
+from mantile.specs.errors import SpecError
+from mantile.specs.hardware import EfficiencyProfile, HardwareSpec
+from mantile.specs.model import ModelSpec
+from mantile.specs.stack import KernelStack
+
+
+def conf_dir() -> Path:
+    """The config tree: ``mantile/conf`` inside an installed wheel, else the repo's ``conf/``."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"mantile config tree not found next to {here} (looked for conf/config.yaml)")
+
+
+def ids(group: str) -> list[str]:
+    """Option ids of a config group (file names without .yaml), sorted."""
+    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml") if not p.stem.startswith("_"))
+
+
+def _path(group: str, item: str, field: str) -> Path:
+    path = conf_dir() / group / f"{item}.yaml"
+    if not path.is_file():
+        raise SpecError(f"{group} catalog", field, item, ids(group))
+    return path
+
+
+def _plain(data: Any) -> dict[str, Any]:
+    return OmegaConf.to_container(data, resolve=True) if OmegaConf.is_config(data) else dict(data)
+
+
+def model_from_dict(data: Any, where: str) -> ModelSpec:
+    return build(ModelSpec, _plain(data), where)
+
+
+def hardware_from_dict(data: Any, where: str) -> HardwareSpec:
+    return build(HardwareSpec, _plain(data), where)
+
+
+@functools.lru_cache(maxsize=None)
+def load_model(model_id: str) -> ModelSpec:
+    path = _path("model", model_id, "model")
+    return model_from_dict(OmegaConf.load(path), str(path.relative_to(conf_dir().parent)))
+
+
+@functools.lru_cache(maxsize=None)
+def load_hardware(hardware_id: str) -> HardwareSpec:
+    path = _path("hardware", hardware_id, "hardware")
+    return hardware_from_dict(OmegaConf.load(path), str(path.relative_to(conf_dir().parent)))
+
+
+@functools.lru_cache(maxsize=None)
+def load_efficiency(generation: str) -> EfficiencyProfile:
+    path = _path("efficiency", generation, "device.generation")
+    return build(EfficiencyProfile, _plain(OmegaConf.load(path)), str(path.relative_to(conf_dir().parent)))
+
+
+@functools.lru_cache(maxsize=None)
+def load_stack(stack_id: str) -> KernelStack:
+    path = _path("stack", stack_id, "stack")
+    data = _plain(OmegaConf.load(path))
+    return build(KernelStack, data, str(path.relative_to(conf_dir().parent)))

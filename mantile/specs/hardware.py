@@ -1,0 +1,144 @@
+"""HardwareSpec: a device, its scale-up domain and scale-out network, and the efficiency profile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mantile.specs._load import doc
+from mantile.specs.errors import SpecError
+
+GENERATIONS = ("ampere", "hopper", "blackwell", "cdna3")
+TOPOLOGIES = ("switch", "fully_connected")
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """One accelerator, datasheet figures (dense peaks: never the 'with sparsity' number)."""
+
+    name: str = field(metadata=doc("marketing name"))
+    vendor: str = field(metadata=doc("nvidia | amd | ..."))
+    generation: str = field(metadata=doc(f"architecture generation, one of {GENERATIONS}"))
+    compute_units: int = field(metadata=doc("SMs (NVIDIA) or CUs (AMD)"))
+    peak_tflops: dict[str, float] = field(metadata=doc("dense peak TFLOP/s per dtype"))
+    memory_gib: float = field(metadata=doc("device-visible memory, GiB (2**30 bytes; nvidia-smi total)"))
+    hbm_bandwidth_tb_per_s: float = field(metadata=doc("peak HBM bandwidth, TB/s"))
+    source: str = field(metadata=doc("datasheet / document the figures come from"))
+    tdp_w: float | None = field(default=None, metadata=doc("board power, W"))
+
+    def __post_init__(self) -> None:
+        if self.generation not in GENERATIONS:
+            raise SpecError("?", "device.generation", self.generation, GENERATIONS)
+        for name in ("compute_units", "memory_gib", "hbm_bandwidth_tb_per_s"):
+            if getattr(self, name) <= 0:
+                raise SpecError("?", f"device.{name}", getattr(self, name), "a positive number")
+        if not self.peak_tflops:
+            raise SpecError("?", "device.peak_tflops", self.peak_tflops, "at least one dtype, e.g. {bf16: 989.4}")
+
+    @property
+    def memory_bytes(self) -> float:
+        return self.memory_gib * 2**30
+
+    @property
+    def hbm_bandwidth_bytes_per_s(self) -> float:
+        return self.hbm_bandwidth_tb_per_s * 1e12
+
+    def peak_flops_per_s(self, dtype: str) -> float:
+        """Dense peak for ``dtype``; raises SpecError naming the dtypes this device has."""
+        if dtype not in self.peak_tflops:
+            raise SpecError(self.name, "dtype", dtype, sorted(self.peak_tflops))
+        return self.peak_tflops[dtype] * 1e12
+
+
+@dataclass(frozen=True)
+class LinkSpec:
+    """A network level: the scale-up domain (NVLink/xGMI) or the scale-out network (IB/Ethernet)."""
+
+    name: str = field(metadata=doc("technology"))
+    bandwidth_gb_per_s_per_device: float = field(metadata=doc("unidirectional GB/s per device"))
+    latency_us: float = field(metadata=doc("small-message latency per step, microseconds"))
+    source: str = field(metadata=doc("where the figures come from"))
+    domain_size: int = field(default=1, metadata=doc("devices in one domain (scale-up only)"))
+    topology: str = field(default="switch", metadata=doc(f"one of {TOPOLOGIES}"))
+    link_bandwidth_gb_per_s: float | None = field(default=None, metadata=doc("one link, GB/s per direction"))
+    links_per_device: int | None = field(default=None, metadata=doc("links per device"))
+    in_network_reduction: bool = field(default=False, metadata=doc("switch reduces (NVLink SHARP)"))
+
+    def __post_init__(self) -> None:
+        if self.topology not in TOPOLOGIES:
+            raise SpecError("?", "topology", self.topology, TOPOLOGIES)
+        if self.bandwidth_gb_per_s_per_device <= 0 or self.latency_us < 0 or self.domain_size < 1:
+            raise SpecError("?", "bandwidth_gb_per_s_per_device", self.bandwidth_gb_per_s_per_device,
+                            "positive bandwidth, non-negative latency, domain_size >= 1")
+
+    @property
+    def bandwidth_bytes_per_s(self) -> float:
+        return self.bandwidth_gb_per_s_per_device * 1e9
+
+    @property
+    def latency_s(self) -> float:
+        return self.latency_us * 1e-6
+
+
+@dataclass(frozen=True)
+class InterconnectSpec:
+    scale_up: LinkSpec = field(metadata=doc("the scale-up domain"))
+    scale_out: LinkSpec = field(metadata=doc("the network between domains"))
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    num_devices: int = field(metadata=doc("devices in the whole system"))
+    price_usd_per_device_hour: float | None = field(default=None, metadata=doc("price per device-hour"))
+    price_source: str = field(default="", metadata=doc("where the price comes from"))
+
+    def __post_init__(self) -> None:
+        if self.num_devices < 1:
+            raise SpecError("?", "system.num_devices", self.num_devices, "a positive integer")
+
+
+@dataclass(frozen=True)
+class EfficiencyProfile:
+    """Achieved fractions of peak and fixed costs for one GPU generation and software stack.
+
+    Fitted by ``benchmarks/fit_efficiency.py`` where measurements exist; otherwise priors from
+    published measurements (``benchmarks/efficiency_priors.md``). Every field is explained in
+    ``mantile/costs/efficiency.py``.
+    """
+
+    name: str = field(metadata=doc("generation name"))
+    gemm_efficiency: float = field(metadata=doc("large-GEMM achieved fraction of dense peak"))
+    gemm_k_half: float = field(metadata=doc("GEMM depth K at which per-tile fixed work halves efficiency"))
+    gemm_tile_m: int = field(metadata=doc("output tile rows of the GEMM kernels (library default)"))
+    gemm_tile_n: int = field(metadata=doc("output tile columns of the GEMM kernels (library default)"))
+    gemm_split_k_min_depth: int = field(metadata=doc("smallest K slice split-K gives one compute unit"))
+    memory_efficiency: float = field(metadata=doc("streaming fraction of peak HBM bandwidth"))
+    kernel_overhead_us: float = field(metadata=doc("fixed GPU-side cost per kernel, microseconds"))
+    attention_efficiency: float = field(metadata=doc("flash-attention fraction of dense peak, large head_dim"))
+    attention_head_dim_half: float = field(metadata=doc("head_dim at which attention efficiency halves"))
+    scale_up_bandwidth_efficiency: float = field(metadata=doc("achieved fraction of scale-up bandwidth"))
+    scale_out_bandwidth_efficiency: float = field(metadata=doc("achieved fraction of scale-out bandwidth"))
+    source: str = field(metadata=doc("how the constants were obtained"))
+
+    def __post_init__(self) -> None:
+        for name in ("gemm_efficiency", "memory_efficiency", "attention_efficiency",
+                     "scale_up_bandwidth_efficiency", "scale_out_bandwidth_efficiency"):
+            v = getattr(self, name)
+            if not 0 < v <= 1:
+                raise SpecError("?", name, v, "a fraction in (0, 1]")
+
+
+@dataclass(frozen=True)
+class HardwareSpec:
+    name: str = field(metadata=doc("system name"))
+    device: DeviceSpec = field(metadata=doc("the accelerator"))
+    interconnect: InterconnectSpec = field(metadata=doc("scale-up and scale-out networks"))
+    system: SystemSpec = field(metadata=doc("device count and price"))
+
+    def __post_init__(self) -> None:
+        if self.interconnect.scale_up.domain_size > self.system.num_devices:
+            raise SpecError("?", "interconnect.scale_up.domain_size", self.interconnect.scale_up.domain_size,
+                            f"at most system.num_devices ({self.system.num_devices})")
+
+    @property
+    def num_devices(self) -> int:
+        return self.system.num_devices

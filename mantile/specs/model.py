@@ -1,0 +1,124 @@
+"""ModelSpec: a decoder-only transformer, named as in HuggingFace ``config.json``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mantile.specs._load import doc
+from mantile.specs.errors import SpecError
+
+ACTIVATIONS = ("silu", "gelu", "gelu_pytorch_tanh", "relu")
+NORMS = ("rmsnorm", "layernorm")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Architecture of a dense or mixture-of-experts decoder-only transformer.
+
+    Field names mirror HuggingFace ``config.json`` so a config can be copied from the hub.
+    """
+
+    name: str = field(metadata=doc("human-readable name"))
+    hidden_size: int = field(metadata=doc("model width h"))
+    num_hidden_layers: int = field(metadata=doc("decoder layers L"))
+    num_attention_heads: int = field(metadata=doc("query heads"))
+    num_key_value_heads: int = field(metadata=doc("key/value heads (GQA; = heads for MHA, 1 for MQA)"))
+    intermediate_size: int = field(metadata=doc("MLP width f (per expert for MoE)"))
+    vocab_size: int = field(metadata=doc("vocabulary size V"))
+    max_position_embeddings: int = field(metadata=doc("longest context the model supports"))
+    head_dim: int | None = field(default=None, metadata=doc("per-head width; default hidden/heads"))
+    tie_word_embeddings: bool = field(default=False, metadata=doc("LM head shares the embedding matrix"))
+    hidden_act: str = field(default="silu", metadata=doc(f"MLP activation, one of {ACTIVATIONS}"))
+    mlp_gated: bool | None = field(default=None, metadata=doc("gated MLP (SwiGLU/GeGLU); default: silu"))
+    norm_type: str = field(default="rmsnorm", metadata=doc(f"one of {NORMS}"))
+    attention_bias: bool = field(default=False, metadata=doc("q/k/v projections carry a bias"))
+    num_local_experts: int = field(default=1, metadata=doc("experts per MoE layer (1 = dense)"))
+    num_experts_per_tok: int = field(default=1, metadata=doc("experts each token is routed to"))
+    rope_theta: float = field(default=10000.0, metadata=doc("RoPE base"))
+    source: str = field(default="", metadata=doc("where these numbers come from"))
+
+    def __post_init__(self) -> None:
+        for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                     "intermediate_size", "vocab_size", "max_position_embeddings", "num_local_experts",
+                     "num_experts_per_tok"):
+            if getattr(self, name) < 1:
+                raise SpecError("?", name, getattr(self, name), "a positive integer")
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise SpecError("?", "num_key_value_heads", self.num_key_value_heads,
+                            f"must divide num_attention_heads ({self.num_attention_heads})")
+        if self.head_dim is None:
+            if self.hidden_size % self.num_attention_heads:
+                raise SpecError("?", "head_dim", None, "required when heads do not divide hidden_size")
+            object.__setattr__(self, "head_dim", self.hidden_size // self.num_attention_heads)
+        if self.hidden_act not in ACTIVATIONS:
+            raise SpecError("?", "hidden_act", self.hidden_act, ACTIVATIONS)
+        if self.norm_type not in NORMS:
+            raise SpecError("?", "norm_type", self.norm_type, NORMS)
+        if self.mlp_gated is None:
+            object.__setattr__(self, "mlp_gated", self.hidden_act == "silu")
+        if self.num_experts_per_tok > self.num_local_experts:
+            raise SpecError("?", "num_experts_per_tok", self.num_experts_per_tok,
+                            f"at most num_local_experts ({self.num_local_experts})")
+
+    # ---- derived sizes (elements, not bytes) -------------------------------------------------
+    @property
+    def is_moe(self) -> bool:
+        return self.num_local_experts > 1
+
+    @property
+    def q_width(self) -> int:
+        """Width of the query projection output: heads * head_dim."""
+        return self.num_attention_heads * self.head_dim  # type: ignore[operator]
+
+    @property
+    def kv_width(self) -> int:
+        """Width of one of K or V: kv_heads * head_dim."""
+        return self.num_key_value_heads * self.head_dim  # type: ignore[operator]
+
+    @property
+    def attention_params(self) -> int:
+        """Wq, Wk, Wv (h x (q + 2kv)) + Wo (q x h) (+ q/k/v bias)."""
+        bias = self.q_width + 2 * self.kv_width if self.attention_bias else 0
+        return self.hidden_size * (self.q_width + 2 * self.kv_width) + self.q_width * self.hidden_size + bias
+
+    @property
+    def mlp_matrices(self) -> int:
+        """Weight matrices of one MLP: gate, up, down (gated) or up, down."""
+        return 3 if self.mlp_gated else 2
+
+    @property
+    def expert_params(self) -> int:
+        """Parameters of one expert's MLP (= the MLP of a dense model)."""
+        return self.mlp_matrices * self.hidden_size * self.intermediate_size
+
+    @property
+    def feedforward_params(self) -> int:
+        """All MLP parameters of one layer: experts x expert MLP (+ router h x E for MoE)."""
+        router = self.hidden_size * self.num_local_experts if self.is_moe else 0
+        return self.num_local_experts * self.expert_params + router
+
+    @property
+    def norm_params(self) -> int:
+        """Per norm: a scale (RMSNorm) or scale + bias (LayerNorm) of width h."""
+        return self.hidden_size * (1 if self.norm_type == "rmsnorm" else 2)
+
+    @property
+    def embedding_params(self) -> int:
+        """Token embedding V x h, plus an untied LM head V x h."""
+        return self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
+
+    @property
+    def total_params(self) -> int:
+        per_layer = self.attention_params + self.feedforward_params + 2 * self.norm_params
+        return self.num_hidden_layers * per_layer + self.norm_params + self.embedding_params
+
+    @property
+    def active_params(self) -> int:
+        """Parameters touched per token (MoE: top-k experts)."""
+        ff = self.num_experts_per_tok * self.expert_params
+        per_layer = self.attention_params + ff + 2 * self.norm_params
+        return self.num_hidden_layers * per_layer + self.norm_params + self.embedding_params
+
+    def kv_bytes_per_token(self, kv_bytes_per_element: float) -> float:
+        """KV cache bytes per token, all layers: 2 (K and V) x L x kv_heads x head_dim x bytes."""
+        return 2 * self.num_hidden_layers * self.kv_width * kv_bytes_per_element

@@ -1,0 +1,38 @@
+"""KernelStack: which kernels a software stack launches for the elementwise parts of a layer.
+
+The GEMMs and the attention core are the same everywhere; what differs between PyTorch eager and a
+serving engine (vLLM, TensorRT-LLM, SGLang) is how the small ops are fused. Each count here is a
+number of kernel launches per decoder layer (each costs ``kernel_overhead_us``); each traffic factor
+is HBM bytes moved per element of the tensor it acts on, in units of the activation size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mantile.specs._load import doc
+from mantile.specs.errors import SpecError
+
+
+@dataclass(frozen=True)
+class KernelStack:
+    name: str = field(metadata=doc("stack name"))
+    description: str = field(metadata=doc("what implementation these counts describe"))
+    norm_kernels: int = field(metadata=doc("kernels per RMSNorm/LayerNorm"))
+    residual_kernels: int = field(metadata=doc("kernels per residual add (0 = fused into the norm)"))
+    rope_kernels: int = field(metadata=doc("kernels to rotate q and k together"))
+    rope_traffic: float = field(metadata=doc("elements moved per q/k element by RoPE (read+write)"))
+    activation_kernels: int = field(metadata=doc("kernels for act(gate) * up (or act(up))"))
+    activation_traffic: float = field(metadata=doc("elements moved per intermediate element by the activation"))
+    kv_write_kernels_prefill: int = field(metadata=doc("kernels writing K/V into the cache, prefill"))
+    kv_write_kernels_decode: int = field(metadata=doc("kernels writing K/V into the cache, decode"))
+    attention_prefill_kernels: int = field(metadata=doc("kernels of the attention core, prefill"))
+    attention_decode_kernels: int = field(metadata=doc("kernels of the attention core, decode (split-KV + combine)"))
+    attention_output_copy: bool = field(metadata=doc("decode: attention output re-laid out before Wo"))
+    source: str = field(default="", metadata=doc("how the counts were established"))
+
+    def __post_init__(self) -> None:
+        for name in ("norm_kernels", "rope_kernels", "activation_kernels", "attention_prefill_kernels",
+                     "attention_decode_kernels"):
+            if getattr(self, name) < 0:
+                raise SpecError("?", name, getattr(self, name), "a non-negative integer")
