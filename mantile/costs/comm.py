@@ -8,8 +8,9 @@ message, as NCCL's tuner does:
 
 - ring: 2(p-1) steps of latency alpha, 2(p-1)/p * n / beta on the wire (Patarasuk & Yuan 2009);
 - tree: 2 log2(p) latencies, 2 n / beta (NCCL double binary tree);
-- in-switch reduction (NVLink SHARP, NVSwitch gen3+): 2 alpha + n / beta: each device sends its
-  buffer once and receives the reduced result once (NCCL "NVLS" algorithm);
+- in-switch reduction (NVLink SHARP, NVSwitch gen3+): 2 alpha + n / beta_nvls: each device sends its
+  buffer once and receives the reduced result once (NCCL "NVLS" algorithm; its achieved algorithm
+  bandwidth, ~275 GB/s on 8x H100, is its own constant);
 - one-shot (latency-optimized small-message all-reduce of TensorRT-LLM / vLLM custom all-reduce):
   alpha + (p-1) n / beta: every device reads every peer's buffer;
 - fully connected (MI300X Infinity Fabric: one dedicated link per pair): a device talks to all p-1
@@ -39,6 +40,7 @@ class Network:
     up_bytes_per_s: float
     up_link_bytes_per_s: float
     up_latency_s: float
+    nvls_bytes_per_s: float
     fully_connected: bool
     in_network_reduction: bool
     out_bytes_per_s: float
@@ -54,6 +56,7 @@ class Network:
             up_bytes_per_s=up.bandwidth_bytes_per_s * eff.scale_up_bandwidth_efficiency,
             up_link_bytes_per_s=link * 1e9 * eff.scale_up_bandwidth_efficiency,
             up_latency_s=up.latency_s,
+            nvls_bytes_per_s=up.bandwidth_bytes_per_s * eff.nvls_bandwidth_efficiency,
             fully_connected=up.topology == "fully_connected",
             in_network_reduction=up.in_network_reduction,
             out_bytes_per_s=out.bandwidth_bytes_per_s * eff.scale_out_bandwidth_efficiency,
@@ -81,7 +84,7 @@ def _intra_all_reduce(net: Network, n: Array, p: Array) -> Array:
                       2.0 * np.log2(np.maximum(p, 2)) * a + 2.0 * n / net.up_bytes_per_s)
     best = np.minimum(best, a + (p - 1) * n / net.up_bytes_per_s)
     if net.in_network_reduction:
-        best = np.minimum(best, 2.0 * a + n / net.up_bytes_per_s)
+        best = np.minimum(best, 2.0 * a + n / net.nvls_bytes_per_s)
     return best
 
 

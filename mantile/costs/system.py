@@ -68,8 +68,18 @@ def reason_messages(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile) 
     return out
 
 
-def _lookup(values: np.ndarray, table: dict[str, float]) -> np.ndarray:
+@dataclass(frozen=True)
+class Coded:
+    """A string column as codes into a few choices (how sweep grids carry dtype columns)."""
+
+    choices: tuple[str, ...]
+    codes: np.ndarray
+
+
+def _lookup(values: np.ndarray | Coded | str, table: dict[str, float]) -> np.ndarray:
     """Map a string column through ``table`` (missing -> nan)."""
+    if isinstance(values, Coded):
+        return np.array([table.get(c, np.nan) for c in values.choices], dtype=float)[values.codes]
     values = np.asarray(values)
     if values.ndim == 0:
         return np.asarray(table.get(str(values), np.nan), dtype=float)
@@ -99,7 +109,7 @@ def _invalid_codes(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, c
         (9, ~peak_ok),
         (10, (tp * cp) % col["embedding_tp"] != 0),
     ]
-    n = np.broadcast(*[np.asarray(v) for v in col.values()]).shape
+    n = np.broadcast(*[np.asarray(v) for k, v in col.items() if k not in _STRING_KEYS]).shape
     code = np.zeros(n, dtype=np.int16)
     for c, bad in reversed(checks):
         code = np.where(bad, c, code)
@@ -130,9 +140,11 @@ def _forward(model: ModelSpec, mach: dict[str, Machine], net: comm.Network, phas
 
 
 def _bound(c: Cost) -> np.ndarray:
+    """Index into BOUNDS of the largest share of the phase: compute-bound kernels, memory-bound
+    kernels, communication, or fixed per-kernel overhead."""
     parts = np.stack(np.broadcast_arrays(c.compute_bound_s, c.busy_s - c.compute_bound_s, c.comm_s,
                                          c.overhead_s))
-    return BOUNDS[np.argmax(parts, axis=0)]
+    return np.argmax(parts, axis=0).astype(np.int8)
 
 
 def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: KernelStack,
@@ -142,7 +154,7 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: 
     ``col`` keys: batch_size input_seq output_seq tp pp dp ep cp sp (numbers) and dtype kv_dtype
     (strings); optional embedding_tp (default tp), attention_dtype / feedforward_dtype (default dtype).
     """
-    col = {k: (np.asarray(v, dtype=float) if k not in _STRING_KEYS else np.asarray(v)) for k, v in col.items()}
+    col = {k: (np.asarray(v, dtype=float) if k not in _STRING_KEYS else v) for k, v in col.items()}
     col.setdefault("embedding_tp", col["tp"])
     for kind in ("attention", "feedforward", "embedding"):
         col.setdefault(f"{kind}_dtype", col["dtype"])
@@ -215,7 +227,7 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: 
         out[f"{phase}_comm_ms"] = tot.comm_s * 1e3
         out[f"{phase}_flops"] = tot.flops * mb
         out[f"{phase}_bytes"] = tot.bytes * mb
-        out[f"{phase}_bound"] = _bound(tot)
+        out[f"{phase}_bound"] = _bound(tot)  # index into BOUNDS
     n = np.shape(total)
     for k, v in out.items():
         v = np.broadcast_to(v, n)
@@ -226,3 +238,27 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: 
 
 
 _STRING_KEYS = ("dtype", "kv_dtype", "attention_dtype", "feedforward_dtype", "embedding_dtype")
+
+
+def layer_cost(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: KernelStack, layer_type: str,
+               phase: str, batch: Array, seq_length: Array, kv_length: Array, tp: Array = 1, cp: Array = 1,
+               sp: Array = 1, ep: Array = 1, dtype: str = "bf16", kv_dtype: str | None = None) -> Cost:
+    """One instance of ``layer_type`` on one device (the per-layer breakdown behind ``evaluate``).
+
+    prefill: batch x seq_length new tokens attending causally to themselves;
+    decode: batch new tokens, each attending to a cache of kv_length tokens.
+    """
+    peak = hw.device.peak_flops_per_s(dtype)
+    kv_dtype = kv_dtype or dtype
+    m = Machine(peak, hw.device.hbm_bandwidth_bytes_per_s, hw.device.compute_units, eff, stack)
+    net = comm.Network.of(hw, eff)
+    q_len, kv_len = (seq_length, seq_length) if phase == "prefill" else (1.0, kv_length)
+    w = layers.Work(phase, batch, q_len, kv_len, BYTES_PER_ELEMENT[dtype], ACTIVATION_BYTES[dtype],
+                    BYTES_PER_ELEMENT[kv_dtype], tp=tp, cp=cp, sp=sp, ep=ep)
+    if layer_type == "attention":
+        return layers.attention(model, m, w, net)
+    if layer_type == "feedforward":
+        return layers.feedforward(model, m, w, net)
+    if layer_type == "norm":
+        return layers.norm(model, m, w)
+    return layers.embedding(model, m, w, net, logits_rows=batch)

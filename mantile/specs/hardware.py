@@ -116,12 +116,14 @@ class EfficiencyProfile:
     attention_efficiency: float = field(metadata=doc("flash-attention fraction of dense peak, large head_dim"))
     attention_head_dim_half: float = field(metadata=doc("head_dim at which attention efficiency halves"))
     scale_up_bandwidth_efficiency: float = field(metadata=doc("achieved fraction of scale-up bandwidth"))
+    nvls_bandwidth_efficiency: float = field(metadata=doc("in-switch all-reduce algbw / scale-up bandwidth"))
     scale_out_bandwidth_efficiency: float = field(metadata=doc("achieved fraction of scale-out bandwidth"))
     source: str = field(metadata=doc("how the constants were obtained"))
 
     def __post_init__(self) -> None:
         for name in ("gemm_efficiency", "memory_efficiency", "attention_efficiency",
-                     "scale_up_bandwidth_efficiency", "scale_out_bandwidth_efficiency"):
+                     "scale_up_bandwidth_efficiency", "nvls_bandwidth_efficiency",
+                     "scale_out_bandwidth_efficiency"):
             v = getattr(self, name)
             if not 0 < v <= 1:
                 raise SpecError("?", name, v, "a fraction in (0, 1]")

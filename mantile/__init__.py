@@ -1,0 +1,14 @@
+"""Mantile: LLM inference performance estimation and design-space sweeps.
+
+Python API (one cost model behind every front door):
+
+- ``estimate(model=..., hardware=..., batch_size=..., input_seq=..., output_seq=..., tp=1, ...) -> dict``
+- ``sweep(model=..., hardware=..., batch_size=[...], tp=[...], ...) -> polars.DataFrame``
+- ``layer_metrics(model=..., hardware=..., layer_type=..., phase=..., ...) -> dict``
+"""
+
+__version__ = "0.1.0"
+
+from mantile.estimator import estimate, layer_metrics, sweep  # noqa: E402
+
+__all__ = ["__version__", "estimate", "layer_metrics", "sweep"]

@@ -1,0 +1,1 @@
+"""The sweep engine: grid expansion, parallel evaluation, Parquet I/O, Pareto, summaries."""

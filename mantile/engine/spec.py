@@ -1,0 +1,123 @@
+"""SweepSpec: what one run evaluates: models x hardware x the crossed axes, plus engine settings.
+
+Axis values arrive from Hydra (scalars, lists), from the Python API or from the HTTP API; they are
+checked here, before any work starts, and every error names the key, the bad value and what is valid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mantile.costs.system import Options
+from mantile.specs import DTYPES, HardwareSpec, KernelStack, ModelSpec, SpecError
+from mantile.specs.catalog import load_efficiency, load_hardware, load_model, load_stack
+from mantile.specs.hardware import EfficiencyProfile
+
+#: Sweepable integer axes (short CLI keys) and their meaning.
+INT_AXES: dict[str, str] = {
+    "tp": "tensor parallel degree", "pp": "pipeline parallel stages", "dp": "data parallel replicas",
+    "ep": "expert parallel degree (taken from the tp group)", "cp": "context parallel degree",
+    "sp": "sequence parallel (1, or equal to tp)", "batch_size": "concurrent sequences per replica",
+    "input_seq": "prompt tokens per sequence", "output_seq": "generated tokens per sequence",
+    "embedding_tp": "vocab-parallel degree of embedding + LM head (default: tp)",
+}
+STR_AXES: dict[str, tuple[str, ...]] = {"dtype": DTYPES, "kv_dtype": DTYPES}
+AXES: tuple[str, ...] = ("tp", "pp", "dp", "ep", "cp", "sp", "batch_size", "input_seq", "output_seq",
+                         "dtype", "kv_dtype", "embedding_tp")
+DEFAULTS: dict[str, Any] = {"tp": 1, "pp": 1, "dp": 1, "ep": 1, "cp": 1, "sp": 1, "dtype": "bf16",
+                            "kv_dtype": None, "embedding_tp": None}
+
+
+@dataclass(frozen=True)
+class System:
+    """A hardware system with the efficiency profile of its generation."""
+
+    hardware_id: str
+    spec: HardwareSpec
+    eff: EfficiencyProfile
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    models: dict[str, ModelSpec]
+    systems: dict[str, System]
+    axes: dict[str, list[Any]]
+    stack: KernelStack
+    options: Options = field(default_factory=Options)
+
+    @property
+    def n_points(self) -> int:
+        per = math.prod(len(v) for v in self.axes.values())
+        return per * len(self.models) * len(self.systems)
+
+
+def _as_list(key: str, value: Any) -> list[Any]:
+    if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+        value = [v.strip() for v in value[1:-1].split(",") if v.strip()]
+    if isinstance(value, (list, tuple)) or (isinstance(value, Sequence) and not isinstance(value, str)):
+        values = list(value)
+        if not values:
+            raise SpecError("sweep", key, value, "a value or a non-empty list")
+        return values
+    return [value]
+
+
+def check_axis(key: str, value: Any) -> list[Any]:
+    """Validate one axis; returns its values as a list (a scalar becomes a one-element list)."""
+    values = _as_list(key, value)
+    if key in STR_AXES:
+        for v in values:
+            if v not in STR_AXES[key]:
+                raise SpecError("sweep", key, v, STR_AXES[key])
+        return values
+    out = []
+    for v in values:
+        if isinstance(v, str) and v.strip().lstrip("+").isdigit():
+            v = int(v)
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise SpecError("sweep", key, v, f"a positive integer or a list of them ({INT_AXES[key]})")
+        out.append(v)
+    return out
+
+
+def check_axes(raw: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """All axes with defaults filled in; kv_dtype/embedding_tp None mean 'same as dtype/tp'."""
+    unknown = sorted(set(raw) - set(AXES))
+    if unknown:
+        raise SpecError("sweep", unknown[0], raw[unknown[0]], f"unknown key; valid keys: {list(AXES)}")
+    for key in ("batch_size", "input_seq", "output_seq"):
+        if raw.get(key) is None:
+            raise SpecError("sweep", key, None, f"required: {INT_AXES[key]}")
+    axes: dict[str, list[Any]] = {}
+    for key in AXES:
+        value = raw.get(key, DEFAULTS.get(key))
+        if value is None:
+            continue
+        axes[key] = check_axis(key, value)
+    return axes
+
+
+def resolve_models(model: str | Sequence[str] | ModelSpec) -> dict[str, ModelSpec]:
+    if isinstance(model, ModelSpec):
+        return {model.name: model}
+    return {m: load_model(m) for m in _as_list("model", model)}
+
+
+def resolve_systems(hardware: str | Sequence[str]) -> dict[str, System]:
+    out = {}
+    for h in _as_list("hardware", hardware):
+        hw = load_hardware(h)
+        out[h] = System(h, hw, load_efficiency(hw.device.generation))
+    return out
+
+
+def make_spec(model: Any, hardware: Any, axes: Mapping[str, Any], stack: str = "pytorch_eager",
+              options: Options | None = None) -> SweepSpec:
+    """Build and validate a SweepSpec from ids (or lists of ids) and raw axis values."""
+    return SweepSpec(resolve_models(model), resolve_systems(hardware), check_axes(axes), load_stack(stack),
+                     options or Options())

@@ -1,0 +1,190 @@
+"""The Python API: ``estimate``, ``sweep`` and ``layer_metrics``.
+
+Thin front door: it validates arguments (errors name the argument, the value and the valid choices),
+then calls the engine (``estimate``/``sweep``) or the layer cost functions (``layer_metrics``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from mantile.costs import system
+from mantile.costs.layers import LAYER_TYPES, PHASES
+from mantile.engine.runner import EngineSettings, run
+from mantile.engine.spec import check_axis, make_spec
+from mantile.engine.table import results_frame
+from mantile.specs import SpecError, load_efficiency, load_hardware, load_model, load_stack
+
+PLAN_KEYS = {
+    "attention": ("tensor_parallel", "context_parallel", "dtype"),
+    "feedforward": ("tensor_parallel", "sequence_parallel", "expert_parallel", "dtype"),
+    "norm": ("tensor_parallel", "dtype"),
+    "embedding": ("tensor_parallel", "dtype"),
+}
+
+
+def _options(comm_overlap: bool, max_prefill_tokens: int, memory_reserve_fraction: float) -> system.Options:
+    return system.Options(comm_overlap, max_prefill_tokens, memory_reserve_fraction)
+
+
+def plan_from_layers(layers: Mapping[str, Mapping[str, Any]], dtype: str) -> dict[str, Any]:
+    """Per-layer-type plan (the product brief's ``layers`` body) -> global keys of the cost model.
+
+    attention.tensor_parallel -> tp, attention.context_parallel -> cp; feedforward.tensor_parallel must
+    equal tp / expert_parallel (experts are spread over the tp group); feedforward.sequence_parallel
+    (1 or tp) and norm.tensor_parallel (1 = replicated norms, tp = sequence-parallel norms) -> sp;
+    embedding.tensor_parallel -> embedding_tp (vocab-parallel embedding + LM head).
+    """
+    for kind, body in layers.items():
+        if kind not in PLAN_KEYS:
+            raise SpecError("layers", kind, body, list(PLAN_KEYS))
+        for k in body:
+            if k not in PLAN_KEYS[kind]:
+                raise SpecError("layers", f"{kind}.{k}", body[k], f"valid keys: {list(PLAN_KEYS[kind])}")
+    get = lambda kind, key, default: layers.get(kind, {}).get(key, default)  # noqa: E731
+    tp = _int("layers.attention.tensor_parallel", get("attention", "tensor_parallel", 1))
+    cp = _int("layers.attention.context_parallel", get("attention", "context_parallel", 1))
+    ep = _int("layers.feedforward.expert_parallel", get("feedforward", "expert_parallel", 1))
+    ff_tp = _int("layers.feedforward.tensor_parallel", get("feedforward", "tensor_parallel", tp // max(ep, 1) or 1))
+    if ff_tp * ep != tp:
+        raise SpecError("layers", "feedforward.tensor_parallel", ff_tp,
+                        f"must equal attention.tensor_parallel / feedforward.expert_parallel = {tp}/{ep} "
+                        "(the feedforward runs on the attention's tensor-parallel devices)")
+    sp = _int("layers.feedforward.sequence_parallel", get("feedforward", "sequence_parallel", 1))
+    norm_tp = _int("layers.norm.tensor_parallel", get("norm", "tensor_parallel", 1))
+    for name, v in (("feedforward.sequence_parallel", sp), ("norm.tensor_parallel", norm_tp)):
+        if v not in (1, tp):
+            raise SpecError("layers", name, v, f"1 (replicated) or {tp} (sequence parallel over the tp group)")
+    return {
+        "tp": tp, "cp": cp, "ep": ep, "sp": max(sp, norm_tp),
+        "embedding_tp": _int("layers.embedding.tensor_parallel", get("embedding", "tensor_parallel", tp)),
+        "attention_dtype": _dtype("layers.attention.dtype", get("attention", "dtype", dtype)),
+        "feedforward_dtype": _dtype("layers.feedforward.dtype", get("feedforward", "dtype", dtype)),
+        "embedding_dtype": _dtype("layers.embedding.dtype", get("embedding", "dtype", dtype)),
+    }
+
+
+def _int(name: str, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise SpecError("arguments", name, value, "a positive integer")
+
+
+def _dtype(name: str, value: Any) -> str:
+    try:
+        return check_axis("dtype", value)[0]
+    except SpecError as e:
+        raise SpecError("arguments", name, value, e.allowed) from None
+
+
+def _scalar(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def estimate(model: str, hardware: str, batch_size: int, input_seq: int, output_seq: int, tp: int = 1,
+             pp: int = 1, dp: int = 1, ep: int = 1, cp: int = 1, sp: int = 1, dtype: str = "bf16",
+             kv_dtype: str | None = None, embedding_tp: int | None = None,
+             layers: Mapping[str, Mapping[str, Any]] | None = None, stack: str = "pytorch_eager",
+             comm_overlap: bool = False, max_prefill_tokens: int = 16384,
+             memory_reserve_fraction: float = 0.05, breakdown: bool = True) -> dict[str, Any]:
+    """One point -> one results-table row as a dict (units in the keys).
+
+    ``layers`` is the product brief's per-layer-type plan; when given it sets tp, cp, sp, ep,
+    embedding_tp and per-layer dtypes (see ``plan_from_layers``). Invalid plans return a row with
+    ``valid=False`` and a ``reason``; malformed arguments raise ``SpecError``.
+    """
+    axes: dict[str, Any] = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, batch_size=batch_size,
+                                input_seq=input_seq, output_seq=output_seq, dtype=dtype,
+                                kv_dtype=kv_dtype or dtype, embedding_tp=embedding_tp or tp)
+    extra: dict[str, Any] = {}
+    if layers is not None:
+        plan = plan_from_layers(layers, dtype)
+        extra = {k: plan.pop(k) for k in ("attention_dtype", "feedforward_dtype", "embedding_dtype")}
+        axes.update(plan)
+    for k, v in axes.items():
+        if isinstance(v, (list, tuple)):
+            raise SpecError("estimate", k, v, "a single value (use mantile.sweep for lists)")
+    spec = make_spec(model, hardware, axes, stack, _options(comm_overlap, max_prefill_tokens,
+                                                            memory_reserve_fraction))
+    (model_id, mspec), (_, sys_) = next(iter(spec.models.items())), next(iter(spec.systems.items()))
+    cols: dict[str, Any] = {k: np.asarray([float(v[0])]) for k, v in spec.axes.items()
+                            if k not in ("dtype", "kv_dtype")}
+    cols.update({k: system.Coded((spec.axes[k][0],), np.zeros(1, dtype=np.int64)) for k in ("dtype", "kv_dtype")})
+    cols.update({k: np.asarray([v]) for k, v in extra.items()})
+    row = results_frame(model_id, mspec, sys_, spec, cols).row(0, named=True)
+    if not breakdown:
+        row = {k: v for k, v in row.items() if not k.startswith(("prefill_", "decode_")) or k.endswith("bound")}
+    return {k: _scalar(v) for k, v in row.items()}
+
+
+def sweep(model: Any, hardware: Any, batch_size: Any, input_seq: Any, output_seq: Any, tp: Any = 1, pp: Any = 1,
+          dp: Any = 1, ep: Any = 1, cp: Any = 1, sp: Any = 1, dtype: Any = "bf16", kv_dtype: Any = None,
+          embedding_tp: Any = None, stack: str = "pytorch_eager", comm_overlap: bool = False,
+          max_prefill_tokens: int = 16384, memory_reserve_fraction: float = 0.05, n_jobs: int = 1,
+          backend: str = "loky", chunk_size: int = 250_000, progress: bool = False) -> pl.DataFrame:
+    """Cross every list given (models, hardware and axes) and evaluate all points as one table."""
+    axes = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, batch_size=batch_size, input_seq=input_seq,
+                output_seq=output_seq, dtype=dtype, kv_dtype=kv_dtype, embedding_tp=embedding_tp)
+    spec = make_spec(model, hardware, axes, stack,
+                     _options(comm_overlap, max_prefill_tokens, memory_reserve_fraction))
+    res = run(spec, EngineSettings(n_jobs=n_jobs, backend=backend, chunk_size=chunk_size, progress=progress))
+    assert res.results is not None
+    return res.results
+
+
+def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "prefill", batch_size: int = 1,
+                  seq_length: int = 2048, kv_length: int | None = None, dtype: str = "bf16",
+                  kv_dtype: str | None = None, tp: int = 1, cp: int = 1, sp: int = 1, ep: int = 1,
+                  stack: str = "pytorch_eager") -> dict[str, Any]:
+    """Cost of ONE instance of a layer type on one device.
+
+    prefill: ``batch_size`` x ``seq_length`` tokens (causal); decode: ``batch_size`` new tokens over a
+    KV cache of ``kv_length`` (default ``seq_length``) tokens. Returns flops, bytes, compute_ms,
+    memory_ms, overhead_ms, comm_ms, comm_bytes, latency_ms, bound, kernels, count (instances in the
+    model), arithmetic_intensity_flops_per_byte.
+    """
+    if layer_type not in LAYER_TYPES:
+        raise SpecError("arguments", "layer_type", layer_type, LAYER_TYPES)
+    if phase not in PHASES:
+        raise SpecError("arguments", "phase", phase, PHASES)
+    m, hw = load_model(model), load_hardware(hardware)
+    eff, st = load_efficiency(hw.device.generation), load_stack(stack)
+    for name, v in (("batch_size", batch_size), ("seq_length", seq_length), ("tp", tp), ("cp", cp),
+                    ("sp", sp), ("ep", ep), ("kv_length", kv_length or 1)):
+        _int(name, v)
+    dt, kvdt = _dtype("dtype", dtype), _dtype("kv_dtype", kv_dtype or dtype)
+    hw.device.peak_flops_per_s(dt)
+    _check_plan(m, tp, cp, sp, ep, layer_type)
+    c = system.layer_cost(m, hw, eff, st, layer_type, phase, batch_size, seq_length,
+                          kv_length or seq_length, tp=tp, cp=cp, sp=sp, ep=ep, dtype=dt, kv_dtype=kvdt)
+    count = {"attention": m.num_hidden_layers, "feedforward": m.num_hidden_layers,
+             "norm": 2 * m.num_hidden_layers + 1, "embedding": 1}[layer_type]
+    f = lambda x: float(np.asarray(x))  # noqa: E731
+    parts = {"compute": f(c.compute_bound_s), "memory": f(c.busy_s) - f(c.compute_bound_s),
+             "communication": f(c.comm_s), "overhead": f(c.overhead_s)}
+    return {
+        "model_id": model, "hardware_id": hardware, "layer_type": layer_type, "phase": phase,
+        "count": count, "flops": f(c.flops), "bytes": f(c.bytes), "compute_ms": f(c.compute_s) * 1e3,
+        "memory_ms": f(c.memory_s) * 1e3, "overhead_ms": f(c.overhead_s) * 1e3, "comm_ms": f(c.comm_s) * 1e3,
+        "comm_bytes": f(c.comm_bytes), "latency_ms": f(c.latency_s) * 1e3, "kernels": f(c.kernels),
+        "bound": max(parts, key=parts.get),
+        "arithmetic_intensity_flops_per_byte": f(c.flops) / f(c.bytes) if f(c.bytes) else None,
+    }
+
+
+def _check_plan(m: Any, tp: int, cp: int, sp: int, ep: int, layer_type: str) -> None:
+    if layer_type in ("attention", "feedforward") and m.num_attention_heads % tp:
+        raise SpecError("arguments", "tp", tp, f"a divisor of num_attention_heads ({m.num_attention_heads})")
+    if layer_type == "attention" and m.num_key_value_heads % tp and tp % m.num_key_value_heads:
+        raise SpecError("arguments", "tp", tp, f"a divisor or multiple of num_key_value_heads ({m.num_key_value_heads})")
+    if sp not in (1, tp):
+        raise SpecError("arguments", "sp", sp, f"1 or tp ({tp})")
+    if ep > 1 and (not m.is_moe or tp % ep or m.num_local_experts % ep):
+        raise SpecError("arguments", "ep", ep, "1 for a dense model; else a divisor of tp and num_local_experts")
