@@ -1,0 +1,253 @@
+"""Request and response bodies of the HTTP API (pydantic), with the product brief's field names.
+
+Requests are strict: integers must be JSON integers (``true`` or ``"8"`` is rejected), unknown keys
+are rejected, and every number has a documented range, so a bad body is a 422 that names the field
+before any work starts. Responses carry units in their field names (``ttft_ms``, ``memory_gb_per_device``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mantile.specs import DTYPES
+
+#: Upper bounds that keep every request's arithmetic finite and its answer quick.
+MAX_BATCH_SIZE = 1_000_000
+MAX_SEQ_TOKENS = 10_000_000
+MAX_DEGREE = 4096
+MAX_CURVE_POINTS = 32
+
+Dtype = Literal[DTYPES]  # type: ignore[valid-type]
+Phase = Literal["prefill", "decode"]
+LayerType = Literal["attention", "feedforward", "norm", "embedding"]
+Degree = Annotated[int, Field(strict=True, ge=1, le=MAX_DEGREE)]
+BatchSize = Annotated[int, Field(strict=True, ge=1, le=MAX_BATCH_SIZE, description="concurrent sequences")]
+Tokens = Annotated[int, Field(strict=True, ge=1, le=MAX_SEQ_TOKENS)]
+MODEL_ID = Field(description="a model id from GET /models", examples=["llama_3.3_70b"])
+HARDWARE_ID = Field(description="a hardware id from GET /hardware", examples=["nvidia_nvl72_rack"])
+STACK = Field(default="pytorch_eager", description="kernel stack id (conf/stack/): pytorch_eager or fused")
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+# ---- GET /hardware, /models, /api/layers -----------------------------------------------------------
+class HardwareSummary(BaseModel):
+    hardware_id: str
+    name: str
+    num_devices: int
+    device_name: str
+    vendor: str
+    generation: str
+    memory_gib_per_device: float = Field(description="device-visible memory, GiB (2**30 bytes)")
+    hbm_bandwidth_tb_per_s: float = Field(description="peak HBM bandwidth per device, TB/s")
+    peak_bf16_tflops: float | None = Field(description="dense bf16 peak per device, TFLOP/s")
+    peak_tflops: dict[str, float] = Field(description="dense peak per dtype per device, TFLOP/s")
+    scale_up_domain_size: int = Field(description="devices in one NVLink/xGMI domain")
+    scale_up_bandwidth_gb_per_s_per_device: float
+    scale_out_bandwidth_gb_per_s_per_device: float
+
+
+class HardwareList(BaseModel):
+    configs: list[str] = Field(description="valid hardware ids (hardware_config in the POST bodies)")
+    summaries: list[HardwareSummary]
+
+
+class ModelSummary(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    model_id: str
+    name: str
+    total_params: int
+    active_params: int = Field(description="parameters touched per token (MoE: top-k experts)")
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int
+    max_position_embeddings: int
+    num_local_experts: int
+    num_experts_per_tok: int
+    is_moe: bool
+    source: str
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+
+
+class LayerCategory(BaseModel):
+    name: LayerType
+    count: int = Field(description="instances of this layer type in the model")
+    specs: dict[str, Any] = Field(description="the architecture numbers this layer type is built from")
+    available_parallelism: list[str] = Field(description="parallelism keys this layer type accepts")
+    parallelism_rules: dict[str, str] = Field(description="which values each key accepts")
+
+
+class LayerList(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    model_id: str
+    layers: list[LayerCategory]
+
+
+# ---- POST /config/layer-metrics ----------------------------------------------------------------
+class LayerMetricsRequest(_Body):
+    model_id: str = MODEL_ID
+    hardware_config: str = HARDWARE_ID
+    layer_type: LayerType
+    batch_size: BatchSize
+    seq_length: Tokens = Field(description="prefill: prompt tokens; decode: the KV cache if no kv_length")
+    dtype: Dtype = "bf16"
+    tensor_parallel: Degree = 1
+    context_parallel: Degree = 1
+    sequence_parallel: Degree = Field(default=1, description="1 or tensor_parallel")
+    expert_parallel: Degree = Field(default=1, description="MoE only: experts spread over the tp group")
+    phase: Phase = "prefill"
+    kv_length: Tokens | None = Field(default=None, description="decode: KV cache tokens (default seq_length)")
+    kv_dtype: Dtype | None = Field(default=None, description="KV cache format (default dtype)")
+    stack: str = STACK
+
+
+class LayerMetricsResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=(), extra="allow")
+    model_id: str
+    hardware_id: str
+    layer_type: LayerType
+    phase: Phase
+    count: int = Field(description="instances of this layer type in the model")
+    flops: float = Field(description="FLOPs of one instance on one device")
+    bytes: float = Field(description="HBM bytes moved by one instance on one device")
+    compute_ms: float
+    memory_ms: float
+    overhead_ms: float
+    comm_ms: float
+    comm_bytes: float
+    latency_ms: float = Field(description="time of one instance on one device")
+    kernels: float
+    bound: str
+    arithmetic_intensity_flops_per_byte: float | None
+
+
+# ---- POST /config/system-metrics -----------------------------------------------------------------
+class AttentionPlan(_Body):
+    tensor_parallel: Degree = 1
+    context_parallel: Degree = 1
+    dtype: Dtype | None = None
+
+
+class FeedforwardPlan(_Body):
+    tensor_parallel: Degree | None = Field(default=None, description="attention tp / expert_parallel")
+    sequence_parallel: Degree = Field(default=1, description="1 or the attention's tensor_parallel")
+    expert_parallel: Degree = 1
+    dtype: Dtype | None = None
+
+
+class NormPlan(_Body):
+    tensor_parallel: Degree = Field(default=1, description="1 (replicated) or tp (sequence parallel)")
+    dtype: Dtype | None = None
+
+
+class EmbeddingPlan(_Body):
+    tensor_parallel: Degree | None = Field(default=None, description="vocab-parallel degree (default tp)")
+    dtype: Dtype | None = None
+
+
+class LayerPlans(_Body):
+    attention: AttentionPlan = Field(default_factory=AttentionPlan)
+    feedforward: FeedforwardPlan = Field(default_factory=FeedforwardPlan)
+    norm: NormPlan = Field(default_factory=NormPlan)
+    embedding: EmbeddingPlan = Field(default_factory=EmbeddingPlan)
+
+
+class _SystemBase(_Body):
+    model_id: str = MODEL_ID
+    hardware_config: str = HARDWARE_ID
+    input_seq: Tokens = Field(description="prompt tokens per sequence")
+    output_seq: Tokens = Field(description="generated tokens per sequence")
+    layers: LayerPlans = Field(default_factory=LayerPlans)
+    dtype: Dtype = Field(default="bf16", description="activations, and weights of layers without a dtype")
+    kv_dtype: Dtype | None = Field(default=None, description="KV cache format (default dtype)")
+    pipeline_parallel: Degree = 1
+    data_parallel: Degree = 1
+    stack: str = STACK
+
+
+class SystemMetricsRequest(_SystemBase):
+    batch_size: BatchSize
+
+
+class BatchCurveRequest(_SystemBase):
+    batch_sizes: list[BatchSize] = Field(default=[1, 2, 4, 8, 16, 32, 64, 128, 256], min_length=1,
+                                         max_length=MAX_CURVE_POINTS)
+
+
+class LayerTimes(BaseModel):
+    prefill_ms: float | None = Field(description="all instances of the layer type, one prefill pass")
+    decode_ms: float | None = Field(description="all instances of the layer type, one decode step")
+
+
+class SystemMetricsResponse(BaseModel):
+    """One results-table row (DESIGN.md); the per-layer columns are grouped under ``layers``."""
+
+    model_config = ConfigDict(protected_namespaces=(), extra="allow")
+    model_id: str
+    hardware_id: str
+    num_devices: int
+    batch_size: int
+    input_seq: int
+    output_seq: int
+    ttft_ms: float | None
+    tpot_ms: float | None
+    e2e_latency_ms: float | None
+    throughput_tokens_per_s: float | None
+    throughput_tokens_per_s_per_device: float | None
+    tokens_per_s_per_user: float | None
+    weights_gb_per_device: float | None
+    kv_cache_gb_per_device: float | None
+    activation_gb_per_device: float | None
+    memory_gb_per_device: float | None
+    usable_memory_gb_per_device: float | None
+    max_batch_size: int
+    fits: bool
+    valid: bool
+    reason: str | None
+    layers: dict[str, LayerTimes]
+
+
+class CurvePoint(BaseModel):
+    batch_size: int
+    ttft_ms: float | None
+    tpot_ms: float | None
+    e2e_latency_ms: float | None
+    throughput_tokens_per_s: float | None
+    throughput_tokens_per_s_per_device: float | None
+    tokens_per_s_per_user: float | None
+    memory_gb_per_device: float | None
+    fits: bool
+    reason: str | None
+
+
+class BatchCurveResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    model_id: str
+    hardware_id: str
+    num_devices: int
+    points: list[CurvePoint]
+
+
+# ---- errors ----------------------------------------------------------------------------------------
+class ErrorItem(BaseModel):
+    loc: list[str | int] = Field(description="where: ['body', 'layers', 'attention', 'tensor_parallel']")
+    field: str = Field(description="the dotted field name")
+    input: Any = Field(default=None, description="the value received")
+    msg: str = Field(description="what is wrong and which values are valid")
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    message: str = Field(description="one line: field, value, valid choices")
+    detail: list[ErrorItem]

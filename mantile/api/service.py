@@ -1,0 +1,137 @@
+"""Request bodies -> calls of the Python API (``mantile.estimate``, ``mantile.layer_metrics``).
+
+Nothing here computes a metric: it checks ids against the catalog, checks what the Python API does
+not check itself (a layer's sequence against the model's context, a plan against the device count),
+renames the Python API's argument names to the body's field names in errors, and reshapes rows.
+Invalid plans (``valid=False``) become a ``SpecError`` (-> 422); valid plans that do not fit are
+answered normally with ``fits=false``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import mantile
+from mantile.api.catalog import Catalog
+from mantile.api.schemas import BatchCurveRequest, LayerMetricsRequest, SystemMetricsRequest
+from mantile.costs.layers import LAYER_TYPES, PHASES
+from mantile.specs import SpecError
+
+#: Python API argument -> body field, for errors raised inside mantile.layer_metrics.
+LAYER_FIELDS = {"tp": "tensor_parallel", "cp": "context_parallel", "sp": "sequence_parallel",
+                "ep": "expert_parallel", "model": "model_id", "hardware": "hardware_config"}
+#: Python API argument -> body field, for errors raised inside mantile.estimate.
+SYSTEM_FIELDS = {"tp": "layers.attention.tensor_parallel", "cp": "layers.attention.context_parallel",
+                 "sp": "layers.feedforward.sequence_parallel", "ep": "layers.feedforward.expert_parallel",
+                 "embedding_tp": "layers.embedding.tensor_parallel", "pp": "pipeline_parallel",
+                 "dp": "data_parallel", "model": "model_id", "hardware": "hardware_config"}
+#: Start of an invalid-plan reason (mantile.costs.system.INVALID) -> the body field it is about.
+REASON_FIELDS = (("tp=", "layers.attention.tensor_parallel"), ("ep=", "layers.feedforward.expert_parallel"),
+                 ("sp=", "layers.feedforward.sequence_parallel"),
+                 ("cp=", "layers.attention.context_parallel"), ("pp=", "pipeline_parallel"),
+                 ("plan needs", "layers"), ("input_seq", "input_seq"), ("dtype", "dtype"),
+                 ("embedding tp", "layers.embedding.tensor_parallel"))
+DEGREES = ("tp", "cp", "pp", "dp", "ep", "sp", "embedding_tp")
+CURVE_KEYS = ("batch_size", "ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s",
+              "throughput_tokens_per_s_per_device", "tokens_per_s_per_user", "memory_gb_per_device", "fits",
+              "reason")
+
+
+@contextmanager
+def _body_fields(names: Mapping[str, str]) -> Iterator[None]:
+    """Re-raise the Python API's SpecErrors under the request body's field names."""
+    try:
+        yield
+    except SpecError as e:
+        field = "layers." + e.field if e.where == "layers" else names.get(e.field, e.field)
+        raise SpecError("body", field, e.value, e.allowed) from None
+
+
+def _finite(row: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN or infinity: such values (never expected for a valid plan) become null."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+
+
+def _check_tokens(catalog: Catalog, model_id: str, field: str, tokens: int) -> None:
+    limit = catalog.model(model_id).max_position_embeddings
+    if tokens > limit:
+        raise SpecError("body", field, tokens, f"at most the model's max_position_embeddings ({limit})")
+
+
+def _check_devices(catalog: Catalog, req: LayerMetricsRequest) -> None:
+    num = catalog.hardware_spec(req.hardware_config).num_devices
+    if req.tensor_parallel > num:
+        raise SpecError("body", "tensor_parallel", req.tensor_parallel,
+                        f"at most the {num} devices of {req.hardware_config}")
+    if req.tensor_parallel * req.context_parallel > num:
+        raise SpecError("body", "context_parallel", req.context_parallel,
+                        f"tensor_parallel x context_parallel: at most {num} devices ({req.hardware_config})")
+
+
+def layer_metrics(catalog: Catalog, req: LayerMetricsRequest) -> dict[str, Any]:
+    """One instance of a layer type on one device (``mantile.layer_metrics``)."""
+    catalog.model(req.model_id)
+    catalog.hardware_spec(req.hardware_config)
+    catalog.stack(req.stack)
+    kv_length = req.kv_length or req.seq_length
+    _check_tokens(catalog, req.model_id, "seq_length", req.seq_length)
+    if req.phase == "decode":
+        _check_tokens(catalog, req.model_id, "kv_length" if req.kv_length else "seq_length", kv_length)
+    _check_devices(catalog, req)
+    with _body_fields(LAYER_FIELDS):
+        out = mantile.layer_metrics(
+            model=req.model_id, hardware=req.hardware_config, layer_type=req.layer_type, phase=req.phase,
+            batch_size=req.batch_size, seq_length=req.seq_length, kv_length=req.kv_length, dtype=req.dtype,
+            kv_dtype=req.kv_dtype, tp=req.tensor_parallel, cp=req.context_parallel, sp=req.sequence_parallel,
+            ep=req.expert_parallel, stack=req.stack)
+    return _finite(out)
+
+
+def _estimate(catalog: Catalog, req: SystemMetricsRequest | BatchCurveRequest, batch_size: int
+              ) -> dict[str, Any]:
+    catalog.model(req.model_id)
+    catalog.hardware_spec(req.hardware_config)
+    catalog.stack(req.stack)
+    layers = req.layers.model_dump(exclude_none=True)
+    with _body_fields(SYSTEM_FIELDS):
+        row = mantile.estimate(
+            model=req.model_id, hardware=req.hardware_config, batch_size=batch_size, input_seq=req.input_seq,
+            output_seq=req.output_seq, pp=req.pipeline_parallel, dp=req.data_parallel, dtype=req.dtype,
+            kv_dtype=req.kv_dtype, layers=layers, stack=req.stack)
+    if not row["valid"]:
+        reason = str(row["reason"])
+        field = next((f for start, f in REASON_FIELDS if reason.startswith(start)), "layers")
+        value = {k: row[k] for k in DEGREES} if field == "layers" else _get(req, field)
+        raise SpecError("body", field, value, f"invalid plan: {reason}")
+    return _finite(row)
+
+
+def _get(req: Any, dotted: str) -> Any:
+    value = req
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value.model_dump(exclude_none=True) if hasattr(value, "model_dump") else value
+
+
+def group_layers(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Move ``{phase}_{layer}_ms`` columns under ``layers: {layer: {prefill_ms, decode_ms}}``."""
+    out = dict(row)
+    out["layers"] = {kind: {f"{phase}_ms": out.pop(f"{phase}_{kind}_ms", None) for phase in PHASES}
+                     for kind in LAYER_TYPES}
+    return out
+
+
+def system_metrics(catalog: Catalog, req: SystemMetricsRequest) -> dict[str, Any]:
+    """The whole deployment (``mantile.estimate``), per-layer times grouped per layer type."""
+    return group_layers(_estimate(catalog, req, req.batch_size))
+
+
+def batch_curve(catalog: Catalog, req: BatchCurveRequest) -> dict[str, Any]:
+    """Latency and throughput over batch sizes: one ``mantile.estimate`` per batch size."""
+    rows = [_estimate(catalog, req, b) for b in req.batch_sizes]
+    return {"model_id": req.model_id, "hardware_id": req.hardware_config,
+            "num_devices": rows[0]["num_devices"],
+            "points": [{k: row[k] for k in CURVE_KEYS} for row in rows]}
