@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from mantile.costs.layers import LAYER_TYPES, PHASES
 from mantile.engine.runner import EngineSettings, run
 from mantile.engine.spec import check_axis, make_spec
 from mantile.engine.table import results_frame
-from mantile.specs import SpecError, load_efficiency, load_hardware, load_model, load_stack
+from mantile.specs import EfficiencyProfile, SpecError, load_efficiency, load_hardware, load_model, load_stack
 
 PLAN_KEYS = {
     "attention": ("tensor_parallel", "context_parallel", "dtype"),
@@ -28,8 +29,9 @@ PLAN_KEYS = {
 }
 
 
-def _options(comm_overlap: bool, max_prefill_tokens: int, memory_reserve_fraction: float) -> system.Options:
-    return system.Options(comm_overlap, max_prefill_tokens, memory_reserve_fraction)
+def _options(comm_overlap: bool, max_prefill_tokens: int, memory_reserve_fraction: float,
+             enforce_max_position: bool = True) -> system.Options:
+    return system.Options(comm_overlap, max_prefill_tokens, memory_reserve_fraction, enforce_max_position)
 
 
 def plan_from_layers(layers: Mapping[str, Mapping[str, Any]], dtype: str) -> dict[str, Any]:
@@ -93,12 +95,15 @@ def estimate(model: str, hardware: str, batch_size: int, input_seq: int, output_
              kv_dtype: str | None = None, embedding_tp: int | None = None,
              layers: Mapping[str, Mapping[str, Any]] | None = None, stack: str = "pytorch_eager",
              comm_overlap: bool = False, max_prefill_tokens: int = 16384,
-             memory_reserve_fraction: float = 0.05, breakdown: bool = True) -> dict[str, Any]:
+             memory_reserve_fraction: float = 0.05, breakdown: bool = True,
+             efficiency: EfficiencyProfile | None = None, enforce_max_position: bool = True) -> dict[str, Any]:
     """One point -> one results-table row as a dict (units in the keys).
 
     ``layers`` is the product brief's per-layer-type plan; when given it sets tp, cp, sp, ep,
     embedding_tp and per-layer dtypes (see ``plan_from_layers``). Invalid plans return a row with
-    ``valid=False`` and a ``reason``; malformed arguments raise ``SpecError``.
+    ``valid=False`` and a ``reason``; malformed arguments raise ``SpecError``. ``efficiency``
+    replaces the hardware generation's profile (used by the calibration fit);
+    ``enforce_max_position=False`` accepts prompts longer than the model's context (timing studies).
     """
     axes: dict[str, Any] = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, batch_size=batch_size,
                                 input_seq=input_seq, output_seq=output_seq, dtype=dtype,
@@ -112,8 +117,10 @@ def estimate(model: str, hardware: str, batch_size: int, input_seq: int, output_
         if isinstance(v, (list, tuple)):
             raise SpecError("estimate", k, v, "a single value (use mantile.sweep for lists)")
     spec = make_spec(model, hardware, axes, stack, _options(comm_overlap, max_prefill_tokens,
-                                                            memory_reserve_fraction))
+                                                            memory_reserve_fraction, enforce_max_position))
     (model_id, mspec), (_, sys_) = next(iter(spec.models.items())), next(iter(spec.systems.items()))
+    if efficiency is not None:
+        sys_ = replace(sys_, eff=efficiency)
     cols: dict[str, Any] = {k: np.asarray([float(v[0])]) for k, v in spec.axes.items()
                             if k not in ("dtype", "kv_dtype")}
     cols.update({k: system.Coded((spec.axes[k][0],), np.zeros(1, dtype=np.int64)) for k in ("dtype", "kv_dtype")})
@@ -142,7 +149,7 @@ def sweep(model: Any, hardware: Any, batch_size: Any, input_seq: Any, output_seq
 def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "prefill", batch_size: int = 1,
                   seq_length: int = 2048, kv_length: int | None = None, dtype: str = "bf16",
                   kv_dtype: str | None = None, tp: int = 1, cp: int = 1, sp: int = 1, ep: int = 1,
-                  stack: str = "pytorch_eager") -> dict[str, Any]:
+                  stack: str = "pytorch_eager", efficiency: EfficiencyProfile | None = None) -> dict[str, Any]:
     """Cost of ONE instance of a layer type on one device.
 
     prefill: ``batch_size`` x ``seq_length`` tokens (causal); decode: ``batch_size`` new tokens over a
@@ -155,7 +162,7 @@ def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "pref
     if phase not in PHASES:
         raise SpecError("arguments", "phase", phase, PHASES)
     m, hw = load_model(model), load_hardware(hardware)
-    eff, st = load_efficiency(hw.device.generation), load_stack(stack)
+    eff, st = efficiency or load_efficiency(hw.device.generation), load_stack(stack)
     for name, v in (("batch_size", batch_size), ("seq_length", seq_length), ("tp", tp), ("cp", cp),
                     ("sp", sp), ("ep", ep), ("kv_length", kv_length or 1)):
         _int(name, v)

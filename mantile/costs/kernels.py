@@ -54,8 +54,10 @@ class Cost:
         for name in self.__slots__:
             setattr(self, name, 0.0)
 
-    def kernel(self, m: Machine, flops: Array, nbytes: Array, compute_s: Array, count: float = 1.0) -> None:
-        """Add ``count`` launches moving ``nbytes`` and doing ``flops`` in total."""
+    def kernel(self, m: Machine, flops: Array, nbytes: Array, compute_s: Array, count: Array = 1.0,
+               extra_s: float = 0.0) -> None:
+        """Add ``count`` launches moving ``nbytes`` and doing ``flops`` in total; ``extra_s`` is a fixed
+        cost of this kernel on top of the launch overhead (a GEMM's pipeline fill and drain)."""
         memory_s = nbytes / m.achieved_bytes_per_s
         t = np.maximum(compute_s, memory_s)
         self.flops = self.flops + flops
@@ -64,7 +66,7 @@ class Cost:
         self.memory_s = self.memory_s + memory_s
         self.busy_s = self.busy_s + t
         self.compute_bound_s = self.compute_bound_s + np.where(compute_s > memory_s, t, 0.0)
-        self.overhead_s = self.overhead_s + count * m.overhead_s
+        self.overhead_s = self.overhead_s + count * m.overhead_s + extra_s
         self.kernels = self.kernels + count
 
     def elementwise(self, m: Machine, nbytes: Array, count: float) -> None:
@@ -85,8 +87,8 @@ class Cost:
         return self.busy_s + self.overhead_s + self.comm_s
 
 
-def wave_efficiency(m: Machine, rows: Array, cols: Array, depth: Array) -> Array:
-    """Fraction of compute units a GEMM keeps busy: tile quantization with split-K.
+def wave_efficiency(m: Machine, rows: Array, cols: Array, depth: Array) -> tuple[Array, Array]:
+    """(fraction of compute units a GEMM keeps busy, split-K factor): tile quantization with split-K.
 
     tiles = ceil(rows/tile_m) * ceil(cols/tile_n); when tiles < units, split-K cuts K into at most
     depth / split_k_min_depth slices; work units are spread in waves over the compute units and the last,
@@ -96,7 +98,7 @@ def wave_efficiency(m: Machine, rows: Array, cols: Array, depth: Array) -> Array
     tiles = np.ceil(rows / e.gemm_tile_m) * np.ceil(cols / e.gemm_tile_n)
     split = np.clip(np.minimum(m.compute_units // np.maximum(tiles, 1), depth // e.gemm_split_k_min_depth), 1, None)
     units = tiles * split
-    return units / (np.ceil(units / m.compute_units) * m.compute_units)
+    return units / (np.ceil(units / m.compute_units) * m.compute_units), split
 
 
 def gemm(cost: Cost, m: Machine, rows: Array, cols: Array, depth: Array, w_bytes: Array, a_bytes: Array,
@@ -110,10 +112,12 @@ def gemm(cost: Cost, m: Machine, rows: Array, cols: Array, depth: Array, w_bytes
     """
     wg = groups if weight_groups is None else weight_groups
     flops = 2.0 * rows * cols * depth * groups
-    nbytes = depth * cols * w_bytes * wg + (rows * depth + rows * cols) * a_bytes * groups
-    rate = (m.peak_flops_per_s * m.eff.gemm_efficiency * depth / (depth + m.eff.gemm_k_half)
-            * wave_efficiency(m, rows, cols, depth))
-    cost.kernel(m, flops, nbytes, flops / rate, count=1.0)
+    waves, split = wave_efficiency(m, rows, cols, depth)
+    # split-K writes fp32 partial tiles and reduces them in a second kernel
+    partials = np.where(split > 1, 2.0 * split * rows * cols * 4.0 * groups, 0.0)
+    nbytes = depth * cols * w_bytes * wg + (rows * depth + rows * cols) * a_bytes * groups + partials
+    rate = m.peak_flops_per_s * m.eff.gemm_efficiency * depth / (depth + m.eff.gemm_k_half) * waves
+    cost.kernel(m, flops, nbytes, flops / rate, count=1.0 + (split > 1), extra_s=m.eff.gemm_overhead_us * 1e-6)
 
 
 def attention_core(cost: Cost, m: Machine, batch: Array, q_len: Array, kv_len: Array, heads: Array,

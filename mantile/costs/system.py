@@ -37,6 +37,7 @@ class Options:
     comm_overlap: bool = False  # hide TP collectives behind the same layer's compute (e.g. async TP)
     max_prefill_tokens: int = 16384  # prefill chunk size: bounds the activation peak
     memory_reserve_fraction: float = 0.05  # CUDA context, library workspaces, allocator slack
+    enforce_max_position: bool = True  # input+output beyond max_position_embeddings is invalid
 
 
 #: Invalid-plan codes (0 = valid), checked in this order; messages are filled in by ``reasons``.
@@ -94,7 +95,7 @@ def _exposed(c: Cost, overlap: bool) -> Array:
 
 
 def _invalid_codes(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, col: dict[str, Array],
-                   peak_ok: Array) -> np.ndarray:
+                   peak_ok: Array, options: Options) -> np.ndarray:
     tp, ep, sp, cp, pp, dp = (col[k] for k in ("tp", "ep", "sp", "cp", "pp", "dp"))
     nh, nkv = model.num_attention_heads, model.num_key_value_heads
     checks = [
@@ -105,7 +106,7 @@ def _invalid_codes(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, c
         (5, (cp > 1) & (col["input_seq"] / cp < eff.gemm_tile_m)),
         (6, pp > model.num_hidden_layers),
         (7, tp * cp * pp * dp > hw.num_devices),
-        (8, col["input_seq"] + col["output_seq"] > model.max_position_embeddings),
+        (8, options.enforce_max_position & (col["input_seq"] + col["output_seq"] > model.max_position_embeddings)),
         (9, ~peak_ok),
         (10, (tp * cp) % col["embedding_tp"] != 0),
     ]
@@ -170,7 +171,7 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: 
     byt["kv"] = _lookup(col["kv_dtype"], BYTES_PER_ELEMENT)
     peak_ok = peak_ok & np.isfinite(byt["kv"])
     net = comm.Network.of(hw, eff)
-    code = _invalid_codes(model, hw, eff, col, peak_ok)
+    code = _invalid_codes(model, hw, eff, col, peak_ok, options)
     valid = code == 0
 
     B, S, O, pp, dp = col["batch_size"], col["input_seq"], col["output_seq"], col["pp"], col["dp"]
@@ -231,7 +232,7 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: 
     n = np.shape(total)
     for k, v in out.items():
         v = np.broadcast_to(v, n)
-        if v.dtype.kind == "f" and k not in ("usable_memory_gb_per_device",):
+        if v.dtype.kind == "f" and k not in ("usable_memory_gb_per_device", "num_devices"):
             v = np.where(valid, v, np.nan) if not k.endswith("gb_per_device") else v
         out[k] = v
     return out

@@ -1,0 +1,219 @@
+"""``python -m mantile.validate FILE...``: predicted vs measured, per row, and MAPE per row kind.
+
+Reads measurement files in the JSON-lines format of ``shared/calibration`` (or CSV/Parquet with the
+same columns) and the published-results table format (``benchmarks/published``), predicts every row
+through the public Python API and prints a per-row table and the mean absolute percentage error.
+
+Mapping (README "Accuracy"):
+- model_prefill(batch, seq)       -> estimate(batch_size=batch, input_seq=seq, output_seq=1)["ttft_ms"]
+- model_decode(batch, context)    -> estimate(batch_size=batch, input_seq=context, output_seq=2)["tpot_ms"]
+- layer_prefill(model, layer, batch, seq) -> layer_metrics(phase="prefill", seq_length=seq)["latency_ms"]
+- layer_decode(model, layer, batch, context) -> layer_metrics(phase="decode", kv_length=context)["latency_ms"]
+  The measured attention / feedforward blocks include their RMSNorm and residual add: the prediction
+  is layer_metrics(layer) + layer_metrics("norm") (one norm + one residual add), explicitly.
+- <model>_tp<N>_shard -> <model> at tp=N, compared with latency_ms - comm_ms (the shard's compute).
+- published(model, hardware, tp, pp, dp, batch, input_seq, output_seq, metric) -> estimate(...)[metric]
+- measure.py ran tinyllama beyond its 2048-token context (random weights): whole-model rows are
+  estimated with enforce_max_position=False.
+- error rows that ran out of memory -> estimate(...)["fits"] must be False; every model row that ran
+  must fit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from mantile.estimator import estimate, layer_metrics
+from mantile.specs import EfficiencyProfile, SpecError
+
+#: Device name (as torch reports it) -> hardware id; first match wins.
+DEVICE_IDS = (("GB200", "nvidia_gb200_single"), ("B200", "nvidia_b200_180gb"), ("H200", "nvidia_h200_141gb"),
+              ("H100", "nvidia_h100_80gb"), ("A100", "nvidia_a100_80gb"), ("MI300X", "amd_mi300x"))
+#: measure.py's whole-model decode grid: batch -> cache length (error rows name only the batch).
+MEASURE_DECODE_CONTEXT = {1: 2048, 8: 2048, 32: 2048, 128: 2048, 256: 1024, 64: 8192}
+KINDS = ("model_prefill", "model_decode", "layer_prefill", "layer_decode", "published")
+
+
+@dataclass
+class Prediction:
+    kind: str
+    label: str
+    measured: float
+    predicted: float
+
+    @property
+    def error_pct(self) -> float:
+        return (self.predicted - self.measured) / self.measured * 100.0
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if path.suffix == ".csv":
+        return pl.read_csv(path, infer_schema_length=10000).to_dicts()
+    if path.suffix == ".parquet":
+        return pl.read_parquet(path).to_dicts()
+    raise SpecError(str(path), "file", path.suffix, [".jsonl", ".csv", ".parquet"])
+
+
+def hardware_for(row: dict[str, Any], override: str | None) -> str:
+    if override:
+        return override
+    if row.get("hardware"):
+        return str(row["hardware"])
+    device = str(row.get("device", ""))
+    for key, hw in DEVICE_IDS:
+        if key in device:
+            return hw
+    raise SpecError("validate", "device", device, f"a device naming one of {[k for k, _ in DEVICE_IDS]}, "
+                    "or pass --hardware")
+
+
+def model_and_tp(name: str) -> tuple[str, int]:
+    """'llama_3.3_70b_tp8_shard' -> ('llama_3.3_70b', 8)."""
+    m = re.fullmatch(r"(.+)_tp(\d+)_shard", name)
+    return (m.group(1), int(m.group(2))) if m else (name, 1)
+
+
+def _int(v: Any, default: int = 1) -> int:
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
+        return default
+    return int(v)
+
+
+def predict_row(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None = None,
+                stack: str = "pytorch_eager") -> Prediction | None:
+    kind = row.get("kind")
+    if kind in ("layer_prefill", "layer_decode"):
+        model, tp = model_and_tp(row["model"])
+        phase = kind.split("_")[1]
+        seq = row.get("seq") or row.get("context")
+        args = dict(model=model, hardware=hardware, phase=phase, batch_size=row["batch"], seq_length=seq,
+                    kv_length=row.get("context"), tp=tp, stack=stack, efficiency=eff)
+        main = layer_metrics(layer_type=row["layer"], **args)
+        norm = layer_metrics(layer_type="norm", **args)
+        pred = main["latency_ms"] - main["comm_ms"] + norm["latency_ms"]
+        label = f"{row['model']} {row['layer']} b={row['batch']} " + (f"s={seq}" if phase == "prefill" else f"ctx={seq}")
+        return Prediction(kind, label, row["ms"], pred)
+    if kind == "model_prefill":
+        r = estimate(model=row["model"], hardware=hardware, batch_size=row["batch"], input_seq=row["seq"],
+                     output_seq=1, stack=stack, efficiency=eff, enforce_max_position=False)
+        return Prediction(kind, f"{row['model']} b={row['batch']} s={row['seq']}", row["ms"], r["ttft_ms"])
+    if kind == "model_decode":
+        r = estimate(model=row["model"], hardware=hardware, batch_size=row["batch"], input_seq=row["context"],
+                     output_seq=2, stack=stack, efficiency=eff, enforce_max_position=False)
+        return Prediction(kind, f"{row['model']} b={row['batch']} ctx={row['context']}", row["ms"], r["tpot_ms"])
+    if kind == "published":
+        r = estimate(model=row["model"], hardware=hardware, batch_size=_int(row.get("batch")),
+                     input_seq=_int(row.get("input_seq")), output_seq=_int(row.get("output_seq")),
+                     tp=_int(row.get("tp")), pp=_int(row.get("pp")), dp=_int(row.get("dp")),
+                     dtype=row.get("dtype") or "bf16", stack=stack, efficiency=eff)
+        value = r.get(row["metric"])
+        if value is None:
+            return None
+        label = (f"{row['model']} {hardware} tp{_int(row.get('tp'))} b={row.get('batch')} "
+                 f"{row.get('input_seq')}/{row.get('output_seq')} {row['metric']}")
+        return Prediction(kind, label, float(row["value"]), float(value))
+    return None
+
+
+def memory_checks(rows: Iterable[dict[str, Any]], hardware: str | None) -> list[tuple[str, bool, bool]]:
+    """(label, predicted fits, ran) for every whole-model row and every out-of-memory error row."""
+    out = []
+    for row in rows:
+        kind = row.get("kind")
+        if kind in ("model_prefill", "model_decode"):
+            seq = row.get("seq") or row.get("context")
+            r = estimate(model=row["model"], hardware=hardware_for(row, hardware), batch_size=row["batch"],
+                         input_seq=seq, output_seq=1 if kind == "model_prefill" else 2,
+                         enforce_max_position=False)
+            out.append((f"{kind} {row['model']} b={row['batch']} len={seq}", bool(r["fits"]), True))
+        elif kind == "error" and "out of memory" in str(row.get("err", "")).lower():
+            m = re.match(r"model_decode (\S+) b=(\d+)", str(row.get("what", "")))
+            if not m:
+                continue
+            b = int(m.group(2))
+            ctx = row.get("context") or MEASURE_DECODE_CONTEXT.get(b)
+            if ctx is None:
+                continue
+            r = estimate(model=m.group(1), hardware=hardware_for(row, hardware), batch_size=b, input_seq=ctx,
+                         output_seq=2)
+            out.append((f"model_decode {m.group(1)} b={b} ctx={ctx} (OOM)", bool(r["fits"]), False))
+    return out
+
+
+def predictions(rows: Iterable[dict[str, Any]], hardware: str | None = None, eff: EfficiencyProfile | None = None,
+                stack: str = "pytorch_eager") -> list[Prediction]:
+    preds = []
+    for row in rows:
+        if row.get("kind") not in KINDS:
+            continue
+        p = predict_row(row, hardware_for(row, hardware), eff,
+                        "fused" if row.get("kind") == "published" and stack == "auto" else
+                        ("pytorch_eager" if stack == "auto" else stack))
+        if p is not None and p.measured > 0:
+            preds.append(p)
+    return preds
+
+
+def mape(preds: Iterable[Prediction]) -> dict[str, float]:
+    by: dict[str, list[float]] = {}
+    for p in preds:
+        by.setdefault(p.kind, []).append(abs(p.error_pct))
+    return {k: sum(v) / len(v) for k, v in by.items()}
+
+
+def report(preds: list[Prediction], checks: list[tuple[str, bool, bool]], verbose: bool = True) -> str:
+    lines = []
+    if verbose:
+        lines.append(f"{'kind':<14} {'row':<52} {'measured':>12} {'predicted':>12} {'error':>8}")
+        for p in preds:
+            lines.append(f"{p.kind:<14} {p.label[:52]:<52} {p.measured:>12.4g} {p.predicted:>12.4g} {p.error_pct:>+7.1f}%")
+        lines.append("")
+    lines.append(f"{'kind':<14} {'rows':>5} {'MAPE':>8}")
+    counts: dict[str, int] = {}
+    for p in preds:
+        counts[p.kind] = counts.get(p.kind, 0) + 1
+    for k, v in mape(preds).items():
+        lines.append(f"{k:<14} {counts[k]:>5} {v:>7.1f}%")
+    if checks:
+        ok = sum(1 for _, fits, ran in checks if fits == ran)
+        lines.append(f"memory check: {ok}/{len(checks)} rows agree (ran -> fits, out of memory -> does not fit)")
+        for label, fits, ran in checks:
+            if fits != ran:
+                lines.append(f"  WRONG: {label}: predicted {'fits' if fits else 'does not fit'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m mantile.validate", description=__doc__.splitlines()[0])
+    ap.add_argument("files", nargs="+", type=Path, help="measurement files (.jsonl, .csv, .parquet)")
+    ap.add_argument("--hardware", help="hardware id for rows that do not name one (default: from 'device')")
+    ap.add_argument("--stack", default="auto", help="kernel stack: auto (pytorch_eager for measure.py rows, "
+                    "fused for published rows), pytorch_eager, fused")
+    ap.add_argument("--quiet", action="store_true", help="only the MAPE table")
+    args = ap.parse_args(argv)
+    try:
+        rows = [r for f in args.files for r in read_rows(f)]
+        preds = predictions(rows, args.hardware, stack=args.stack)
+        checks = memory_checks(rows, args.hardware)
+    except (SpecError, FileNotFoundError) as e:
+        print(f"mantile.validate: error: {e}", file=sys.stderr)
+        return 2
+    print(report(preds, checks, verbose=not args.quiet))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
