@@ -115,17 +115,31 @@ def predict_row(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | Non
                      output_seq=2, stack=stack, efficiency=eff, enforce_max_position=False)
         return Prediction(kind, f"{row['model']} b={row['batch']} ctx={row['context']}", row["ms"], r["tpot_ms"])
     if kind == "published":
-        r = estimate(model=row["model"], hardware=hardware, batch_size=_int(row.get("batch")),
-                     input_seq=_int(row.get("input_seq")), output_seq=_int(row.get("output_seq")),
-                     tp=_int(row.get("tp")), pp=_int(row.get("pp")), dp=_int(row.get("dp")),
-                     dtype=row.get("dtype") or "bf16", stack=stack, efficiency=eff)
-        value = r.get(row["metric"])
-        if value is None:
-            return None
-        label = (f"{row['model']} {hardware} tp{_int(row.get('tp'))} b={row.get('batch')} "
-                 f"{row.get('input_seq')}/{row.get('output_seq')} {row['metric']}")
-        return Prediction(kind, label, float(row["value"]), float(value))
+        return _published(row, hardware, eff, stack)
     return None
+
+
+def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None, stack: str) -> Prediction | None:
+    """A published result. Rows without lengths are skipped; throughput rows without a batch are
+    max-throughput runs: predicted at the largest batch that fits (the engine fills its KV cache)."""
+    if _int(row.get("input_seq"), 0) < 1 or _int(row.get("output_seq"), 0) < 1:
+        return None
+    args = dict(model=row["model"], hardware=hardware, input_seq=_int(row.get("input_seq")),
+                output_seq=_int(row.get("output_seq")), tp=_int(row.get("tp")), pp=_int(row.get("pp")),
+                dp=_int(row.get("dp")), dtype=row.get("dtype") or "bf16", stack=stack, efficiency=eff)
+    batch = _int(row.get("batch"), 0)
+    if batch < 1:
+        if not str(row["metric"]).startswith("throughput"):
+            return None
+        batch = max(1, int(estimate(batch_size=1, **args)["max_batch_size"] or 1))
+    r = estimate(batch_size=batch, **args)
+    value = r.get(row["metric"])
+    if value is None:
+        return None
+    label = (f"{row['model']} {hardware} tp{_int(row.get('tp'))} b={batch}"
+             f"{'' if _int(row.get('batch'), 0) else '(max)'} {row.get('input_seq')}/{row.get('output_seq')} "
+             f"{row['metric']}")
+    return Prediction(kind="published", label=label, measured=float(row["value"]), predicted=float(value))
 
 
 def memory_checks(rows: Iterable[dict[str, Any]], hardware: str | None) -> list[tuple[str, bool, bool]]:

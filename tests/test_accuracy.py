@@ -1,0 +1,37 @@
+"""The accuracy gate: ``validate`` on the H100 calibration file must stay within the targets.
+
+Targets (issue 3): MAPE <= 5% on whole-model TTFT and TPOT, <= 8% on single layers, and the memory
+model agrees with every row (ran -> fits; out of memory -> does not fit). The thresholds can only be
+tightened as the model improves.
+"""
+
+from __future__ import annotations
+
+from mantile.validate import mape, memory_checks, predictions, read_rows, report
+from tests.conftest import CALIBRATION
+
+TARGETS = {"model_prefill": 5.0, "model_decode": 5.0, "layer_prefill": 8.0, "layer_decode": 8.0}
+
+
+def test_validate_meets_the_accuracy_targets() -> None:
+    rows = read_rows(CALIBRATION)
+    preds = predictions(rows)
+    errors = mape(preds)
+    print(report(preds, [], verbose=False))
+    assert set(TARGETS) <= set(errors)
+    for kind, limit in TARGETS.items():
+        assert errors[kind] <= limit, f"{kind}: MAPE {errors[kind]:.2f}% > {limit}%"
+    assert len(preds) == 91  # every layer and model row is predicted, none skipped
+
+
+def test_memory_model_agrees_with_what_ran() -> None:
+    checks = memory_checks(read_rows(CALIBRATION), None)
+    assert any(not ran for _, _, ran in checks), "the OOM row must be checked"
+    wrong = [label for label, fits, ran in checks if fits != ran]
+    assert not wrong, wrong
+
+
+def test_validate_cli_prints_the_table(run_cli) -> None:
+    p = run_cli("mantile.validate", str(CALIBRATION))
+    assert p.returncode == 0, p.stderr
+    assert "model_prefill" in p.stdout and "MAPE" in p.stdout and "memory check: 20/20" in p.stdout

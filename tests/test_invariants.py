@@ -1,0 +1,61 @@
+"""Properties that must hold for any model, hardware and plan (hypothesis-generated points)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import mantile
+from mantile.specs import ids
+
+MODELS = ["tinyllama_1.1b", "llama_3.1_8b", "llama_3.3_70b", "qwen2.5_32b", "mixtral_8x7b", "llama_3.2_1b"]
+HARDWARE = ids("hardware")
+point = dict(model=st.sampled_from(MODELS), hardware=st.sampled_from(HARDWARE),
+             batch=st.sampled_from([1, 3, 16, 64, 256]), seq=st.sampled_from([128, 1000, 4096]),
+             out=st.sampled_from([1, 2, 64, 512]), dtype=st.sampled_from(["bf16", "fp8"]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(**point)
+def test_more_tp_never_raises_weights_per_device(model, hardware, batch, seq, out, dtype) -> None:
+    df = mantile.sweep(model=model, hardware=hardware, batch_size=batch, input_seq=seq, output_seq=out,
+                       tp=[1, 2, 4, 8], dtype=dtype)
+    ok = df.filter(df["valid"]).sort("tp")
+    w = ok["weights_gb_per_device"].to_numpy()
+    assert (np.diff(w) <= 1e-12).all()
+    kv = ok["kv_cache_gb_per_device"].to_numpy()
+    assert (np.diff(kv) <= 1e-12).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(**point, tp=st.sampled_from([1, 2, 4, 8]), pp=st.sampled_from([1, 2, 4]))
+def test_latency_positive_and_finite_for_valid_points(model, hardware, batch, seq, out, dtype, tp, pp) -> None:
+    r = mantile.estimate(model=model, hardware=hardware, batch_size=batch, input_seq=seq, output_seq=out, tp=tp,
+                         pp=pp, dtype=dtype)
+    if r["valid"]:
+        for key in ("ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s"):
+            assert np.isfinite(r[key]) and r[key] > 0, key
+        assert r["memory_gb_per_device"] > 0
+    else:
+        assert r["reason"] and not r["fits"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(model=st.sampled_from(MODELS), hardware=st.sampled_from(HARDWARE), seq=st.sampled_from([128, 2048]))
+def test_bigger_batch_never_lowers_decode_throughput_before_memory_runs_out(model, hardware, seq) -> None:
+    df = mantile.sweep(model=model, hardware=hardware, batch_size=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+                       input_seq=seq, output_seq=128, dtype="fp8" if "a100" not in hardware else "bf16")
+    fit = df.filter(df["fits"]).sort("batch_size")
+    thr = fit["decode_throughput_tokens_per_s"].to_numpy()
+    assert (np.diff(thr) >= -1e-9 * thr[:-1]).all()
+
+
+def test_invalid_plans_are_rows_with_reasons_not_crashes() -> None:
+    df = mantile.sweep(model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=1, input_seq=2048,
+                       output_seq=16, tp=[3, 16], pp=[1, 64], ep=[1, 2], sp=[1, 5])
+    assert df.height == 16 and not df["valid"].any()
+    reasons = " ".join(df["reason"].to_list())
+    for text in ("tp=3 does not divide num_attention_heads (32)", "exceeds num_hidden_layers (32)",
+                 "ep=2 invalid", "sp=5 invalid"):
+        assert text in reasons, text

@@ -1,0 +1,89 @@
+"""The Python API contract: estimate -> dict row, sweep -> DataFrame, layer_metrics -> dict; errors."""
+
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+import mantile
+from mantile.specs import SpecError
+
+CONTRACT = ("model_id hardware_id num_devices dtype kv_dtype tp pp dp ep cp sp batch_size input_seq output_seq "
+            "ttft_ms tpot_ms e2e_latency_ms throughput_tokens_per_s throughput_tokens_per_s_per_device "
+            "tokens_per_s_per_user weights_gb_per_device kv_cache_gb_per_device activation_gb_per_device "
+            "memory_gb_per_device fits valid reason prefill_bound decode_bound").split()
+
+BRIEF_LAYERS = {
+    "attention": {"tensor_parallel": 8, "context_parallel": 1, "dtype": "bf16"},
+    "feedforward": {"tensor_parallel": 8, "sequence_parallel": 1, "dtype": "bf16"},
+    "norm": {"tensor_parallel": 1, "dtype": "bf16"},
+    "embedding": {"tensor_parallel": 1, "dtype": "bf16"},
+}
+
+
+def test_estimate_returns_one_contract_row() -> None:
+    r = mantile.estimate(model="llama_3.3_70b", hardware="nvidia_nvl72_rack", batch_size=1, input_seq=2048,
+                         output_seq=128, tp=8)
+    for key in CONTRACT:
+        assert key in r, key
+    assert r["valid"] and r["fits"] and r["reason"] is None and r["num_devices"] == 8
+
+
+def test_sweep_crosses_lists() -> None:
+    df = mantile.sweep(model=["llama_3.1_8b", "tinyllama_1.1b"], hardware="nvidia_h100_80gb", batch_size=[1, 8, 64],
+                       input_seq=1024, output_seq=[16, 128], tp=[1, 2])
+    assert isinstance(df, pl.DataFrame) and df.height == 2 * 3 * 2 * 2
+    assert set(CONTRACT) <= set(df.columns)
+
+
+def test_brief_per_layer_plan_is_accepted() -> None:
+    r = mantile.estimate(model="llama_3.3_70b", hardware="nvidia_nvl72_rack", batch_size=1, input_seq=2048,
+                         output_seq=128, layers=BRIEF_LAYERS)
+    assert r["valid"] and r["tp"] == 8 and r["embedding_tp"] == 1
+    # embedding tp=1: each device holds the whole embedding and LM head (2 * 128256 * 8192 * 2 B = 4.2 GB)
+    sharded = mantile.estimate(model="llama_3.3_70b", hardware="nvidia_nvl72_rack", batch_size=1, input_seq=2048,
+                               output_seq=128, tp=8)
+    assert r["weights_gb_per_device"] - sharded["weights_gb_per_device"] == pytest.approx(
+        2 * 128256 * 8192 * 2 * (1 - 1 / 8) / 1e9)
+
+
+def test_per_layer_plan_errors_name_the_field() -> None:
+    bad = {**BRIEF_LAYERS, "feedforward": {"tensor_parallel": 4, "sequence_parallel": 1}}
+    with pytest.raises(SpecError, match="feedforward.tensor_parallel"):
+        mantile.estimate(model="llama_3.3_70b", hardware="nvidia_nvl72_rack", batch_size=1, input_seq=2048,
+                         output_seq=128, layers=bad)
+
+
+def test_pipeline_and_tensor_parallel_together() -> None:
+    r = mantile.estimate(model="llama_3.3_70b", hardware="nvidia_h100_80gb_x4", batch_size=16, input_seq=2048,
+                         output_seq=256, tp=8, pp=2)
+    assert r["valid"] and r["num_devices"] == 16
+    single = mantile.estimate(model="llama_3.3_70b", hardware="nvidia_h100_80gb_x4", batch_size=16,
+                              input_seq=2048, output_seq=256, tp=8)
+    # pp halves the layers (and weights) per device; latency does not drop (stages run in sequence)
+    assert r["weights_gb_per_device"] < 0.55 * single["weights_gb_per_device"]
+    assert r["tpot_ms"] >= 0.9 * single["tpot_ms"]
+
+
+def test_bad_arguments_raise_before_work() -> None:
+    with pytest.raises(SpecError, match="batch_size"):
+        mantile.estimate(model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=0, input_seq=1, output_seq=1)
+    with pytest.raises(SpecError, match="dtype.*bf16"):
+        mantile.estimate(model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=1, input_seq=1, output_seq=1,
+                         dtype="bf15")
+    with pytest.raises(SpecError, match="layer_type"):
+        mantile.layer_metrics(model="llama_3.1_8b", hardware="nvidia_h100_80gb", layer_type="mlp")
+    with pytest.raises(SpecError, match="tp"):
+        mantile.layer_metrics(model="llama_3.1_8b", hardware="nvidia_h100_80gb", layer_type="attention", tp=3)
+
+
+def test_context_longer_than_the_model_is_invalid() -> None:
+    r = mantile.estimate(model="tinyllama_1.1b", hardware="nvidia_h100_80gb", batch_size=1, input_seq=4096,
+                         output_seq=16)
+    assert not r["valid"] and "max_position_embeddings (2048)" in r["reason"]
+
+
+def test_fp8_on_a100_is_invalid_with_the_available_dtypes() -> None:
+    r = mantile.estimate(model="llama_3.1_8b", hardware="nvidia_a100_80gb", batch_size=1, input_seq=128,
+                         output_seq=16, dtype="fp8")
+    assert not r["valid"] and "bf16" in r["reason"]
