@@ -93,5 +93,29 @@ def create_app(catalog: Catalog | None = None) -> FastAPI:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _document_ids(app, cat)
     return app
+
+
+def _document_ids(app: FastAPI, cat: Catalog) -> None:
+    """List the catalog's ids as ``enum`` in the OpenAPI schema (docs and schema-driven clients);
+    requests are still checked against the catalog, with errors that name the valid ids."""
+    choices = {"model_id": sorted(cat.models), "hardware_config": sorted(cat.hardware),
+               "stack": list(cat.stacks)}
+    make = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = make()
+            for component in schema.get("components", {}).get("schemas", {}).values():
+                for name, prop in component.get("properties", {}).items():
+                    if name in choices and component.get("title", "").endswith("Request"):
+                        prop["enum"] = choices[name]
+            for param in schema["paths"]["/api/layers"]["get"].get("parameters", []):
+                if param["name"] == "model_id":
+                    param["schema"]["enum"] = choices["model_id"]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 

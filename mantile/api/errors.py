@@ -13,8 +13,10 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from mantile.specs import SpecError
 
@@ -75,7 +77,19 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     return _response(items, message)
 
 
+async def _on_http_error(request: Request, exc: Exception) -> Any:
+    """A body that is not even text (FastAPI's 400) is a bad body like any other: 422."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 400:
+        item = {"loc": ["body"], "field": "body", "input": None, "type": "json_invalid",
+                "msg": f"body could not be parsed: {exc.detail}; send a JSON object (UTF-8)"}
+        return _response([item], item["msg"])
+    return await http_exception_handler(request, exc)
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers: SpecError anywhere in a request and request validation -> 422."""
+    """Register the handlers: SpecError anywhere in a request, request validation and unparsable
+    bodies -> 422; other HTTP errors (404 unknown route, 405) keep FastAPI's answer."""
     app.add_exception_handler(SpecError, _on_spec_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(HTTPException, _on_http_error)

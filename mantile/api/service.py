@@ -104,7 +104,8 @@ def _estimate(catalog: Catalog, req: SystemMetricsRequest | BatchCurveRequest, b
     if not row["valid"]:
         reason = str(row["reason"])
         field = next((f for start, f in REASON_FIELDS if reason.startswith(start)), "layers")
-        value = {k: row[k] for k in DEGREES} if field == "layers" else _get(req, field)
+        value = ({k: row[k] for k in DEGREES} if field == "layers" else _dtypes(req) if field == "dtype"
+                 else _get(req, field))
         raise SpecError("body", field, value, f"invalid plan: {reason}")
     return _finite(row)
 
@@ -114,6 +115,16 @@ def _get(req: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         value = getattr(value, part)
     return value.model_dump(exclude_none=True) if hasattr(value, "model_dump") else value
+
+
+def _dtypes(req: SystemMetricsRequest | BatchCurveRequest) -> dict[str, str]:
+    """Every number format the request names, by field."""
+    out = {"dtype": req.dtype, "kv_dtype": req.kv_dtype or req.dtype}
+    for kind in LAYER_TYPES:
+        dtype = getattr(req.layers, kind).dtype
+        if dtype:
+            out[f"layers.{kind}.dtype"] = dtype
+    return out
 
 
 def group_layers(row: Mapping[str, Any]) -> dict[str, Any]:
