@@ -84,9 +84,8 @@ function refreshPlanOptions() {
   options($("embedding_tp"), powersOf2(tp * cp));
   if (followsTp) $("embedding_tp").value = String(tp);
   $("embedding_tp").dataset.tp = String(tp);
-  const replicatedOr = v => (v === 1 ? "1 (replicated)" : `${v} (= tensor)`);
-  options($("feedforward_sp"), [...new Set([1, tp])], replicatedOr);
-  options($("norm_tp"), [...new Set([1, tp])], replicatedOr);
+  options($("feedforward_sp"), [...new Set([1, tp])], v => (v === 1 ? "1 (off)" : `${v} (= tp)`));
+  options($("norm_tp"), [...new Set([1, tp])], v => (v === 1 ? "1 (replicated)" : `${v} (sequence parallel)`));
   options($("feedforward_ep"), m.is_moe ? powersOf2(Math.min(tp, m.num_local_experts)) : [1]);
   $("feedforward_tp").textContent = String(tp / int("feedforward_ep"));
 }
