@@ -119,15 +119,15 @@ class LayerMetricsResponse(BaseModel):
     layer_type: LayerType
     phase: Phase
     count: int = Field(description="instances of this layer type in the model")
-    flops: float = Field(description="FLOPs of one instance on one device")
-    bytes: float = Field(description="HBM bytes moved by one instance on one device")
-    compute_ms: float
-    memory_ms: float
-    overhead_ms: float
-    comm_ms: float
-    comm_bytes: float
-    latency_ms: float = Field(description="time of one instance on one device")
-    kernels: float
+    flops: float | None = Field(description="FLOPs of one instance on one device")
+    bytes: float | None = Field(description="HBM bytes moved by one instance on one device")
+    compute_ms: float | None
+    memory_ms: float | None
+    overhead_ms: float | None
+    comm_ms: float | None
+    comm_bytes: float | None
+    latency_ms: float | None = Field(description="time of one instance on one device")
+    kernels: float | None
     bound: str
     arithmetic_intensity_flops_per_byte: float | None
 
