@@ -41,6 +41,7 @@ def plan_from_layers(layers: Mapping[str, Mapping[str, Any]], dtype: str) -> dic
     equal tp / expert_parallel (experts are spread over the tp group); feedforward.sequence_parallel
     (1 or tp) and norm.tensor_parallel (1 = replicated norms, tp = sequence-parallel norms) -> sp;
     embedding.tensor_parallel -> embedding_tp (vocab-parallel embedding + LM head).
+    ``norm.dtype`` is accepted for the brief's body; norms run in the activation dtype.
     """
     for kind, body in layers.items():
         if kind not in PLAN_KEYS:
@@ -169,6 +170,12 @@ def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "pref
     dt, kvdt = _dtype("dtype", dtype), _dtype("kv_dtype", kv_dtype or dtype)
     hw.device.peak_flops_per_s(dt)
     _check_plan(m, tp, cp, sp, ep, layer_type)
+    longest = max(seq_length, kv_length or 0)
+    if longest > m.max_position_embeddings:
+        raise SpecError("arguments", "seq_length" if seq_length >= (kv_length or 0) else "kv_length", longest,
+                        f"at most max_position_embeddings ({m.max_position_embeddings}) of {model}")
+    if tp * cp > hw.num_devices:
+        raise SpecError("arguments", "tp", tp, f"tp * cp at most the system's {hw.num_devices} devices")
     c = system.layer_cost(m, hw, eff, st, layer_type, phase, batch_size, seq_length,
                           kv_length or seq_length, tp=tp, cp=cp, sp=sp, ep=ep, dtype=dt, kv_dtype=kvdt)
     count = {"attention": m.num_hidden_layers, "feedforward": m.num_hidden_layers,
