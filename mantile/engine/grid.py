@@ -1,12 +1,15 @@
 """The sweep grid: the cross product of the axes, produced chunk by chunk from flat point indices.
 
 Nothing is materialized for the whole grid: chunk [start, stop) is decoded with
-``numpy.unravel_index``, so a 20-million-point sweep costs the memory of one chunk.
+``numpy.unravel_index``, so a 20-million-point sweep costs the memory of one chunk. Axis values are
+decoded once per chunk as positions (``GridIndex``); the cost model gets float columns of small
+blocks (``block_columns``) and the results table gets integer columns of the whole chunk.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,18 +22,52 @@ def shape(axes: dict[str, list[Any]]) -> tuple[int, ...]:
     return tuple(len(v) for v in axes.values())
 
 
+@dataclass(frozen=True)
+class GridIndex:
+    """Points start..stop-1 of the grid as positions into each axis's value list.
+
+    ``positions[key]`` is None for a one-value axis (every point has that value)."""
+
+    axes: dict[str, list[Any]]
+    start: int
+    stop: int
+    positions: dict[str, np.ndarray | None]
+
+    @classmethod
+    def of(cls, axes: dict[str, list[Any]], start: int, stop: int) -> GridIndex:
+        idx = np.unravel_index(np.arange(start, stop, dtype=np.int64), shape(axes))
+        pos = {k: (i.astype(np.int32) if len(v) > 1 else None) for (k, v), i in zip(axes.items(), idx)}
+        return cls(axes, start, stop, pos)
+
+    @property
+    def n_points(self) -> int:
+        return self.stop - self.start
+
+    def column(self, key: str, dtype: type = float, lo: int = 0, hi: int | None = None) -> Any:
+        """Axis ``key`` for points lo..hi-1 of this chunk: a ``dtype`` array, or ``Coded`` for strings."""
+        hi = self.n_points if hi is None else hi
+        values, pos = self.axes[key], self.positions[key]
+        if key in STR_AXES:
+            codes = np.zeros(hi - lo, dtype=np.int32) if pos is None else pos[lo:hi]
+            return Coded(tuple(values), codes)
+        if pos is None:
+            return np.full(hi - lo, values[0], dtype=dtype)
+        return np.asarray(values, dtype=dtype)[pos[lo:hi]]
+
+
+def block_columns(index: GridIndex, lo: int, hi: int) -> dict[str, Any]:
+    """Cost-model input for points lo..hi-1 of a chunk: numbers as floats, strings as ``Coded``;
+    kv_dtype defaults to dtype and embedding_tp to tp (their axes are absent when not given)."""
+    cols = {key: index.column(key, float, lo, hi) for key in index.axes}
+    cols.setdefault("kv_dtype", cols["dtype"])
+    cols.setdefault("embedding_tp", cols["tp"])
+    return cols
+
+
 def chunk_columns(axes: dict[str, list[Any]], start: int, stop: int) -> dict[str, Any]:
     """Columns of grid points start..stop-1: numbers as float arrays, strings as ``Coded``."""
-    idx = np.unravel_index(np.arange(start, stop), shape(axes))
-    cols: dict[str, Any] = {}
-    for (key, values), i in zip(axes.items(), idx):
-        if key in STR_AXES:
-            cols[key] = Coded(tuple(values), i)
-        elif len(values) == 1:
-            cols[key] = np.full(stop - start, float(values[0]))
-        else:
-            cols[key] = np.asarray(values, dtype=float)[i]
-    return cols
+    index = GridIndex.of(axes, start, stop)
+    return {key: index.column(key) for key in axes}
 
 
 def chunks(n_points: int, chunk_size: int) -> Iterator[tuple[int, int]]:

@@ -1,9 +1,16 @@
-"""Parquet output: atomic writes (temp file + rename) with provenance metadata."""
+"""Parquet output: atomic writes (temp file + rename) with provenance metadata, streamed from a thread.
+
+Files are written with pyarrow: zstd pages, dictionary encoding for the low-cardinality columns only
+(identity, flags, reasons), strings as Arrow dictionaries (read back as Categorical/Enum by Polars,
+``category`` by pandas, VARCHAR by DuckDB and Spark).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
+import queue
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mantile import __version__
-from mantile.engine.table import SCHEMA_VERSION
+from mantile.engine.table import IDENTITY, SCHEMA_VERSION
+
+DICTIONARY_COLUMNS = (*IDENTITY, "fits", "valid", "reason", "prefill_bound", "decode_bound", "max_batch_size")
+ROW_GROUP_ROWS = 262_144  # rows buffered into one row group (small chunks are merged)
 
 
 def metadata(config_yaml: str = "") -> dict[bytes, bytes]:
@@ -24,10 +34,29 @@ def metadata(config_yaml: str = "") -> dict[bytes, bytes]:
     }
 
 
-def _arrow(df: pl.DataFrame) -> pa.Table:
-    """Arrow table with categorical/enum columns as plain strings (one schema for every chunk)."""
-    cats = [c for c, t in df.schema.items() if isinstance(t, (pl.Enum, pl.Categorical))]
-    return df.with_columns(pl.col(cats).cast(pl.String)).to_arrow() if cats else df.to_arrow()
+def arrow(df: pl.DataFrame | pa.Table) -> pa.Table:
+    return df if isinstance(df, pa.Table) else df.to_arrow()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Delete temp files of ``path`` left by a process that no longer runs (e.g. killed with SIGKILL)."""
+    removed = []
+    for tmp in Path(path).parent.glob(f".{Path(path).name}.*.tmp"):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 class AtomicParquetWriter:
@@ -41,25 +70,48 @@ class AtomicParquetWriter:
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self.meta = meta
         self.writer: pq.ParquetWriter | None = None
+        self.schema: pa.Schema | None = None
+        self.pending: list[pa.Table] = []
+        self.pending_rows = 0
         self.rows = 0
 
-    def write(self, df: pl.DataFrame) -> None:
-        table = _arrow(df)
-        if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            schema = table.schema.with_metadata(self.meta)
-            self.writer = pq.ParquetWriter(self.tmp, schema, compression="zstd")
-        self.writer.write_table(table.cast(self.writer.schema))
-        self.rows += df.height
+    def write(self, df: pl.DataFrame | pa.Table) -> None:
+        table = arrow(df)
+        self.pending.append(table)
+        self.pending_rows += table.num_rows
+        self.rows += table.num_rows
+        if self.pending_rows >= ROW_GROUP_ROWS:
+            self._flush()
 
-    def commit(self, empty_like: pl.DataFrame | None = None) -> None:
-        if self.writer is None and empty_like is not None:
+    def _open(self, schema: pa.Schema) -> pq.ParquetWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.path)
+        dictionary = [c for c in schema.names if c in DICTIONARY_COLUMNS]
+        return pq.ParquetWriter(self.tmp, schema.with_metadata(self.meta), compression="zstd",
+                                use_dictionary=dictionary)
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        if self.writer is None:
+            self.schema = self.pending[0].schema
+            self.writer = self._open(self.schema)
+        schema = self.schema
+        tables = [t if t.schema.equals(schema) else t.cast(schema) for t in self.pending]
+        self.writer.write_table(pa.concat_tables(tables) if len(tables) > 1 else tables[0],
+                                row_group_size=max(self.pending_rows, 1))
+        self.pending, self.pending_rows = [], 0
+
+    def commit(self, empty_like: pl.DataFrame | pa.Table | None = None) -> None:
+        if self.writer is None and not self.pending and empty_like is not None:
             self.write(empty_like)
+        self._flush()
         if self.writer is not None:
             self.writer.close()
             os.replace(self.tmp, self.path)
 
     def abort(self) -> None:
+        self.pending = []
         if self.writer is not None:
             self.writer.close()
         self.tmp.unlink(missing_ok=True)
@@ -74,7 +126,54 @@ class AtomicParquetWriter:
             self.abort()
 
 
-def write_parquet(df: pl.DataFrame, path: Path, config_yaml: str = "") -> Path:
+class BackgroundWriter:
+    """Feed an ``AtomicParquetWriter`` from a bounded queue in a thread: Parquet encoding (which
+    releases the GIL) overlaps evaluation, and ``put`` blocks when the writer falls behind, which
+    bounds memory. An error in the thread is raised again by the next ``put`` or by ``commit``."""
+
+    def __init__(self, writer: AtomicParquetWriter, max_pending: int = 2) -> None:
+        self.writer = writer
+        self.queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=max_pending)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, name="mantile-parquet-writer", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while (table := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.writer.write(table)
+                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                    self.error = exc
+
+    def put(self, table: pa.Table) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put(table)
+
+    def _join(self) -> None:
+        self.queue.put(None)
+        self.thread.join()
+
+    def commit(self, empty_like: pl.DataFrame | pa.Table | None = None) -> None:
+        self._join()
+        if self.error is not None:
+            self.writer.abort()
+            raise self.error
+        self.writer.commit(empty_like)
+
+    def abort(self) -> None:
+        self.error = self.error or RuntimeError("aborted")
+        while True:  # drop what is queued so the thread sees the end marker at once
+            try:
+                self.queue.get_nowait()
+            except queue.Empty:
+                break
+        self._join()
+        self.writer.abort()
+
+
+def write_parquet(df: pl.DataFrame | pa.Table, path: Path, config_yaml: str = "") -> Path:
     with AtomicParquetWriter(path, metadata(config_yaml)) as w:
         w.write(df)
     return Path(path)

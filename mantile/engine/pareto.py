@@ -1,57 +1,138 @@
-"""Pareto fronts in Polars: minimize a latency column, maximize a throughput column, per group.
+"""Pareto fronts in Polars: minimize a latency column, maximize a throughput column, per group, and
+optionally minimize a cost column too.
 
-Two objectives: sort by latency (ties: higher throughput first), keep a row when its throughput beats
-every row before it in its group: O(n log n). Three objectives (optional cost column, minimized): the
-2-D front filter is applied after sorting, then a row is dropped if another row dominates it in all
-three (checked only among the candidates, which are few).
+A row is on the front when no other row of its group is at least as good in every objective and
+strictly better in one (identical rows are all kept). Only the objective columns are sorted; the
+front's rows are gathered from the full table at the end.
+
+- Two objectives, O(n log n): sort by latency (ties: higher throughput first); a row survives when
+  its throughput beats the best throughput of every strictly faster row of its group and is the best
+  of its own latency.
+- Three objectives, O(n log n) plus pruning: sort by latency; sweep with a staircase of the
+  (throughput, cost) pairs kept so far (bisect in a sorted list). Rows dominated by one of a few
+  weighted-sum minimizers (which are on the front) are removed first, vectorized.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
 
+PIVOTS = 64  # weighted-sum minimizers used to prune the 3-D sweep
+
 
 def pareto_front(df: pl.DataFrame, latency: str = "tpot_ms", throughput: str = "throughput_tokens_per_s_per_device",
                  by: Sequence[str] = ("model_id", "hardware_id"), cost: str | None = None,
                  feasible_only: bool = True) -> pl.DataFrame:
-    """Rows of ``df`` not dominated by another row of the same group (lower latency, higher throughput)."""
-    for c in (latency, throughput, *by, *([cost] if cost else [])):
+    """Rows of ``df`` not dominated by another row of the same group, sorted by group and latency."""
+    objectives = [latency, throughput, *([cost] if cost else [])]
+    for c in (*objectives, *by):
         if c not in df.columns:
             raise KeyError(f"pareto: column {c!r} not in the results; columns: {df.columns}")
-    if feasible_only and "fits" in df.columns:
-        df = df.filter(pl.col("fits"))
-    df = df.filter(pl.col(latency).is_finite() & pl.col(throughput).is_finite())
-    by = list(by)
-    if cost is None:
-        ordered = df.sort([*by, latency, throughput], descending=[False] * len(by) + [False, True])
-        best_before = pl.col(throughput).cum_max().shift(1).over(by) if by else pl.col(throughput).cum_max().shift(1)
-        return ordered.filter(pl.col(throughput) > best_before.fill_null(-np.inf))
-    # three objectives: a point can be on the 3-D front while dominated in 2-D, so filter exactly.
-    parts = []
-    for _, g in df.group_by(by, maintain_order=True) if by else [((), df)]:
-        lat, thr, cst = (g[c].to_numpy() for c in (latency, throughput, cost))
-        keep = _front3(lat, -thr, cst)
-        parts.append(g.filter(pl.Series(keep)))
-    out = pl.concat(parts) if parts else df.head(0)
-    return out.sort([*by, latency])
+    ok = pl.col("fits") if feasible_only and "fits" in df.columns else pl.lit(True)
+    for c in objectives:
+        ok = ok & pl.col(c).is_finite()
+    narrow = df.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"), *_codes(df, list(by)), *objectives,
+                       ok.alias("_ok")).filter("_ok")
+    by = [c for c in by if narrow[c].n_unique() > 1]  # a chunk holds one model and one system
+    rows = []
+    for g in narrow.partition_by(by, maintain_order=True) if by else [narrow]:
+        lat, thr = g[latency].to_numpy(), g[throughput].to_numpy()
+        keep = front2(lat, -thr) if cost is None else front3(lat, -thr, g[cost].to_numpy())
+        rows.append(g["_row"].to_numpy()[keep])
+    front = df[np.concatenate(rows)] if rows else df.head(0)
+    return front.sort([*by, latency], maintain_order=True)
 
 
-def _front3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Mask of points not dominated in (a, b, c), all minimized. Sort by a; sweep keeping a 2-D
-    staircase of (b, c) of the points seen so far (O(n log n) with a sorted skyline, here O(n*k)
-    with k the front size, fine for fronts of thousands)."""
-    order = np.lexsort((c, b, a))
+def _codes(df: pl.DataFrame, by: list[str]) -> list[pl.Expr]:
+    """Group columns as integers (categorical codes), which sort and hash much faster than strings."""
+    out = []
+    for c in by:
+        dtype = df.schema[c]
+        if isinstance(dtype, (pl.Categorical, pl.Enum)):
+            out.append(pl.col(c).to_physical())
+        elif dtype == pl.String:
+            out.append(pl.col(c).rank("dense"))
+        else:
+            out.append(pl.col(c))
+    return out
+
+
+def front2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Mask of points not dominated in (a, b), both minimized; identical points are all kept.
+
+    Sort by a; for each run of equal a, a point survives when its b is the run's best and beats the
+    best b of every run before (points with a strictly smaller a). One argsort: O(n log n)."""
+    order = np.argsort(a)
+    sa, sb = a[order], b[order]
+    run_start = np.ones(len(sa), dtype=bool)
+    run_start[1:] = sa[1:] != sa[:-1]
+    starts = np.flatnonzero(run_start)
+    run_best = np.minimum.reduceat(sb, starts) if len(sb) else sb
+    best_before = np.concatenate(([np.inf], np.minimum.accumulate(run_best)[:-1]))
+    run = np.cumsum(run_start) - 1
     keep = np.zeros(len(a), dtype=bool)
-    front_b: list[float] = []
-    front_c: list[float] = []
-    for i in order:
-        fb, fc = np.asarray(front_b), np.asarray(front_c)
-        if len(fb) and np.any((fb <= b[i]) & (fc <= c[i])):
+    keep[order] = (sb == run_best[run]) & (sb < best_before[run])
+    return keep
+
+
+def _prune(pts: np.ndarray) -> np.ndarray:
+    """Mask of rows not dominated by any of a few weighted-sum minimizers (all objectives minimized)."""
+    lo, span = pts.min(axis=0), np.ptp(pts, axis=0)
+    scaled = (pts - lo) / np.where(span > 0, span, 1.0)
+    weights = np.random.default_rng(0).dirichlet(np.ones(pts.shape[1]), PIVOTS) + 1e-3
+    pivots = np.unique(np.argmin(weights @ scaled.T, axis=1))
+    cols = [np.ascontiguousarray(pts[:, k]) for k in range(pts.shape[1])]
+    alive = np.ones(len(pts), dtype=bool)
+    for i in pivots:
+        worse_eq = np.ones(len(pts), dtype=bool)
+        worse = np.zeros(len(pts), dtype=bool)
+        for col in cols:
+            worse_eq &= col >= col[i]
+            worse |= col > col[i]
+        alive &= ~(worse_eq & worse)
+    return alive
+
+
+def _unique_rows(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows sorted lexicographically (first column first), and each input row's position."""
+    order = np.lexsort(pts.T[::-1])
+    s = pts[order]
+    new = np.ones(len(s), dtype=bool)
+    new[1:] = np.any(s[1:] != s[:-1], axis=1)
+    inverse = np.empty(len(pts), dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return s[new], inverse
+
+
+def front3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Mask of points not dominated in (a, b, c), all minimized; identical points are all kept.
+
+    Sweep in lexicographic (a, b, c) order, so any dominating point comes first. The staircase holds
+    the (b, c) of the front found so far, b ascending and c strictly descending: a point is dominated
+    when the staircase entry with the largest b <= its b has c <= its c."""
+    pts = np.column_stack([a, b, c]).astype(float)
+    keep = np.zeros(len(pts), dtype=bool)
+    if len(pts) == 0:
+        return keep
+    alive = np.flatnonzero(_prune(pts)) if len(pts) > 4 * PIVOTS else np.arange(len(pts))
+    uniq, inverse = _unique_rows(pts[alive])
+    stair_b: list[float] = []
+    stair_c: list[float] = []
+    on_front = np.zeros(len(uniq), dtype=bool)
+    for i, (_, pb, pc) in enumerate(uniq.tolist()):
+        j = bisect_right(stair_b, pb) - 1
+        if j >= 0 and stair_c[j] <= pc:
             continue
-        keep[i] = True
-        front_b.append(b[i])
-        front_c.append(c[i])
+        on_front[i] = True
+        lo = bisect_left(stair_b, pb)
+        hi = lo
+        while hi < len(stair_c) and stair_c[hi] >= pc:
+            hi += 1
+        stair_b[lo:hi] = [pb]
+        stair_c[lo:hi] = [pc]
+    keep[alive] = on_front[inverse]
     return keep

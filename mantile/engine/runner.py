@@ -1,31 +1,50 @@
 """Evaluate a SweepSpec: chunks of the grid through joblib workers, streamed into Parquet.
 
-Chunks are evaluated in order (joblib ``return_as='generator'``), appended to a temp Parquet file and
-folded into a running Pareto front, so memory stays at a few chunks whatever the sweep size. A sweep
-that is interrupted (Ctrl-C, a worker killed) deletes its temp file and reports how many points were
-done; the previous ``results.parquet`` (if any) is untouched.
+A worker evaluates one chunk (``chunk_size`` points, in cache-sized blocks), builds its results
+table and its Pareto front, and returns them as Arrow tables (cheap to pickle). The parent hands each
+table to a background Parquet writer and folds the fronts together, so its own work per point is
+small. Chunks are dispatched in windows of a few per worker: if the writer falls behind, the next
+window waits, so memory stays at a few chunks whatever the sweep size; above
+``KEEP_IN_MEMORY_MAX_POINTS`` the table is not kept in memory (the summary reads the Parquet file).
+
+A sweep that is interrupted (Ctrl-C, SIGTERM, a worker killed) deletes its temp file and reports how
+many points were done; the previous ``results.parquet`` (if any) is untouched.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from mantile.engine import io
+from mantile.engine.cluster import BACKENDS, LOCAL_BACKENDS, backend_context
 from mantile.engine.grid import chunks, shape
 from mantile.engine.pareto import pareto_front
-from mantile.engine.spec import SweepSpec
+from mantile.engine.spec import SweepSpec, System
 from mantile.engine.table import evaluate_chunk
+from mantile.specs import ModelSpec
 
-BACKENDS = ("loky", "threading", "multiprocessing", "sequential", "dask", "ray")
+KEEP_IN_MEMORY_MAX_POINTS = 2_000_000  # keep_in_memory=null keeps the table up to this many points
+WINDOW_TASKS_PER_WORKER = 8  # chunks dispatched ahead per worker before the parent catches up
+MIN_TASKS_FOR_WORKERS = 4  # fewer chunks than this run in-process even with n_jobs > 1
+FRONTS_BEFORE_MERGE = 32  # chunk fronts collected before they are folded into one
+SHARED_MEMORY_DIR = "/dev/shm"  # worker results are spilled here as Arrow files (Linux tmpfs)
+SPILL_MIN_FREE_BYTES = 4 << 30  # ... when it has room for a few windows of chunks
+WORKER_DEATHS = ("TerminatedWorkerError", "BrokenProcessPool", "KilledWorker")
 
 
 @dataclass(frozen=True)
@@ -34,10 +53,10 @@ class EngineSettings:
 
     n_jobs: int = 1
     backend: str = "loky"
-    chunk_size: int = 250_000
+    chunk_size: int = 65_536
     progress: bool = True
-    address: str | None = None  # dask scheduler address for backend=dask
-    keep_in_memory: bool = True  # return the whole table (off for huge sweeps)
+    address: str | None = None  # dask scheduler address / ray address (None: start a local one)
+    keep_in_memory: bool | None = None  # None: keep the whole table up to KEEP_IN_MEMORY_MAX_POINTS
 
     def __post_init__(self) -> None:
         from mantile.specs import SpecError
@@ -46,6 +65,13 @@ class EngineSettings:
             raise SpecError("engine", "backend", self.backend, BACKENDS)
         if self.chunk_size < 1:
             raise SpecError("engine", "chunk_size", self.chunk_size, "a positive integer")
+        if self.n_jobs == 0:
+            raise SpecError("engine", "n_jobs", self.n_jobs, "a positive integer, or -1 for all cores")
+
+    def keep(self, n_points: int, writes_file: bool) -> bool:
+        if not writes_file:
+            return True
+        return n_points <= KEEP_IN_MEMORY_MAX_POINTS if self.keep_in_memory is None else self.keep_in_memory
 
 
 @dataclass(frozen=True)
@@ -54,6 +80,42 @@ class ParetoSettings:
     throughput: str = "throughput_tokens_per_s_per_device"
     by: tuple[str, ...] = ("model_id", "hardware_id")
     cost: str | None = None
+
+    def front(self, df: pl.DataFrame) -> pl.DataFrame:
+        return pareto_front(df, self.latency, self.throughput, self.by, self.cost)
+
+
+@dataclass
+class ChunkResult:
+    """What a worker sends back for one chunk: its rows (or the Arrow file in shared memory that
+    holds them), their Pareto front, and counts."""
+
+    table: pa.Table | str
+    front: pa.Table
+    points: int
+    valid: int
+    fits: int
+
+    def load(self) -> ChunkResult:
+        """Map a spilled table (zero-copy) and unlink its file; the mapping keeps the pages alive."""
+        if isinstance(self.table, str):
+            path, self.table = self.table, pa.ipc.open_file(pa.memory_map(self.table)).read_all()
+            os.unlink(path)
+        return self
+
+
+def run_chunk(model_id: str, model: ModelSpec, sys_: System, spec: SweepSpec, start: int, stop: int,
+              pareto: ParetoSettings, spill_dir: str | None = None) -> ChunkResult:
+    """Evaluate one chunk. With ``spill_dir`` (shared memory of this machine) the rows go to an Arrow
+    file there instead of through the result pipe: a memcpy instead of pickling a few hundred MB."""
+    df = evaluate_chunk(model_id, model, sys_, spec, start, stop)
+    table: pa.Table | str = df.to_arrow()
+    if spill_dir is not None:
+        path = os.path.join(spill_dir, f"{start}-{stop}-{uuid.uuid4().hex}.arrow")
+        with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, table.schema) as w:
+            w.write_table(table)
+        table = path
+    return ChunkResult(table, pareto.front(df).to_arrow(), df.height, int(df["valid"].sum()), int(df["fits"].sum()))
 
 
 @dataclass
@@ -65,36 +127,75 @@ class RunResult:
     path: Path | None = None
     counts: dict[str, int] = field(default_factory=dict)
 
+    def lazy(self) -> pl.LazyFrame:
+        """The whole table: in memory, or scanned from the Parquet file when it was not kept."""
+        if self.results is not None:
+            return self.results.lazy()
+        assert self.path is not None, "a run without a file keeps its table in memory"
+        return pl.scan_parquet(self.path)
+
 
 class SweepInterrupted(RuntimeError):
-    def __init__(self, done: int, total: int) -> None:
-        super().__init__(f"sweep interrupted after {done:,} of {total:,} points; no partial file was written")
-        self.done, self.total = done, total
+    def __init__(self, done: int, total: int, cause: str = "interrupted") -> None:
+        super().__init__(f"sweep {cause} after {done:,} of {total:,} points; no partial file was written")
+        self.done, self.total, self.cause = done, total, cause
 
 
-def _tasks(spec: SweepSpec, chunk_size: int) -> Iterator[tuple[Any, ...]]:
+def _tasks(spec: SweepSpec, chunk_size: int, pareto: ParetoSettings) -> list[tuple[Any, ...]]:
     per = 1
     for n in shape(spec.axes):
         per *= n
-    for model_id, model in spec.models.items():
-        for sys_ in spec.systems.values():
-            for start, stop in chunks(per, chunk_size):
-                yield model_id, model, sys_, spec, start, stop
+    return [(model_id, model, sys_, spec, start, stop, pareto)
+            for model_id, model in spec.models.items() for sys_ in spec.systems.values()
+            for start, stop in chunks(per, chunk_size)]
 
 
-def _parallel(settings: EngineSettings, n_tasks: int) -> Parallel | None:
-    if settings.n_jobs == 1 or settings.backend == "sequential" or n_tasks == 1:
-        return None
-    if settings.backend == "dask":
-        from dask.distributed import Client  # noqa: F401  (registers joblib's dask backend)
+def _in_process(settings: EngineSettings, n_tasks: int) -> bool:
+    """Small sweeps run here: starting local workers (about 0.5 s) costs more than it saves."""
+    if settings.backend == "sequential" or n_tasks == 1:
+        return True
+    return settings.backend in LOCAL_BACKENDS and (settings.n_jobs == 1 or n_tasks < MIN_TASKS_FOR_WORKERS)
 
-        from mantile.engine.cluster import dask_client
-        dask_client(settings.address)
-    if settings.backend == "ray":
-        from ray.util.joblib import register_ray
 
-        register_ray()
-    return Parallel(n_jobs=settings.n_jobs, backend=settings.backend, return_as="generator")
+@contextmanager
+def _spill_dir(backend: str) -> Iterator[str | None]:
+    """A temp dir in shared memory for worker processes on this machine (None: send results in-band)."""
+    shm = Path(SHARED_MEMORY_DIR)
+    if backend not in ("loky", "multiprocessing") or not shm.is_dir() or \
+            shutil.disk_usage(shm).free < SPILL_MIN_FREE_BYTES:
+        yield None
+        return
+    path = tempfile.mkdtemp(prefix="mantile-", dir=shm)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _stream(settings: EngineSettings, tasks: Sequence[tuple[Any, ...]]) -> Iterator[ChunkResult]:
+    """Chunk results in task order, evaluated here or by joblib workers, a window at a time."""
+    if _in_process(settings, len(tasks)):
+        yield from (run_chunk(*t) for t in tasks)
+        return
+    with backend_context(settings.backend, settings.address, settings.n_jobs), _spill_dir(settings.backend) as spill, \
+            Parallel(n_jobs=settings.n_jobs, backend=settings.backend, return_as="generator") as par:
+        try:
+            workers = max(int(par._effective_n_jobs()), 1)
+        except Exception:  # noqa: BLE001 - private joblib API; a guess is enough for the window size
+            workers = 2
+        window = WINDOW_TASKS_PER_WORKER * workers
+        for lo in range(0, len(tasks), window):
+            yield from (r.load() for r in par(delayed(run_chunk)(*t, spill) for t in tasks[lo:lo + window]))
+
+
+def _cause(exc: BaseException) -> str | None:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    if isinstance(exc, SystemExit):
+        return "stopped (terminated)"
+    if type(exc).__name__ in WORKER_DEATHS:
+        return "stopped (a worker died)"
+    return None
 
 
 def run(spec: SweepSpec, settings: EngineSettings = EngineSettings(), out_path: Path | None = None,
@@ -102,38 +203,38 @@ def run(spec: SweepSpec, settings: EngineSettings = EngineSettings(), out_path: 
     """Evaluate every point; write ``out_path`` (atomically) if given; return table + Pareto front."""
     t0 = time.perf_counter()
     total = spec.n_points
-    tasks = list(_tasks(spec, settings.chunk_size))
-    par = _parallel(settings, len(tasks))
-    stream = (evaluate_chunk(*t) for t in tasks) if par is None else par(delayed(evaluate_chunk)(*t) for t in tasks)
-    writer = io.AtomicParquetWriter(out_path, io.metadata(config_yaml)) if out_path else None
-    kept: list[pl.DataFrame] = []
-    front: pl.DataFrame | None = None
+    tasks = _tasks(spec, settings.chunk_size, pareto)
+    keep = settings.keep(total, out_path is not None)
+    writer = io.BackgroundWriter(io.AtomicParquetWriter(out_path, io.metadata(config_yaml))) if out_path else None
+    kept: list[pa.Table] = []
+    fronts: list[pa.Table] = []
     counts = {"points": 0, "valid": 0, "fits": 0}
     bar = tqdm(total=total, unit="pt", unit_scale=True, file=sys.stderr, delay=1.0,
                disable=not settings.progress, desc="mantile")
     try:
-        for df in stream:
+        for res in _stream(settings, tasks):
             if writer:
-                writer.write(df)
-            if settings.keep_in_memory:
-                kept.append(df)
-            chunk_front = pareto_front(df, pareto.latency, pareto.throughput, pareto.by, pareto.cost)
-            both = chunk_front if front is None else pl.concat([front, chunk_front])
-            front = pareto_front(both, pareto.latency, pareto.throughput, pareto.by, pareto.cost)
-            counts["points"] += df.height
-            counts["valid"] += int(df["valid"].sum())
-            counts["fits"] += int(df["fits"].sum())
-            bar.update(df.height)
+                writer.put(res.table)
+            if keep:
+                kept.append(res.table)
+            fronts.append(res.front)
+            if len(fronts) >= FRONTS_BEFORE_MERGE:
+                fronts = [pareto.front(pl.from_arrow(pa.concat_tables(fronts))).to_arrow()]
+            for key in counts:
+                counts[key] += getattr(res, key)
+            bar.update(res.points)
+        if writer:
+            writer.commit()
     except BaseException as exc:
         if writer:
             writer.abort()
         bar.close()
-        if isinstance(exc, (KeyboardInterrupt, SystemExit)) or "Terminated" in type(exc).__name__:
-            raise SweepInterrupted(counts["points"], total) from exc
+        cause = _cause(exc)
+        if cause:
+            raise SweepInterrupted(counts["points"], total, cause) from exc
         raise
     bar.close()
-    results = pl.concat(kept) if kept else None
-    if writer:
-        writer.commit()
-    assert front is not None
+    results = pl.from_arrow(pa.concat_tables(kept)) if kept else None
+    front = pareto.front(pl.from_arrow(pa.concat_tables(fronts)))
+    assert isinstance(front, pl.DataFrame) and (results is None or isinstance(results, pl.DataFrame))
     return RunResult(total, time.perf_counter() - t0, results, front, out_path, counts)
