@@ -1,8 +1,16 @@
 """``python -m mantile.summarize DIR``: merge a multirun's results, write and print the Pareto front.
 
-Idempotent: reads every ``results.parquet`` below DIR (not DIR's own merged file), de-duplicates
-rows by their identity columns (a re-run job replaces its rows), and rewrites DIR/results.parquet and
-DIR/pareto.parquet atomically.
+Idempotent: reads every job's ``results.parquet`` below DIR (not DIR's own merged file), de-duplicates
+rows by their identity columns (a re-run job replaces its rows), and rewrites atomically:
+
+- DIR/results.parquet: the merged table;
+- DIR/dataset/model_id=.../hardware_id=.../part-0.parquet: the same rows as a hive-partitioned
+  dataset for DuckDB, pandas, Polars and Spark;
+- DIR/pareto.parquet (+ DIR/pareto_<model>_<hardware>.png with ``--plot``);
+- DIR/capacity.parquet when the jobs ran ``+study=capacity``.
+
+Pareto, SLA and plot settings default to the jobs' own config (stored in each Parquet file's
+metadata); flags override them.
 """
 
 from __future__ import annotations
@@ -14,60 +22,91 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import yaml
 
 from mantile.engine import io, summary
-from mantile.engine.pareto import pareto_front
+from mantile.engine.job import LATENCIES, pareto_settings, report
+from mantile.engine.sla import BOUNDS, Sla
 from mantile.engine.table import IDENTITY
+from mantile.specs import SpecError
 
-LATENCIES = ("tpot_ms", "ttft_ms", "e2e_latency_ms")
+PARTITION_BY = ["model_id", "hardware_id"]
 
 
-def job_files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("results.parquet") if p.parent != root and not p.name.startswith("."))
+def job_files(root: Path, name: str = "results.parquet") -> list[Path]:
+    return sorted(p for p in Path(root).rglob(name) if p.parent != Path(root) and not p.name.startswith("."))
 
 
 def merge(root: Path) -> pl.DataFrame:
     files = job_files(root)
     if not files:
         raise FileNotFoundError(f"no results.parquet below {root}")
-    df = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
-    keys = [c for c in IDENTITY if c in df.columns]
-    return df.unique(subset=keys, keep="last", maintain_order=True)
+    lf = pl.concat([pl.scan_parquet(f) for f in files], how="diagonal_relaxed")
+    keys = [c for c in IDENTITY if c in lf.collect_schema().names()]
+    return lf.unique(subset=keys, keep="last", maintain_order=True).collect()
 
 
-def summarize(root: Path, pareto_cfg: Mapping[str, Any] | None = None, plot: bool = False,
-              quiet: bool = False) -> pl.DataFrame:
+def job_config(root: Path) -> dict[str, Any]:
+    """The resolved config of the first job (from its Parquet metadata), or {} if there is none."""
+    files = job_files(root)
+    text = io.read_metadata(files[0]).get("config", "") if files else ""
+    return (yaml.safe_load(text) or {}) if text else {}
+
+
+def summarize(root: Path, pareto_cfg: Mapping[str, Any] | None = None, plot: bool | None = None,
+              quiet: bool = False, sla_cfg: Mapping[str, Any] | None = None,
+              study: str | None = None) -> pl.DataFrame:
+    """Merge, write the merged table, the dataset and the front; print the summary; return the front."""
     root = Path(root)
-    p = dict(pareto_cfg or {})
-    latency = p.get("latency", "tpot_ms")
-    throughput = p.get("throughput", "throughput_tokens_per_s_per_device")
-    by = tuple(p.get("by", ("model_id", "hardware_id")))
+    saved = job_config(root)
+    pareto = pareto_settings({"pareto": {**(saved.get("pareto") or {}), **dict(pareto_cfg or {})}})
+    sla = Sla.from_config({**(saved.get("sla") or {}), **dict(sla_cfg or {})})
+    plot = bool(saved.get("plot", False)) if plot is None else plot
+    study = study or (saved.get("study") or {}).get("name")
+    config_yaml = yaml.safe_dump(saved) if saved else ""
     df = merge(root)
-    front = pareto_front(df, latency, throughput, by)
-    io.write_parquet(df, root / "results.parquet")
-    io.write_parquet(front, root / "pareto.parquet")
-    if not quiet:
-        print(f"merged {len(job_files(root))} job(s), {df.height:,} rows -> {root / 'results.parquet'}")
-        print(summary.pareto_text(front, latency, throughput))
-        text = summary.invalid_text(df)
-        if text:
-            print(text)
-        print(f"pareto: {root / 'pareto.parquet'}")
+    front = pareto.front(df)
+    io.write_parquet(df, root / "results.parquet", config_yaml)
+    io.write_hive_dataset(df, root / "dataset", [c for c in PARTITION_BY if c in df.columns], config_yaml)
+    io.write_parquet(front, root / "pareto.parquet", config_yaml)
+    capacity = None
+    if study == "capacity":
+        from mantile.engine.capacity import capacity_table, curves
+
+        capacity = capacity_table(df.lazy(), sla)
+        io.write_parquet(capacity, root / "capacity.parquet", config_yaml)
+    if quiet:
+        return front
+    print(f"merged {len(job_files(root))} job(s), {df.height:,} rows -> {root / 'results.parquet'}")
+    print(f"dataset: {root / 'dataset'} (hive-partitioned by {', '.join(PARTITION_BY)})")
+    if capacity is not None:
+        print(summary.capacity_text(capacity, curves(df.lazy(), capacity, sla), sla))
+    report(df.lazy(), front, root, pareto, sla, plot)
+    print(f"pareto: {root / 'pareto.parquet'}")
     return front
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mantile.summarize", description=__doc__.splitlines()[0])
     ap.add_argument("dir", type=Path, help="a multirun directory (outputs/multirun/<time>)")
-    ap.add_argument("--latency", default="tpot_ms", choices=LATENCIES, help="latency objective (minimized)")
-    ap.add_argument("--throughput", default="throughput_tokens_per_s_per_device", help="throughput objective")
+    ap.add_argument("--latency", choices=LATENCIES, help="latency objective (minimized)")
+    ap.add_argument("--throughput", help="throughput objective (maximized)")
+    ap.add_argument("--by", help="comma-separated group columns for separate fronts ('' = one front)")
+    ap.add_argument("--cost", choices=["cost_usd_per_million_tokens"], help="a third objective (minimized)")
+    for key in BOUNDS:
+        ap.add_argument(f"--{key.replace('_', '-')}", type=float, dest=key, help=f"SLA bound on {key}")
+    ap.add_argument("--plot", action="store_true", default=None, help="write a PNG of each Pareto front")
     args = ap.parse_args(argv)
     if not args.dir.is_dir():
         print(f"mantile.summarize: error: {args.dir} is not a directory", file=sys.stderr)
         return 2
+    pareto = {k: getattr(args, k) for k in ("latency", "throughput", "cost") if getattr(args, k)}
+    if args.by is not None:
+        pareto["by"] = [c for c in args.by.split(",") if c]
     try:
-        summarize(args.dir, {"latency": args.latency, "throughput": args.throughput})
-    except FileNotFoundError as e:
+        summarize(args.dir, pareto, args.plot, sla_cfg={k: getattr(args, k) for k in BOUNDS
+                                                          if getattr(args, k) is not None})
+    except (FileNotFoundError, SpecError, KeyError) as e:
         print(f"mantile.summarize: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -30,8 +30,12 @@ def dask_client(address: str | None, n_jobs: int = -1) -> Iterator[Any]:
     LocalCluster (``n_jobs`` single-threaded worker processes) that lives as long as the sweep."""
     try:
         from dask.distributed import Client, LocalCluster
+        from joblib._dask import DaskDistributedBackend
     except ImportError as exc:
         raise _missing("dask", "dask[distributed]", exc) from exc
+    from joblib import register_parallel_backend
+
+    register_parallel_backend("dask", DaskDistributedBackend)
     if address:
         with Client(address, set_as_default=True) as client:
             yield client

@@ -182,3 +182,30 @@ def write_parquet(df: pl.DataFrame | pa.Table, path: Path, config_yaml: str = ""
 def read_metadata(path: Path) -> dict[str, str]:
     meta = pq.read_schema(path).metadata or {}
     return {k.decode(): v.decode() for k, v in meta.items()}
+
+
+def write_hive_dataset(df: pl.DataFrame, root: Path, partition_by: list[str], config_yaml: str = "") -> Path:
+    """Write ``df`` as a hive-partitioned Parquet dataset ``root/<key>=<value>/.../part-0.parquet``
+    (the key columns live in the directory names, not in the files), which DuckDB, pandas, Polars,
+    pyarrow and Spark read as one table. Written next to ``root`` and swapped in by renames, so a
+    reader sees the old dataset or the new one, never a mix."""
+    import shutil
+
+    import pyarrow.dataset as ds
+
+    root = Path(root)
+    tmp = root.with_name(f".{root.name}.{os.getpid()}.tmp")
+    old = root.with_name(f".{root.name}.{os.getpid()}.old")
+    for stale in (tmp, old):
+        shutil.rmtree(stale, ignore_errors=True)
+    table = df.with_columns(pl.col(partition_by).cast(pl.String)).to_arrow()
+    table = table.replace_schema_metadata(metadata(config_yaml))
+    options = ds.ParquetFileFormat().make_write_options(compression="zstd")
+    ds.write_dataset(table, tmp, format="parquet", partitioning=partition_by, partitioning_flavor="hive",
+                     basename_template="part-{i}.parquet", file_options=options,
+                     max_rows_per_group=ROW_GROUP_ROWS, existing_data_behavior="error")
+    if root.exists():
+        root.rename(old)
+    tmp.rename(root)
+    shutil.rmtree(old, ignore_errors=True)
+    return root

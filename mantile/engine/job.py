@@ -1,7 +1,12 @@
-"""One Hydra job: composed config -> SweepSpec -> run -> results.parquet + pareto.parquet + summary."""
+"""One Hydra job: composed config -> SweepSpec -> run -> results.parquet + pareto.parquet + summary.
+
+Everything in the config is validated (errors name the file or key, the value and what is valid)
+before any work starts: model, hardware, stack, sweep axes, engine, pareto, sla, study.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from mantile.costs.system import Options
 from mantile.engine import io, summary
 from mantile.engine.runner import EngineSettings, ParetoSettings, RunResult, run
+from mantile.engine.sla import Sla
 from mantile.engine.spec import AXES, SweepSpec, System, check_axes
 from mantile.specs import SpecError
 from mantile.specs._load import build
@@ -18,6 +24,9 @@ from mantile.specs.stack import KernelStack
 
 ENGINE_KEYS = ("n_jobs", "backend", "address", "chunk_size", "progress", "keep_in_memory")
 OPTION_KEYS = ("comm_overlap", "max_prefill_tokens", "memory_reserve_fraction")
+LATENCIES = ("tpot_ms", "ttft_ms", "e2e_latency_ms")
+COSTS = (None, "cost_usd_per_million_tokens")
+STUDIES = ("capacity",)
 
 
 def _engine(cfg: DictConfig) -> tuple[EngineSettings, Options]:
@@ -29,23 +38,47 @@ def _engine(cfg: DictConfig) -> tuple[EngineSettings, Options]:
             Options(**{k: raw[k] for k in OPTION_KEYS if k in raw}))
 
 
-def pareto_settings(cfg: DictConfig) -> ParetoSettings:
-    p = cfg.get("pareto") or {}
-    return ParetoSettings(latency=p.get("latency", "tpot_ms"),
-                          throughput=p.get("throughput", "throughput_tokens_per_s_per_device"),
-                          by=tuple(p.get("by", ("model_id", "hardware_id"))), cost=p.get("cost"))
+def pareto_settings(cfg: Any) -> ParetoSettings:
+    p = dict(cfg.get("pareto") or {})
+    settings = ParetoSettings(latency=p.get("latency", "tpot_ms"),
+                              throughput=p.get("throughput", "throughput_tokens_per_s_per_device"),
+                              by=tuple(p.get("by") or ()) if "by" in p else ("model_id", "hardware_id"),
+                              cost=p.get("cost"))
+    if settings.latency not in LATENCIES:
+        raise SpecError("pareto", "latency", settings.latency, LATENCIES)
+    if settings.cost not in COSTS:
+        raise SpecError("pareto", "cost", settings.cost, COSTS)
+    return settings
 
 
-def spec_from_config(cfg: DictConfig, model_id: str, hardware_id: str, stack_id: str) -> tuple[SweepSpec, EngineSettings]:
+@dataclass(frozen=True)
+class Study:
+    """``+study=...`` presets: what to do with the grid beyond evaluating it."""
+
+    name: str | None = None
+    max_batch_size: int = 16384  # capacity: ceiling of the batch ladder
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> Study:
+        raw = _plain(cfg.get("study")) or {}
+        if raw.get("name") not in STUDIES:
+            raise SpecError("study", "name", raw.get("name"), STUDIES)
+        unknown = sorted(set(raw) - {"name", "max_batch_size", "description"})
+        if unknown:
+            raise SpecError("study", unknown[0], raw[unknown[0]], "valid keys: name, max_batch_size")
+        return cls(raw["name"], int(raw.get("max_batch_size", cls.max_batch_size)))
+
+
+def spec_from_config(cfg: DictConfig, model_id: str, hardware_id: str, stack_id: str
+                     ) -> tuple[SweepSpec, EngineSettings]:
     """Validate the whole composed config (errors name the file/field) before any work starts."""
     model = model_from_dict(cfg.model, f"conf/model/{model_id}.yaml")
     hw = hardware_from_dict(cfg.hardware, f"conf/hardware/{hardware_id}.yaml")
     stack = build(KernelStack, OmegaConf.to_container(cfg.stack, resolve=True), f"conf/stack/{stack_id}.yaml")
     axes = check_axes({k: _plain(cfg.get(k)) for k in AXES if cfg.get(k) is not None})
     settings, options = _engine(cfg)
-    spec = SweepSpec({model_id: model}, {hardware_id: System(hardware_id, hw, load_efficiency(hw.device.generation))},
-                     axes, stack, options)
-    return spec, settings
+    system = System(hardware_id, hw, load_efficiency(hw.device.generation))
+    return SweepSpec({model_id: model}, {hardware_id: system}, axes, stack, options), settings
 
 
 def _plain(v: Any) -> Any:
@@ -53,15 +86,36 @@ def _plain(v: Any) -> Any:
 
 
 def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str], multirun: bool) -> RunResult:
-    spec, settings = spec_from_config(cfg, choices["model"], choices["hardware"], choices.get("stack", "pytorch_eager"))
-    pareto = pareto_settings(cfg)
-    res = run(spec, settings, out_dir / "results.parquet", OmegaConf.to_yaml(cfg), pareto)
-    io.write_parquet(res.pareto, out_dir / "pareto.parquet", OmegaConf.to_yaml(cfg))
-    title = f"[{choices['model']} on {choices['hardware']}] "
-    print(summary.describe(res, title))
+    spec, settings = spec_from_config(cfg, choices["model"], choices["hardware"],
+                                      choices.get("stack", "pytorch_eager"))
+    pareto, sla = pareto_settings(cfg), Sla.from_config(_plain(cfg.get("sla")))
+    study = Study.from_config(cfg) if cfg.get("study") is not None else Study()
+    config_yaml = OmegaConf.to_yaml(cfg)
+    capacity = None
+    if study.name == "capacity":
+        from mantile.engine.capacity import curves, run_capacity
+
+        res, capacity = run_capacity(spec, settings, out_dir, config_yaml, pareto, sla, study.max_batch_size)
+    else:
+        res = run(spec, settings, out_dir / "results.parquet", config_yaml, pareto)
+    io.write_parquet(res.pareto, out_dir / "pareto.parquet", config_yaml)
+    print(summary.describe(res, f"[{choices['model']} on {choices['hardware']}] "))
+    if capacity is not None:
+        print(summary.capacity_text(capacity, curves(res.lazy(), capacity, sla), sla))
+        print(f"capacity: {out_dir / 'capacity.parquet'}")
     if not multirun:
-        print(summary.pareto_text(res.pareto, pareto.latency, pareto.throughput))
-        text = summary.invalid_text(res.results)
+        report(res.lazy(), res.pareto, out_dir, pareto, sla, bool(cfg.get("plot", False)))
+    return res
+
+
+def report(lf: Any, front: Any, out_dir: Path, pareto: ParetoSettings, sla: Sla, plot: bool) -> None:
+    """Print the Pareto front, the SLA ranking and the reasons; draw the plots if asked."""
+    print(summary.pareto_text(front, pareto.latency, pareto.throughput))
+    for text in (summary.sla_text(lf, sla), summary.invalid_text(lf)):
         if text:
             print(text)
-    return res
+    if plot:
+        from mantile.engine.plot import plot_fronts
+
+        for path in plot_fronts(lf, front, out_dir, pareto.latency, pareto.throughput, pareto.by, sla):
+            print(f"plot: {path}")

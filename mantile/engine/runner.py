@@ -27,7 +27,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
 from mantile.engine import io
@@ -136,9 +136,12 @@ class RunResult:
 
 
 class SweepInterrupted(RuntimeError):
-    def __init__(self, done: int, total: int, cause: str = "interrupted") -> None:
+    """A sweep stopped before the end; nothing it would have written exists. ``exit_code`` follows the
+    shell's convention: 130 for Ctrl-C, 143 for SIGTERM, 1 for a dead worker."""
+
+    def __init__(self, done: int, total: int, cause: str = "interrupted (Ctrl-C)", exit_code: int = 130) -> None:
         super().__init__(f"sweep {cause} after {done:,} of {total:,} points; no partial file was written")
-        self.done, self.total, self.cause = done, total, cause
+        self.done, self.total, self.cause, self.exit_code = done, total, cause, exit_code
 
 
 def _tasks(spec: SweepSpec, chunk_size: int, pareto: ParetoSettings) -> list[tuple[Any, ...]]:
@@ -177,8 +180,9 @@ def _stream(settings: EngineSettings, tasks: Sequence[tuple[Any, ...]]) -> Itera
     if _in_process(settings, len(tasks)):
         yield from (run_chunk(*t) for t in tasks)
         return
+    # parallel_config, not Parallel(backend=...): joblib's dask backend breaks when built by name there
     with backend_context(settings.backend, settings.address, settings.n_jobs), _spill_dir(settings.backend) as spill, \
-            Parallel(n_jobs=settings.n_jobs, backend=settings.backend, return_as="generator") as par:
+            parallel_config(backend=settings.backend), Parallel(n_jobs=settings.n_jobs, return_as="generator") as par:
         try:
             workers = max(int(par._effective_n_jobs()), 1)
         except Exception:  # noqa: BLE001 - private joblib API; a guess is enough for the window size
@@ -188,13 +192,13 @@ def _stream(settings: EngineSettings, tasks: Sequence[tuple[Any, ...]]) -> Itera
             yield from (r.load() for r in par(delayed(run_chunk)(*t, spill) for t in tasks[lo:lo + window]))
 
 
-def _cause(exc: BaseException) -> str | None:
+def _cause(exc: BaseException) -> tuple[str, int] | None:
     if isinstance(exc, KeyboardInterrupt):
-        return "interrupted (Ctrl-C)"
+        return "interrupted (Ctrl-C)", 130
     if isinstance(exc, SystemExit):
-        return "stopped (terminated)"
+        return "stopped (terminated)", exc.code if isinstance(exc.code, int) else 143
     if type(exc).__name__ in WORKER_DEATHS:
-        return "stopped (a worker died)"
+        return f"stopped (a worker died: {exc})", 1
     return None
 
 
@@ -231,7 +235,7 @@ def run(spec: SweepSpec, settings: EngineSettings = EngineSettings(), out_path: 
         bar.close()
         cause = _cause(exc)
         if cause:
-            raise SweepInterrupted(counts["points"], total, cause) from exc
+            raise SweepInterrupted(counts["points"], total, *cause) from exc
         raise
     bar.close()
     results = pl.from_arrow(pa.concat_tables(kept)) if kept else None
