@@ -150,7 +150,8 @@ def sweep(model: Any, hardware: Any, batch_size: Any, input_seq: Any, output_seq
 def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "prefill", batch_size: int = 1,
                   seq_length: int = 2048, kv_length: int | None = None, dtype: str = "bf16",
                   kv_dtype: str | None = None, tp: int = 1, cp: int = 1, sp: int = 1, ep: int = 1,
-                  stack: str = "pytorch_eager", efficiency: EfficiencyProfile | None = None) -> dict[str, Any]:
+                  stack: str = "pytorch_eager", efficiency: EfficiencyProfile | None = None,
+                  enforce_max_position: bool = True) -> dict[str, Any]:
     """Cost of ONE instance of a layer type on one device.
 
     prefill: ``batch_size`` x ``seq_length`` tokens (causal); decode: ``batch_size`` new tokens over a
@@ -171,7 +172,7 @@ def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "pref
     hw.device.peak_flops_per_s(dt)
     _check_plan(m, tp, cp, sp, ep, layer_type)
     longest = max(seq_length, kv_length or 0)
-    if longest > m.max_position_embeddings:
+    if enforce_max_position and longest > m.max_position_embeddings:
         raise SpecError("arguments", "seq_length" if seq_length >= (kv_length or 0) else "kv_length", longest,
                         f"at most max_position_embeddings ({m.max_position_embeddings}) of {model}")
     if tp * cp > hw.num_devices:

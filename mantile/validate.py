@@ -100,7 +100,7 @@ def predict_row(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | Non
         phase = kind.split("_")[1]
         seq = row.get("seq") or row.get("context")
         args = dict(model=model, hardware=hardware, phase=phase, batch_size=row["batch"], seq_length=seq,
-                    kv_length=row.get("context"), tp=tp, stack=stack, efficiency=eff)
+                    kv_length=row.get("context"), tp=tp, stack=stack, efficiency=eff, enforce_max_position=False)
         main = layer_metrics(layer_type=row["layer"], **args)
         norm = layer_metrics(layer_type="norm", **args)
         pred = main["latency_ms"] - main["comm_ms"] + norm["latency_ms"]
