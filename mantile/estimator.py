@@ -30,8 +30,9 @@ PLAN_KEYS = {
 
 
 def _options(comm_overlap: bool, max_prefill_tokens: int, memory_reserve_fraction: float,
-             enforce_max_position: bool = True) -> system.Options:
-    return system.Options(comm_overlap, max_prefill_tokens, memory_reserve_fraction, enforce_max_position)
+             enforce_max_position: bool = True, batching: str = "static") -> system.Options:
+    return system.Options(comm_overlap, max_prefill_tokens, memory_reserve_fraction, enforce_max_position,
+                          batching)
 
 
 def plan_from_layers(layers: Mapping[str, Mapping[str, Any]], dtype: str) -> dict[str, Any]:
@@ -97,14 +98,16 @@ def estimate(model: str, hardware: str, batch_size: int, input_seq: int, output_
              layers: Mapping[str, Mapping[str, Any]] | None = None, stack: str = "pytorch_eager",
              comm_overlap: bool = False, max_prefill_tokens: int = 16384,
              memory_reserve_fraction: float = 0.05, breakdown: bool = True,
-             efficiency: EfficiencyProfile | None = None, enforce_max_position: bool = True) -> dict[str, Any]:
+             efficiency: EfficiencyProfile | None = None, enforce_max_position: bool = True,
+             batching: str = "static") -> dict[str, Any]:
     """One point -> one results-table row as a dict (units in the keys).
 
     ``layers`` is the product brief's per-layer-type plan; when given it sets tp, cp, sp, ep,
     embedding_tp and per-layer dtypes (see ``plan_from_layers``). Invalid plans return a row with
     ``valid=False`` and a ``reason``; malformed arguments raise ``SpecError``. ``efficiency``
     replaces the hardware generation's profile (used by the calibration fit);
-    ``enforce_max_position=False`` accepts prompts longer than the model's context (timing studies).
+    ``enforce_max_position=False`` accepts prompts longer than the model's context (timing studies);
+    ``batching="continuous"`` models a serving engine's in-flight batching (see costs/system.py).
     """
     axes: dict[str, Any] = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, batch_size=batch_size,
                                 input_seq=input_seq, output_seq=output_seq, dtype=dtype,
@@ -118,7 +121,8 @@ def estimate(model: str, hardware: str, batch_size: int, input_seq: int, output_
         if isinstance(v, (list, tuple)):
             raise SpecError("estimate", k, v, "a single value (use mantile.sweep for lists)")
     spec = make_spec(model, hardware, axes, stack, _options(comm_overlap, max_prefill_tokens,
-                                                            memory_reserve_fraction, enforce_max_position))
+                                                            memory_reserve_fraction, enforce_max_position,
+                                                            batching))
     (model_id, mspec), (_, sys_) = next(iter(spec.models.items())), next(iter(spec.systems.items()))
     if efficiency is not None:
         sys_ = replace(sys_, eff=efficiency)
@@ -135,13 +139,14 @@ def estimate(model: str, hardware: str, batch_size: int, input_seq: int, output_
 def sweep(model: Any, hardware: Any, batch_size: Any, input_seq: Any, output_seq: Any, tp: Any = 1, pp: Any = 1,
           dp: Any = 1, ep: Any = 1, cp: Any = 1, sp: Any = 1, dtype: Any = "bf16", kv_dtype: Any = None,
           embedding_tp: Any = None, stack: str = "pytorch_eager", comm_overlap: bool = False,
-          max_prefill_tokens: int = 16384, memory_reserve_fraction: float = 0.05, n_jobs: int = 1,
+          max_prefill_tokens: int = 16384, memory_reserve_fraction: float = 0.05, batching: str = "static",
+          n_jobs: int = 1,
           backend: str = "loky", chunk_size: int = 250_000, progress: bool = False) -> pl.DataFrame:
     """Cross every list given (models, hardware and axes) and evaluate all points as one table."""
     axes = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, batch_size=batch_size, input_seq=input_seq,
                 output_seq=output_seq, dtype=dtype, kv_dtype=kv_dtype, embedding_tp=embedding_tp)
     spec = make_spec(model, hardware, axes, stack,
-                     _options(comm_overlap, max_prefill_tokens, memory_reserve_fraction))
+                     _options(comm_overlap, max_prefill_tokens, memory_reserve_fraction, True, batching))
     res = run(spec, EngineSettings(n_jobs=n_jobs, backend=backend, chunk_size=chunk_size, progress=progress))
     assert res.results is not None
     return res.results

@@ -12,7 +12,9 @@ Mapping (README "Accuracy"):
   The measured attention / feedforward blocks include their RMSNorm and residual add: the prediction
   is layer_metrics(layer) + layer_metrics("norm") (one norm + one residual add), explicitly.
 - <model>_tp<N>_shard -> <model> at tp=N, compared with latency_ms - comm_ms (the shard's compute).
-- published(model, hardware, tp, pp, dp, batch, input_seq, output_seq, metric) -> estimate(...)[metric]
+- published(model, hardware, tp, pp, dp, batch, input_seq, output_seq, batching, metric)
+  -> estimate(..., batching=batching)[metric]; a throughput row without a batch is a max-throughput
+  run, predicted at the largest batch that fits.
 - measure.py ran tinyllama beyond its 2048-token context (random weights): whole-model rows are
   estimated with enforce_max_position=False.
 - error rows that ran out of memory -> estimate(...)["fits"] must be False; every model row that ran
@@ -126,7 +128,8 @@ def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None
         return None
     args = dict(model=row["model"], hardware=hardware, input_seq=_int(row.get("input_seq")),
                 output_seq=_int(row.get("output_seq")), tp=_int(row.get("tp")), pp=_int(row.get("pp")),
-                dp=_int(row.get("dp")), dtype=row.get("dtype") or "bf16", stack=stack, efficiency=eff)
+                dp=_int(row.get("dp")), dtype=row.get("dtype") or "bf16", stack=stack, efficiency=eff,
+                batching=row.get("batching") or "static")
     batch = _int(row.get("batch"), 0)
     if batch < 1:
         if not str(row["metric"]).startswith("throughput"):

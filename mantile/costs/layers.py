@@ -46,11 +46,14 @@ class Work:
     cp: Array = 1
     sp: Array = 1
     ep: Array = 1
+    #: continuous batching: prompts prefilled in the same pass as the decode tokens (chunked prefill)
+    mixed_prefill_seqs: Array = 0.0
+    mixed_prefill_len: Array = 0.0
 
     @property
     def tokens(self) -> Array:
-        """Tokens through the linear layers of one device: batch * q_len / cp."""
-        return self.batch * self.q_len / self.cp
+        """Tokens through the linear layers of one device: (batch * q_len + mixed prefill) / cp."""
+        return (self.batch * self.q_len + self.mixed_prefill_seqs * self.mixed_prefill_len) / self.cp
 
 
 def heads_per_device(model: ModelSpec, tp: Array) -> tuple[Array, Array]:
@@ -85,6 +88,10 @@ def attention(model: ModelSpec, m: Machine, w: Work, net: comm.Network) -> Cost:
     else:
         attention_core(core, m, w.batch, 1.0, w.kv_len / w.cp, heads, kv_heads, d, w.a_bytes, w.kv_bytes,
                        causal=False, count=st.attention_decode_kernels, split_kv=True)
+        if np.any(w.mixed_prefill_seqs):  # chunked prefill riding along (continuous batching)
+            attention_core(core, m, w.mixed_prefill_seqs, w.mixed_prefill_len, w.mixed_prefill_len, heads,
+                           kv_heads, d, w.a_bytes, w.kv_bytes, causal=True, split_kv=True,
+                           count=st.attention_prefill_kernels, kv_eff=(w.mixed_prefill_len + 1) / 2.0)
         q_bytes = w.batch * heads * d * w.a_bytes
         partial_bytes = w.batch * heads * (d + 1) * 4.0
         c.comm(q_bytes + partial_bytes,

@@ -11,6 +11,13 @@ Definitions (per replica; dp replicas run side by side):
   stages busy and each sequence waits one full pass: TPOT = T(b/m) + (pp - 1) p2p.
 - e2e = TTFT + (output_seq - 1) TPOT; throughput = dp * batch * output_seq / e2e (static batch
   from prefill to last token); decode throughput = dp * batch / TPOT.
+
+``Options.batching = "continuous"`` models a serving engine in steady state instead (in-flight
+batching with chunked prefill, as vLLM / TensorRT-LLM / SGLang run): ``batch`` sequences are always
+running; each finishes after output_seq tokens and is replaced, so every iteration also prefills
+batch / output_seq new prompts of input_seq tokens in the same kernels. TPOT = one such mixed
+iteration; TTFT = a prompt's own prefill (alone) + one iteration to join the batch;
+throughput = dp * batch / TPOT.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from mantile.specs.model import ModelSpec
 from mantile.specs.stack import KernelStack
 
 BOUNDS = np.array(["compute", "memory", "communication", "overhead"])
+BATCHING = ("static", "continuous")
 GB = 1e9
 
 
@@ -38,6 +46,13 @@ class Options:
     max_prefill_tokens: int = 16384  # prefill chunk size: bounds the activation peak
     memory_reserve_fraction: float = 0.05  # CUDA context, library workspaces, allocator slack
     enforce_max_position: bool = True  # input+output beyond max_position_embeddings is invalid
+    batching: str = "static"  # static | continuous (see module docstring)
+
+    def __post_init__(self) -> None:
+        if self.batching not in BATCHING:
+            from mantile.specs import SpecError
+
+            raise SpecError("engine", "batching", self.batching, BATCHING)
 
 
 #: Invalid-plan codes (0 = valid), checked in this order; messages are filled in by ``reasons``.
@@ -119,11 +134,13 @@ def _invalid_codes(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, c
 
 def _forward(model: ModelSpec, mach: dict[str, Machine], net: comm.Network, phase: str, batch: Array,
              q_len: Array, kv_len: Array, col: dict[str, Array], byt: dict[str, Array],
-             overlap: bool) -> dict[str, Cost | Array]:
-    """One forward pass of one (micro-)batch through all layers: Cost per layer type (whole model)."""
+             overlap: bool, mixed_seqs: Array = 0.0, mixed_len: Array = 0.0) -> dict[str, Cost | Array]:
+    """One forward pass of one (micro-)batch through all layers: Cost per layer type (whole model).
+    ``mixed_seqs`` prompts of ``mixed_len`` tokens ride along a decode pass (continuous batching)."""
     def work(kind: str, tp: Array) -> layers.Work:
         return layers.Work(phase, batch, q_len, kv_len, byt[f"{kind}_w"], byt["a"], byt["kv"],
-                           tp=tp, cp=col["cp"], sp=col["sp"], ep=col["ep"])
+                           tp=tp, cp=col["cp"], sp=col["sp"], ep=col["ep"], mixed_prefill_seqs=mixed_seqs,
+                           mixed_prefill_len=mixed_len)
     L = model.num_hidden_layers
     attn = layers.attention(model, mach["attention"], work("attention", col["tp"]), net)
     ffn = layers.feedforward(model, mach["feedforward"], work("feedforward", col["tp"]), net)
@@ -184,8 +201,14 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: 
     p2p_pre = comm.p2p(net, B / mb * S / col["cp"] * h_bytes, cross)
     ttft_s = pre["latency_s"] * (1 + (mb - 1) / pp) + (pp - 1) * p2p_pre
     kv_mean = S + np.maximum(O, 2) / 2.0
-    dec = _forward(model, mach, net, "decode", B / mb, 1.0, kv_mean, col, byt, options.comm_overlap)
-    tpot_s = dec["latency_s"] + (pp - 1) * comm.p2p(net, B / mb * h_bytes, cross)
+    continuous = options.batching == "continuous"
+    mixed = B / mb / O if continuous else 0.0
+    dec = _forward(model, mach, net, "decode", B / mb, 1.0, kv_mean, col, byt, options.comm_overlap,
+                   mixed_seqs=mixed, mixed_len=S if continuous else 0.0)
+    tpot_s = dec["latency_s"] + (pp - 1) * comm.p2p(net, (B + mixed * S) / mb * h_bytes, cross)
+    if continuous:
+        alone = _forward(model, mach, net, "prefill", 1.0, S, S, col, byt, options.comm_overlap)
+        ttft_s = alone["latency_s"] + (pp - 1) * comm.p2p(net, S / col["cp"] * h_bytes, cross) + tpot_s
     e2e_s = ttft_s + (O - 1) * tpot_s
 
     devices = stage_devices * pp * dp
@@ -193,7 +216,7 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: 
     out["ttft_ms"] = ttft_s * 1e3
     out["tpot_ms"] = tpot_s * 1e3
     out["e2e_latency_ms"] = e2e_s * 1e3
-    out["throughput_tokens_per_s"] = dp * B * O / e2e_s
+    out["throughput_tokens_per_s"] = dp * B / tpot_s if continuous else dp * B * O / e2e_s
     out["throughput_tokens_per_s_per_device"] = out["throughput_tokens_per_s"] / devices
     out["decode_throughput_tokens_per_s"] = dp * B / tpot_s
     out["tokens_per_s_per_user"] = 1.0 / tpot_s
