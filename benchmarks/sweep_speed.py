@@ -58,7 +58,8 @@ def _evaluate_range(spec: object, start: int, stop: int) -> int:
     index = GridIndex.of(spec.axes, start, stop)  # type: ignore[attr-defined]
     with np.errstate(all="ignore"):
         for lo, hi in chunks(index.n_points, BLOCK_POINTS):
-            system.evaluate(model, sys_.spec, sys_.eff, spec.stack, block_columns(index, lo, hi), spec.options)  # type: ignore[attr-defined]
+            cols = block_columns(index, lo, hi)
+            system.evaluate(model, sys_.spec, sys_.eff, spec.stack, cols, spec.options)  # type: ignore[attr-defined]
     return stop - start
 
 
@@ -70,7 +71,8 @@ def stages(repeat: int) -> tuple[dict[str, float], float]:
     (model_id, model), sys_ = next(iter(spec.models.items())), next(iter(spec.systems.values()))
     rates: dict[str, float] = {}
     rates["grid (axes of every point, 16k blocks)"] = n / best_of(
-        lambda: [block_columns(GridIndex.of(spec.axes, a, b), 0, b - a) for a, b in chunks(n, BLOCK_POINTS)], repeat)
+        lambda: [block_columns(GridIndex.of(spec.axes, a, b), 0, b - a) for a, b in chunks(n, BLOCK_POINTS)],
+        repeat)
     rates["evaluation, 1 core (cost model only)"] = n / best_of(lambda: _evaluate_range(spec, 0, n), repeat)
     with Parallel(n_jobs=2) as par:
         par(delayed(_evaluate_range)(spec, 0, 1000) for _ in range(2))  # start the workers
@@ -88,8 +90,8 @@ def stages(repeat: int) -> tuple[dict[str, float], float]:
         lambda: pareto_front(df, cost="cost_usd_per_million_tokens"), 1)
     with tempfile.TemporaryDirectory() as tmp:
         run(spec, EngineSettings(n_jobs=-1, progress=False), Path(tmp) / "r.parquet")  # start the workers
-        engine_s = best_of(lambda: run(spec, EngineSettings(n_jobs=-1, progress=False), Path(tmp) / "r.parquet"),
-                           repeat)
+        settings = EngineSettings(n_jobs=-1, progress=False)
+        engine_s = best_of(lambda: run(spec, settings, Path(tmp) / "r.parquet"), repeat)
     rates["engine run(): evaluate + table + Parquet + Pareto, 2 workers"] = n / engine_s
     return rates, engine_s / n
 
@@ -98,8 +100,8 @@ def cli_seconds(repeat: int) -> float:
     """``python -m mantile`` on the 1M grid: start, evaluate, write, Pareto, summary, exit."""
     lists = {k: "[" + ",".join(map(str, v)) + "]" for k, v in AXES_1M.items()}
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "mantile", f"model={MODEL}", f"hardware={HARDWARE}", "engine.progress=false",
-               f"hydra.run.dir={tmp}/run", *[f"{k}={v}" for k, v in lists.items()]]
+        cmd = [sys.executable, "-m", "mantile", f"model={MODEL}", f"hardware={HARDWARE}",
+               "engine.progress=false", f"hydra.run.dir={tmp}/run", *[f"{k}={v}" for k, v in lists.items()]]
         return best_of(lambda: subprocess.run(cmd, check=True, capture_output=True, cwd=tmp), repeat)
 
 
@@ -107,8 +109,8 @@ def estimate_seconds_per_point(points: int = 200) -> float:
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     for _ in range(points):
-        mantile.estimate(MODEL, HARDWARE, batch_size=int(rng.integers(1, 256)), input_seq=2048, output_seq=256,
-                         tp=int(rng.choice([1, 2, 4, 8])))
+        mantile.estimate(MODEL, HARDWARE, batch_size=int(rng.integers(1, 256)), input_seq=2048,
+                         output_seq=256, tp=int(rng.choice([1, 2, 4, 8])))
     return (time.perf_counter() - t0) / points
 
 
@@ -130,7 +132,8 @@ def streamed_run_child(out: str) -> None:
     res = run(spec, EngineSettings(n_jobs=-1, progress=False), Path(out) / "results.parquet")
     seconds = time.perf_counter() - t0
     rss_mb = _peak_rss_mb()
-    print(f"{res.n_points} {seconds:.3f} {rss_mb:.1f} {res.results is None} {os.path.getsize(res.path) / 1e6:.1f}")
+    size_mb = os.path.getsize(res.path) / 1e6
+    print(f"{res.n_points} {seconds:.3f} {rss_mb:.1f} {res.results is None} {size_mb:.1f}")
 
 
 def streamed_run() -> dict[str, float]:
@@ -159,7 +162,8 @@ def streamed_run() -> dict[str, float]:
         sampler.join()
     n, seconds, rss_mb, streamed, size_mb = out.split()
     return {"points": float(n), "seconds": float(seconds), "peak_rss_main_mb": float(rss_mb),
-            "peak_rss_tree_mb": peak_tree_mb, "streamed": float(streamed == "True"), "file_mb": float(size_mb)}
+            "peak_rss_tree_mb": peak_tree_mb, "streamed": float(streamed == "True"),
+            "file_mb": float(size_mb)}
 
 
 def main() -> None:
@@ -179,15 +183,18 @@ def main() -> None:
     for name, rate in rates.items():
         print(f"{name:<{width}}  {rate:>12,.0f}")
     cli = cli_seconds(min(args.repeat, 2))
-    print(f"\n1M-point sweep end to end (python -m mantile: start, evaluate, Parquet, Pareto, summary): {cli:.2f} s")
+    print(f"\n1M-point sweep end to end (python -m mantile: start, evaluate, Parquet, Pareto, summary): "
+          f"{cli:.2f} s")
     per_point = estimate_seconds_per_point()
     print(f"mantile.estimate(), one point per call: {per_point * 1e6:,.0f} us/point; engine: "
           f"{engine_s_per_point * 1e6:.2f} us/point; ratio {per_point / engine_s_per_point:,.0f}x")
     if not args.quick:
         s = streamed_run()
-        print(f"\n{s['points']:,.0f}-point streamed sweep (table not kept: {bool(s['streamed'])}): {s['seconds']:.1f} s "
-              f"({s['points'] / s['seconds']:,.0f} points/s), Parquet {s['file_mb']:.0f} MB; peak RSS: main process "
-              f"{s['peak_rss_main_mb']:,.0f} MB, main + workers {s['peak_rss_tree_mb']:,.0f} MB")
+        print(f"\n{s['points']:,.0f}-point streamed sweep (table not kept: {bool(s['streamed'])}): "
+              f"{s['seconds']:.1f} s ({s['points'] / s['seconds']:,.0f} points/s), "
+              f"Parquet {s['file_mb']:.0f} MB; "
+              f"peak RSS: main process {s['peak_rss_main_mb']:,.0f} MB, "
+              f"main + workers {s['peak_rss_tree_mb']:,.0f} MB")
 
 
 if __name__ == "__main__":

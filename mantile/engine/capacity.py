@@ -29,7 +29,7 @@ from mantile.costs import system
 from mantile.costs.system import Coded
 from mantile.engine import io
 from mantile.engine.runner import EngineSettings, ParetoSettings, RunResult, run
-from mantile.engine.sla import Sla
+from mantile.engine.sla import BOUNDS, NO_SLA, Sla
 from mantile.engine.spec import STR_AXES, SweepSpec
 from mantile.engine.table import IDENTITY, INT_IDENTITY
 
@@ -59,8 +59,8 @@ def largest_fitting_batch(spec: SweepSpec, plans: pl.DataFrame, ceiling: int) ->
 
     def fits(batch: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
-            out = system.evaluate(model, sys_.spec, sys_.eff, spec.stack, {**cols, "batch_size": batch.astype(float)},
-                                  spec.options)
+            out = system.evaluate(model, sys_.spec, sys_.eff, spec.stack,
+                                  {**cols, "batch_size": batch.astype(float)}, spec.options)
         return np.asarray(out["fits"], dtype=bool)
 
     n = plans.height
@@ -98,8 +98,6 @@ def run_capacity(spec: SweepSpec, settings: EngineSettings, out_dir: Path, confi
 
 
 def _violations(sla: Sla) -> list[pl.Expr]:
-    from mantile.engine.sla import BOUNDS
-
     out = []
     for key, bound in sla.bounds.items():
         ok = pl.col(key) <= bound if BOUNDS[key] == "max" else pl.col(key) >= bound
@@ -107,14 +105,16 @@ def _violations(sla: Sla) -> list[pl.Expr]:
     return out
 
 
-def capacity_table(lf: pl.LazyFrame, sla: Sla = Sla()) -> pl.DataFrame:
+def capacity_table(lf: pl.LazyFrame, sla: Sla = NO_SLA) -> pl.DataFrame:
     """One row per plan: memory capacity, SLA capacity, the batch limit, what limits it, and the
     throughput and latency at that limit."""
     plan = [c for c in PLAN if c in lf.collect_schema().names()]
     meets = sla.meets() if sla else pl.col("fits")
     rows = lf.with_columns(meets.alias("meets_sla"), *_violations(sla)).with_columns(
-        pl.col("batch_size").filter(pl.col("fits") & ~pl.col("meets_sla")).min().over(plan).alias("_first_fail"))
-    below = pl.col("meets_sla") & (pl.col("_first_fail").is_null() | (pl.col("batch_size") < pl.col("_first_fail")))
+        pl.col("batch_size").filter(pl.col("fits") & ~pl.col("meets_sla")).min().over(plan)
+        .alias("_first_fail"))
+    first_fail = pl.col("_first_fail")
+    below = pl.col("meets_sla") & (first_fail.is_null() | (pl.col("batch_size") < first_fail))
     at_fail = pl.col("batch_size") == pl.col("_first_fail")
     agg = rows.sort("batch_size").group_by(plan, maintain_order=True).agg(
         pl.col("valid").any(), pl.col("reason").first(), pl.col("weights_gb_per_device").first(),
@@ -129,7 +129,8 @@ def capacity_table(lf: pl.LazyFrame, sla: Sla = Sla()) -> pl.DataFrame:
                            pl.Series("limited_by", [w for _, w in limited], dtype=pl.String),
                            pl.col("_sla_limit").alias("sla_max_batch_size") if sla else
                            pl.lit(None, dtype=pl.Int64).alias("sla_max_batch_size"))
-    at = rows.select(*plan, "batch_size", *[c for c in AT_LIMIT if c in lf.collect_schema().names()]).collect()
+    names = lf.collect_schema().names()
+    at = rows.select(*plan, "batch_size", *[c for c in AT_LIMIT if c in names]).collect()
     out = agg.join(at.rename({"batch_size": "batch_limit"}), on=[*plan, "batch_limit"], how="left",
                    nulls_equal=True)
     first = [*plan, "weights_gb_per_device", "kv_cache_budget_gb_per_device", "max_batch_size",
@@ -148,7 +149,7 @@ def _limit(row: dict, sla: Sla) -> tuple[int, str]:
     return int(row["_sla_limit"] or 0), "sla: " + ", ".join(missed)
 
 
-def curves(lf: pl.LazyFrame, capacity: pl.DataFrame, sla: Sla = Sla()) -> pl.DataFrame:
+def curves(lf: pl.LazyFrame, capacity: pl.DataFrame, sla: Sla = NO_SLA) -> pl.DataFrame:
     """The throughput/latency curve of each plan: its ladder rows that fit, up to its memory capacity."""
     plan = [c for c in PLAN if c in capacity.columns]
     meets = sla.meets() if sla else pl.col("fits")

@@ -43,8 +43,8 @@ def dask_client(address: str | None, n_jobs: int = -1) -> Iterator[Any]:
     import os
 
     workers = (os.cpu_count() or 1) if n_jobs < 0 else n_jobs
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster, set_as_default=True) as client:
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    with cluster, Client(cluster, set_as_default=True) as client:
         yield client
 
 

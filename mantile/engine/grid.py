@@ -36,7 +36,8 @@ class GridIndex:
     @classmethod
     def of(cls, axes: dict[str, list[Any]], start: int, stop: int) -> GridIndex:
         idx = np.unravel_index(np.arange(start, stop, dtype=np.int64), shape(axes))
-        pos = {k: (i.astype(np.int32) if len(v) > 1 else None) for (k, v), i in zip(axes.items(), idx)}
+        pos = {k: (i.astype(np.int32) if len(v) > 1 else None)
+               for (k, v), i in zip(axes.items(), idx, strict=True)}
         return cls(axes, start, stop, pos)
 
     @property

@@ -69,6 +69,7 @@ class AtomicParquetWriter:
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self.meta = meta
+        remove_stale_temps(self.path)
         self.writer: pq.ParquetWriter | None = None
         self.schema: pa.Schema | None = None
         self.pending: list[pa.Table] = []
@@ -85,7 +86,6 @@ class AtomicParquetWriter:
 
     def _open(self, schema: pa.Schema) -> pq.ParquetWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale_temps(self.path)
         dictionary = [c for c in schema.names if c in DICTIONARY_COLUMNS]
         return pq.ParquetWriter(self.tmp, schema.with_metadata(self.meta), compression="zstd",
                                 use_dictionary=dictionary)

@@ -24,7 +24,8 @@ import polars as pl
 PIVOTS = 64  # weighted-sum minimizers used to prune the 3-D sweep
 
 
-def pareto_front(df: pl.DataFrame, latency: str = "tpot_ms", throughput: str = "throughput_tokens_per_s_per_device",
+def pareto_front(df: pl.DataFrame, latency: str = "tpot_ms",
+                 throughput: str = "throughput_tokens_per_s_per_device",
                  by: Sequence[str] = ("model_id", "hardware_id"), cost: str | None = None,
                  feasible_only: bool = True) -> pl.DataFrame:
     """Rows of ``df`` not dominated by another row of the same group, sorted by group and latency."""
@@ -35,8 +36,8 @@ def pareto_front(df: pl.DataFrame, latency: str = "tpot_ms", throughput: str = "
     ok = pl.col("fits") if feasible_only and "fits" in df.columns else pl.lit(True)
     for c in objectives:
         ok = ok & pl.col(c).is_finite()
-    narrow = df.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row"), *_codes(df, list(by)), *objectives,
-                       ok.alias("_ok")).filter("_ok")
+    row = pl.int_range(pl.len(), dtype=pl.UInt32).alias("_row")
+    narrow = df.select(row, *_codes(df, list(by)), *objectives, ok.alias("_ok")).filter("_ok")
     by = [c for c in by if narrow[c].n_unique() > 1]  # a chunk holds one model and one system
     rows = []
     for g in narrow.partition_by(by, maintain_order=True) if by else [narrow]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import polars as pl
 
-from mantile.engine.sla import Sla
+from mantile.engine.sla import NO_SLA, Sla
 from mantile.engine.summary import plan_label
 
 MAX_BACKGROUND_POINTS = 20_000
@@ -31,7 +31,7 @@ def _name(key: tuple) -> str:
 
 
 def plot_fronts(lf: pl.LazyFrame, front: pl.DataFrame, out_dir: Path, latency: str, throughput: str,
-                by: Sequence[str], sla: Sla = Sla()) -> list[Path]:
+                by: Sequence[str], sla: Sla = NO_SLA) -> list[Path]:
     """Write ``pareto_<group>.png`` (``pareto.png`` when ``by`` is empty) next to pareto.parquet."""
     by = [c for c in by if c in front.columns]
     fitting = lf.filter(pl.col("fits") & pl.col(latency).is_finite() & pl.col(throughput).is_finite())
@@ -72,8 +72,8 @@ def _draw(pts: pl.DataFrame, front: pl.DataFrame, path: Path, latency: str, thro
     if sla:
         good = f.filter(sla.meets())
         if good.height:
-            ax.scatter(good[latency], good[throughput], s=110, facecolors="none", edgecolors="tab:green", lw=1.8,
-                       label="front points meeting the SLA", zorder=3)
+            ax.scatter(good[latency], good[throughput], s=110, facecolors="none", edgecolors="tab:green",
+                       lw=1.8, label="front points meeting the SLA", zorder=3)
     step = max(1, f.height // MAX_LABELS)
     for i, row in enumerate(f.iter_rows(named=True)):
         if i % step == 0 or i == f.height - 1:

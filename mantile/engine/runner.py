@@ -115,7 +115,8 @@ def run_chunk(model_id: str, model: ModelSpec, sys_: System, spec: SweepSpec, st
         with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, table.schema) as w:
             w.write_table(table)
         table = path
-    return ChunkResult(table, pareto.front(df).to_arrow(), df.height, int(df["valid"].sum()), int(df["fits"].sum()))
+    front = pareto.front(df).to_arrow()
+    return ChunkResult(table, front, df.height, int(df["valid"].sum()), int(df["fits"].sum()))
 
 
 @dataclass
@@ -139,7 +140,8 @@ class SweepInterrupted(RuntimeError):
     """A sweep stopped before the end; nothing it would have written exists. ``exit_code`` follows the
     shell's convention: 130 for Ctrl-C, 143 for SIGTERM, 1 for a dead worker."""
 
-    def __init__(self, done: int, total: int, cause: str = "interrupted (Ctrl-C)", exit_code: int = 130) -> None:
+    def __init__(self, done: int, total: int, cause: str = "interrupted (Ctrl-C)",
+                 exit_code: int = 130) -> None:
         super().__init__(f"sweep {cause} after {done:,} of {total:,} points; no partial file was written")
         self.done, self.total, self.cause, self.exit_code = done, total, cause, exit_code
 
@@ -181,8 +183,9 @@ def _stream(settings: EngineSettings, tasks: Sequence[tuple[Any, ...]]) -> Itera
         yield from (run_chunk(*t) for t in tasks)
         return
     # parallel_config, not Parallel(backend=...): joblib's dask backend breaks when built by name there
-    with backend_context(settings.backend, settings.address, settings.n_jobs), _spill_dir(settings.backend) as spill, \
-            parallel_config(backend=settings.backend), Parallel(n_jobs=settings.n_jobs, return_as="generator") as par:
+    with backend_context(settings.backend, settings.address, settings.n_jobs), \
+            _spill_dir(settings.backend) as spill, parallel_config(backend=settings.backend), \
+            Parallel(n_jobs=settings.n_jobs, return_as="generator") as par:
         try:
             workers = max(int(par._effective_n_jobs()), 1)
         except Exception:  # noqa: BLE001 - private joblib API; a guess is enough for the window size
@@ -209,7 +212,9 @@ def run(spec: SweepSpec, settings: EngineSettings = EngineSettings(), out_path: 
     total = spec.n_points
     tasks = _tasks(spec, settings.chunk_size, pareto)
     keep = settings.keep(total, out_path is not None)
-    writer = io.BackgroundWriter(io.AtomicParquetWriter(out_path, io.metadata(config_yaml))) if out_path else None
+    writer = None
+    if out_path is not None:
+        writer = io.BackgroundWriter(io.AtomicParquetWriter(out_path, io.metadata(config_yaml)))
     kept: list[pa.Table] = []
     fronts: list[pa.Table] = []
     counts = {"points": 0, "valid": 0, "fits": 0}

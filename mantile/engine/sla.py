@@ -106,3 +106,6 @@ def miss_text(row: Mapping[str, Any], sla: Sla) -> str:
         else:
             parts.append(f"{key} {value:.4g} < {bound:g} ({1 - value / bound:.1%} short)")
     return "; ".join(parts)
+
+
+NO_SLA = Sla()

@@ -7,7 +7,7 @@ import polars as pl
 from mantile.engine import sla as sla_mod
 from mantile.engine.capacity import PLAN
 from mantile.engine.runner import RunResult
-from mantile.engine.sla import Sla
+from mantile.engine.sla import NO_SLA, Sla
 
 SHOW = ("model_id", "hardware_id", "num_devices", "tp", "pp", "dp", "ep", "cp", "batch_size", "input_seq",
         "output_seq", "dtype", "ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s_per_device",
@@ -24,7 +24,8 @@ def table(df: pl.DataFrame, columns: tuple[str, ...] = SHOW, max_rows: int = 40)
     cols = [c for c in columns if c in df.columns]
     # hide columns that say nothing: one value everywhere for parallel degrees, all-null columns
     cols = [c for c in cols if not (c in QUIET_IF_ONE and df[c].n_unique() == 1 and df[c][0] == 1)
-            and df[c].null_count() < df.height and not _all_nan(df[c]) and (c != "stack" or df[c].n_unique() > 1)
+            and df[c].null_count() < df.height and not _all_nan(df[c])
+            and (c != "stack" or df[c].n_unique() > 1)
             and not _same(df, c, {"kv_dtype": "dtype", "embedding_tp": "tp"}.get(c))]
     shown = df.select(cols).with_columns(pl.col(pl.Float64).round(2))
     with pl.Config(tbl_rows=max_rows, tbl_cols=len(cols), tbl_width_chars=1000, tbl_hide_dataframe_shape=True,
@@ -80,7 +81,7 @@ def sla_text(lf: pl.LazyFrame, sla: Sla, top: int = 10) -> str:
         if per_usd.height and same:
             lines.append("(ranked by throughput per dollar the order is the same: one price per device-hour)")
         elif per_usd.height:
-            lines += [f"Best {per_usd.height} by throughput per dollar (price per device-hour from conf/hardware):",
+            lines += [f"Best {per_usd.height} by throughput per dollar (prices: conf/hardware):",
                       table(per_usd, (*SHOW[:12], "throughput_tokens_per_s_per_usd_hour",
                                       "cost_usd_per_million_tokens", "ttft_ms", "tpot_ms",
                                       "throughput_tokens_per_s_per_device"))]
@@ -96,14 +97,15 @@ def sla_text(lf: pl.LazyFrame, sla: Sla, top: int = 10) -> str:
     return "\n".join(lines)
 
 
-def capacity_text(capacity: pl.DataFrame, curves: pl.DataFrame | None = None, sla: Sla = Sla()) -> str:
+def capacity_text(capacity: pl.DataFrame, curves: pl.DataFrame | None = None, sla: Sla = NO_SLA) -> str:
     lines = [f"Batch capacity ({capacity.height} plans"
              + (f"; SLA {sla.describe()}" if sla else "; no SLA set: sla.ttft_ms / sla.tpot_ms / "
                 "sla.tokens_per_s_per_user add one") + ")",
              table(capacity, SHOW_CAPACITY)]
     if curves is not None and curves.height:
         shown = [c for c in curves.columns if c != "meets_sla" or sla]
-        lines += ["Throughput/latency curve up to each plan's capacity:", table(curves, tuple(shown), max_rows=200)]
+        lines += ["Throughput/latency curve up to each plan's capacity:",
+                  table(curves, tuple(shown), max_rows=200)]
     return "\n".join(lines)
 
 

@@ -26,9 +26,9 @@ from mantile.specs import ModelSpec
 SCHEMA_VERSION = "2"  # 2: cost columns; num_devices filled for invalid plans too
 IDENTITY = ("model_id", "hardware_id", "stack", "num_devices", "dtype", "kv_dtype", "tp", "pp", "dp", "ep",
             "cp", "sp", "embedding_tp", "batch_size", "input_seq", "output_seq")
-METRICS = ("ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s", "throughput_tokens_per_s_per_device",
-           "decode_throughput_tokens_per_s", "tokens_per_s_per_user", "cost_usd_per_million_tokens",
-           "throughput_tokens_per_s_per_usd_hour", "weights_gb_per_device",
+METRICS = ("ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s",
+           "throughput_tokens_per_s_per_device", "decode_throughput_tokens_per_s", "tokens_per_s_per_user",
+           "cost_usd_per_million_tokens", "throughput_tokens_per_s_per_usd_hour", "weights_gb_per_device",
            "kv_cache_gb_per_device", "activation_gb_per_device", "memory_gb_per_device",
            "usable_memory_gb_per_device", "kv_cache_budget_gb_per_device", "max_batch_size", "fits", "valid",
            "reason", "prefill_bound", "decode_bound")
@@ -85,7 +85,8 @@ def _frame(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, ident:
     metrics = {k: v for k, v in out.items() if k not in ("num_devices", "invalid_code")}
     metrics.update(_prices(sys, out["throughput_tokens_per_s"], num_devices))
     for phase in ("prefill", "decode"):
-        metrics[f"{phase}_bound"] = pl.Series(list(system.BOUNDS), dtype=BOUND_ENUM).gather(out[f"{phase}_bound"])
+        bounds = pl.Series(list(system.BOUNDS), dtype=BOUND_ENUM)
+        metrics[f"{phase}_bound"] = bounds.gather(out[f"{phase}_bound"])
     series += [v.alias(k) if isinstance(v, pl.Series) else pl.Series(k, np.ascontiguousarray(v))
                for k, v in metrics.items()]
     series.append(_reasons(model, sys, ident, out))
@@ -94,14 +95,16 @@ def _frame(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, ident:
     return df.select(ordered + [c for c in df.columns if c not in ordered])
 
 
-def _prices(sys: System, throughput_tokens_per_s: np.ndarray, num_devices: np.ndarray) -> dict[str, np.ndarray]:
+def _prices(sys: System, throughput_tokens_per_s: np.ndarray, num_devices: np.ndarray
+            ) -> dict[str, np.ndarray]:
     """Cost of the deployment from the hardware's price per device-hour (NaN where it has none):
     cost per million generated tokens = price * devices / 3600 / throughput * 1e6, and its inverse
     view, generated tokens/s per dollar-hour = throughput / (price * devices)."""
     price = sys.spec.system.price_usd_per_device_hour
     usd_per_hour = num_devices * (np.nan if price is None else float(price))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return {"cost_usd_per_million_tokens": usd_per_hour / SECONDS_PER_HOUR / throughput_tokens_per_s * 1e6,
+        usd_per_token = usd_per_hour / SECONDS_PER_HOUR / throughput_tokens_per_s
+        return {"cost_usd_per_million_tokens": usd_per_token * 1e6,
                 "throughput_tokens_per_s_per_usd_hour": throughput_tokens_per_s / usd_per_hour}
 
 

@@ -1,0 +1,91 @@
+"""Pareto fronts against the brute-force definition: a point is on the front when no other point of
+its group is at least as good in every objective and strictly better in one."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mantile.engine.pareto import front2, front3, pareto_front
+
+
+def brute_force(points: np.ndarray) -> np.ndarray:
+    """O(n^2) definition; every column minimized."""
+    keep = np.ones(len(points), dtype=bool)
+    for i, p in enumerate(points):
+        dominated = np.all(points <= p, axis=1) & np.any(points < p, axis=1)
+        keep[i] = not dominated.any()
+    return keep
+
+
+def _expected_rows(df: pl.DataFrame, by: list[str], cost: str | None) -> set[int]:
+    rows: set[int] = set()
+    feasible = df.filter(pl.col("fits"))
+    for _, g in feasible.group_by(by) if by else [((), feasible)]:
+        cols = [g["lat"].to_numpy(), -g["thr"].to_numpy()] + ([g[cost].to_numpy()] if cost else [])
+        rows |= set(g["row"].to_numpy()[brute_force(np.column_stack(cols))].tolist())
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("by", [[], ["g"]])
+@pytest.mark.parametrize("cost", [None, "cost"])
+def test_front_matches_brute_force_on_random_data(seed: int, by: list[str], cost: str | None) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 600))  # > 256 points exercises the 3-D pruning step
+    levels = int(rng.choice([4, 16, 1000]))  # few levels: many ties and duplicates
+    df = pl.DataFrame({
+        "row": np.arange(n), "g": rng.integers(0, 3, n),
+        "lat": rng.integers(0, levels, n).astype(float), "thr": rng.integers(0, levels, n).astype(float),
+        "cost": rng.integers(0, levels, n).astype(float), "fits": rng.random(n) < 0.9,
+    })
+    front = pareto_front(df, "lat", "thr", by, cost)
+    assert set(front["row"].to_list()) == _expected_rows(df, by, cost)
+    # sorted by group, then latency
+    assert front.sort([*by, "lat"], maintain_order=True)["row"].to_list() == front["row"].to_list()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6), st.integers(0, 6)), min_size=1, max_size=60))
+def test_front2_and_front3_match_brute_force(points: list[tuple[int, int, int]]) -> None:
+    pts = np.asarray(points, dtype=float)
+    assert (front2(pts[:, 0], pts[:, 1]) == brute_force(pts[:, :2])).all()
+    assert (front3(pts[:, 0], pts[:, 1], pts[:, 2]) == brute_force(pts)).all()
+
+
+def test_front_of_a_hand_made_table() -> None:
+    # (latency, throughput): (1, 10) and (2, 20) trade off; (2, 15) has (2, 20)'s latency but less
+    # throughput; (3, 20) has (2, 20)'s throughput but more latency; (0.5, 30) does not fit;
+    # (4, nan) is not a number.
+    df = pl.DataFrame({"tpot_ms": [1.0, 2.0, 2.0, 3.0, 0.5, 4.0],
+                       "throughput_tokens_per_s_per_device": [10.0, 20.0, 15.0, 20.0, 30.0, float("nan")],
+                       "fits": [True, True, True, True, False, True]})
+    front = pareto_front(df, by=[])
+    assert front.select("tpot_ms", "throughput_tokens_per_s_per_device").rows() == [(1.0, 10.0), (2.0, 20.0)]
+
+
+def test_identical_points_are_all_kept_and_groups_are_separate() -> None:
+    df = pl.DataFrame({"model_id": ["a", "a", "b"], "hardware_id": ["h", "h", "h"],
+                       "tpot_ms": [1.0, 1.0, 5.0],
+                       "throughput_tokens_per_s_per_device": [3.0, 3.0, 1.0], "fits": [True, True, True]})
+    assert pareto_front(df).height == 3  # b's slow point is alone in its group
+    assert pareto_front(df, by=[]).height == 2  # across groups it is dominated
+
+
+def test_unknown_column_names_the_choices() -> None:
+    with pytest.raises(KeyError, match="latency_ms"):
+        pareto_front(pl.DataFrame({"tpot_ms": [1.0]}), latency="latency_ms")
+
+
+def test_2d_front_is_n_log_n_fast() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.random(2_000_000), rng.random(2_000_000)
+    import time
+
+    t0 = time.perf_counter()
+    keep = front2(a, b)
+    assert time.perf_counter() - t0 < 5.0  # O(n^2) would take hours
+    assert 1 <= keep.sum() < 100
