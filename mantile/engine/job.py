@@ -23,7 +23,7 @@ from mantile.specs.catalog import hardware_from_dict, load_efficiency, model_fro
 from mantile.specs.stack import KernelStack
 
 ENGINE_KEYS = ("n_jobs", "backend", "address", "chunk_size", "progress", "keep_in_memory")
-OPTION_KEYS = ("comm_overlap", "max_prefill_tokens", "memory_reserve_fraction")
+OPTION_KEYS = ("comm_overlap", "max_prefill_tokens", "memory_reserve_fraction", "batching")
 LATENCIES = ("tpot_ms", "ttft_ms", "e2e_latency_ms")
 COSTS = (None, "cost_usd_per_million_tokens")
 STUDIES = ("capacity",)
