@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import polars as pl
 from polars.testing import assert_frame_equal
 
@@ -67,3 +68,14 @@ def test_identity_columns_follow_the_grid_order() -> None:
     assert df.select("tp", "batch_size").rows() == [(1, 1), (1, 4), (1, 16), (2, 1), (2, 4), (2, 16)]
     assert df["dtype"].dtype == pl.Enum(list(table.STR_AXES["dtype"]))
     assert (df["kv_dtype"].cast(pl.String) == "bf16").all()
+
+
+def test_grid_positions_match_unravel_index() -> None:
+    from mantile.engine.grid import GridIndex
+
+    axes = {"a": [1, 2, 3], "b": [7], "c": list(range(5)), "d": [10, 20]}
+    for start, stop in [(0, 30), (7, 8), (3, 29), (11, 23)]:
+        index = GridIndex.of(axes, start, stop)
+        expected = np.unravel_index(np.arange(start, stop), (3, 1, 5, 2))
+        for (key, pos), exp in zip(index.positions.items(), expected, strict=True):
+            assert (np.zeros_like(exp) if pos is None else pos).tolist() == exp.tolist(), key
