@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -36,6 +37,7 @@ def dask_client(address: str | None, n_jobs: int = -1) -> Iterator[Any]:
     from joblib import register_parallel_backend
 
     register_parallel_backend("dask", DaskDistributedBackend)
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # Hydra's log config shows INFO
     if address:
         with Client(address, set_as_default=True) as client:
             yield client
@@ -43,7 +45,7 @@ def dask_client(address: str | None, n_jobs: int = -1) -> Iterator[Any]:
     import os
 
     workers = (os.cpu_count() or 1) if n_jobs < 0 else n_jobs
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
     with cluster, Client(cluster, set_as_default=True) as client:
         yield client
 
