@@ -141,3 +141,17 @@ def test_vectorized_and_scalar_agree() -> None:
         one = mantile.estimate(model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=row["batch_size"],
                                input_seq=row["input_seq"], output_seq=64, tp=row["tp"])
         assert np.isclose(one["tpot_ms"], row["tpot_ms"]) and np.isclose(one["ttft_ms"], row["ttft_ms"])
+
+
+@pytest.mark.parametrize("model,hardware,seq,out,tp", [
+    ("llama_3.1_8b", "nvidia_h100_80gb", 2048, 256, 1), ("llama_3.1_8b", "nvidia_h100_80gb", 128, 64, 1),
+    ("llama_3.3_70b", "nvidia_h200_141gb", 4096, 512, 2), ("tinyllama_1.1b", "nvidia_a100_80gb", 32, 16, 1),
+])
+def test_max_batch_size_is_the_largest_batch_that_fits(model, hardware, seq, out, tp) -> None:
+    kw = dict(model=model, hardware=hardware, input_seq=seq, output_seq=out, tp=tp, enforce_max_position=False)
+    b = mantile.estimate(batch_size=1, **kw)["max_batch_size"]
+    assert b > 1
+    assert mantile.estimate(batch_size=b, **kw)["fits"]
+    assert not mantile.estimate(batch_size=b + 1, **kw)["fits"]
+    # the answer does not depend on the batch of the row that reports it
+    assert mantile.estimate(batch_size=max(1, b // 3), **kw)["max_batch_size"] == b

@@ -48,15 +48,37 @@ def kv_cache_bytes(model: ModelSpec, batch: Array, context: Array, tp: Array, pp
     return batch * context * 2 * kv_heads * model.head_dim * kv_bytes * layers / cp
 
 
-def activation_bytes(model: ModelSpec, batch: Array, input_seq: Array, tp: Array, ep: Array, cp: Array,
-                     tp_emb: Array, a_bytes: Array, max_prefill_tokens: float) -> tuple[Array, Array]:
-    """(activation peak, communication buffers) in bytes on one device."""
+def activation_per_token(model: ModelSpec, tp: Array, ep: Array, cp: Array, a_bytes: Array) -> Array:
+    """Transient activation + comm-buffer bytes per prefill token on one device (see module doc)."""
     h, d = model.hidden_size, model.head_dim
     heads, kv_heads = heads_per_device(model, tp)
-    tokens = np.minimum(batch * input_seq, max_prefill_tokens) / cp
     f_dev = model.intermediate_size / (tp / ep) * (model.num_experts_per_tok if model.is_moe else 1)
     per_token = 2 * h + (heads + 2 * kv_heads) * d + 3 * f_dev
+    buffers = np.where(tp > 1, 2 * h, 0.0)
+    return (per_token + buffers) * a_bytes / cp
+
+
+def activation_bytes(model: ModelSpec, batch: Array, input_seq: Array, tp: Array, ep: Array, cp: Array,
+                     tp_emb: Array, a_bytes: Array, max_prefill_tokens: float) -> Array:
+    """Activation peak + communication buffers + fp32 logits of the sampled rows, bytes per device."""
+    tokens = np.minimum(batch * input_seq, max_prefill_tokens)
     logits = batch * model.vocab_size / tp_emb * 4.0
-    act = tokens * per_token * a_bytes + logits
-    buffers = np.where(tp > 1, 2 * tokens * h * a_bytes, 0.0)
-    return act, buffers
+    return tokens * activation_per_token(model, tp, ep, cp, a_bytes) + logits
+
+
+def max_batch_size(usable: Array, weights: Array, kv_per_seq: Array, act_per_token: Array, logits_per_seq: Array,
+                   input_seq: Array, max_prefill_tokens: float) -> Array:
+    """Largest batch whose memory fits ``usable`` bytes (memory grows monotonically with batch).
+
+    memory(B) = weights + B * (kv_per_seq + logits_per_seq) + min(B * input_seq, C) * act_per_token.
+    If memory at B = C / input_seq fits, the chunk is saturated and
+    B = (usable - weights - C * act) / (kv + logits); otherwise B = (usable - weights) /
+    (kv + logits + input_seq * act).
+    """
+    per_seq = kv_per_seq + logits_per_seq
+    free = usable - weights
+    saturated = np.floor((free - max_prefill_tokens * act_per_token) / per_seq)
+    growing = np.floor(free / (per_seq + input_seq * act_per_token))
+    b_sat = max_prefill_tokens / input_seq
+    fits_at_sat = free - b_sat * per_seq - max_prefill_tokens * act_per_token >= 0
+    return np.maximum(np.where(fits_at_sat, saturated, growing), 0.0)

@@ -224,23 +224,26 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: 
     w = memory.weight_bytes(model, col["tp"], col["ep"], col["embedding_tp"], pp, byt["embedding_w"],
                             byt["attention_w"], byt["feedforward_w"])
     kv = memory.kv_cache_bytes(model, B, S + O, col["tp"], pp, col["cp"], byt["kv"])
-    act, buf = memory.activation_bytes(model, B, S, col["tp"], col["ep"], col["cp"], col["embedding_tp"],
-                                       byt["a"], options.max_prefill_tokens)
-    total = w + kv + act + buf
+    act = memory.activation_bytes(model, B, S, col["tp"], col["ep"], col["cp"], col["embedding_tp"], byt["a"],
+                                  options.max_prefill_tokens)
+    total = w + kv + act
     usable = hw.device.memory_bytes * (1 - options.memory_reserve_fraction)
     out["weights_gb_per_device"] = w / GB
     out["kv_cache_gb_per_device"] = kv / GB
-    out["activation_gb_per_device"] = (act + buf) / GB
+    out["activation_gb_per_device"] = act / GB
     out["memory_gb_per_device"] = total / GB
     out["usable_memory_gb_per_device"] = np.broadcast_to(usable / GB, np.shape(total))
     fits = valid & (total <= usable)
     out["fits"] = fits
     out["valid"] = valid
     out["invalid_code"] = code
-    per_seq = kv / B + model.vocab_size / col["embedding_tp"] * 4.0
-    fixed = total - kv - B * model.vocab_size / col["embedding_tp"] * 4.0
-    out["max_batch_size"] = np.where(valid, np.floor(np.maximum(usable - fixed, 0) / per_seq), 0).astype(np.int64)
-    out["kv_cache_budget_gb_per_device"] = np.maximum(usable - fixed, 0) / GB
+    act_token = memory.activation_per_token(model, col["tp"], col["ep"], col["cp"], byt["a"])
+    logits_seq = model.vocab_size / col["embedding_tp"] * 4.0
+    biggest = memory.max_batch_size(usable, w, kv / B, act_token, logits_seq, S, options.max_prefill_tokens)
+    out["max_batch_size"] = np.where(valid, biggest, 0).astype(np.int64)
+    # KV budget: what is left for the cache at the largest batch (weights, activations out)
+    budget = usable - w - np.minimum(biggest * S, options.max_prefill_tokens) * act_token - biggest * logits_seq
+    out["kv_cache_budget_gb_per_device"] = np.maximum(budget, 0) / GB
 
     for phase, res in (("prefill", pre), ("decode", dec)):
         for kind in layers.LAYER_TYPES:

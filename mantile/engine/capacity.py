@@ -2,10 +2,9 @@
 
 For every model, system, plan and input/output length:
 
-1. a probe at batch 1 gives the KV-cache budget per device and the cost model's ``max_batch_size``
-   estimate; the exact largest batch that fits (weights + KV cache + activations, which grow with
-   the batch until the prefill chunk is full) is then found by a bisection on ``fits``, vectorized
-   over all plans (about log2(max_batch_size) evaluations of one point per plan);
+1. a probe at batch 1 gives the KV-cache budget per device and ``max_batch_size``, the exact
+   largest batch that fits (weights + KV cache + activations, which grow with the batch until the
+   prefill chunk is full; solved in closed form by the cost model);
 2. a batch ladder 1, 2, 4, ... up to the largest capacity (each plan's own capacity added) is
    evaluated: the throughput/latency curve of each plan up to its capacity;
 3. the batch limit is the largest ladder batch that fits and, when an SLA is set, below the first
@@ -25,13 +24,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from mantile.costs import system
-from mantile.costs.system import Coded
 from mantile.engine import io
 from mantile.engine.runner import EngineSettings, ParetoSettings, RunResult, run
 from mantile.engine.sla import BOUNDS, NO_SLA, Sla
-from mantile.engine.spec import STR_AXES, SweepSpec
-from mantile.engine.table import IDENTITY, INT_IDENTITY
+from mantile.engine.spec import SweepSpec
+from mantile.engine.table import IDENTITY
 
 PLAN = tuple(c for c in IDENTITY if c != "batch_size")
 AT_LIMIT = ("throughput_tokens_per_s_per_device", "throughput_tokens_per_s", "ttft_ms", "tpot_ms",
@@ -49,31 +46,9 @@ def ladder(max_batches: Iterable[int], ceiling: int) -> list[int]:
 
 
 def largest_fitting_batch(spec: SweepSpec, plans: pl.DataFrame, ceiling: int) -> np.ndarray:
-    """Exact largest batch (at most ``ceiling``) that fits, per row of ``plans`` (one model and one
-    system; probe rows at batch 1). Bisection on ``fits``, which only falls as the batch grows."""
-    model, sys_ = next(iter(spec.models.values())), next(iter(spec.systems.values()))
-    cols: dict = {k: plans[k].to_numpy().astype(float) for k in INT_IDENTITY if k != "batch_size"}
-    for k in STR_AXES:
-        cols[k] = Coded(STR_AXES[k], plans[k].cast(pl.String).replace_strict(
-            list(STR_AXES[k]), list(range(len(STR_AXES[k]))), return_dtype=pl.Int32).to_numpy())
-
-    def fits(batch: np.ndarray) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            out = system.evaluate(model, sys_.spec, sys_.eff, spec.stack,
-                                  {**cols, "batch_size": batch.astype(float)}, spec.options)
-        return np.asarray(out["fits"], dtype=bool)
-
-    n = plans.height
-    lo = np.where(fits(np.ones(n)), 1, 0)  # fits at lo (0: not even one sequence)
-    guess = np.clip(plans["max_batch_size"].to_numpy(), 1, ceiling)
-    ok = fits(guess) & (lo > 0)
-    lo = np.where(ok, guess, lo)
-    hi = np.where(ok, ceiling + 1, guess)  # does not fit at hi (ceiling + 1: not known)
-    while np.any(hi - lo > 1):
-        mid = np.where(hi - lo > 1, (lo + hi) // 2, lo)
-        f = fits(np.maximum(mid, 1)) & (lo > 0)
-        lo, hi = np.where(f, mid, lo), np.where(f | (hi - lo <= 1), hi, mid)
-    return lo
+    """Largest batch (at most ``ceiling``) that fits, per row of ``plans``: the cost model's
+    ``max_batch_size`` (solved exactly from memory(batch), see ``costs/memory.max_batch_size``)."""
+    return np.clip(plans["max_batch_size"].to_numpy(), 0, ceiling)
 
 
 def run_capacity(spec: SweepSpec, settings: EngineSettings, out_dir: Path, config_yaml: str,
