@@ -65,21 +65,28 @@ class Cost:
         self.compute_s = self.compute_s + compute_s
         self.memory_s = self.memory_s + memory_s
         self.busy_s = self.busy_s + t
-        self.compute_bound_s = self.compute_bound_s + np.where(compute_s > memory_s, t, 0.0)
-        self.overhead_s = self.overhead_s + count * m.overhead_s + extra_s
+        self.compute_bound_s = self.compute_bound_s + (compute_s > memory_s) * t
+        self.overhead_s = self.overhead_s + (count * m.overhead_s + extra_s)
         self.kernels = self.kernels + count
 
     def elementwise(self, m: Machine, nbytes: Array, count: float) -> None:
-        """Memory-bound kernels (norm, RoPE, activation, residual, copies): bytes only."""
-        self.kernel(m, 0.0, nbytes, 0.0, count)
+        """Memory-bound kernels (norm, RoPE, activation, residual, copies): bytes only, no FLOPs."""
+        memory_s = nbytes / m.achieved_bytes_per_s
+        self.bytes = self.bytes + nbytes
+        self.memory_s = self.memory_s + memory_s
+        self.busy_s = self.busy_s + memory_s
+        self.overhead_s = self.overhead_s + count * m.overhead_s
+        self.kernels = self.kernels + count
 
     def comm(self, nbytes: Array, seconds: Array) -> None:
         self.comm_bytes = self.comm_bytes + nbytes
         self.comm_s = self.comm_s + seconds
 
     def add(self, other: Cost, times: Array = 1.0) -> Cost:
+        scaled = not (isinstance(times, (int, float)) and times == 1)
         for name in self.__slots__:
-            setattr(self, name, getattr(self, name) + times * getattr(other, name))
+            value = getattr(other, name)
+            setattr(self, name, getattr(self, name) + (times * value if scaled else value))
         return self
 
     @property
@@ -96,7 +103,8 @@ def wave_efficiency(m: Machine, rows: Array, cols: Array, depth: Array) -> tuple
     """
     e = m.eff
     tiles = np.ceil(rows / e.gemm_tile_m) * np.ceil(cols / e.gemm_tile_n)
-    split = np.clip(np.minimum(m.compute_units // np.maximum(tiles, 1), depth // e.gemm_split_k_min_depth), 1, None)
+    split = np.maximum(np.minimum(np.floor(m.compute_units / np.maximum(tiles, 1)),
+                                  np.floor(depth / e.gemm_split_k_min_depth)), 1.0)
     units = tiles * split
     return units / (np.ceil(units / m.compute_units) * m.compute_units), split
 
@@ -114,7 +122,7 @@ def gemm(cost: Cost, m: Machine, rows: Array, cols: Array, depth: Array, w_bytes
     flops = 2.0 * rows * cols * depth * groups
     waves, split = wave_efficiency(m, rows, cols, depth)
     # split-K writes fp32 partial tiles and reduces them in a second kernel
-    partials = np.where(split > 1, 2.0 * split * rows * cols * 4.0 * groups, 0.0)
+    partials = (split > 1) * (8.0 * split * rows * cols * groups)
     nbytes = depth * cols * w_bytes * wg + (rows * depth + rows * cols) * a_bytes * groups + partials
     rate = m.peak_flops_per_s * m.eff.gemm_efficiency * depth / (depth + m.eff.gemm_k_half) * waves
     cost.kernel(m, flops, nbytes, flops / rate, count=1.0 + (split > 1), extra_s=m.eff.gemm_overhead_us * 1e-6)
