@@ -96,3 +96,11 @@ def test_no_nan_in_comm_for_all_plans() -> None:
                        output_seq=256, tp=[1, 2, 4, 8, 16], pp=[1, 2, 4], cp=[1, 2])
     ok = df.filter(df["valid"])
     assert ok.height > 0 and np.isfinite(ok["tpot_ms"].to_numpy()).all()
+
+
+def test_every_call_pays_the_fixed_collective_latency() -> None:
+    # + 5 us per call: small all-reduce 5 us + 1.07 us (one-shot); p2p inside 5 us + 1.001 ms
+    net = dataclasses.replace(NET, call_s=5e-6)
+    assert comm.all_reduce(net, 1e3, 8) == pytest.approx(6.07e-6)
+    assert comm.p2p(net, 1e8, False) == pytest.approx(1.006e-3)
+    assert comm.all_reduce(net, 1e3, 1) == 0

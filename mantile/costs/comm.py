@@ -17,7 +17,9 @@ message, as NCCL's tuner does:
   peers at once, each over its own link of bandwidth beta_link: reduce-scatter = alpha + n/(p beta_link).
 
 Across domains the collective is hierarchical: reduce-scatter inside the domain, the cross-domain
-part over scale-out on n / p_in bytes (ring), all-gather inside the domain.
+part over scale-out on n / p_in bytes (ring), all-gather inside the domain. Every call also pays a
+fixed ``collective_latency_us`` (kernel launch and the cross-GPU synchronization of NCCL/RCCL), a
+constant of the generation's profile.
 beta = datasheet bandwidth * achieved bandwidth efficiency of the generation's profile.
 """
 
@@ -45,6 +47,7 @@ class Network:
     in_network_reduction: bool
     out_bytes_per_s: float
     out_latency_s: float
+    call_s: float = 0.0  # fixed cost of one collective call (launch, synchronization)
 
     @classmethod
     def of(cls, hw: HardwareSpec, eff: EfficiencyProfile) -> Network:
@@ -61,6 +64,7 @@ class Network:
             in_network_reduction=up.in_network_reduction,
             out_bytes_per_s=out.bandwidth_bytes_per_s * eff.scale_out_bandwidth_efficiency,
             out_latency_s=out.latency_s,
+            call_s=eff.collective_latency_us * 1e-6,
         )
 
     def split(self, p: Array) -> tuple[Array, Array]:
@@ -102,14 +106,14 @@ def all_reduce(net: Network, n: Array, p: Array) -> Array:
     intra = _intra_all_reduce(net, n, p_in)
     cross = 2.0 * _intra_gather(net, n, p_in) + _ring(n / p_in, p_out, net.out_latency_s, net.out_bytes_per_s, 2)
     t = np.where(p_out > 1, cross, intra)
-    return np.where(p > 1, t, 0.0)
+    return np.where(p > 1, net.call_s + t, 0.0)
 
 
 def all_gather(net: Network, n: Array, p: Array) -> Array:
     """Seconds to all-gather (or reduce-scatter) a buffer of n bytes in total over p devices."""
     p_in, p_out = net.split(p)
     t = _intra_gather(net, n / p_out, p_in) + _ring(n, p_out, net.out_latency_s, net.out_bytes_per_s, 1)
-    return np.where(p > 1, t, 0.0)
+    return np.where(p > 1, net.call_s + t, 0.0)
 
 
 reduce_scatter = all_gather
@@ -125,11 +129,11 @@ def all_to_all(net: Network, n: Array, p: Array) -> Array:
         intra = a + n * (p_in - 1) / p / net.up_bytes_per_s
     cross = net.out_latency_s + n * (p - p_in) / p / net.out_bytes_per_s
     t = np.where(p_out > 1, np.maximum(intra, cross), intra)
-    return np.where(p > 1, t, 0.0)
+    return np.where(p > 1, net.call_s + t, 0.0)
 
 
 def p2p(net: Network, n: Array, cross_domain: Array) -> Array:
     """Seconds to send n bytes from one device to another (pipeline stages)."""
     inside = net.up_latency_s + n / net.up_bytes_per_s
     outside = net.out_latency_s + n / net.out_bytes_per_s
-    return np.where(cross_domain, outside, inside)
+    return net.call_s + np.where(cross_domain, outside, inside)

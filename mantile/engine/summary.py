@@ -53,11 +53,29 @@ def describe(res: RunResult, title: str = "") -> str:
     return "\n".join(lines)
 
 
+BREAKDOWN = ("model_id", "hardware_id", "tp", "pp", "dp", "cp", "batch_size", "prefill_attention_ms",
+             "prefill_feedforward_ms", "prefill_norm_ms", "prefill_embedding_ms", "prefill_comm_ms",
+             "prefill_comm_pct", "decode_attention_ms", "decode_feedforward_ms", "decode_norm_ms",
+             "decode_embedding_ms", "decode_comm_ms", "decode_comm_pct")
+
+
+def breakdown_text(df: pl.DataFrame, max_rows: int = 20) -> str:
+    """Per-layer-type time of one prefill and one decode step (whole model, ms; each layer type
+    includes its own collectives) and the communication share of TTFT and TPOT."""
+    if df.height == 0 or "decode_comm_ms" not in df.columns:
+        return ""
+    shares = df.head(max_rows).with_columns(
+        (100 * pl.col("prefill_comm_ms") / pl.col("ttft_ms")).alias("prefill_comm_pct"),
+        (100 * pl.col("decode_comm_ms") / pl.col("tpot_ms")).alias("decode_comm_pct"))
+    return ("Per-layer breakdown (ms per prefill / per decode step, whole model; *_comm_ms = all "
+            "collectives, *_comm_pct = their share of TTFT / TPOT):\n" + table(shares, BREAKDOWN))
+
+
 def pareto_text(front: pl.DataFrame, latency: str, throughput: str) -> str:
     if front.height == 0:
         return "Pareto front: empty (no point fits in memory; see the 'reason' column)"
     head = f"Pareto front ({front.height} points): min {latency} vs max {throughput}"
-    return head + "\n" + table(front)
+    return head + "\n" + table(front) + "\n" + breakdown_text(front)
 
 
 def plan_label(row: dict) -> str:

@@ -118,6 +118,7 @@ class EfficiencyProfile:
     attention_head_dim_half: float = field(metadata=doc("head_dim at which attention efficiency halves"))
     scale_up_bandwidth_efficiency: float = field(metadata=doc("achieved fraction of scale-up bandwidth"))
     nvls_bandwidth_efficiency: float = field(metadata=doc("in-switch all-reduce algbw / scale-up bandwidth"))
+    collective_latency_us: float = field(metadata=doc("fixed cost of one collective call, microseconds"))
     scale_out_bandwidth_efficiency: float = field(metadata=doc("achieved fraction of scale-out bandwidth"))
     source: str = field(metadata=doc("how the constants were obtained"))
 
