@@ -52,6 +52,7 @@ class Prediction:
     label: str
     measured: float
     predicted: float
+    group: str = ""  # published rows: the benchmark/software they come from
 
     @property
     def error_pct(self) -> float:
@@ -142,7 +143,8 @@ def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None
     label = (f"{row['model']} {hardware} tp{_int(row.get('tp'))} b={batch}"
              f"{'' if _int(row.get('batch'), 0) else '(max)'} {row.get('input_seq')}/{row.get('output_seq')} "
              f"{row['metric']}")
-    return Prediction(kind="published", label=label, measured=float(row["value"]), predicted=float(value))
+    return Prediction(kind="published", label=label, measured=float(row["value"]), predicted=float(value),
+                      group=str(row.get("software") or "")[:60])
 
 
 def memory_checks(rows: Iterable[dict[str, Any]], hardware: str | None) -> list[tuple[str, bool, bool]]:
@@ -204,6 +206,14 @@ def report(preds: list[Prediction], checks: list[tuple[str, bool, bool]], verbos
         counts[p.kind] = counts.get(p.kind, 0) + 1
     for k, v in mape(preds).items():
         lines.append(f"{k:<14} {counts[k]:>5} {v:>7.1f}%")
+    groups: dict[str, list[float]] = {}
+    for p in preds:
+        if p.group:
+            groups.setdefault(p.group, []).append(abs(p.error_pct))
+    if groups:
+        lines.append(f"\n{'source':<60} {'rows':>5} {'MAPE':>8}")
+        for g, errs in sorted(groups.items()):
+            lines.append(f"{g:<60} {len(errs):>5} {sum(errs) / len(errs):>7.1f}%")
     if checks:
         ok = sum(1 for _, fits, ran in checks if fits == ran)
         lines.append(f"memory check: {ok}/{len(checks)} rows agree (ran -> fits, out of memory -> does not fit)")
