@@ -38,7 +38,7 @@ FITTED = {
 
 
 def residuals(x: np.ndarray, base, rows: list[dict], weights: np.ndarray) -> np.ndarray:
-    eff = dataclasses.replace(base, **dict(zip(FITTED, x)))
+    eff = dataclasses.replace(base, **dict(zip(FITTED, x, strict=True)))
     out = []
     for row in rows:
         p = predict_row(row, hardware_for(row, None), eff)
@@ -62,10 +62,10 @@ def main() -> None:
     t0 = time.perf_counter()
     fit = least_squares(residuals, np.clip(x0, lo, hi), bounds=(lo, hi), args=(base, rows, weights),
                         x_scale=np.maximum(np.abs(x0), 1e-3), diff_step=1e-3)
-    eff = dataclasses.replace(base, **dict(zip(FITTED, fit.x)))
+    eff = dataclasses.replace(base, **dict(zip(FITTED, fit.x, strict=True)))
     print(f"fitted {len(FITTED)} constants on {len(rows)} rows in {time.perf_counter() - t0:.0f} s "
           f"({fit.nfev} evaluations)")
-    for k, v0, v in zip(FITTED, x0, fit.x):
+    for k, v0, v in zip(FITTED, x0, fit.x, strict=True):
         print(f"  {k:<26} {v0:>10.4g} -> {v:>10.4g}")
     preds = [predict_row(r, hardware_for(r, None), eff) for r in rows]
     print("\nresiduals (predicted vs measured):")

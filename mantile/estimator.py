@@ -203,7 +203,8 @@ def _check_plan(m: Any, tp: int, cp: int, sp: int, ep: int, layer_type: str) -> 
     if layer_type in ("attention", "feedforward") and m.num_attention_heads % tp:
         raise SpecError("arguments", "tp", tp, f"a divisor of num_attention_heads ({m.num_attention_heads})")
     if layer_type == "attention" and m.num_key_value_heads % tp and tp % m.num_key_value_heads:
-        raise SpecError("arguments", "tp", tp, f"a divisor or multiple of num_key_value_heads ({m.num_key_value_heads})")
+        raise SpecError("arguments", "tp", tp,
+                        f"a divisor or multiple of num_key_value_heads ({m.num_key_value_heads})")
     if sp not in (1, tp):
         raise SpecError("arguments", "sp", sp, f"1 or tp ({tp})")
     if ep > 1 and (not m.is_moe or tp % ep or m.num_local_experts % ep):

@@ -107,7 +107,8 @@ def predict_row(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | Non
         main = layer_metrics(layer_type=row["layer"], **args)
         norm = layer_metrics(layer_type="norm", **args)
         pred = main["latency_ms"] - main["comm_ms"] + norm["latency_ms"]
-        label = f"{row['model']} {row['layer']} b={row['batch']} " + (f"s={seq}" if phase == "prefill" else f"ctx={seq}")
+        where = f"s={seq}" if phase == "prefill" else f"ctx={seq}"
+        label = f"{row['model']} {row['layer']} b={row['batch']} {where}"
         return Prediction(kind, label, row["ms"], pred)
     if kind == "model_prefill":
         r = estimate(model=row["model"], hardware=hardware, batch_size=row["batch"], input_seq=row["seq"],
@@ -198,7 +199,8 @@ def report(preds: list[Prediction], checks: list[tuple[str, bool, bool]], verbos
     if verbose:
         lines.append(f"{'kind':<14} {'row':<52} {'measured':>12} {'predicted':>12} {'error':>8}")
         for p in preds:
-            lines.append(f"{p.kind:<14} {p.label[:52]:<52} {p.measured:>12.4g} {p.predicted:>12.4g} {p.error_pct:>+7.1f}%")
+            lines.append(f"{p.kind:<14} {p.label[:52]:<52} {p.measured:>12.4g} {p.predicted:>12.4g} "
+                         f"{p.error_pct:>+7.1f}%")
         lines.append("")
     lines.append(f"{'kind':<14} {'rows':>5} {'MAPE':>8}")
     counts: dict[str, int] = {}

@@ -41,7 +41,7 @@ def test_list_values_sweep_inside_one_run(run_cli, tmp_path: Path) -> None:
     # the front trades latency for throughput: sorted by tpot, throughput rises
     assert len(front) >= 3
     assert all(a["tpot_ms"] <= b["tpot_ms"] and a["throughput_tokens_per_s_per_device"] <
-               b["throughput_tokens_per_s_per_device"] for a, b in zip(front, front[1:]))
+               b["throughput_tokens_per_s_per_device"] for a, b in zip(front, front[1:], strict=False))
     assert "9 points" in p.stdout
 
 

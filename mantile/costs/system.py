@@ -191,7 +191,7 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: 
     code = _invalid_codes(model, hw, eff, col, peak_ok, options)
     valid = code == 0
 
-    B, S, O, pp, dp = col["batch_size"], col["input_seq"], col["output_seq"], col["pp"], col["dp"]
+    B, S, O, pp, dp = col["batch_size"], col["input_seq"], col["output_seq"], col["pp"], col["dp"]  # noqa: E741
     stage_devices = col["tp"] * col["cp"]
     cross = stage_devices * pp > net.domain_size  # pipeline hops leave the scale-up domain
     mb = np.where(pp > 1, np.minimum(pp, B), 1.0)

@@ -52,25 +52,25 @@ def hardware_from_dict(data: Any, where: str) -> HardwareSpec:
     return build(HardwareSpec, _plain(data), where)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_model(model_id: str) -> ModelSpec:
     path = _path("model", model_id, "model")
     return model_from_dict(OmegaConf.load(path), str(path.relative_to(conf_dir().parent)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_hardware(hardware_id: str) -> HardwareSpec:
     path = _path("hardware", hardware_id, "hardware")
     return hardware_from_dict(OmegaConf.load(path), str(path.relative_to(conf_dir().parent)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_efficiency(generation: str) -> EfficiencyProfile:
     path = _path("efficiency", generation, "device.generation")
     return build(EfficiencyProfile, _plain(OmegaConf.load(path)), str(path.relative_to(conf_dir().parent)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_stack(stack_id: str) -> KernelStack:
     path = _path("stack", stack_id, "stack")
     data = _plain(OmegaConf.load(path))
