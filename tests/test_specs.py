@@ -98,3 +98,21 @@ def test_unknown_ids_list_the_valid_choices() -> None:
         load_model("llama_9")
     with pytest.raises(SpecError, match="nvidia_h100_80gb"):
         load_hardware("h100")
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_config_tree(tmp_path) -> None:
+    """A non-editable install finds conf/ inside the package (mantile/conf)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    repo = conf_dir().parent
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(repo),
+                    "-w", str(tmp_path)], check=True, capture_output=True)
+    wheel = next(tmp_path.glob("mantile-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for group in (*GROUPS, "efficiency"):
+        for option in ids(group):
+            assert f"mantile/conf/{group}/{option}.yaml" in names
+    assert "mantile/conf/config.yaml" in names and "mantile/api/static/index.html" in names
