@@ -51,18 +51,15 @@ def main() -> None:
     ap.add_argument("files", nargs="+", type=Path)
     ap.add_argument("--generation", default="hopper")
     ap.add_argument("--write", action="store_true", help="write the fitted constants into conf/efficiency/")
+    ap.add_argument("--leave-one-model-out", action="store_true",
+                    help="also fit without each model in turn and report the error on the held-out model")
     args = ap.parse_args()
     rows = [r for f in args.files for r in read_rows(f) if r.get("kind") in KINDS and r.get("kind") != "published"]
-    kinds = [r["kind"] for r in rows]
-    counts = {k: kinds.count(k) for k in set(kinds)}
-    weights = np.array([1.0 / math.sqrt(counts[k]) for k in kinds])
     base = load_efficiency(args.generation)
-    x0 = np.array([getattr(base, k) for k in FITTED])
-    lo, hi = np.array([b[0] for b in FITTED.values()]), np.array([b[1] for b in FITTED.values()])
     t0 = time.perf_counter()
-    fit = least_squares(residuals, np.clip(x0, lo, hi), bounds=(lo, hi), args=(base, rows, weights),
-                        x_scale=np.maximum(np.abs(x0), 1e-3), diff_step=1e-3)
-    eff = dataclasses.replace(base, **dict(zip(FITTED, fit.x, strict=True)))
+    eff, fit = fit_rows(base, rows)
+    x0 = np.array([getattr(base, k) for k in FITTED])
+    counts = {k: sum(r["kind"] == k for r in rows) for k in {r["kind"] for r in rows}}
     print(f"fitted {len(FITTED)} constants on {len(rows)} rows in {time.perf_counter() - t0:.0f} s "
           f"({fit.nfev} evaluations)")
     for k, v0, v in zip(FITTED, x0, fit.x, strict=True):
@@ -76,6 +73,31 @@ def main() -> None:
         print(f"  {k:<14} {v:5.1f}%  ({counts[k]} rows)")
     if args.write:
         write_profile(args.generation, eff, [str(f) for f in args.files], len(rows), mape(preds))
+    if args.leave_one_model_out:
+        leave_one_model_out(base, rows)
+
+
+def fit_rows(base, rows: list[dict]):
+    """Least-squares fit of FITTED on ``rows``; returns (profile, scipy result)."""
+    kinds = [r["kind"] for r in rows]
+    counts = {k: kinds.count(k) for k in set(kinds)}
+    weights = np.array([1.0 / math.sqrt(counts[k]) for k in kinds])
+    x0 = np.array([getattr(base, k) for k in FITTED])
+    lo, hi = np.array([b[0] for b in FITTED.values()]), np.array([b[1] for b in FITTED.values()])
+    fit = least_squares(residuals, np.clip(x0, lo, hi), bounds=(lo, hi), args=(base, rows, weights),
+                        x_scale=np.maximum(np.abs(x0), 1e-3), diff_step=1e-3)
+    return dataclasses.replace(base, **dict(zip(FITTED, fit.x, strict=True))), fit
+
+
+def leave_one_model_out(base, rows: list[dict]) -> None:
+    """Generalization check: fit without one model's rows, predict that model's rows."""
+    family = lambda r: r["model"].split("_tp")[0]  # noqa: E731  (the tp8 shard is the 70B model)
+    print("\nleave one model out (fit on the others, MAPE on the held-out model):")
+    for held in sorted({family(r) for r in rows}):
+        eff, _ = fit_rows(base, [r for r in rows if family(r) != held])
+        preds = [predict_row(r, hardware_for(r, None), eff) for r in rows if family(r) == held]
+        errors = ", ".join(f"{k} {v:.1f}%" for k, v in sorted(mape(preds).items()))
+        print(f"  held out {held:<16} {errors}")
 
 
 def write_profile(generation: str, eff, files: list[str], n_rows: int, errors: dict[str, float]) -> None:
