@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mantile.costs import system
+from mantile.costs import memory, system
 from mantile.costs.layers import LAYER_TYPES, PHASES
 from mantile.engine.runner import EngineSettings, run
 from mantile.engine.spec import check_axis, make_spec
 from mantile.engine.table import results_frame
 from mantile.specs import EfficiencyProfile, SpecError, load_efficiency, load_hardware, load_model, load_stack
+from mantile.specs.dtypes import BYTES_PER_ELEMENT
 
 PLAN_KEYS = {
     "attention": ("tensor_parallel", "context_parallel", "dtype"),
@@ -160,9 +161,12 @@ def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "pref
     """Cost of ONE instance of a layer type on one device.
 
     prefill: ``batch_size`` x ``seq_length`` tokens (causal); decode: ``batch_size`` new tokens over a
-    KV cache of ``kv_length`` (default ``seq_length``) tokens. Returns flops, bytes, compute_ms,
-    memory_ms, overhead_ms, comm_ms, comm_bytes, latency_ms, bound, kernels, count (instances in the
-    model), arithmetic_intensity_flops_per_byte.
+    KV cache of ``kv_length`` (default ``seq_length``) tokens. Returns flops, bytes (split into
+    weight_bytes_read, kv_bytes_read_written, activation_bytes), compute_ms, memory_ms, overhead_ms,
+    comm_ms, comm_bytes, latency_ms, bound, kernels, count (instances in the model),
+    arithmetic_intensity_flops_per_byte, and the footprint of this instance on one device:
+    weights_bytes_per_device, kv_cache_bytes_per_device (attention: this layer's cache for the
+    batch), memory_footprint_bytes_per_device.
     """
     if layer_type not in LAYER_TYPES:
         raise SpecError("arguments", "layer_type", layer_type, LAYER_TYPES)
@@ -186,6 +190,12 @@ def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "pref
                           kv_length or seq_length, tp=tp, cp=cp, sp=sp, ep=ep, dtype=dt, kv_dtype=kvdt)
     count = {"attention": m.num_hidden_layers, "feedforward": m.num_hidden_layers,
              "norm": 2 * m.num_hidden_layers + 1, "embedding": 1}[layer_type]
+    tables = 1 if m.tie_word_embeddings or layer_type != "embedding" else 2  # embedding + untied LM head
+    weights = float(memory.layer_params(m, layer_type, tp, ep)) * tables * BYTES_PER_ELEMENT[dt]
+    cache = 0.0
+    if layer_type == "attention":
+        cache = float(memory.kv_cache_bytes(m, batch_size, kv_length or seq_length, tp, m.num_hidden_layers, cp,
+                                            BYTES_PER_ELEMENT[kvdt]))
     f = lambda x: float(np.asarray(x))  # noqa: E731
     parts = {"compute": f(c.compute_bound_s), "memory": f(c.busy_s) - f(c.compute_bound_s),
              "communication": f(c.comm_s), "overhead": f(c.overhead_s)}
@@ -194,6 +204,10 @@ def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "pref
         "count": count, "flops": f(c.flops), "bytes": f(c.bytes), "compute_ms": f(c.compute_s) * 1e3,
         "memory_ms": f(c.memory_s) * 1e3, "overhead_ms": f(c.overhead_s) * 1e3, "comm_ms": f(c.comm_s) * 1e3,
         "comm_bytes": f(c.comm_bytes), "latency_ms": f(c.latency_s) * 1e3, "kernels": f(c.kernels),
+        "weight_bytes_read": f(c.weight_bytes), "kv_bytes_read_written": f(c.kv_bytes),
+        "activation_bytes": f(c.bytes) - f(c.weight_bytes) - f(c.kv_bytes),
+        "weights_bytes_per_device": weights, "kv_cache_bytes_per_device": cache,
+        "memory_footprint_bytes_per_device": weights + cache,
         "bound": max(parts, key=parts.get),
         "arithmetic_intensity_flops_per_byte": f(c.flops) / f(c.bytes) if f(c.bytes) else None,
     }

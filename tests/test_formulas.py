@@ -155,3 +155,16 @@ def test_max_batch_size_is_the_largest_batch_that_fits(model, hardware, seq, out
     assert not mantile.estimate(batch_size=b + 1, **kw)["fits"]
     # the answer does not depend on the batch of the row that reports it
     assert mantile.estimate(batch_size=max(1, b // 3), **kw)["max_batch_size"] == b
+
+
+def test_layer_metrics_splits_bytes_into_weights_kv_and_activations() -> None:
+    r = mantile.layer_metrics(model="llama_3.1_8b", hardware="nvidia_h100_80gb", layer_type="attention",
+                              phase="decode", batch_size=16, seq_length=1, kv_length=2048)
+    # weights: Wqkv 4096 x 6144 + Wo 4096 x 4096, bf16 = 50,331,648 + 33,554,432 B
+    assert r["weight_bytes_read"] == pytest.approx(83_886_080)
+    assert r["weights_bytes_per_device"] == pytest.approx(83_886_080)
+    # KV: read 16 seqs * 2048 * 2 (K,V) * 8 heads * 128 * 2 B = 134,217,728; write the new token 65,536
+    assert r["kv_bytes_read_written"] == pytest.approx(134_217_728 + 65_536)
+    assert r["kv_cache_bytes_per_device"] == pytest.approx(134_217_728)
+    assert r["activation_bytes"] == pytest.approx(r["bytes"] - 83_886_080 - 134_283_264)
+    assert r["comm_bytes"] == 0 and r["comm_ms"] == 0  # tp = 1: no collective

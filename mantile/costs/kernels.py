@@ -44,11 +44,13 @@ class Cost:
     """Sums kernels (and communication) of one layer on one device.
 
     ``busy_s`` is the sum over kernels of max(compute, memory); ``compute_bound_s`` the part of it
-    spent in compute-bound kernels. ``latency_s = busy_s + overhead_s + comm_s``.
+    spent in compute-bound kernels. ``latency_s = busy_s + overhead_s + comm_s``. Of ``bytes``,
+    ``weight_bytes`` are weights read and ``kv_bytes`` KV-cache reads and writes; the rest are
+    activations.
     """
 
-    __slots__ = ("flops", "bytes", "compute_s", "memory_s", "busy_s", "compute_bound_s", "overhead_s",
-                 "kernels", "comm_bytes", "comm_s")
+    __slots__ = ("flops", "bytes", "weight_bytes", "kv_bytes", "compute_s", "memory_s", "busy_s",
+                 "compute_bound_s", "overhead_s", "kernels", "comm_bytes", "comm_s")
 
     def __init__(self) -> None:
         for name in self.__slots__:
@@ -69,6 +71,11 @@ class Cost:
         self.overhead_s = self.overhead_s + (count * m.overhead_s + extra_s)
         self.kernels = self.kernels + count
 
+    def tally(self, weight_bytes: Array = 0.0, kv_bytes: Array = 0.0) -> None:
+        """Attribute part of the bytes just added to weights or to the KV cache."""
+        self.weight_bytes = self.weight_bytes + weight_bytes
+        self.kv_bytes = self.kv_bytes + kv_bytes
+
     def elementwise(self, m: Machine, nbytes: Array, count: float) -> None:
         """Memory-bound kernels (norm, RoPE, activation, residual, copies): bytes only, no FLOPs."""
         memory_s = nbytes / m.achieved_bytes_per_s
@@ -79,12 +86,14 @@ class Cost:
         self.kernels = self.kernels + count
 
     def comm(self, nbytes: Array, seconds: Array) -> None:
-        self.comm_bytes = self.comm_bytes + nbytes
+        """Add a collective: ``nbytes`` count only where it takes time (a group of one sends nothing)."""
+        self.comm_bytes = self.comm_bytes + (seconds > 0) * nbytes
         self.comm_s = self.comm_s + seconds
 
-    def add(self, other: Cost, times: Array = 1.0) -> Cost:
+    def add(self, other: Cost, times: Array = 1.0, slots: tuple[str, ...] | None = None) -> Cost:
+        """Add ``times`` x ``other`` (all slots, or only ``slots``)."""
         scaled = not (isinstance(times, (int, float)) and times == 1)
-        for name in self.__slots__:
+        for name in slots or self.__slots__:
             value = getattr(other, name)
             setattr(self, name, getattr(self, name) + (times * value if scaled else value))
         return self
@@ -123,9 +132,11 @@ def gemm(cost: Cost, m: Machine, rows: Array, cols: Array, depth: Array, w_bytes
     waves, split = wave_efficiency(m, rows, cols, depth)
     # split-K writes fp32 partial tiles and reduces them in a second kernel
     partials = (split > 1) * (8.0 * split * rows * cols * groups)
-    nbytes = depth * cols * w_bytes * wg + (rows * depth + rows * cols) * a_bytes * groups + partials
+    weights = depth * cols * w_bytes * wg
+    nbytes = weights + (rows * depth + rows * cols) * a_bytes * groups + partials
     rate = m.peak_flops_per_s * m.eff.gemm_efficiency * depth / (depth + m.eff.gemm_k_half) * waves
     cost.kernel(m, flops, nbytes, flops / rate, count=1.0 + (split > 1), extra_s=m.eff.gemm_overhead_us * 1e-6)
+    cost.tally(weight_bytes=weights)
 
 
 def attention_core(cost: Cost, m: Machine, batch: Array, q_len: Array, kv_len: Array, heads: Array,
@@ -144,8 +155,8 @@ def attention_core(cost: Cost, m: Machine, batch: Array, q_len: Array, kv_len: A
     if kv_eff is None:
         kv_eff = kv_len - q_len / 2.0 if causal else kv_len
     flops = 4.0 * batch * heads * q_len * kv_eff * head_dim
-    nbytes = (2.0 * batch * q_len * heads * head_dim * a_bytes
-              + 2.0 * batch * kv_len * kv_heads * head_dim * kv_bytes)
+    cache = 2.0 * batch * kv_len * kv_heads * head_dim * kv_bytes
+    nbytes = 2.0 * batch * q_len * heads * head_dim * a_bytes + cache
     e = m.eff
     if split_kv:
         waves = 1.0
@@ -154,3 +165,4 @@ def attention_core(cost: Cost, m: Machine, batch: Array, q_len: Array, kv_len: A
         waves = tiles / (np.ceil(tiles / m.compute_units) * m.compute_units)
     rate = m.peak_flops_per_s * e.attention_efficiency * head_dim / (head_dim + e.attention_head_dim_half)
     cost.kernel(m, flops, nbytes, flops / (rate * waves), count=count)
+    cost.tally(kv_bytes=cache)

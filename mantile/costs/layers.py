@@ -77,6 +77,7 @@ def attention(model: ModelSpec, m: Machine, w: Work, net: comm.Network) -> Cost:
     kv_kernels = st.kv_write_kernels_prefill if w.phase == "prefill" else st.kv_write_kernels_decode
     if kv_kernels:
         c.elementwise(m, n * 2 * kv_heads * d * (w.a_bytes + w.kv_bytes), kv_kernels)
+        c.tally(kv_bytes=n * 2 * kv_heads * d * w.kv_bytes)
     core = Cost()
     if w.phase == "prefill":
         attention_core(core, m, w.batch, w.q_len / w.cp, w.kv_len, heads, kv_heads, d, w.a_bytes,
@@ -161,6 +162,7 @@ def embedding(model: ModelSpec, m: Machine, w: Work, net: comm.Network, logits_r
     c, h, v = Cost(), model.hidden_size, model.vocab_size
     n = w.tokens
     c.elementwise(m, n * h * (w.w_bytes + w.a_bytes), 1)
+    c.tally(weight_bytes=n * h * w.w_bytes)  # the embedding rows looked up
     emb = n * h * w.a_bytes
     c.comm(emb, comm.all_reduce(net, emb, w.tp))
     gemm(c, m, logits_rows, v / w.tp, h, w.w_bytes, w.a_bytes)

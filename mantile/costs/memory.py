@@ -22,21 +22,35 @@ from mantile.costs.layers import heads_per_device
 from mantile.specs.model import ModelSpec
 
 
+def layer_params(model: ModelSpec, layer_type: str, tp: Array = 1, ep: Array = 1) -> Array:
+    """Parameters of ONE instance of a layer type held by one device.
+
+    attention: Wq/Wo split over tp, Wk/Wv over min(tp, kv heads) (replicated beyond);
+    feedforward: E/ep local experts, each split over tp/ep (+ the replicated router);
+    norm: one scale (RMSNorm) or scale + bias (LayerNorm); embedding: one V x h table over tp.
+    """
+    h, d = model.hidden_size, model.head_dim
+    if layer_type == "attention":
+        heads, kv_heads = heads_per_device(model, tp)
+        return h * (heads + 2 * kv_heads) * d + heads * d * h
+    if layer_type == "feedforward":
+        experts = model.num_local_experts / ep if model.is_moe else 1.0
+        return experts * model.expert_params / (tp / ep) + (h * model.num_local_experts if model.is_moe else 0)
+    if layer_type == "norm":
+        return np.asarray(float(model.norm_params))
+    return model.vocab_size * h / tp
+
+
 def weight_bytes(model: ModelSpec, tp: Array, ep: Array, tp_emb: Array, pp: Array, w_bytes: Array,
                  w_bytes_attn: Array | None = None, w_bytes_ffn: Array | None = None) -> Array:
     """Weight bytes on the busiest device (see module docstring)."""
-    h, d = model.hidden_size, model.head_dim
-    heads, kv_heads = heads_per_device(model, tp)
-    attn = h * (heads + 2 * kv_heads) * d + heads * d * h
-    tp_expert = tp / ep
-    experts = model.num_local_experts / ep if model.is_moe else 1.0
-    ffn = experts * model.expert_params / tp_expert + (h * model.num_local_experts if model.is_moe else 0)
     wa = w_bytes if w_bytes_attn is None else w_bytes_attn
     wf = w_bytes if w_bytes_ffn is None else w_bytes_ffn
-    per_layer = attn * wa + ffn * wf + 2 * model.norm_params * w_bytes
+    per_layer = (layer_params(model, "attention", tp) * wa + layer_params(model, "feedforward", tp, ep) * wf
+                 + 2 * layer_params(model, "norm") * w_bytes)
     layers = np.ceil(model.num_hidden_layers / pp)
     tables = np.where((pp == 1) & (not model.tie_word_embeddings), 2.0, 1.0)
-    vocab = tables * model.vocab_size * h / tp_emb * w_bytes
+    vocab = tables * layer_params(model, "embedding", tp_emb) * w_bytes
     return layers * per_layer + vocab + model.norm_params * w_bytes
 
 
