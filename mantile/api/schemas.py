@@ -130,6 +130,12 @@ class LayerMetricsResponse(BaseModel):
     kernels: float | None
     bound: str
     arithmetic_intensity_flops_per_byte: float | None
+    weight_bytes_read: float | None = Field(default=None, description="of bytes: weights read")
+    kv_bytes_read_written: float | None = Field(default=None, description="of bytes: KV cache read and written")
+    activation_bytes: float | None = Field(default=None, description="of bytes: activations")
+    weights_bytes_per_device: float | None = Field(default=None, description="this instance's weights on one device")
+    kv_cache_bytes_per_device: float | None = Field(default=None, description="this layer's KV cache for the batch")
+    memory_footprint_bytes_per_device: float | None = Field(default=None, description="weights + KV cache")
 
 
 # ---- POST /config/system-metrics -----------------------------------------------------------------
