@@ -68,3 +68,11 @@ def test_summarize_is_idempotent(run_cli, tmp_path: Path) -> None:
     p = run_cli("mantile.summarize", "s")
     assert p.returncode == 0, p.stderr
     assert pq.read_table(tmp_path / "s" / "results.parquet").num_rows == first == 2
+
+
+@pytest.mark.slow
+def test_bad_value_in_a_later_job_stops_the_multirun_before_any_job(run_cli, tmp_path: Path) -> None:
+    p = run_cli("mantile", "-m", "model=tinyllama_1.1b", "input_seq=512", "tp=1,abc", "hydra.sweep.dir=s")
+    assert p.returncode == 2
+    assert "field 'tp' = 'abc'" in p.stderr
+    assert not list(tmp_path.rglob("results.parquet"))

@@ -1,15 +1,43 @@
-"""Hydra callback: at the end of a multirun, merge the jobs' results and print the summary."""
+"""Hydra callbacks: check every job's overrides before the first job runs; at the end of a multirun,
+merge the jobs' results and print the summary."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from mantile.engine.spec import AXES, check_axis
+from mantile.specs import SpecError, ids
+
+GROUPS = ("model", "hardware", "stack")
+
+
+def check_sweep_overrides(overrides: list[str]) -> None:
+    """Validate the values of every job of a ``-m`` sweep (sweep keys and catalog ids) up front, so a
+    bad value in the last job stops the run before the first job does any work."""
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.get_key_element()
+        values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
+        for value in values:
+            if key in AXES and value is not None:
+                check_axis(key, value)
+            elif key in GROUPS and value not in ids(key):
+                raise SpecError("command line", key, value, ids(key))
+
 
 class MergeResults(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_sweep_overrides(list(config.hydra.overrides.task))
+        except SpecError as e:
+            print(f"mantile: error: {e}", file=sys.stderr)
+            sys.exit(2)
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from mantile.summarize import summarize
 
