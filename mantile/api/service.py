@@ -1,8 +1,7 @@
 """Request bodies -> calls of the Python API (``mantile.estimate``, ``mantile.layer_metrics``).
 
-Nothing here computes a metric: it checks ids against the catalog, checks what the Python API does
-not check itself (a layer's sequence against the model's context, a plan against the device count),
-renames the Python API's argument names to the body's field names in errors, and reshapes rows.
+Nothing here computes or checks a metric: it checks ids against the catalog, renames the Python
+API's argument names to the body's field names in errors, and reshapes rows.
 Invalid plans (``valid=False``) become a ``SpecError`` (-> 422); valid plans that do not fit are
 answered normally with ``fits=false``.
 """
@@ -55,32 +54,11 @@ def _finite(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
 
 
-def _check_tokens(catalog: Catalog, model_id: str, field: str, tokens: int) -> None:
-    limit = catalog.model(model_id).max_position_embeddings
-    if tokens > limit:
-        raise SpecError("body", field, tokens, f"at most the model's max_position_embeddings ({limit})")
-
-
-def _check_devices(catalog: Catalog, req: LayerMetricsRequest) -> None:
-    num = catalog.hardware_spec(req.hardware_config).num_devices
-    if req.tensor_parallel > num:
-        raise SpecError("body", "tensor_parallel", req.tensor_parallel,
-                        f"at most the {num} devices of {req.hardware_config}")
-    if req.tensor_parallel * req.context_parallel > num:
-        raise SpecError("body", "context_parallel", req.context_parallel,
-                        f"tensor_parallel x context_parallel: at most {num} devices ({req.hardware_config})")
-
-
 def layer_metrics(catalog: Catalog, req: LayerMetricsRequest) -> dict[str, Any]:
     """One instance of a layer type on one device (``mantile.layer_metrics``)."""
     catalog.model(req.model_id)
     catalog.hardware_spec(req.hardware_config)
     catalog.stack(req.stack)
-    kv_length = req.kv_length or req.seq_length
-    _check_tokens(catalog, req.model_id, "seq_length", req.seq_length)
-    if req.phase == "decode":
-        _check_tokens(catalog, req.model_id, "kv_length" if req.kv_length else "seq_length", kv_length)
-    _check_devices(catalog, req)
     with _body_fields(LAYER_FIELDS):
         out = mantile.layer_metrics(
             model=req.model_id, hardware=req.hardware_config, layer_type=req.layer_type, phase=req.phase,
