@@ -104,3 +104,23 @@ def test_every_call_pays_the_fixed_collective_latency() -> None:
     assert comm.all_reduce(net, 1e3, 8) == pytest.approx(6.07e-6)
     assert comm.p2p(net, 1e8, False) == pytest.approx(1.006e-3)
     assert comm.all_reduce(net, 1e3, 1) == 0
+
+
+def test_all_gather_across_domains_is_rail_split() -> None:
+    # 1e9 bytes over 16 = 2 domains of 8: inside, ring all-gather of the full 1e9 over 8:
+    # 7 * (1 us + 1e9 / (8 * 100e9)) = 8.757 ms; between domains each rail moves 1e9/8 bytes over 2:
+    # 1 * (5 us + 1.25e8 / (2 * 10e9)) = 6.255 ms. Total 15.012 ms, below the all-reduce (30.024 ms).
+    assert comm.all_gather(NET, 1e9, 16) == pytest.approx(15.012e-3)
+    assert comm.all_gather(NET, 1e9, 16) <= comm.all_reduce(NET, 1e9, 16)
+
+
+def test_group_placement_with_a_stride() -> None:
+    # a cp group of 2 with tp=8 inside: members 8 devices apart -> one per 8-device domain
+    assert NET.split(2, stride=8) == (1, 2)
+    # with tp=4 inside both members share a domain
+    assert NET.split(2, stride=4) == (2, 1)
+    kw = dict(model="llama_3.3_70b", hardware="nvidia_h100_80gb_x4", batch_size=4, input_seq=8192, output_seq=128)
+    inside = mantile.estimate(tp=4, cp=2, **kw)
+    across = mantile.estimate(tp=8, cp=2, **kw)
+    # the cp collectives of tp=8, cp=2 run over InfiniBand: more exposed communication per decode step
+    assert across["decode_comm_ms"] > inside["decode_comm_ms"]

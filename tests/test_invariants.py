@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -59,3 +60,25 @@ def test_invalid_plans_are_rows_with_reasons_not_crashes() -> None:
     for text in ("tp=3 does not divide num_attention_heads (32)", "exceeds num_hidden_layers (32)",
                  "ep=2 invalid", "sp=5 invalid"):
         assert text in reasons, text
+
+
+@settings(max_examples=20, deadline=None)
+@given(batch=st.sampled_from([1, 8, 64]), seq=st.sampled_from([512, 4096]))
+def test_more_ep_or_pp_never_raises_memory_per_device(batch, seq) -> None:
+    kw = dict(hardware="nvidia_h100_80gb_x4", batch_size=batch, input_seq=seq, output_seq=128)
+    df = mantile.sweep(model="mixtral_8x7b", tp=8, ep=[1, 2, 4, 8], **kw).sort("ep")
+    for col in ("weights_gb_per_device", "activation_gb_per_device", "memory_gb_per_device"):
+        assert (np.diff(df[col].to_numpy()) <= 1e-12).all(), col
+    df = mantile.sweep(model="llama_3.3_70b", tp=2, pp=[1, 2, 4, 8], **kw).sort("pp")
+    for col in ("weights_gb_per_device", "kv_cache_gb_per_device", "memory_gb_per_device"):
+        assert (np.diff(df[col].to_numpy()) <= 1e-12).all(), col
+
+
+def test_per_device_work_falls_with_pipeline_stages() -> None:
+    kw = dict(model="llama_3.3_70b", hardware="nvidia_h100_80gb_x4", batch_size=8, input_seq=2048, output_seq=128)
+    one = mantile.estimate(pp=1, **kw)
+    two = mantile.estimate(pp=2, **kw)
+    # each device runs half of the layers for every micro-batch: half the FLOPs (GEMM FLOPs are linear
+    # in the rows; the embedding and LM head are spread over the stages in this per-device figure)
+    assert two["decode_flops"] == pytest.approx(one["decode_flops"] / 2, rel=1e-9)
+    assert two["prefill_flops"] == pytest.approx(one["prefill_flops"] / 2, rel=1e-9)

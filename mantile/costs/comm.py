@@ -67,9 +67,10 @@ class Network:
             call_s=eff.collective_latency_us * 1e-6,
         )
 
-    def split(self, p: Array) -> tuple[Array, Array]:
-        """(devices per domain, domains) of a group of p devices packed into domains."""
-        p_in = np.minimum(p, self.domain_size)
+    def split(self, p: Array, stride: Array = 1) -> tuple[Array, Array]:
+        """(devices per domain, domains) of a group of p devices whose members are ``stride`` devices
+        apart (a context-parallel group with tp inside it has stride tp)."""
+        p_in = np.clip(np.floor(self.domain_size / stride), 1, p)
         return p_in, p / p_in
 
 
@@ -109,10 +110,11 @@ def all_reduce(net: Network, n: Array, p: Array) -> Array:
     return np.where(p > 1, net.call_s + t, 0.0)
 
 
-def all_gather(net: Network, n: Array, p: Array) -> Array:
-    """Seconds to all-gather (or reduce-scatter) a buffer of n bytes in total over p devices."""
-    p_in, p_out = net.split(p)
-    t = _intra_gather(net, n / p_out, p_in) + _ring(n, p_out, net.out_latency_s, net.out_bytes_per_s, 1)
+def all_gather(net: Network, n: Array, p: Array, stride: Array = 1) -> Array:
+    """Seconds to all-gather (or reduce-scatter) a buffer of n bytes in total over p devices.
+    Across domains: a ring between domains on the n / p_in bytes each rail holds, then inside."""
+    p_in, p_out = net.split(p, stride)
+    t = _intra_gather(net, n, p_in) + _ring(n / p_in, p_out, net.out_latency_s, net.out_bytes_per_s, 1)
     return np.where(p > 1, net.call_s + t, 0.0)
 
 

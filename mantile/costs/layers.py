@@ -84,7 +84,8 @@ def attention(model: ModelSpec, m: Machine, w: Work, net: comm.Network) -> Cost:
                        w.kv_bytes, causal=True, count=st.attention_prefill_kernels,
                        kv_eff=(w.kv_len + 1) / 2.0)
         ring_bytes = (w.cp - 1) * w.batch * (w.kv_len / w.cp) * 2 * kv_heads * d * w.kv_bytes
-        ring_s = w.cp * 0 + (w.cp - 1) * comm.p2p(net, ring_bytes / np.maximum(w.cp - 1, 1), w.cp > net.domain_size)
+        # cp peers are tp devices apart (tp inside): the ring leaves the domain when tp*cp exceeds it
+        ring_s = (w.cp - 1) * comm.p2p(net, ring_bytes / np.maximum(w.cp - 1, 1), w.tp * w.cp > net.domain_size)
         c.comm(ring_bytes, np.maximum(ring_s - core.busy_s, 0.0))
     else:
         attention_core(core, m, w.batch, 1.0, w.kv_len / w.cp, heads, kv_heads, d, w.a_bytes, w.kv_bytes,
@@ -96,7 +97,7 @@ def attention(model: ModelSpec, m: Machine, w: Work, net: comm.Network) -> Cost:
         q_bytes = w.batch * heads * d * w.a_bytes
         partial_bytes = w.batch * heads * (d + 1) * 4.0
         c.comm(q_bytes + partial_bytes,
-               comm.all_gather(net, q_bytes, w.cp) + comm.reduce_scatter(net, partial_bytes, w.cp))
+               comm.all_gather(net, q_bytes, w.cp, w.tp) + comm.reduce_scatter(net, partial_bytes, w.cp, w.tp))
         if st.attention_output_copy:
             c.elementwise(m, 2 * n * heads * d * w.a_bytes, 1)
     c.add(core)

@@ -66,7 +66,10 @@ def activation_per_token(model: ModelSpec, tp: Array, ep: Array, cp: Array, a_by
     """Transient activation + comm-buffer bytes per prefill token on one device (see module doc)."""
     h, d = model.hidden_size, model.head_dim
     heads, kv_heads = heads_per_device(model, tp)
-    f_dev = model.intermediate_size / (tp / ep) * (model.num_experts_per_tok if model.is_moe else 1)
+    # MoE: a token's k expert rows are spread over the ep devices (balanced routing), each expert
+    # split over tp/ep: k/ep intermediate rows of width f/(tp/ep) per token per device.
+    routed = model.num_experts_per_tok / ep if model.is_moe else 1.0
+    f_dev = model.intermediate_size / (tp / ep) * routed
     per_token = 2 * h + (heads + 2 * kv_heads) * d + 3 * f_dev
     buffers = np.where(tp > 1, 2 * h, 0.0)
     return (per_token + buffers) * a_bytes / cp

@@ -255,8 +255,8 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: 
             out[f"{phase}_{kind}_ms"] = times * c.latency_s * 1e3
         tot: Cost = res["total"]
         out[f"{phase}_comm_ms"] = tot.comm_s * 1e3
-        out[f"{phase}_flops"] = tot.flops * mb
-        out[f"{phase}_bytes"] = tot.bytes * mb
+        out[f"{phase}_flops"] = tot.flops * mb / pp  # one device: its stage's layers, every micro-batch
+        out[f"{phase}_bytes"] = tot.bytes * mb / pp
         out[f"{phase}_bound"] = _bound(tot)  # index into BOUNDS
     n = np.shape(total)
     for k, v in out.items():
