@@ -45,9 +45,13 @@ def plan_from_layers(layers: Mapping[str, Mapping[str, Any]], dtype: str) -> dic
     embedding.tensor_parallel -> embedding_tp (vocab-parallel embedding + LM head).
     ``norm.dtype`` is accepted for the brief's body; norms run in the activation dtype.
     """
+    if not isinstance(layers, Mapping):
+        raise SpecError("arguments", "layers", layers, f"a mapping of layer type to plan, keys {list(PLAN_KEYS)}")
     for kind, body in layers.items():
         if kind not in PLAN_KEYS:
             raise SpecError("layers", kind, body, list(PLAN_KEYS))
+        if not isinstance(body, Mapping):
+            raise SpecError("layers", kind, body, f"a mapping with keys {list(PLAN_KEYS[kind])}")
         for k in body:
             if k not in PLAN_KEYS[kind]:
                 raise SpecError("layers", f"{kind}.{k}", body[k], f"valid keys: {list(PLAN_KEYS[kind])}")
@@ -112,7 +116,7 @@ def estimate(model: str, hardware: str, batch_size: int, input_seq: int, output_
     """
     axes: dict[str, Any] = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, batch_size=batch_size,
                                 input_seq=input_seq, output_seq=output_seq, dtype=dtype,
-                                kv_dtype=kv_dtype or dtype, embedding_tp=embedding_tp or tp)
+                                kv_dtype=kv_dtype or dtype, embedding_tp=tp if embedding_tp is None else embedding_tp)
     extra: dict[str, Any] = {}
     if layers is not None:
         plan = plan_from_layers(layers, dtype)
@@ -174,27 +178,22 @@ def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "pref
         raise SpecError("arguments", "phase", phase, PHASES)
     m, hw = load_model(model), load_hardware(hardware)
     eff, st = efficiency or load_efficiency(hw.device.generation), load_stack(stack)
+    kv_length = seq_length if kv_length is None else kv_length
     for name, v in (("batch_size", batch_size), ("seq_length", seq_length), ("tp", tp), ("cp", cp),
-                    ("sp", sp), ("ep", ep), ("kv_length", kv_length or 1)):
+                    ("sp", sp), ("ep", ep), ("kv_length", kv_length)):
         _int(name, v)
     dt, kvdt = _dtype("dtype", dtype), _dtype("kv_dtype", kv_dtype or dtype)
     hw.device.peak_flops_per_s(dt)
-    _check_plan(m, tp, cp, sp, ep, layer_type)
-    longest = max(seq_length, kv_length or 0)
-    if enforce_max_position and longest > m.max_position_embeddings:
-        raise SpecError("arguments", "seq_length" if seq_length >= (kv_length or 0) else "kv_length", longest,
-                        f"at most max_position_embeddings ({m.max_position_embeddings}) of {model}")
-    if tp * cp > hw.num_devices:
-        raise SpecError("arguments", "tp", tp, f"tp * cp at most the system's {hw.num_devices} devices")
+    _check_plan(m, hw, eff, layer_type, seq_length, kv_length, tp, cp, sp, ep, enforce_max_position)
     c = system.layer_cost(m, hw, eff, st, layer_type, phase, batch_size, seq_length,
-                          kv_length or seq_length, tp=tp, cp=cp, sp=sp, ep=ep, dtype=dt, kv_dtype=kvdt)
+                          kv_length, tp=tp, cp=cp, sp=sp, ep=ep, dtype=dt, kv_dtype=kvdt)
     count = {"attention": m.num_hidden_layers, "feedforward": m.num_hidden_layers,
              "norm": 2 * m.num_hidden_layers + 1, "embedding": 1}[layer_type]
     tables = 1 if m.tie_word_embeddings or layer_type != "embedding" else 2  # embedding + untied LM head
     weights = float(memory.layer_params(m, layer_type, tp, ep)) * tables * BYTES_PER_ELEMENT[dt]
     cache = 0.0
     if layer_type == "attention":
-        cache = float(memory.kv_cache_bytes(m, batch_size, kv_length or seq_length, tp, m.num_hidden_layers, cp,
+        cache = float(memory.kv_cache_bytes(m, batch_size, kv_length, tp, m.num_hidden_layers, cp,
                                             BYTES_PER_ELEMENT[kvdt]))
     f = lambda x: float(np.asarray(x))  # noqa: E731
     parts = {"compute": f(c.compute_bound_s), "memory": f(c.busy_s) - f(c.compute_bound_s),
@@ -213,13 +212,27 @@ def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "pref
     }
 
 
-def _check_plan(m: Any, tp: int, cp: int, sp: int, ep: int, layer_type: str) -> None:
-    if layer_type in ("attention", "feedforward") and m.num_attention_heads % tp:
-        raise SpecError("arguments", "tp", tp, f"a divisor of num_attention_heads ({m.num_attention_heads})")
-    if layer_type == "attention" and m.num_key_value_heads % tp and tp % m.num_key_value_heads:
-        raise SpecError("arguments", "tp", tp,
-                        f"a divisor or multiple of num_key_value_heads ({m.num_key_value_heads})")
-    if sp not in (1, tp):
-        raise SpecError("arguments", "sp", sp, f"1 or tp ({tp})")
-    if ep > 1 and (not m.is_moe or tp % ep or m.num_local_experts % ep):
-        raise SpecError("arguments", "ep", ep, "1 for a dense model; else a divisor of tp and num_local_experts")
+def _check_plan(m: Any, hw: Any, eff: EfficiencyProfile, layer_type: str, seq_length: int, kv_length: int,
+                tp: int, cp: int, sp: int, ep: int, enforce_max_position: bool) -> None:
+    """The cost model's own plan checks (``system.invalid_codes``), raised as an error naming the field.
+    Plans only the attention constrains (kv heads, context parallel) are checked for attention."""
+    longest = max(seq_length, kv_length)
+    col = {"tp": np.asarray([tp]), "ep": np.asarray([ep]), "sp": np.asarray([sp]),
+           "cp": np.asarray([cp if layer_type == "attention" else 1]), "pp": np.asarray([1]),
+           "dp": np.asarray([1]), "input_seq": np.asarray([longest]), "output_seq": np.asarray([0]),
+           "embedding_tp": np.asarray([tp])}
+    options = system.Options(enforce_max_position=enforce_max_position)
+    code = int(system.invalid_codes(m, hw, eff, col, np.asarray([True]), options)[0])
+    if code == 2 and layer_type != "attention":
+        code = 0
+    if code:
+        message = system.reason_messages(m, hw, eff)[code]
+        for key, value in (("tp", tp), ("ep", ep), ("sp", sp), ("cp", cp), ("pp", 1)):
+            message = message.replace("{" + key + "}", str(value))
+        field = system.INVALID_FIELDS[code]
+        if field == "input_seq":
+            field = "seq_length" if seq_length >= kv_length else "kv_length"
+        if code == 7:  # more devices than the system: the layer's own degrees
+            field = "tp"
+        value = {"tp": tp, "ep": ep, "sp": sp, "cp": cp}.get(field, longest)
+        raise SpecError("arguments", field, value, message)

@@ -87,3 +87,27 @@ def test_fp8_on_a100_is_invalid_with_the_available_dtypes() -> None:
     r = mantile.estimate(model="llama_3.1_8b", hardware="nvidia_a100_80gb", batch_size=1, input_seq=128,
                          output_seq=16, dtype="fp8")
     assert not r["valid"] and "bf16" in r["reason"]
+
+
+@pytest.mark.parametrize("kwargs,field", [
+    (dict(tp=None), "tp"), (dict(layers={"attention": 8}), "attention"), (dict(embedding_tp=0), "embedding_tp"),
+    (dict(memory_reserve_fraction=2), "memory_reserve_fraction"), (dict(max_prefill_tokens=-5), "max_prefill_tokens"),
+    (dict(batching="dynamic"), "batching"),
+])
+def test_estimate_rejects_malformed_arguments_by_name(kwargs, field) -> None:
+    with pytest.raises(SpecError, match=f"field '{field}'"):
+        mantile.estimate(model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=1, input_seq=128,
+                         output_seq=8, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs,field,text", [
+    (dict(cp=64, seq_length=64), "cp", "at least 128 tokens per device"),
+    (dict(phase="decode", kv_length=0), "kv_length", "positive integer"),
+    (dict(tp=16, cp=2), "tp", "8 devices"),
+    (dict(sp=2), "sp", "1 or tp (1)"),
+    (dict(seq_length=200_000), "seq_length", "max_position_embeddings (131072)"),
+])
+def test_layer_metrics_uses_the_cost_models_plan_checks(kwargs, field, text) -> None:
+    with pytest.raises(SpecError, match=f"field '{field}'") as e:
+        mantile.layer_metrics(model="llama_3.1_8b", hardware="nvidia_h100_80gb", layer_type="attention", **kwargs)
+    assert text in str(e.value)

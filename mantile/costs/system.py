@@ -50,10 +50,14 @@ class Options:
     batching: str = "static"  # static | continuous (see module docstring)
 
     def __post_init__(self) -> None:
-        if self.batching not in BATCHING:
-            from mantile.specs import SpecError
+        from mantile.specs import SpecError
 
+        if self.batching not in BATCHING:
             raise SpecError("engine", "batching", self.batching, BATCHING)
+        if not 0 <= self.memory_reserve_fraction < 1:
+            raise SpecError("engine", "memory_reserve_fraction", self.memory_reserve_fraction, "a fraction in [0, 1)")
+        if self.max_prefill_tokens < 1:
+            raise SpecError("engine", "max_prefill_tokens", self.max_prefill_tokens, "a positive number of tokens")
 
 
 #: Invalid-plan codes (0 = valid), checked in this order; messages are filled in by ``reasons``.
@@ -61,10 +65,10 @@ INVALID = {
     1: "tp={tp} does not divide num_attention_heads ({heads})",
     2: "tp={tp} and num_key_value_heads ({kv_heads}) do not divide one another",
     3: "ep={ep} invalid: ep must be 1 for a dense model, and divide tp and num_local_experts ({experts})",
-    4: "sp={sp} invalid: sequence parallel must be 1 or equal tp",
+    4: "sp={sp} invalid: sequence parallel must be 1 or tp ({tp})",
     5: "cp={cp} too large: input_seq/cp must be at least {min_tokens} tokens per device",
     6: "pp={pp} exceeds num_hidden_layers ({layers})",
-    7: "plan needs tp*cp*pp*dp devices, more than the system's {devices}",
+    7: "plan needs tp*cp*pp*dp devices, more than the system's {devices} devices",
     8: "input_seq + output_seq exceeds max_position_embeddings ({max_pos})",
     9: "dtype has no peak on {device}; available: {dtypes}",
     10: "embedding tp must divide tp*cp",
@@ -110,8 +114,14 @@ def _exposed(c: Cost, overlap: bool) -> Array:
     return c.busy_s + c.overhead_s + np.maximum(c.comm_s - c.busy_s, 0.0)
 
 
-def _invalid_codes(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, col: dict[str, Array],
-                   peak_ok: Array, options: Options) -> np.ndarray:
+#: The key each invalid-plan code is about (for front doors that must name a field).
+INVALID_FIELDS = {1: "tp", 2: "tp", 3: "ep", 4: "sp", 5: "cp", 6: "pp", 7: "dp", 8: "input_seq", 9: "dtype",
+                  10: "embedding_tp"}
+
+
+def invalid_codes(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, col: dict[str, Array],
+                  peak_ok: Array, options: Options) -> np.ndarray:
+    """Per point, the first failing check of INVALID (0 = a valid plan)."""
     tp, ep, sp, cp, pp, dp = (col[k] for k in ("tp", "ep", "sp", "cp", "pp", "dp"))
     nh, nkv = model.num_attention_heads, model.num_key_value_heads
     checks = [
@@ -191,7 +201,7 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: 
     byt["kv"] = _lookup(col["kv_dtype"], BYTES_PER_ELEMENT)
     peak_ok = peak_ok & np.isfinite(byt["kv"])
     net = comm.Network.of(hw, eff)
-    code = _invalid_codes(model, hw, eff, col, peak_ok, options)
+    code = invalid_codes(model, hw, eff, col, peak_ok, options)
     valid = code == 0
 
     B, S, O, pp, dp = col["batch_size"], col["input_seq"], col["output_seq"], col["pp"], col["dp"]  # noqa: E741

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from mantile.costs.system import Options
 from mantile.specs import DTYPES, HardwareSpec, KernelStack, ModelSpec, SpecError
 from mantile.specs.catalog import load_efficiency, load_hardware, load_model, load_stack
@@ -77,6 +79,8 @@ def check_axis(key: str, value: Any) -> list[Any]:
     for v in values:
         if isinstance(v, str) and v.strip().lstrip("+").isdigit():
             v = int(v)
+        if isinstance(v, np.integer):
+            v = int(v)
         if isinstance(v, float) and v.is_integer():
             v = int(v)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -97,6 +101,8 @@ def check_axes(raw: Mapping[str, Any]) -> dict[str, list[Any]]:
     for key in AXES:
         value = raw.get(key, DEFAULTS.get(key))
         if value is None:
+            if DEFAULTS.get(key, 0) is not None:  # only kv_dtype / embedding_tp may be left unset
+                raise SpecError("sweep", key, None, f"a value: {INT_AXES.get(key, 'one of ' + str(STR_AXES.get(key)))}")
             continue
         axes[key] = check_axis(key, value)
     return axes
