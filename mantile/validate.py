@@ -44,6 +44,10 @@ DEVICE_IDS = (("GB200", "nvidia_gb200_single"), ("B200", "nvidia_b200_180gb"), (
 #: measure.py's whole-model decode grid: batch -> cache length (error rows name only the batch).
 MEASURE_DECODE_CONTEXT = {1: 2048, 8: 2048, 32: 2048, 128: 2048, 256: 1024, 64: 8192}
 KINDS = ("model_prefill", "model_decode", "layer_prefill", "layer_decode", "published")
+#: Kinds that are not predictions (provenance, ceilings) or are checked by memory_checks.
+OTHER_KINDS = ("info", "ceiling", "error", "done")
+PUBLISHED_METRICS = ("throughput_tokens_per_s", "throughput_tokens_per_s_per_device", "tpot_ms", "ttft_ms",
+                     "e2e_latency_ms", "tokens_per_s_per_user")
 
 
 @dataclass
@@ -60,13 +64,26 @@ class Prediction:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a measurement file; a malformed line or file is an error naming the file and line."""
     path = Path(path)
+    if not path.is_file():
+        raise SpecError("validate", "file", str(path), "an existing .jsonl, .csv or .parquet file")
     if path.suffix == ".jsonl":
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    if path.suffix == ".csv":
-        return pl.read_csv(path, infer_schema_length=10000).to_dicts()
-    if path.suffix == ".parquet":
-        return pl.read_parquet(path).to_dicts()
+        rows = []
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise SpecError(f"{path}:{number}", "line", line[:60], f"one JSON object ({e.msg})") from None
+        return rows
+    try:
+        if path.suffix == ".csv":
+            return pl.read_csv(path, infer_schema_length=10000).to_dicts()
+        if path.suffix == ".parquet":
+            return pl.read_parquet(path).to_dicts()
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise SpecError(str(path), "file", path.name, f"a readable table ({str(e).splitlines()[0]})") from None
     raise SpecError(str(path), "file", path.suffix, [".jsonl", ".csv", ".parquet"])
 
 
@@ -89,10 +106,13 @@ def model_and_tp(name: str) -> tuple[str, int]:
     return (m.group(1), int(m.group(2))) if m else (name, 1)
 
 
-def _int(v: Any, default: int = 1) -> int:
+def _int(v: Any, default: int = 1, field: str = "value") -> int:
     if v is None or (isinstance(v, float) and math.isnan(v)) or v == "":
         return default
-    return int(v)
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        raise SpecError("validate", field, v, "an integer") from None
 
 
 def predict_row(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None = None,
@@ -126,13 +146,16 @@ def predict_row(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | Non
 def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None, stack: str) -> Prediction | None:
     """A published result. Rows without lengths are skipped; throughput rows without a batch are
     max-throughput runs: predicted at the largest batch that fits (the engine fills its KV cache)."""
-    if _int(row.get("input_seq"), 0) < 1 or _int(row.get("output_seq"), 0) < 1:
+    if _int(row.get("input_seq"), 0, "input_seq") < 1 or _int(row.get("output_seq"), 0, "output_seq") < 1:
         return None
+    if row.get("metric") not in PUBLISHED_METRICS:
+        raise SpecError("validate", "metric", row.get("metric"), PUBLISHED_METRICS)
     args = dict(model=row["model"], hardware=hardware, input_seq=_int(row.get("input_seq")),
-                output_seq=_int(row.get("output_seq")), tp=_int(row.get("tp")), pp=_int(row.get("pp")),
-                dp=_int(row.get("dp")), dtype=row.get("dtype") or "bf16", stack=stack, efficiency=eff,
-                batching=row.get("batching") or "static")
-    batch = _int(row.get("batch"), 0)
+                output_seq=_int(row.get("output_seq")), tp=_int(row.get("tp"), field="tp"),
+                pp=_int(row.get("pp"), field="pp"), dp=_int(row.get("dp"), field="dp"),
+                dtype=row.get("dtype") or "bf16", stack=stack, efficiency=eff,
+                batching=row.get("batching") or "static", enforce_max_position=False)
+    batch = _int(row.get("batch"), 0, "batch")
     if batch < 1:
         if not str(row["metric"]).startswith("throughput"):
             return None
@@ -173,6 +196,20 @@ def memory_checks(rows: Iterable[dict[str, Any]], hardware: str | None) -> list[
     return out
 
 
+def skipped(rows: Iterable[dict[str, Any]], preds: list[Prediction]) -> dict[str, int]:
+    """Why rows were not compared: unknown kinds, published rows without lengths, invalid plans."""
+    out: dict[str, int] = {}
+    for row in rows:
+        kind = row.get("kind")
+        if kind not in KINDS and kind not in OTHER_KINDS:
+            out[f"unknown kind {kind!r}"] = out.get(f"unknown kind {kind!r}", 0) + 1
+    compared = sum(1 for p in preds if p.kind == "published")
+    published = sum(1 for r in rows if r.get("kind") == "published")
+    if published > compared:
+        out["published rows without input/output lengths, or whose plan is invalid"] = published - compared
+    return out
+
+
 def predictions(rows: Iterable[dict[str, Any]], hardware: str | None = None, eff: EfficiencyProfile | None = None,
                 stack: str = "pytorch_eager") -> list[Prediction]:
     preds = []
@@ -194,7 +231,8 @@ def mape(preds: Iterable[Prediction]) -> dict[str, float]:
     return {k: sum(v) / len(v) for k, v in by.items()}
 
 
-def report(preds: list[Prediction], checks: list[tuple[str, bool, bool]], verbose: bool = True) -> str:
+def report(preds: list[Prediction], checks: list[tuple[str, bool, bool]], verbose: bool = True,
+           skips: dict[str, int] | None = None) -> str:
     lines = []
     if verbose:
         lines.append(f"{'kind':<14} {'row':<52} {'measured':>12} {'predicted':>12} {'error':>8}")
@@ -216,6 +254,8 @@ def report(preds: list[Prediction], checks: list[tuple[str, bool, bool]], verbos
         lines.append(f"\n{'source':<60} {'rows':>5} {'MAPE':>8}")
         for g, errs in sorted(groups.items()):
             lines.append(f"{g:<60} {len(errs):>5} {sum(errs) / len(errs):>7.1f}%")
+    for why, n in (skips or {}).items():
+        lines.append(f"skipped {n} row(s): {why}")
     if checks:
         ok = sum(1 for _, fits, ran in checks if fits == ran)
         lines.append(f"memory check: {ok}/{len(checks)} rows agree (ran -> fits, out of memory -> does not fit)")
@@ -240,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, FileNotFoundError) as e:
         print(f"mantile.validate: error: {e}", file=sys.stderr)
         return 2
-    print(report(preds, checks, verbose=not args.quiet))
+    print(report(preds, checks, verbose=not args.quiet, skips=skipped(rows, preds)))
     return 0
 
 
