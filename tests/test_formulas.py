@@ -168,3 +168,11 @@ def test_layer_metrics_splits_bytes_into_weights_kv_and_activations() -> None:
     assert r["kv_cache_bytes_per_device"] == pytest.approx(134_217_728)
     assert r["activation_bytes"] == pytest.approx(r["bytes"] - 83_886_080 - 134_283_264)
     assert r["comm_bytes"] == 0 and r["comm_ms"] == 0  # tp = 1: no collective
+
+
+@pytest.mark.parametrize("model_id", ["llama_3.1_8b", "qwen2.5_32b", "mixtral_8x7b", "llama_3.2_1b"])
+def test_memory_weights_agree_with_the_model_parameter_count(model_id: str) -> None:
+    # one device (tp=pp=1) holds every parameter: weights = total_params * 2 bytes (bf16)
+    m = load_model(model_id)
+    w = memory.weight_bytes(m, tp=1, ep=1, tp_emb=1, pp=1, w_bytes=2.0)
+    assert float(w) == pytest.approx(2.0 * m.total_params)

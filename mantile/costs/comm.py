@@ -53,11 +53,10 @@ class Network:
     def of(cls, hw: HardwareSpec, eff: EfficiencyProfile) -> Network:
         up: LinkSpec = hw.interconnect.scale_up
         out: LinkSpec = hw.interconnect.scale_out
-        link = up.link_bandwidth_gb_per_s or up.bandwidth_gb_per_s_per_device
         return cls(
             domain_size=up.domain_size,
             up_bytes_per_s=up.bandwidth_bytes_per_s * eff.scale_up_bandwidth_efficiency,
-            up_link_bytes_per_s=link * 1e9 * eff.scale_up_bandwidth_efficiency,
+            up_link_bytes_per_s=up.link_bytes_per_s * eff.scale_up_bandwidth_efficiency,
             up_latency_s=up.latency_s,
             nvls_bytes_per_s=up.bandwidth_bytes_per_s * eff.nvls_bandwidth_efficiency,
             fully_connected=up.topology == "fully_connected",

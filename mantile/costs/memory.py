@@ -25,14 +25,15 @@ from mantile.specs.model import ModelSpec
 def layer_params(model: ModelSpec, layer_type: str, tp: Array = 1, ep: Array = 1) -> Array:
     """Parameters of ONE instance of a layer type held by one device.
 
-    attention: Wq/Wo split over tp, Wk/Wv over min(tp, kv heads) (replicated beyond);
+    attention: Wq/Wo split over tp, Wk/Wv over min(tp, kv heads) (replicated beyond), q/k/v biases;
     feedforward: E/ep local experts, each split over tp/ep (+ the replicated router);
     norm: one scale (RMSNorm) or scale + bias (LayerNorm); embedding: one V x h table over tp.
     """
     h, d = model.hidden_size, model.head_dim
     if layer_type == "attention":
         heads, kv_heads = heads_per_device(model, tp)
-        return h * (heads + 2 * kv_heads) * d + heads * d * h
+        bias = (heads + 2 * kv_heads) * d if model.attention_bias else 0.0
+        return h * (heads + 2 * kv_heads) * d + heads * d * h + bias
     if layer_type == "feedforward":
         experts = model.num_local_experts / ep if model.is_moe else 1.0
         return experts * model.expert_params / (tp / ep) + (h * model.num_local_experts if model.is_moe else 0)

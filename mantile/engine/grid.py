@@ -81,12 +81,6 @@ def block_columns(index: GridIndex, lo: int, hi: int) -> dict[str, Any]:
     return cols
 
 
-def chunk_columns(axes: dict[str, list[Any]], start: int, stop: int) -> dict[str, Any]:
-    """Columns of grid points start..stop-1: numbers as float arrays, strings as ``Coded``."""
-    index = GridIndex.of(axes, start, stop)
-    return {key: index.column(key) for key in axes}
-
-
 def chunks(n_points: int, chunk_size: int) -> Iterator[tuple[int, int]]:
     for start in range(0, n_points, chunk_size):
         yield start, min(start + chunk_size, n_points)

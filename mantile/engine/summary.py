@@ -73,7 +73,7 @@ def breakdown_text(df: pl.DataFrame, max_rows: int = 20) -> str:
 
 def pareto_text(front: pl.DataFrame, latency: str, throughput: str) -> str:
     if front.height == 0:
-        return "Pareto front: empty (no point fits in memory; see the 'reason' column)"
+        return "Pareto front: empty (no point is both a valid plan and fits in memory; see the reasons)"
     head = f"Pareto front ({front.height} points): min {latency} vs max {throughput}"
     return head + "\n" + table(front) + "\n" + breakdown_text(front)
 

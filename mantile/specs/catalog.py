@@ -58,10 +58,31 @@ def load_model(model_id: str) -> ModelSpec:
     return model_from_dict(OmegaConf.load(path), str(path.relative_to(conf_dir().parent)))
 
 
+def load_with_defaults(group: str, item: str, field: str, seen: tuple[str, ...] = ()) -> Any:
+    """A group option with its ``defaults:`` list applied the way Hydra does for options of the same
+    group (``- base`` then ``- _self_``): later entries override earlier ones."""
+    if item in seen:
+        raise SpecError(f"conf/{group}", "defaults", item, f"no cycle (via {list(seen)})")
+    data = OmegaConf.load(_path(group, item, field))
+    defaults = data.pop("defaults", None) if "defaults" in data else None
+    if not defaults:
+        return data
+    merged = OmegaConf.create()
+    for entry in defaults:
+        if entry == "_self_":
+            merged = OmegaConf.merge(merged, data)
+        else:
+            merged = OmegaConf.merge(merged, load_with_defaults(group, str(entry), "defaults", (*seen, item)))
+    if "_self_" not in defaults:
+        merged = OmegaConf.merge(merged, data)
+    return merged
+
+
 @functools.cache
 def load_hardware(hardware_id: str) -> HardwareSpec:
     path = _path("hardware", hardware_id, "hardware")
-    return hardware_from_dict(OmegaConf.load(path), str(path.relative_to(conf_dir().parent)))
+    return hardware_from_dict(load_with_defaults("hardware", hardware_id, "hardware"),
+                              str(path.relative_to(conf_dir().parent)))
 
 
 @functools.cache

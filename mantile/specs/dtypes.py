@@ -8,5 +8,4 @@ BYTES_PER_ELEMENT: dict[str, float] = {
 }
 DTYPES: tuple[str, ...] = tuple(BYTES_PER_ELEMENT)
 #: Activations of quantized models stay in 16 bits; weights and math use the dtype.
-ACTIVATION_BYTES: dict[str, float] = {d: min(b, 2.0) if b < 2 else b for d, b in BYTES_PER_ELEMENT.items()}
-ACTIVATION_BYTES.update({"fp8": 2.0, "int8": 2.0, "fp4": 2.0})
+ACTIVATION_BYTES: dict[str, float] = {d: max(b, 2.0) for d, b in BYTES_PER_ELEMENT.items()}

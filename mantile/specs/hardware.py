@@ -66,6 +66,9 @@ class LinkSpec:
     def __post_init__(self) -> None:
         if self.topology not in TOPOLOGIES:
             raise SpecError("?", "topology", self.topology, TOPOLOGIES)
+        if self.topology == "fully_connected" and not (self.link_bandwidth_gb_per_s or self.links_per_device):
+            raise SpecError("?", "link_bandwidth_gb_per_s", None,
+                            "required for a fully_connected topology (or links_per_device)")
         if self.bandwidth_gb_per_s_per_device <= 0 or self.latency_us < 0 or self.domain_size < 1:
             raise SpecError("?", "bandwidth_gb_per_s_per_device", self.bandwidth_gb_per_s_per_device,
                             "positive bandwidth, non-negative latency, domain_size >= 1")
@@ -73,6 +76,14 @@ class LinkSpec:
     @property
     def bandwidth_bytes_per_s(self) -> float:
         return self.bandwidth_gb_per_s_per_device * 1e9
+
+    @property
+    def link_bytes_per_s(self) -> float:
+        """One link, per direction: as given, else the device bandwidth over its links, else (a switch
+        port with no per-link figure) the device bandwidth."""
+        if self.link_bandwidth_gb_per_s:
+            return self.link_bandwidth_gb_per_s * 1e9
+        return self.bandwidth_bytes_per_s / (self.links_per_device or 1)
 
     @property
     def latency_s(self) -> float:
@@ -102,7 +113,7 @@ class EfficiencyProfile:
 
     Fitted by ``benchmarks/fit_efficiency.py`` where measurements exist; otherwise priors from
     published measurements (``benchmarks/efficiency_priors.md``). Every field is explained in
-    ``mantile/costs/efficiency.py``.
+    ``mantile/costs/kernels.py`` (and ``conf/efficiency/hopper.yaml``'s header).
     """
 
     name: str = field(metadata=doc("generation name"))

@@ -118,7 +118,3 @@ class ModelSpec:
         ff = self.num_experts_per_tok * self.expert_params
         per_layer = self.attention_params + ff + 2 * self.norm_params
         return self.num_hidden_layers * per_layer + self.norm_params + self.embedding_params
-
-    def kv_bytes_per_token(self, kv_bytes_per_element: float) -> float:
-        """KV cache bytes per token, all layers: 2 (K and V) x L x kv_heads x head_dim x bytes."""
-        return 2 * self.num_hidden_layers * self.kv_width * kv_bytes_per_element
