@@ -14,36 +14,14 @@ stack (counted from the measured code) stay fixed. ``--write`` stores the result
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import math
 import time
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import least_squares
 
+from mantile.calibrate import FITTED, fit_rows
 from mantile.specs import conf_dir, load_efficiency
 from mantile.validate import KINDS, hardware_for, mape, predict_row, read_rows
-
-#: name -> (lower, upper) bound. Everything else in the profile is fixed.
-FITTED = {
-    "gemm_efficiency": (0.3, 1.0),
-    "gemm_k_half": (0.0, 4000.0),
-    "memory_efficiency": (0.5, 1.0),
-    "kernel_overhead_us": (0.2, 8.0),
-    "gemm_overhead_us": (0.0, 10.0),
-    "attention_efficiency": (0.1, 1.0),
-    "attention_head_dim_half": (0.0, 400.0),
-}
-
-
-def residuals(x: np.ndarray, base, rows: list[dict], weights: np.ndarray) -> np.ndarray:
-    eff = dataclasses.replace(base, **dict(zip(FITTED, x, strict=True)))
-    out = []
-    for row in rows:
-        p = predict_row(row, hardware_for(row, None), eff)
-        out.append(math.log(p.predicted / p.measured))
-    return np.asarray(out) * weights
 
 
 def main() -> None:
@@ -75,18 +53,6 @@ def main() -> None:
         write_profile(args.generation, eff, [str(f) for f in args.files], len(rows), mape(preds))
     if args.leave_one_model_out:
         leave_one_model_out(base, rows)
-
-
-def fit_rows(base, rows: list[dict]):
-    """Least-squares fit of FITTED on ``rows``; returns (profile, scipy result)."""
-    kinds = [r["kind"] for r in rows]
-    counts = {k: kinds.count(k) for k in set(kinds)}
-    weights = np.array([1.0 / math.sqrt(counts[k]) for k in kinds])
-    x0 = np.array([getattr(base, k) for k in FITTED])
-    lo, hi = np.array([b[0] for b in FITTED.values()]), np.array([b[1] for b in FITTED.values()])
-    fit = least_squares(residuals, np.clip(x0, lo, hi), bounds=(lo, hi), args=(base, rows, weights),
-                        x_scale=np.maximum(np.abs(x0), 1e-3), diff_step=1e-3)
-    return dataclasses.replace(base, **dict(zip(FITTED, fit.x, strict=True))), fit
 
 
 def leave_one_model_out(base, rows: list[dict]) -> None:

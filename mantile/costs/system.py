@@ -12,6 +12,10 @@ Definitions (per replica; dp replicas run side by side):
 - e2e = TTFT + (output_seq - 1) TPOT; throughput = dp * batch * output_seq / e2e (static batch
   from prefill to last token); decode throughput = dp * batch / TPOT.
 
+``Options.max_prefill_tokens`` bounds the activation memory of a prefill (engines run long prompts
+in chunks); the prefill time is computed for the whole batch in one pass, which costs about the same
+as the chunks in sequence (the GEMMs are linear in tokens; chunking adds a few kernel launches).
+
 ``Options.batching = "continuous"`` models a serving engine in steady state instead (in-flight
 batching with chunked prefill, as vLLM / TensorRT-LLM / SGLang run): ``batch`` sequences are always
 running; each finishes after output_seq tokens and is replaced, so every iteration also prefills
