@@ -116,3 +116,12 @@ def test_the_wheel_ships_the_config_tree(tmp_path) -> None:
         for option in ids(group):
             assert f"mantile/conf/{group}/{option}.yaml" in names
     assert "mantile/conf/config.yaml" in names and "mantile/api/static/index.html" in names
+
+
+def test_efficiency_override_applies_another_generations_constants() -> None:
+    cfg = _compose(["hardware=nvidia_b200_180gb", "+efficiency=hopper"])
+    spec, _ = spec_from_config(cfg, "llama_3.3_70b", "nvidia_b200_180gb", "pytorch_eager")
+    assert spec.systems["nvidia_b200_180gb"].eff.name == "hopper"
+    cfg = _compose(["hardware=nvidia_b200_180gb"])
+    spec, _ = spec_from_config(cfg, "llama_3.3_70b", "nvidia_b200_180gb", "pytorch_eager")
+    assert spec.systems["nvidia_b200_180gb"].eff.name == "blackwell"

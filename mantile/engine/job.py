@@ -20,6 +20,7 @@ from mantile.engine.spec import AXES, SweepSpec, System, check_axes
 from mantile.specs import SpecError
 from mantile.specs._load import build
 from mantile.specs.catalog import hardware_from_dict, load_efficiency, model_from_dict
+from mantile.specs.hardware import EfficiencyProfile
 from mantile.specs.stack import KernelStack
 
 ENGINE_KEYS = ("n_jobs", "backend", "address", "chunk_size", "progress", "keep_in_memory")
@@ -77,7 +78,10 @@ def spec_from_config(cfg: DictConfig, model_id: str, hardware_id: str, stack_id:
     stack = build(KernelStack, OmegaConf.to_container(cfg.stack, resolve=True), f"conf/stack/{stack_id}.yaml")
     axes = check_axes({k: _plain(cfg.get(k)) for k in AXES if cfg.get(k) is not None})
     settings, options = _engine(cfg)
-    system = System(hardware_id, hw, load_efficiency(hw.device.generation))
+    # +efficiency=<generation> replaces the card's own profile (e.g. Hopper constants on another card)
+    eff = (build(EfficiencyProfile, OmegaConf.to_container(cfg.efficiency, resolve=True), "conf/efficiency")
+           if cfg.get("efficiency") is not None else load_efficiency(hw.device.generation))
+    system = System(hardware_id, hw, eff)
     return SweepSpec({model_id: model}, {hardware_id: system}, axes, stack, options), settings
 
 
