@@ -27,12 +27,8 @@ SYSTEM_FIELDS = {"tp": "layers.attention.tensor_parallel", "cp": "layers.attenti
                  "sp": "layers.feedforward.sequence_parallel", "ep": "layers.feedforward.expert_parallel",
                  "embedding_tp": "layers.embedding.tensor_parallel", "pp": "pipeline_parallel",
                  "dp": "data_parallel", "model": "model_id", "hardware": "hardware_config"}
-#: Start of an invalid-plan reason (mantile.costs.system.INVALID) -> the body field it is about.
-REASON_FIELDS = (("tp=", "layers.attention.tensor_parallel"), ("ep=", "layers.feedforward.expert_parallel"),
-                 ("sp=", "layers.feedforward.sequence_parallel"),
-                 ("cp=", "layers.attention.context_parallel"), ("pp=", "pipeline_parallel"),
-                 ("plan needs", "layers"), ("input_seq", "input_seq"), ("dtype", "dtype"),
-                 ("embedding tp", "layers.embedding.tensor_parallel"))
+#: invalid_field of an invalid row (mantile.costs.system.INVALID_FIELDS) -> the body field it is about.
+INVALID_BODY_FIELDS = {**SYSTEM_FIELDS, "dp": "layers", "input_seq": "input_seq", "dtype": "dtype"}
 DEGREES = ("tp", "cp", "pp", "dp", "ep", "sp", "embedding_tp")
 CURVE_KEYS = ("batch_size", "ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s",
               "throughput_tokens_per_s_per_device", "tokens_per_s_per_user", "memory_gb_per_device", "fits",
@@ -81,7 +77,7 @@ def _estimate(catalog: Catalog, req: SystemMetricsRequest | BatchCurveRequest, b
             kv_dtype=req.kv_dtype, layers=layers, stack=req.stack)
     if not row["valid"]:
         reason = str(row["reason"])
-        field = next((f for start, f in REASON_FIELDS if reason.startswith(start)), "layers")
+        field = INVALID_BODY_FIELDS.get(str(row["invalid_field"]), "layers")
         value = ({k: row[k] for k in DEGREES} if field == "layers" else _dtypes(req) if field == "dtype"
                  else _get(req, field))
         raise SpecError("body", field, value, f"invalid plan: {reason}")

@@ -23,7 +23,7 @@ from mantile.engine.grid import GridIndex, block_columns, chunks
 from mantile.engine.spec import STR_AXES, SweepSpec, System
 from mantile.specs import ModelSpec
 
-SCHEMA_VERSION = "2"  # 2: cost columns; num_devices filled for invalid plans too
+SCHEMA_VERSION = "3"  # 2: cost columns; num_devices filled for invalid plans too; 3: invalid_field
 IDENTITY = ("model_id", "hardware_id", "stack", "num_devices", "dtype", "kv_dtype", "tp", "pp", "dp", "ep",
             "cp", "sp", "embedding_tp", "batch_size", "input_seq", "output_seq")
 METRICS = ("ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s",
@@ -31,7 +31,7 @@ METRICS = ("ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s",
            "cost_usd_per_million_tokens", "throughput_tokens_per_s_per_usd_hour", "weights_gb_per_device",
            "kv_cache_gb_per_device", "activation_gb_per_device", "memory_gb_per_device",
            "usable_memory_gb_per_device", "kv_cache_budget_gb_per_device", "max_batch_size", "fits", "valid",
-           "reason", "prefill_bound", "decode_bound")
+           "reason", "invalid_field", "prefill_bound", "decode_bound")
 INT_IDENTITY = ("tp", "pp", "dp", "ep", "cp", "sp", "embedding_tp", "batch_size", "input_seq", "output_seq")
 PLAN_KEYS = ("tp", "pp", "dp", "ep", "cp", "sp")
 BOUND_ENUM = pl.Enum(list(system.BOUNDS))
@@ -90,6 +90,9 @@ def _frame(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, ident:
     series += [v.alias(k) if isinstance(v, pl.Series) else pl.Series(k, np.ascontiguousarray(v))
                for k, v in metrics.items()]
     series.append(_reasons(model, sys, ident, out))
+    fields = pl.Series("invalid_field", [None, *(system.INVALID_FIELDS[c] for c in sorted(system.INVALID_FIELDS))],
+                       dtype=pl.String)
+    series.append(fields.gather(out["invalid_code"].astype(np.int64)))
     df = pl.DataFrame(series)
     ordered = [c for c in IDENTITY if c in df.columns] + [c for c in METRICS if c in df.columns]
     return df.select(ordered + [c for c in df.columns if c not in ordered])
