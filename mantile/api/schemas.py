@@ -196,7 +196,21 @@ class LayerTimes(BaseModel):
     decode_ms: float | None = Field(description="all instances of the layer type, one decode step")
 
 
-class SystemMetricsResponse(BaseModel):
+class _Performance(BaseModel):
+    """Latency, throughput and memory of one point (results-table names and units)."""
+
+    ttft_ms: float | None
+    tpot_ms: float | None
+    e2e_latency_ms: float | None
+    throughput_tokens_per_s: float | None
+    throughput_tokens_per_s_per_device: float | None
+    tokens_per_s_per_user: float | None
+    memory_gb_per_device: float | None
+    fits: bool
+    reason: str | None
+
+
+class SystemMetricsResponse(_Performance):
     """One results-table row (DESIGN.md); the per-layer columns are grouped under ``layers``."""
 
     model_config = ConfigDict(protected_namespaces=(), extra="allow")
@@ -206,35 +220,17 @@ class SystemMetricsResponse(BaseModel):
     batch_size: int
     input_seq: int
     output_seq: int
-    ttft_ms: float | None
-    tpot_ms: float | None
-    e2e_latency_ms: float | None
-    throughput_tokens_per_s: float | None
-    throughput_tokens_per_s_per_device: float | None
-    tokens_per_s_per_user: float | None
     weights_gb_per_device: float | None
     kv_cache_gb_per_device: float | None
     activation_gb_per_device: float | None
-    memory_gb_per_device: float | None
     usable_memory_gb_per_device: float | None
     max_batch_size: int
-    fits: bool
     valid: bool
-    reason: str | None
     layers: dict[str, LayerTimes]
 
 
-class CurvePoint(BaseModel):
+class CurvePoint(_Performance):
     batch_size: int
-    ttft_ms: float | None
-    tpot_ms: float | None
-    e2e_latency_ms: float | None
-    throughput_tokens_per_s: float | None
-    throughput_tokens_per_s_per_device: float | None
-    tokens_per_s_per_user: float | None
-    memory_gb_per_device: float | None
-    fits: bool
-    reason: str | None
 
 
 class BatchCurveResponse(BaseModel):
