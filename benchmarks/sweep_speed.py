@@ -28,7 +28,7 @@ import mantile  # noqa: E402
 from mantile.costs import system  # noqa: E402
 from mantile.engine import io  # noqa: E402
 from mantile.engine.grid import GridIndex, block_columns, chunks  # noqa: E402
-from mantile.engine.pareto import pareto_front  # noqa: E402
+from mantile.analysis.pareto import pareto_front  # noqa: E402
 from mantile.engine.runner import EngineSettings, run  # noqa: E402
 from mantile.engine.spec import make_spec  # noqa: E402
 from mantile.engine.table import BLOCK_POINTS, evaluate_chunk  # noqa: E402

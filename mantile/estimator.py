@@ -17,9 +17,9 @@ import polars as pl
 from mantile.costs import memory, system
 from mantile.costs.layers import LAYER_TYPES, PHASES
 from mantile.engine.runner import EngineSettings, run
-from mantile.engine.spec import check_axis, make_spec
+from mantile.engine.spec import check_axis, make_spec, resolve_serving
 from mantile.engine.table import results_frame
-from mantile.specs import EfficiencyProfile, SpecError, load_efficiency, load_hardware, load_model, load_stack
+from mantile.specs import EfficiencyProfile, SpecError, load_efficiency, load_hardware, load_model
 from mantile.specs.dtypes import BYTES_PER_ELEMENT
 
 PLAN_KEYS = {
@@ -28,12 +28,6 @@ PLAN_KEYS = {
     "norm": ("tensor_parallel", "dtype"),
     "embedding": ("tensor_parallel", "dtype"),
 }
-
-
-def _options(comm_overlap: bool, max_prefill_tokens: int, memory_reserve_fraction: float,
-             enforce_max_position: bool = True, batching: str = "static") -> system.Options:
-    return system.Options(comm_overlap, max_prefill_tokens, memory_reserve_fraction, enforce_max_position,
-                          batching)
 
 
 def plan_from_layers(layers: Mapping[str, Mapping[str, Any]], dtype: str) -> dict[str, Any]:
@@ -100,11 +94,11 @@ def _scalar(v: Any) -> Any:
 def estimate(model: str, hardware: str, batch_size: int, input_seq: int, output_seq: int, tp: int = 1,
              pp: int = 1, dp: int = 1, ep: int = 1, cp: int = 1, sp: int = 1, dtype: str = "bf16",
              kv_dtype: str | None = None, embedding_tp: int | None = None,
-             layers: Mapping[str, Mapping[str, Any]] | None = None, stack: str = "pytorch_eager",
-             comm_overlap: bool = False, max_prefill_tokens: int = 16384,
-             memory_reserve_fraction: float = 0.05, breakdown: bool = True,
+             layers: Mapping[str, Mapping[str, Any]] | None = None, serving: str = "pytorch",
+             comm_overlap: bool | None = None, max_prefill_tokens: int | None = None,
+             memory_reserve_fraction: float | None = None, breakdown: bool = True,
              efficiency: EfficiencyProfile | None = None, enforce_max_position: bool = True,
-             batching: str = "static") -> dict[str, Any]:
+             batching: str | None = None) -> dict[str, Any]:
     """One point -> one results-table row as a dict (units in the keys).
 
     ``layers`` is the product brief's per-layer-type plan; when given it sets tp, cp, sp, ep,
@@ -112,7 +106,8 @@ def estimate(model: str, hardware: str, batch_size: int, input_seq: int, output_
     ``valid=False`` and a ``reason``; malformed arguments raise ``SpecError``. ``efficiency``
     replaces the hardware generation's profile (used by the calibration fit);
     ``enforce_max_position=False`` accepts prompts longer than the model's context (timing studies);
-    ``batching="continuous"`` models a serving engine's in-flight batching (see costs/system.py).
+    ``serving`` is a profile id of ``conf/serving/`` (kernel stack, batching, memory reserve); ``batching``,
+    ``comm_overlap``, ``max_prefill_tokens`` and ``memory_reserve_fraction`` replace its values when given.
     """
     axes: dict[str, Any] = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, batch_size=batch_size,
                                 input_seq=input_seq, output_seq=output_seq, dtype=dtype,
@@ -125,9 +120,9 @@ def estimate(model: str, hardware: str, batch_size: int, input_seq: int, output_
     for k, v in axes.items():
         if isinstance(v, (list, tuple)):
             raise SpecError("estimate", k, v, "a single value (use mantile.sweep for lists)")
-    spec = make_spec(model, hardware, axes, stack, _options(comm_overlap, max_prefill_tokens,
-                                                            memory_reserve_fraction, enforce_max_position,
-                                                            batching))
+    spec = make_spec(model, hardware, axes, serving, enforce_max_position, batching=batching,
+                     comm_overlap=comm_overlap, max_prefill_tokens=max_prefill_tokens,
+                     memory_reserve_fraction=memory_reserve_fraction)
     (model_id, mspec), (_, sys_) = next(iter(spec.models.items())), next(iter(spec.systems.items()))
     if efficiency is not None:
         sys_ = replace(sys_, eff=efficiency)
@@ -143,15 +138,16 @@ def estimate(model: str, hardware: str, batch_size: int, input_seq: int, output_
 
 def sweep(model: Any, hardware: Any, batch_size: Any, input_seq: Any, output_seq: Any, tp: Any = 1, pp: Any = 1,
           dp: Any = 1, ep: Any = 1, cp: Any = 1, sp: Any = 1, dtype: Any = "bf16", kv_dtype: Any = None,
-          embedding_tp: Any = None, stack: str = "pytorch_eager", comm_overlap: bool = False,
-          max_prefill_tokens: int = 16384, memory_reserve_fraction: float = 0.05, batching: str = "static",
+          embedding_tp: Any = None, serving: str = "pytorch", comm_overlap: bool | None = None,
+          max_prefill_tokens: int | None = None, memory_reserve_fraction: float | None = None,
+          batching: str | None = None,
           n_jobs: int = 1,
           backend: str = "loky", chunk_size: int = 250_000, progress: bool = False) -> pl.DataFrame:
     """Cross every list given (models, hardware and axes) and evaluate all points as one table."""
     axes = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, batch_size=batch_size, input_seq=input_seq,
                 output_seq=output_seq, dtype=dtype, kv_dtype=kv_dtype, embedding_tp=embedding_tp)
-    spec = make_spec(model, hardware, axes, stack,
-                     _options(comm_overlap, max_prefill_tokens, memory_reserve_fraction, True, batching))
+    spec = make_spec(model, hardware, axes, serving, True, batching=batching, comm_overlap=comm_overlap,
+                     max_prefill_tokens=max_prefill_tokens, memory_reserve_fraction=memory_reserve_fraction)
     res = run(spec, EngineSettings(n_jobs=n_jobs, backend=backend, chunk_size=chunk_size, progress=progress))
     assert res.results is not None
     return res.results
@@ -160,7 +156,7 @@ def sweep(model: Any, hardware: Any, batch_size: Any, input_seq: Any, output_seq
 def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "prefill", batch_size: int = 1,
                   seq_length: int = 2048, kv_length: int | None = None, dtype: str = "bf16",
                   kv_dtype: str | None = None, tp: int = 1, cp: int = 1, sp: int = 1, ep: int = 1,
-                  stack: str = "pytorch_eager", efficiency: EfficiencyProfile | None = None,
+                  serving: str = "pytorch", efficiency: EfficiencyProfile | None = None,
                   enforce_max_position: bool = True) -> dict[str, Any]:
     """Cost of ONE instance of a layer type on one device.
 
@@ -177,7 +173,7 @@ def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "pref
     if phase not in PHASES:
         raise SpecError("arguments", "phase", phase, PHASES)
     m, hw = load_model(model), load_hardware(hardware)
-    eff, st = efficiency or load_efficiency(hw.device.generation), load_stack(stack)
+    eff, st = efficiency or load_efficiency(hw.device.generation), resolve_serving(serving)
     kv_length = seq_length if kv_length is None else kv_length
     for name, v in (("batch_size", batch_size), ("seq_length", seq_length), ("tp", tp), ("cp", cp),
                     ("sp", sp), ("ep", ep), ("kv_length", kv_length)):
@@ -221,8 +217,7 @@ def _check_plan(m: Any, hw: Any, eff: EfficiencyProfile, layer_type: str, seq_le
            "cp": np.asarray([cp if layer_type == "attention" else 1]), "pp": np.asarray([1]),
            "dp": np.asarray([1]), "input_seq": np.asarray([longest]), "output_seq": np.asarray([0]),
            "embedding_tp": np.asarray([tp])}
-    options = system.Options(enforce_max_position=enforce_max_position)
-    code = int(system.invalid_codes(m, hw, eff, col, np.asarray([True]), options)[0])
+    code = int(system.invalid_codes(m, hw, eff, col, np.asarray([True]), enforce_max_position)[0])
     if code == 2 and layer_type != "attention":
         code = 0
     if code:

@@ -116,14 +116,14 @@ def _int(v: Any, default: int = 1, field: str = "value") -> int:
 
 
 def predict_row(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None = None,
-                stack: str = "pytorch_eager") -> Prediction | None:
+                serving: str = "pytorch") -> Prediction | None:
     kind = row.get("kind")
     if kind in ("layer_prefill", "layer_decode"):
         model, tp = model_and_tp(row["model"])
         phase = kind.split("_")[1]
         seq = row.get("seq") or row.get("context")
         args = dict(model=model, hardware=hardware, phase=phase, batch_size=row["batch"], seq_length=seq,
-                    kv_length=row.get("context"), tp=tp, stack=stack, efficiency=eff, enforce_max_position=False)
+                    kv_length=row.get("context"), tp=tp, serving=serving, efficiency=eff, enforce_max_position=False)
         main = layer_metrics(layer_type=row["layer"], **args)
         norm = layer_metrics(layer_type="norm", **args)
         pred = main["latency_ms"] - main["comm_ms"] + norm["latency_ms"]
@@ -132,18 +132,18 @@ def predict_row(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | Non
         return Prediction(kind, label, row["ms"], pred)
     if kind == "model_prefill":
         r = estimate(model=row["model"], hardware=hardware, batch_size=row["batch"], input_seq=row["seq"],
-                     output_seq=1, stack=stack, efficiency=eff, enforce_max_position=False)
+                     output_seq=1, serving=serving, efficiency=eff, enforce_max_position=False)
         return Prediction(kind, f"{row['model']} b={row['batch']} s={row['seq']}", row["ms"], r["ttft_ms"])
     if kind == "model_decode":
         r = estimate(model=row["model"], hardware=hardware, batch_size=row["batch"], input_seq=row["context"],
-                     output_seq=2, stack=stack, efficiency=eff, enforce_max_position=False)
+                     output_seq=2, serving=serving, efficiency=eff, enforce_max_position=False)
         return Prediction(kind, f"{row['model']} b={row['batch']} ctx={row['context']}", row["ms"], r["tpot_ms"])
     if kind == "published":
-        return _published(row, hardware, eff, stack)
+        return _published(row, hardware, eff, serving)
     return None
 
 
-def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None, stack: str) -> Prediction | None:
+def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None, serving: str) -> Prediction | None:
     """A published result. Rows without lengths are skipped; throughput rows without a batch are
     max-throughput runs: predicted at the largest batch that fits (the engine fills its KV cache)."""
     if _int(row.get("input_seq"), 0, "input_seq") < 1 or _int(row.get("output_seq"), 0, "output_seq") < 1:
@@ -153,7 +153,7 @@ def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None
     args = dict(model=row["model"], hardware=hardware, input_seq=_int(row.get("input_seq")),
                 output_seq=_int(row.get("output_seq")), tp=_int(row.get("tp"), field="tp"),
                 pp=_int(row.get("pp"), field="pp"), dp=_int(row.get("dp"), field="dp"),
-                dtype=row.get("dtype") or "bf16", stack=stack, efficiency=eff,
+                dtype=row.get("dtype") or "bf16", serving=serving, efficiency=eff,
                 batching=row.get("batching") or "static", enforce_max_position=False)
     batch = _int(row.get("batch"), 0, "batch")
     if batch < 1:
@@ -211,14 +211,14 @@ def skipped(rows: Iterable[dict[str, Any]], preds: list[Prediction]) -> dict[str
 
 
 def predictions(rows: Iterable[dict[str, Any]], hardware: str | None = None, eff: EfficiencyProfile | None = None,
-                stack: str = "pytorch_eager") -> list[Prediction]:
+                serving: str = "pytorch") -> list[Prediction]:
     preds = []
     for row in rows:
         if row.get("kind") not in KINDS:
             continue
         p = predict_row(row, hardware_for(row, hardware), eff,
-                        "fused" if row.get("kind") == "published" and stack == "auto" else
-                        ("pytorch_eager" if stack == "auto" else stack))
+                        "fused" if row.get("kind") == "published" and serving == "auto" else
+                        ("pytorch" if serving == "auto" else serving))
         if p is not None and p.measured > 0:
             preds.append(p)
     return preds
@@ -269,13 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mantile.validate", description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="+", type=Path, help="measurement files (.jsonl, .csv, .parquet)")
     ap.add_argument("--hardware", help="hardware id for rows that do not name one (default: from 'device')")
-    ap.add_argument("--stack", default="auto", help="kernel stack: auto (pytorch_eager for measure.py rows, "
-                    "fused for published rows), pytorch_eager, fused")
+    ap.add_argument("--serving", default="auto", help="serving profile: auto (pytorch for measure.py rows, "
+                    "fused for published rows), or a conf/serving/ id")
     ap.add_argument("--quiet", action="store_true", help="only the MAPE table")
     args = ap.parse_args(argv)
     try:
         rows = [r for f in args.files for r in read_rows(f)]
-        preds = predictions(rows, args.hardware, stack=args.stack)
+        preds = predictions(rows, args.hardware, serving=args.serving)
         checks = memory_checks(rows, args.hardware)
     except (SpecError, FileNotFoundError) as e:
         print(f"mantile.validate: error: {e}", file=sys.stderr)

@@ -190,7 +190,7 @@ BAD_REQUESTS = [
      "layers.feedforward.expert_parallel", ["ep=2", "dense"]),
     (SM, _system(pipeline_parallel=16), "layers", ["'pp': 16", "72"]),
     (SM, _system(kv_dtype="fp9"), "kv_dtype", ["'fp9'", "'fp8'"]),
-    (SM, _system(stack="vllm"), "stack", ["'vllm'", "'fused'"]),
+    (SM, _system(serving="vllm_typo"), "serving", ["'vllm_typo'", "'fused'"]),
     (SM, _system(hardware_config=H100, **{"attention.dtype": "fp4", "feedforward.dtype": "fp4",
                                           "embedding.dtype": "fp4"}), "dtype", ["fp4", "fp8"]),
     (SM, _system(**{"attention.pipeline": 2}), "layers.attention.pipeline", ["not a known field"]),

@@ -14,7 +14,7 @@ import pytest
 from mantile.engine.runner import EngineSettings, run
 from mantile.engine.spec import make_spec
 from mantile.engine.table import IDENTITY, SCHEMA_VERSION
-from mantile.summarize import summarize
+from mantile.cli.summarize import summarize
 
 
 @pytest.fixture(scope="module")

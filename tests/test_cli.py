@@ -65,7 +65,7 @@ def test_summarize_is_idempotent(run_cli, tmp_path: Path) -> None:
     assert run_cli("mantile", "model=tinyllama_1.1b", "hardware=nvidia_h100_80gb", "-m", "tp=1,2",
                    "hydra.sweep.dir=s").returncode == 0
     first = pq.read_table(tmp_path / "s" / "results.parquet").num_rows
-    p = run_cli("mantile.summarize", "s")
+    p = run_cli("mantile.cli.summarize", "s")
     assert p.returncode == 0, p.stderr
     assert pq.read_table(tmp_path / "s" / "results.parquet").num_rows == first == 2
 

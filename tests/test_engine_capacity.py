@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from mantile.engine.capacity import capacity_table, ladder, largest_fitting_batch
+from mantile.analysis.capacity import capacity_table, ladder, largest_fitting_batch
 from mantile.engine.runner import run
-from mantile.engine.sla import Sla
+from mantile.analysis.sla import Sla
 from mantile.engine.spec import make_spec
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from mantile.engine.capacity import capacity_table
+from mantile.analysis.capacity import capacity_table
 from mantile.engine.runner import run
-from mantile.engine.sla import Sla
+from mantile.analysis.sla import Sla
 from mantile.engine.spec import make_spec
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "columns.md"

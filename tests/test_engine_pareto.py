@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mantile.engine.pareto import front2, front3, pareto_front
+from mantile.analysis.pareto import front2, front3, pareto_front
 
 
 def brute_force(points: np.ndarray) -> np.ndarray:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from mantile.engine import sla as sla_mod
-from mantile.engine.sla import Sla
-from mantile.engine.summary import sla_text
+from mantile.analysis import sla as sla_mod
+from mantile.analysis.sla import Sla
+from mantile.analysis.summary import sla_text
 from mantile.specs import SpecError
 
 ROWS = pl.DataFrame({

@@ -7,12 +7,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from mantile.engine.job import spec_from_config
+from mantile.cli.job import spec_from_config
 from mantile.specs import SpecError, conf_dir, ids, load_efficiency, load_hardware, load_model
 from mantile.specs._load import build
 from mantile.specs.model import ModelSpec
 
-GROUPS = ("model", "hardware", "parallelism", "workload", "engine", "stack")
+GROUPS = ("model", "hardware", "parallelism", "workload", "serving", "executor", "study", "experiment")
 
 
 def _compose(overrides: list[str]):
@@ -25,7 +25,7 @@ def test_every_option_composes_and_validates(group: str, option: str) -> None:
     cfg = _compose([f"{group}={option}"])
     choice = cfg.hydra.runtime.choices
     assert choice[group] == option
-    spec, _ = spec_from_config(cfg, choice["model"], choice["hardware"], choice["stack"])
+    spec, _ = spec_from_config(cfg, choice["model"], choice["hardware"], choice["serving"])
     assert spec.n_points >= 1
 
 
@@ -120,8 +120,8 @@ def test_the_wheel_ships_the_config_tree(tmp_path) -> None:
 
 def test_efficiency_override_applies_another_generations_constants() -> None:
     cfg = _compose(["hardware=nvidia_b200_180gb", "+efficiency=hopper"])
-    spec, _ = spec_from_config(cfg, "llama_3.3_70b", "nvidia_b200_180gb", "pytorch_eager")
+    spec, _ = spec_from_config(cfg, "llama_3.3_70b", "nvidia_b200_180gb", "pytorch")
     assert spec.systems["nvidia_b200_180gb"].eff.name == "hopper"
     cfg = _compose(["hardware=nvidia_b200_180gb"])
-    spec, _ = spec_from_config(cfg, "llama_3.3_70b", "nvidia_b200_180gb", "pytorch_eager")
+    spec, _ = spec_from_config(cfg, "llama_3.3_70b", "nvidia_b200_180gb", "pytorch")
     assert spec.systems["nvidia_b200_180gb"].eff.name == "blackwell"

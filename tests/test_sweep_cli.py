@@ -10,7 +10,7 @@ import pytest
 
 @pytest.mark.slow
 def test_capacity_study_prints_the_capacity_table(run_cli, tmp_path: Path) -> None:
-    p = run_cli("mantile", "model=llama_3.1_8b", "hardware=nvidia_h100_80gb", "+study=capacity",
+    p = run_cli("mantile", "model=llama_3.1_8b", "hardware=nvidia_h100_80gb", "study=capacity",
                 "hydra.run.dir=run")
     assert p.returncode == 0, p.stderr
     assert "Batch capacity (1 plans" in p.stdout and "Throughput/latency curve" in p.stdout
@@ -39,7 +39,7 @@ def test_sla_search_ranks_plans_and_draws_the_front(run_cli, tmp_path: Path) -> 
 def test_summarize_plots_one_front_across_everything(run_cli, tmp_path: Path) -> None:
     assert run_cli("mantile", "-m", "model=tinyllama_1.1b,llama_3.1_8b", "hardware=nvidia_h100_80gb",
                    "batch_size=[1,16,128]", "hydra.sweep.dir=s").returncode == 0
-    p = run_cli("mantile.summarize", "s", "--plot", "--by", "", "--latency", "ttft_ms", "--tpot-ms", "20")
+    p = run_cli("mantile.cli.summarize", "s", "--plot", "--by", "", "--latency", "ttft_ms", "--tpot-ms", "20")
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "s" / "pareto.png").is_file() and "SLA tpot_ms <= 20" in p.stdout
     front = pl.read_parquet(tmp_path / "s" / "pareto.parquet")
@@ -49,7 +49,7 @@ def test_summarize_plots_one_front_across_everything(run_cli, tmp_path: Path) ->
 @pytest.mark.slow
 @pytest.mark.parametrize("override,needle", [
     ("sla.ttft_ms=-5", "ttft_ms"), ("+sla.latency_ms=5", "latency_ms"), ("pareto.latency=p99_ms", "p99_ms"),
-    ("engine.backend=spark", "spark")])
+    ("executor.backend=spark", "spark")])
 def test_bad_study_settings_fail_before_any_work(run_cli, tmp_path: Path, override: str, needle: str) -> None:
     p = run_cli("mantile", "model=tinyllama_1.1b", "hardware=nvidia_h100_80gb", override, "hydra.run.dir=run")
     assert p.returncode == 2, p.stderr

@@ -19,7 +19,7 @@ import pytest
 BIG = ["model=llama_3.3_70b", "hardware=nvidia_h100_80gb_x4", "tp=[1,2,4,8]", "pp=[1,2,4,8]", "dp=[1,2,4,8]",
        "batch_size=[" + ",".join(map(str, range(1, 257))) + "]",
        "input_seq=[" + ",".join(map(str, range(256, 8193, 256))) + "]",
-       "output_seq=[" + ",".join(map(str, range(64, 1025, 64))) + "]", "engine.progress=false"]
+       "output_seq=[" + ",".join(map(str, range(64, 1025, 64))) + "]", "executor.progress=false"]
 
 
 def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:

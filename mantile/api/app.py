@@ -101,7 +101,7 @@ def _document_ids(app: FastAPI, cat: Catalog) -> None:
     """List the catalog's ids as ``enum`` in the OpenAPI schema (docs and schema-driven clients);
     requests are still checked against the catalog, with errors that name the valid ids."""
     choices = {"model_id": sorted(cat.models), "hardware_config": sorted(cat.hardware),
-               "stack": list(cat.stacks)}
+               "serving": list(cat.servings)}
     make = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The catalog as the HTTP API sees it: loaded once at start-up, read-only afterwards.
 
-``Catalog.load()`` reads every model, hardware system, efficiency profile and kernel stack through
+``Catalog.load()`` reads every model, hardware system, efficiency profile and serving profile through
 ``mantile.specs`` (which caches them per process), so no request reads a file and concurrent requests
 only read immutable objects. Summaries are catalog data (datasheet and architecture numbers), not
 metrics: every metric comes from ``mantile.estimate`` / ``mantile.layer_metrics``.
@@ -13,7 +13,7 @@ from typing import Any
 
 from mantile.estimator import PLAN_KEYS
 from mantile.specs import HardwareSpec, ModelSpec, SpecError, ids, load_efficiency, load_hardware, load_model
-from mantile.specs import load_stack as load_stack_spec
+from mantile.specs import load_serving
 
 #: What each parallelism key of the ``layers`` body accepts (enforced by ``mantile.estimate``).
 PARALLELISM_RULES: dict[str, dict[str, str]] = {
@@ -94,7 +94,7 @@ class Catalog:
 
     models: dict[str, ModelSpec]
     hardware: dict[str, HardwareSpec]
-    stacks: tuple[str, ...]
+    servings: tuple[str, ...]
 
     @classmethod
     def load(cls) -> Catalog:
@@ -102,10 +102,10 @@ class Catalog:
         hardware = {i: load_hardware(i) for i in ids("hardware")}
         for hw in hardware.values():
             load_efficiency(hw.device.generation)  # warm the per-process cache before any request
-        stacks = tuple(ids("stack"))
-        for s in stacks:
-            load_stack_spec(s)
-        return cls(models, hardware, stacks)
+        servings = tuple(ids("serving"))
+        for s in servings:
+            load_serving(s)
+        return cls(models, hardware, servings)
 
     def model(self, model_id: str, where: str = "body") -> ModelSpec:
         """The spec of a model id; an unknown id is a SpecError naming the valid ids."""
@@ -118,7 +118,7 @@ class Catalog:
             raise SpecError("body", "hardware_config", hardware_id, sorted(self.hardware))
         return self.hardware[hardware_id]
 
-    def stack(self, stack_id: str) -> str:
-        if stack_id not in self.stacks:
-            raise SpecError("body", "stack", stack_id, self.stacks)
-        return stack_id
+    def serving(self, serving_id: str) -> str:
+        if serving_id not in self.servings:
+            raise SpecError("body", "serving", serving_id, self.servings)
+        return serving_id

@@ -27,7 +27,7 @@ BatchSize = Annotated[int, Field(strict=True, ge=1, le=MAX_BATCH_SIZE, descripti
 Tokens = Annotated[int, Field(strict=True, ge=1, le=MAX_SEQ_TOKENS)]
 MODEL_ID = Field(description="a model id from GET /models", examples=["llama_3.3_70b"])
 HARDWARE_ID = Field(description="a hardware id from GET /hardware", examples=["nvidia_nvl72_rack"])
-STACK = Field(default="pytorch_eager", description="kernel stack id (conf/stack/): pytorch_eager or fused")
+SERVING = Field(default="pytorch", description="serving profile id (conf/serving/): kernel stack, batching, memory reserve")
 
 
 class _Body(BaseModel):
@@ -109,7 +109,7 @@ class LayerMetricsRequest(_Body):
     phase: Phase = "prefill"
     kv_length: Tokens | None = Field(default=None, description="decode: KV cache tokens (default seq_length)")
     kv_dtype: Dtype | None = Field(default=None, description="KV cache format (default dtype)")
-    stack: str = STACK
+    serving: str = SERVING
 
 
 class LayerMetricsResponse(BaseModel):
@@ -179,7 +179,7 @@ class _SystemBase(_Body):
     kv_dtype: Dtype | None = Field(default=None, description="KV cache format (default dtype)")
     pipeline_parallel: Degree = 1
     data_parallel: Degree = 1
-    stack: str = STACK
+    serving: str = SERVING
 
 
 class SystemMetricsRequest(_SystemBase):

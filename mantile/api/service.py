@@ -54,13 +54,13 @@ def layer_metrics(catalog: Catalog, req: LayerMetricsRequest) -> dict[str, Any]:
     """One instance of a layer type on one device (``mantile.layer_metrics``)."""
     catalog.model(req.model_id)
     catalog.hardware_spec(req.hardware_config)
-    catalog.stack(req.stack)
+    catalog.serving(req.serving)
     with _body_fields(LAYER_FIELDS):
         out = mantile.layer_metrics(
             model=req.model_id, hardware=req.hardware_config, layer_type=req.layer_type, phase=req.phase,
             batch_size=req.batch_size, seq_length=req.seq_length, kv_length=req.kv_length, dtype=req.dtype,
             kv_dtype=req.kv_dtype, tp=req.tensor_parallel, cp=req.context_parallel, sp=req.sequence_parallel,
-            ep=req.expert_parallel, stack=req.stack)
+            ep=req.expert_parallel, serving=req.serving)
     return _finite(out)
 
 
@@ -68,13 +68,13 @@ def _estimate(catalog: Catalog, req: SystemMetricsRequest | BatchCurveRequest, b
               ) -> dict[str, Any]:
     catalog.model(req.model_id)
     catalog.hardware_spec(req.hardware_config)
-    catalog.stack(req.stack)
+    catalog.serving(req.serving)
     layers = req.layers.model_dump(exclude_none=True)
     with _body_fields(SYSTEM_FIELDS):
         row = mantile.estimate(
             model=req.model_id, hardware=req.hardware_config, batch_size=batch_size, input_seq=req.input_seq,
             output_seq=req.output_seq, pp=req.pipeline_parallel, dp=req.data_parallel, dtype=req.dtype,
-            kv_dtype=req.kv_dtype, layers=layers, stack=req.stack)
+            kv_dtype=req.kv_dtype, layers=layers, serving=req.serving)
     if not row["valid"]:
         reason = str(row["reason"])
         field = INVALID_BODY_FIELDS.get(str(row["invalid_field"]), "layers")

@@ -12,11 +12,11 @@ Definitions (per replica; dp replicas run side by side):
 - e2e = TTFT + (output_seq - 1) TPOT; throughput = dp * batch * output_seq / e2e (static batch
   from prefill to last token); decode throughput = dp * batch / TPOT.
 
-``Options.max_prefill_tokens`` bounds the activation memory of a prefill (engines run long prompts
+``ServingProfile.max_prefill_tokens`` bounds the activation memory of a prefill (engines run long prompts
 in chunks); the prefill time is computed for the whole batch in one pass, which costs about the same
 as the chunks in sequence (the GEMMs are linear in tokens; chunking adds a few kernel launches).
 
-``Options.batching = "continuous"`` models a serving engine in steady state instead (in-flight
+``ServingProfile.batching = "continuous"`` models a serving engine in steady state instead (in-flight
 batching with chunked prefill, as vLLM / TensorRT-LLM / SGLang run): ``batch`` sequences are always
 running; each finishes after output_seq tokens and is replaced, so every iteration also prefills
 batch / output_seq new prompts of input_seq tokens in the same kernels. TPOT = one such mixed
@@ -35,33 +35,11 @@ from mantile.costs.kernels import Array, Cost, Machine
 from mantile.specs.dtypes import ACTIVATION_BYTES, BYTES_PER_ELEMENT
 from mantile.specs.hardware import EfficiencyProfile, HardwareSpec
 from mantile.specs.model import ModelSpec
-from mantile.specs.stack import KernelStack
+from mantile.specs.serving import ServingProfile
 
 BOUNDS = np.array(["compute", "memory", "communication", "overhead"])
-BATCHING = ("static", "continuous")
 TOTAL_SLOTS = ("flops", "bytes", "busy_s", "compute_bound_s", "overhead_s", "comm_s")
 GB = 1e9
-
-
-@dataclass(frozen=True)
-class Options:
-    """Engine behaviour that is not hardware or model data (``conf/engine/*.yaml``)."""
-
-    comm_overlap: bool = False  # hide TP collectives behind the same layer's compute (e.g. async TP)
-    max_prefill_tokens: int = 16384  # prefill chunk size: bounds the activation peak
-    memory_reserve_fraction: float = 0.05  # CUDA context, library workspaces, allocator slack
-    enforce_max_position: bool = True  # input+output beyond max_position_embeddings is invalid
-    batching: str = "static"  # static | continuous (see module docstring)
-
-    def __post_init__(self) -> None:
-        from mantile.specs import SpecError
-
-        if self.batching not in BATCHING:
-            raise SpecError("engine", "batching", self.batching, BATCHING)
-        if not 0 <= self.memory_reserve_fraction < 1:
-            raise SpecError("engine", "memory_reserve_fraction", self.memory_reserve_fraction, "a fraction in [0, 1)")
-        if self.max_prefill_tokens < 1:
-            raise SpecError("engine", "max_prefill_tokens", self.max_prefill_tokens, "a positive number of tokens")
 
 
 #: Invalid-plan codes (0 = valid), checked in this order; messages are filled in by ``reasons``.
@@ -124,7 +102,7 @@ INVALID_FIELDS = {1: "tp", 2: "tp", 3: "ep", 4: "sp", 5: "cp", 6: "pp", 7: "dp",
 
 
 def invalid_codes(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, col: dict[str, Array],
-                  peak_ok: Array, options: Options) -> np.ndarray:
+                  peak_ok: Array, enforce_max_position: bool = True) -> np.ndarray:
     """Per point, the first failing check of INVALID (0 = a valid plan)."""
     tp, ep, sp, cp, pp, dp = (col[k] for k in ("tp", "ep", "sp", "cp", "pp", "dp"))
     nh, nkv = model.num_attention_heads, model.num_key_value_heads
@@ -136,7 +114,7 @@ def invalid_codes(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, co
         (5, (cp > 1) & (col["input_seq"] / cp < eff.gemm_tile_m)),
         (6, pp > model.num_hidden_layers),
         (7, tp * cp * pp * dp > hw.num_devices),
-        (8, options.enforce_max_position & (col["input_seq"] + col["output_seq"] > model.max_position_embeddings)),
+        (8, enforce_max_position & (col["input_seq"] + col["output_seq"] > model.max_position_embeddings)),
         (9, ~peak_ok),
         (10, (tp * cp) % col["embedding_tp"] != 0),
     ]
@@ -182,8 +160,8 @@ def _bound(c: Cost) -> np.ndarray:
     return np.argmax(parts, axis=0).astype(np.int8)
 
 
-def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: KernelStack,
-             col: dict[str, Array], options: Options = Options()) -> dict[str, np.ndarray]:
+def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile,
+             col: dict[str, Array], enforce_max_position: bool = True) -> dict[str, np.ndarray]:
     """Results-table metrics for every point of ``col`` (see module docstring for definitions).
 
     ``col`` keys: batch_size input_seq output_seq tp pp dp ep cp sp (numbers) and dtype kv_dtype
@@ -199,13 +177,13 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: 
         peak = _lookup(col[f"{kind}_dtype"], peaks)
         peak_ok = peak_ok & np.isfinite(peak)
         mach[kind] = Machine(np.where(np.isfinite(peak), peak, 1.0), hw.device.hbm_bandwidth_bytes_per_s,
-                             hw.device.compute_units, eff, stack)
+                             hw.device.compute_units, eff, serving.kernels)
         byt[f"{kind}_w"] = _lookup(col[f"{kind}_dtype"], BYTES_PER_ELEMENT)
     byt["a"] = _lookup(col["dtype"], ACTIVATION_BYTES)
     byt["kv"] = _lookup(col["kv_dtype"], BYTES_PER_ELEMENT)
     peak_ok = peak_ok & np.isfinite(byt["kv"])
     net = comm.Network.of(hw, eff)
-    code = invalid_codes(model, hw, eff, col, peak_ok, options)
+    code = invalid_codes(model, hw, eff, col, peak_ok, enforce_max_position)
     valid = code == 0
 
     B, S, O, pp, dp = col["batch_size"], col["input_seq"], col["output_seq"], col["pp"], col["dp"]  # noqa: E741
@@ -214,17 +192,17 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: 
     mb = np.where(pp > 1, np.minimum(pp, B), 1.0)
     h_bytes = model.hidden_size * byt["a"]
 
-    pre = _forward(model, mach, net, "prefill", B / mb, S, S, col, byt, options.comm_overlap)
+    pre = _forward(model, mach, net, "prefill", B / mb, S, S, col, byt, serving.comm_overlap)
     p2p_pre = comm.p2p(net, B / mb * S / col["cp"] * h_bytes, cross)
     ttft_s = pre["latency_s"] * (1 + (mb - 1) / pp) + (pp - 1) * p2p_pre
     kv_mean = S + np.maximum(O, 2) / 2.0
-    continuous = options.batching == "continuous"
+    continuous = serving.batching == "continuous"
     mixed = B / mb / O if continuous else 0.0
-    dec = _forward(model, mach, net, "decode", B / mb, 1.0, kv_mean, col, byt, options.comm_overlap,
+    dec = _forward(model, mach, net, "decode", B / mb, 1.0, kv_mean, col, byt, serving.comm_overlap,
                    mixed_seqs=mixed, mixed_len=S if continuous else 0.0)
     tpot_s = dec["latency_s"] + (pp - 1) * comm.p2p(net, (B + mixed * S) / mb * h_bytes, cross)
     if continuous:
-        alone = _forward(model, mach, net, "prefill", 1.0, S, S, col, byt, options.comm_overlap)
+        alone = _forward(model, mach, net, "prefill", 1.0, S, S, col, byt, serving.comm_overlap)
         ttft_s = alone["latency_s"] + (pp - 1) * comm.p2p(net, S / col["cp"] * h_bytes, cross) + tpot_s
     e2e_s = ttft_s + (O - 1) * tpot_s
 
@@ -242,9 +220,9 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: 
                             byt["attention_w"], byt["feedforward_w"])
     kv = memory.kv_cache_bytes(model, B, S + O, col["tp"], pp, col["cp"], byt["kv"])
     act = memory.activation_bytes(model, B, S, col["tp"], col["ep"], col["cp"], col["embedding_tp"], byt["a"],
-                                  options.max_prefill_tokens)
+                                  serving.max_prefill_tokens)
     total = w + kv + act
-    usable = hw.device.memory_bytes * (1 - options.memory_reserve_fraction)
+    usable = hw.device.memory_bytes * (1 - serving.memory_reserve_fraction)
     out["weights_gb_per_device"] = w / GB
     out["kv_cache_gb_per_device"] = kv / GB
     out["activation_gb_per_device"] = act / GB
@@ -256,10 +234,10 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: 
     out["invalid_code"] = code
     act_token = memory.activation_per_token(model, col["tp"], col["ep"], col["cp"], byt["a"])
     logits_seq = model.vocab_size / col["embedding_tp"] * 4.0
-    biggest = memory.max_batch_size(usable, w, kv / B, act_token, logits_seq, S, options.max_prefill_tokens)
+    biggest = memory.max_batch_size(usable, w, kv / B, act_token, logits_seq, S, serving.max_prefill_tokens)
     out["max_batch_size"] = np.where(valid, biggest, 0).astype(np.int64)
     # KV budget: what is left for the cache at the largest batch (weights, activations out)
-    budget = usable - w - np.minimum(biggest * S, options.max_prefill_tokens) * act_token - biggest * logits_seq
+    budget = usable - w - np.minimum(biggest * S, serving.max_prefill_tokens) * act_token - biggest * logits_seq
     out["kv_cache_budget_gb_per_device"] = np.maximum(budget, 0) / GB
 
     for phase, res in (("prefill", pre), ("decode", dec)):
@@ -284,7 +262,7 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: 
 _STRING_KEYS = ("dtype", "kv_dtype", "attention_dtype", "feedforward_dtype", "embedding_dtype")
 
 
-def layer_cost(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack: KernelStack, layer_type: str,
+def layer_cost(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, layer_type: str,
                phase: str, batch: Array, seq_length: Array, kv_length: Array, tp: Array = 1, cp: Array = 1,
                sp: Array = 1, ep: Array = 1, dtype: str = "bf16", kv_dtype: str | None = None) -> Cost:
     """One instance of ``layer_type`` on one device (the per-layer breakdown behind ``evaluate``).
@@ -294,7 +272,7 @@ def layer_cost(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, stack
     """
     peak = hw.device.peak_flops_per_s(dtype)
     kv_dtype = kv_dtype or dtype
-    m = Machine(peak, hw.device.hbm_bandwidth_bytes_per_s, hw.device.compute_units, eff, stack)
+    m = Machine(peak, hw.device.hbm_bandwidth_bytes_per_s, hw.device.compute_units, eff, serving.kernels)
     net = comm.Network.of(hw, eff)
     q_len, kv_len = (seq_length, seq_length) if phase == "prefill" else (1.0, kv_length)
     w = layers.Work(phase, batch, q_len, kv_len, BYTES_PER_ELEMENT[dtype], ACTIVATION_BYTES[dtype],

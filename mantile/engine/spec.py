@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
-from mantile.costs.system import Options
-from mantile.specs import DTYPES, HardwareSpec, KernelStack, ModelSpec, SpecError
-from mantile.specs.catalog import load_efficiency, load_hardware, load_model, load_stack
+from mantile.specs import DTYPES, HardwareSpec, ModelSpec, ServingProfile, SpecError
+from mantile.specs._load import build
+from mantile.specs.catalog import ids, load_efficiency, load_hardware, load_model, load_serving
 from mantile.specs.hardware import EfficiencyProfile
 
 #: Sweepable integer axes (short CLI keys) and their meaning.
@@ -47,8 +47,8 @@ class SweepSpec:
     models: dict[str, ModelSpec]
     systems: dict[str, System]
     axes: dict[str, list[Any]]
-    stack: KernelStack
-    options: Options = field(default_factory=Options)
+    serving: ServingProfile
+    enforce_max_position: bool = True  # input+output beyond the model's context is an invalid point
 
     @property
     def n_points(self) -> int:
@@ -122,8 +122,31 @@ def resolve_systems(hardware: str | Sequence[str]) -> dict[str, System]:
     return out
 
 
-def make_spec(model: Any, hardware: Any, axes: Mapping[str, Any], stack: str = "pytorch_eager",
-              options: Options | None = None) -> SweepSpec:
+def make_spec(model: Any, hardware: Any, axes: Mapping[str, Any], serving: str | ServingProfile = "pytorch",
+              enforce_max_position: bool = True, **overrides: Any) -> SweepSpec:
     """Build and validate a SweepSpec from ids (or lists of ids) and raw axis values."""
-    return SweepSpec(resolve_models(model), resolve_systems(hardware), check_axes(axes), load_stack(stack),
-                     options or Options())
+    return SweepSpec(resolve_models(model), resolve_systems(hardware), check_axes(axes),
+                     resolve_serving(serving, **overrides), enforce_max_position)
+
+
+#: Serving-profile fields a caller may replace for one run (None = the profile's value).
+SERVING_OVERRIDES = ("batching", "comm_overlap", "max_prefill_tokens", "memory_reserve_fraction")
+
+
+def resolve_serving(serving: str | ServingProfile, **overrides: Any) -> ServingProfile:
+    """A serving profile by id (``conf/serving/``), with ``overrides`` (fields of SERVING_OVERRIDES)
+    replacing the profile's values where they are not None; errors name the field."""
+    if not isinstance(serving, ServingProfile):
+        if not isinstance(serving, str):
+            raise SpecError("arguments", "serving", serving, ids("serving"))
+        serving = load_serving(serving)
+    unknown = sorted(set(overrides) - set(SERVING_OVERRIDES))
+    if unknown:
+        raise SpecError("arguments", unknown[0], overrides[unknown[0]], f"valid keys: {list(SERVING_OVERRIDES)}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return serving
+    data = {f.name: getattr(serving, f.name) for f in fields(serving)}
+    data["kernels"] = {f.name: getattr(serving.kernels, f.name) for f in fields(serving.kernels)}
+    data.update(given)
+    return build(ServingProfile, data, f"serving profile {serving.name!r}")

@@ -23,8 +23,9 @@ from mantile.engine.grid import GridIndex, block_columns, chunks
 from mantile.engine.spec import STR_AXES, SweepSpec, System
 from mantile.specs import ModelSpec
 
-SCHEMA_VERSION = "3"  # 2: cost columns; num_devices filled for invalid plans too; 3: invalid_field
-IDENTITY = ("model_id", "hardware_id", "stack", "num_devices", "dtype", "kv_dtype", "tp", "pp", "dp", "ep",
+SCHEMA_VERSION = "4"  # 2: cost columns; num_devices filled for invalid plans too; 3: invalid_field;
+#: 4: "stack" -> "serving" (the serving profile id)
+IDENTITY = ("model_id", "hardware_id", "serving", "num_devices", "dtype", "kv_dtype", "tp", "pp", "dp", "ep",
             "cp", "sp", "embedding_tp", "batch_size", "input_seq", "output_seq")
 METRICS = ("ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s",
            "throughput_tokens_per_s_per_device", "decode_throughput_tokens_per_s", "tokens_per_s_per_user",
@@ -43,7 +44,8 @@ def evaluate_chunk(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec
                    ) -> pl.DataFrame:
     """Evaluate grid points start..stop-1 of one (model, hardware) pair into a results DataFrame."""
     index = GridIndex.of(spec.axes, start, stop)
-    parts = [system.evaluate(model, sys.spec, sys.eff, spec.stack, block_columns(index, lo, hi), spec.options)
+    parts = [system.evaluate(model, sys.spec, sys.eff, spec.serving, block_columns(index, lo, hi),
+                                   spec.enforce_max_position)
              for lo, hi in chunks(index.n_points, BLOCK_POINTS)]
     out = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     ident: dict[str, Any] = {k: index.column(k, np.int64) for k in INT_IDENTITY if k in spec.axes}
@@ -56,7 +58,7 @@ def evaluate_chunk(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec
 def results_frame(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, cols: dict[str, Any]
                   ) -> pl.DataFrame:
     """Results rows for explicit cost-model columns (``cols`` as ``system.evaluate`` takes them)."""
-    out = system.evaluate(model, sys.spec, sys.eff, spec.stack, cols, spec.options)
+    out = system.evaluate(model, sys.spec, sys.eff, spec.serving, cols, spec.enforce_max_position)
     n = len(out["ttft_ms"])
     ident = {k: (v if isinstance(v, Coded) else np.broadcast_to(np.asarray(v), n).astype(np.int64))
              for k, v in cols.items() if k in INT_IDENTITY or k in STR_AXES}
@@ -80,7 +82,7 @@ def _frame(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, ident:
     n = len(out["ttft_ms"])
     num_devices = ident["tp"] * ident["cp"] * ident["pp"] * ident["dp"]
     series = [_constant("model_id", model_id, n), _constant("hardware_id", sys.hardware_id, n),
-              _constant("stack", spec.stack.name, n), pl.Series("num_devices", num_devices)]
+              _constant("serving", spec.serving.name, n), pl.Series("num_devices", num_devices)]
     series += [_identity_series(k, ident[k]) for k in IDENTITY[4:]]
     metrics = {k: v for k, v in out.items() if k not in ("num_devices", "invalid_code")}
     metrics.update(_prices(sys, out["throughput_tokens_per_s"], num_devices))

@@ -44,6 +44,11 @@ def _check_scalar(value: Any, tp: Any, where: str, field: str) -> Any:
             raise SpecError(where, field, value, f"a mapping with keys {sorted(_field_names(tp))}")
         return build(tp, value, where, prefix=f"{field}.")
     origin = typing.get_origin(tp)
+    if origin in (list, tuple):
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise SpecError(where, field, value, "a list")
+        item = typing.get_args(tp)[0] if typing.get_args(tp) else Any
+        return tuple(_check_scalar(v, item, where, f"{field}[{i}]") for i, v in enumerate(value))
     if origin in (dict, Mapping) or tp is dict:
         if not isinstance(value, Mapping):
             raise SpecError(where, field, value, "a mapping")

@@ -1,4 +1,4 @@
-"""Find and load the YAML catalog under ``conf/``: models, hardware, efficiency profiles, stacks.
+"""Find and load the YAML catalog under ``conf/``: models, hardware, efficiency profiles, serving profiles.
 
 The catalog is plain files read with OmegaConf (no Hydra global state), cached per process, so the
 Python API, the HTTP service and ``validate`` share it with the Hydra CLI.
@@ -16,7 +16,7 @@ from mantile.specs._load import build
 from mantile.specs.errors import SpecError
 from mantile.specs.hardware import EfficiencyProfile, HardwareSpec
 from mantile.specs.model import ModelSpec
-from mantile.specs.stack import KernelStack
+from mantile.specs.serving import ServingProfile
 
 
 def conf_dir() -> Path:
@@ -91,8 +91,11 @@ def load_efficiency(generation: str) -> EfficiencyProfile:
     return build(EfficiencyProfile, _plain(OmegaConf.load(path)), str(path.relative_to(conf_dir().parent)))
 
 
+def serving_from_dict(data: Any, where: str) -> ServingProfile:
+    return build(ServingProfile, _plain(data), where)
+
+
 @functools.cache
-def load_stack(stack_id: str) -> KernelStack:
-    path = _path("stack", stack_id, "stack")
-    data = _plain(OmegaConf.load(path))
-    return build(KernelStack, data, str(path.relative_to(conf_dir().parent)))
+def load_serving(serving_id: str) -> ServingProfile:
+    path = _path("serving", serving_id, "serving")
+    return serving_from_dict(OmegaConf.load(path), str(path.relative_to(conf_dir().parent)))

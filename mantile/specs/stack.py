@@ -16,8 +16,6 @@ from mantile.specs.errors import SpecError
 
 @dataclass(frozen=True)
 class KernelStack:
-    name: str = field(metadata=doc("stack name"))
-    description: str = field(metadata=doc("what implementation these counts describe"))
     norm_kernels: int = field(metadata=doc("kernels per RMSNorm/LayerNorm"))
     residual_kernels: int = field(metadata=doc("kernels per residual add (0 = fused into the norm)"))
     rope_kernels: int = field(metadata=doc("kernels to rotate q and k together"))
@@ -29,7 +27,6 @@ class KernelStack:
     attention_prefill_kernels: int = field(metadata=doc("kernels of the attention core, prefill"))
     attention_decode_kernels: int = field(metadata=doc("kernels of the attention core, decode (split-KV + combine)"))
     attention_output_copy: bool = field(metadata=doc("decode: attention output re-laid out before Wo"))
-    source: str = field(default="", metadata=doc("how the counts were established"))
 
     def __post_init__(self) -> None:
         for name in ("norm_kernels", "rope_kernels", "activation_kernels", "attention_prefill_kernels",

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from mantile.engine.spec import AXES, check_axis
 from mantile.specs import SpecError, ids
 
-GROUPS = ("model", "hardware", "stack")
+GROUPS = ("model", "hardware", "serving", "executor", "study", "experiment")
 
 
 def check_sweep_overrides(overrides: list[str]) -> None:
@@ -39,7 +39,7 @@ class MergeResults(Callback):
             sys.exit(2)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from mantile.summarize import summarize
+        from mantile.cli.summarize import summarize
 
         plain = OmegaConf.to_container(config, resolve=False)
         assert isinstance(plain, dict)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import polars as pl
 
-from mantile.engine.sla import NO_SLA, Sla
-from mantile.engine.summary import plan_label
+from mantile.analysis.sla import NO_SLA, Sla
+from mantile.analysis.summary import plan_label
 
 MAX_BACKGROUND_POINTS = 20_000
 MAX_LABELS = 24

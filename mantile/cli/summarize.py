@@ -1,4 +1,4 @@
-"""``python -m mantile.summarize DIR``: merge a multirun's results, write and print the Pareto front.
+"""``python -m mantile.cli.summarize DIR``: merge a multirun's results, write and print the Pareto front.
 
 Idempotent: reads every job's ``results.parquet`` below DIR (not DIR's own merged file), de-duplicates
 rows by their identity columns (a re-run job replaces its rows), and rewrites atomically:
@@ -24,9 +24,10 @@ from typing import Any
 import polars as pl
 import yaml
 
-from mantile.engine import io, summary
-from mantile.engine.job import LATENCIES, pareto_settings, report
-from mantile.engine.sla import BOUNDS, Sla
+from mantile.engine import io
+from mantile.analysis import summary
+from mantile.cli.job import LATENCIES, pareto_settings, report
+from mantile.analysis.sla import BOUNDS, Sla
 from mantile.engine.table import IDENTITY
 from mantile.specs import SpecError
 
@@ -71,7 +72,7 @@ def summarize(root: Path, pareto_cfg: Mapping[str, Any] | None = None, plot: boo
     io.write_parquet(front, root / "pareto.parquet", config_yaml)
     capacity = None
     if study == "capacity":
-        from mantile.engine.capacity import capacity_table, curves
+        from mantile.analysis.capacity import capacity_table, curves
 
         capacity = capacity_table(df.lazy(), sla)
         io.write_parquet(capacity, root / "capacity.parquet", config_yaml)
@@ -87,7 +88,7 @@ def summarize(root: Path, pareto_cfg: Mapping[str, Any] | None = None, plot: boo
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mantile.summarize", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m mantile.cli.summarize", description=__doc__.splitlines()[0])
     ap.add_argument("dir", type=Path, help="a multirun directory (outputs/multirun/<time>)")
     ap.add_argument("--latency", choices=LATENCIES, help="latency objective (minimized)")
     ap.add_argument("--throughput", help="throughput objective (maximized)")
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plot", action="store_true", default=None, help="write a PNG of each Pareto front")
     args = ap.parse_args(argv)
     if not args.dir.is_dir():
-        print(f"mantile.summarize: error: {args.dir} is not a directory", file=sys.stderr)
+        print(f"mantile.cli.summarize: error: {args.dir} is not a directory", file=sys.stderr)
         return 2
     pareto = {k: getattr(args, k) for k in ("latency", "throughput", "cost") if getattr(args, k)}
     if args.by is not None:
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         summarize(args.dir, pareto, args.plot, sla_cfg={k: getattr(args, k) for k in BOUNDS
                                                           if getattr(args, k) is not None})
     except (FileNotFoundError, SpecError, KeyError) as e:
-        print(f"mantile.summarize: error: {e}", file=sys.stderr)
+        print(f"mantile.cli.summarize: error: {e}", file=sys.stderr)
         return 2
     return 0
 

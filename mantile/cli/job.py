@@ -1,7 +1,7 @@
 """One Hydra job: composed config -> SweepSpec -> run -> results.parquet + pareto.parquet + summary.
 
 Everything in the config is validated (errors name the file or key, the value and what is valid)
-before any work starts: model, hardware, stack, sweep axes, engine, pareto, sla, study.
+before any work starts: model, hardware, serving, sweep axes, executor, pareto, sla, study.
 """
 
 from __future__ import annotations
@@ -12,31 +12,29 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mantile.costs.system import Options
-from mantile.engine import io, summary
+from mantile.engine import io
+from mantile.analysis import summary
 from mantile.engine.runner import EngineSettings, ParetoSettings, RunResult, run
-from mantile.engine.sla import Sla
+from mantile.analysis.sla import Sla
 from mantile.engine.spec import AXES, SweepSpec, System, check_axes
 from mantile.specs import SpecError
 from mantile.specs._load import build
-from mantile.specs.catalog import hardware_from_dict, load_efficiency, model_from_dict
+from mantile.specs.catalog import hardware_from_dict, load_efficiency, model_from_dict, serving_from_dict
 from mantile.specs.hardware import EfficiencyProfile
-from mantile.specs.stack import KernelStack
 
-ENGINE_KEYS = ("n_jobs", "backend", "address", "chunk_size", "progress", "keep_in_memory")
-OPTION_KEYS = ("comm_overlap", "max_prefill_tokens", "memory_reserve_fraction", "batching")
+EXECUTOR_KEYS = ("n_jobs", "backend", "address", "chunk_size", "progress", "keep_in_memory")
 LATENCIES = ("tpot_ms", "ttft_ms", "e2e_latency_ms")
 COSTS = (None, "cost_usd_per_million_tokens")
 STUDIES = ("capacity",)
 
 
-def _engine(cfg: DictConfig) -> tuple[EngineSettings, Options]:
-    raw: dict[str, Any] = OmegaConf.to_container(cfg.engine, resolve=True)  # type: ignore[assignment]
-    unknown = sorted(set(raw) - set(ENGINE_KEYS) - set(OPTION_KEYS))
+def executor_settings(cfg: DictConfig) -> EngineSettings:
+    """``executor.*``: how the grid is run (workers, backend, chunks); never what is computed."""
+    raw = _plain(cfg.get("executor")) or {}
+    unknown = sorted(set(raw) - set(EXECUTOR_KEYS))
     if unknown:
-        raise SpecError("engine", unknown[0], raw[unknown[0]], f"valid keys: {[*ENGINE_KEYS, *OPTION_KEYS]}")
-    return (EngineSettings(**{k: raw[k] for k in ENGINE_KEYS if k in raw}),
-            Options(**{k: raw[k] for k in OPTION_KEYS if k in raw}))
+        raise SpecError("executor", unknown[0], raw[unknown[0]], f"valid keys: {list(EXECUTOR_KEYS)}")
+    return EngineSettings(**{k: raw[k] for k in EXECUTOR_KEYS if k in raw})
 
 
 def pareto_settings(cfg: Any) -> ParetoSettings:
@@ -54,7 +52,7 @@ def pareto_settings(cfg: Any) -> ParetoSettings:
 
 @dataclass(frozen=True)
 class Study:
-    """``+study=...`` presets: what to do with the grid beyond evaluating it."""
+    """``study=...`` presets: what to do with the grid beyond evaluating it."""
 
     name: str | None = None
     max_batch_size: int = 16384  # capacity: ceiling of the batch ladder
@@ -70,19 +68,19 @@ class Study:
         return cls(raw["name"], int(raw.get("max_batch_size", cls.max_batch_size)))
 
 
-def spec_from_config(cfg: DictConfig, model_id: str, hardware_id: str, stack_id: str
+def spec_from_config(cfg: DictConfig, model_id: str, hardware_id: str, serving_id: str
                      ) -> tuple[SweepSpec, EngineSettings]:
     """Validate the whole composed config (errors name the file/field) before any work starts."""
     model = model_from_dict(cfg.model, f"conf/model/{model_id}.yaml")
     hw = hardware_from_dict(cfg.hardware, f"conf/hardware/{hardware_id}.yaml")
-    stack = build(KernelStack, OmegaConf.to_container(cfg.stack, resolve=True), f"conf/stack/{stack_id}.yaml")
+    serving = serving_from_dict(cfg.serving, f"conf/serving/{serving_id}.yaml")
     axes = check_axes({k: _plain(cfg.get(k)) for k in AXES if cfg.get(k) is not None})
-    settings, options = _engine(cfg)
+    settings = executor_settings(cfg)
     # +efficiency=<generation> replaces the card's own profile (e.g. Hopper constants on another card)
     eff = (build(EfficiencyProfile, OmegaConf.to_container(cfg.efficiency, resolve=True), "conf/efficiency")
            if cfg.get("efficiency") is not None else load_efficiency(hw.device.generation))
     system = System(hardware_id, hw, eff)
-    return SweepSpec({model_id: model}, {hardware_id: system}, axes, stack, options), settings
+    return SweepSpec({model_id: model}, {hardware_id: system}, axes, serving), settings
 
 
 def _plain(v: Any) -> Any:
@@ -91,13 +89,13 @@ def _plain(v: Any) -> Any:
 
 def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str], multirun: bool) -> RunResult:
     spec, settings = spec_from_config(cfg, choices["model"], choices["hardware"],
-                                      choices.get("stack", "pytorch_eager"))
+                                      choices.get("serving", "pytorch"))
     pareto, sla = pareto_settings(cfg), Sla.from_config(_plain(cfg.get("sla")))
     study = Study.from_config(cfg) if cfg.get("study") is not None else Study()
     config_yaml = OmegaConf.to_yaml(cfg)
     capacity = None
     if study.name == "capacity":
-        from mantile.engine.capacity import curves, run_capacity
+        from mantile.analysis.capacity import curves, run_capacity
 
         res, capacity = run_capacity(spec, settings, out_dir, config_yaml, pareto, sla, study.max_batch_size)
     else:
@@ -119,7 +117,7 @@ def report(lf: Any, front: Any, out_dir: Path, pareto: ParetoSettings, sla: Sla,
         if text:
             print(text)
     if plot:
-        from mantile.engine.plot import plot_fronts
+        from mantile.analysis.plot import plot_fronts
 
         for path in plot_fronts(lf, front, out_dir, pareto.latency, pareto.throughput, pareto.by, sla):
             print(f"plot: {path}")

@@ -26,7 +26,7 @@ import polars as pl
 
 from mantile.engine import io
 from mantile.engine.runner import EngineSettings, ParetoSettings, RunResult, run
-from mantile.engine.sla import BOUNDS, NO_SLA, Sla
+from mantile.analysis.sla import BOUNDS, NO_SLA, Sla
 from mantile.engine.spec import SweepSpec
 from mantile.engine.table import IDENTITY
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from mantile.engine import sla as sla_mod
-from mantile.engine.capacity import PLAN
+from mantile.analysis import sla as sla_mod
+from mantile.analysis.capacity import PLAN
 from mantile.engine.runner import RunResult
-from mantile.engine.sla import NO_SLA, Sla
+from mantile.analysis.sla import NO_SLA, Sla
 
 SHOW = ("model_id", "hardware_id", "num_devices", "tp", "pp", "dp", "ep", "cp", "batch_size", "input_seq",
         "output_seq", "dtype", "ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s_per_device",
@@ -25,7 +25,7 @@ def table(df: pl.DataFrame, columns: tuple[str, ...] = SHOW, max_rows: int = 40)
     # hide columns that say nothing: one value everywhere for parallel degrees, all-null columns
     cols = [c for c in cols if not (c in QUIET_IF_ONE and df[c].n_unique() == 1 and df[c][0] == 1)
             and df[c].null_count() < df.height and not _all_nan(df[c])
-            and (c != "stack" or df[c].n_unique() > 1)
+            and (c != "serving" or df[c].n_unique() > 1)
             and not _same(df, c, {"kv_dtype": "dtype", "embedding_tp": "tp"}.get(c))]
     shown = df.select(cols).with_columns(pl.col(pl.Float64).round(2))
     with pl.Config(tbl_rows=max_rows, tbl_cols=len(cols), tbl_width_chars=1000, tbl_hide_dataframe_shape=True,
