@@ -11,10 +11,10 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from mantile.cli.summarize import summarize
 from mantile.engine.runner import EngineSettings, run
 from mantile.engine.spec import make_spec
 from mantile.engine.table import IDENTITY, SCHEMA_VERSION
-from mantile.cli.summarize import summarize
 
 
 @pytest.fixture(scope="module")

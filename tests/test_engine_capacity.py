@@ -6,8 +6,8 @@ import numpy as np
 import polars as pl
 
 from mantile.analysis.capacity import capacity_table, ladder, largest_fitting_batch
-from mantile.engine.runner import run
 from mantile.analysis.sla import Sla
+from mantile.engine.runner import run
 from mantile.engine.spec import make_spec
 
 

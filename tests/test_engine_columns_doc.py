@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 from mantile.analysis.capacity import capacity_table
-from mantile.engine.runner import run
 from mantile.analysis.sla import Sla
+from mantile.engine.runner import run
 from mantile.engine.spec import make_spec
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "columns.md"

@@ -18,7 +18,8 @@ EFF = dataclasses.replace(load_efficiency("hopper"), gemm_efficiency=0.5, gemm_k
                           attention_head_dim_half=0.0, gemm_tile_m=128, gemm_tile_n=128,
                           gemm_split_k_min_depth=512)
 # A synthetic device: 1 PFLOP/s, 1 TB/s, 1024 compute units.
-M = Machine(peak_flops_per_s=1e15, hbm_bytes_per_s=1e12, compute_units=1024, eff=EFF, stack=load_serving("pytorch").kernels)
+M = Machine(peak_flops_per_s=1e15, hbm_bytes_per_s=1e12, compute_units=1024, eff=EFF,
+            stack=load_serving("pytorch").kernels)
 
 
 def test_square_gemm_is_compute_bound() -> None:

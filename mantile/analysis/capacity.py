@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from mantile.analysis.sla import BOUNDS, NO_SLA, Sla
 from mantile.engine import io
 from mantile.engine.runner import EngineSettings, ParetoSettings, RunResult, run
-from mantile.analysis.sla import BOUNDS, NO_SLA, Sla
 from mantile.engine.spec import SweepSpec
 from mantile.engine.table import IDENTITY
 

@@ -6,8 +6,8 @@ import polars as pl
 
 from mantile.analysis import sla as sla_mod
 from mantile.analysis.capacity import PLAN
-from mantile.engine.runner import RunResult
 from mantile.analysis.sla import NO_SLA, Sla
+from mantile.engine.runner import RunResult
 
 SHOW = ("model_id", "hardware_id", "num_devices", "tp", "pp", "dp", "ep", "cp", "batch_size", "input_seq",
         "output_seq", "dtype", "ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s_per_device",

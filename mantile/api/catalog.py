@@ -12,8 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from mantile.estimator import PLAN_KEYS
-from mantile.specs import HardwareSpec, ModelSpec, SpecError, ids, load_efficiency, load_hardware, load_model
-from mantile.specs import load_serving
+from mantile.specs import (
+    HardwareSpec,
+    ModelSpec,
+    SpecError,
+    ids,
+    load_efficiency,
+    load_hardware,
+    load_model,
+    load_serving,
+)
 
 #: What each parallelism key of the ``layers`` body accepts (enforced by ``mantile.estimate``).
 PARALLELISM_RULES: dict[str, dict[str, str]] = {

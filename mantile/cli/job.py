@@ -12,10 +12,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mantile.engine import io
 from mantile.analysis import summary
-from mantile.engine.runner import EngineSettings, ParetoSettings, RunResult, run
 from mantile.analysis.sla import Sla
+from mantile.engine import io
+from mantile.engine.runner import EngineSettings, ParetoSettings, RunResult, run
 from mantile.engine.spec import AXES, SweepSpec, System, check_axes
 from mantile.specs import SpecError
 from mantile.specs._load import build

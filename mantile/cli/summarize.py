@@ -24,10 +24,10 @@ from typing import Any
 import polars as pl
 import yaml
 
-from mantile.engine import io
 from mantile.analysis import summary
-from mantile.cli.job import LATENCIES, pareto_settings, report
 from mantile.analysis.sla import BOUNDS, Sla
+from mantile.cli.job import LATENCIES, pareto_settings, report
+from mantile.engine import io
 from mantile.engine.table import IDENTITY
 from mantile.specs import SpecError
 

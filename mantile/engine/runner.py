@@ -30,10 +30,10 @@ import pyarrow as pa
 from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
+from mantile.analysis.pareto import pareto_front
 from mantile.engine import io
 from mantile.engine.cluster import BACKENDS, LOCAL_BACKENDS, backend_context
 from mantile.engine.grid import chunks, shape
-from mantile.analysis.pareto import pareto_front
 from mantile.engine.spec import SweepSpec, System
 from mantile.engine.table import evaluate_chunk
 from mantile.specs import ModelSpec
