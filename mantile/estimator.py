@@ -14,8 +14,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mantile.costs import memory, system
-from mantile.costs.layers import LAYER_TYPES, PHASES
+from mantile.costs import memory
+from mantile.costs.axes import Axes, Coded
+from mantile.costs.blocks import LAYER_TYPES, PHASES
+from mantile.costs.checks import INVALID_FIELDS, invalid_codes, reason_messages
+from mantile.costs.kernels import KernelCost
+from mantile.serving import system
 from mantile.engine.runner import EngineSettings, run
 from mantile.engine.spec import check_axis, make_spec, resolve_serving
 from mantile.engine.table import results_frame
@@ -128,7 +132,7 @@ def estimate(model: str, hardware: str, batch_size: int, input_seq: int, output_
         sys_ = replace(sys_, eff=efficiency)
     cols: dict[str, Any] = {k: np.asarray([float(v[0])]) for k, v in spec.axes.items()
                             if k not in ("dtype", "kv_dtype")}
-    cols.update({k: system.Coded((spec.axes[k][0],), np.zeros(1, dtype=np.int64)) for k in ("dtype", "kv_dtype")})
+    cols.update({k: Coded((spec.axes[k][0],), np.zeros(1, dtype=np.int64)) for k in ("dtype", "kv_dtype")})
     cols.update({k: np.asarray([v]) for k, v in extra.items()})
     row = results_frame(model_id, mspec, sys_, spec, cols).row(0, named=True)
     if not breakdown:
@@ -157,7 +161,7 @@ def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "pref
                   seq_length: int = 2048, kv_length: int | None = None, dtype: str = "bf16",
                   kv_dtype: str | None = None, tp: int = 1, cp: int = 1, sp: int = 1, ep: int = 1,
                   serving: str = "pytorch", efficiency: EfficiencyProfile | None = None,
-                  enforce_max_position: bool = True) -> dict[str, Any]:
+                  enforce_max_position: bool = True, kernels: bool = False, q_len: int = 1) -> dict[str, Any]:
     """Cost of ONE instance of a layer type on one device.
 
     prefill: ``batch_size`` x ``seq_length`` tokens (causal); decode: ``batch_size`` new tokens over a
@@ -166,7 +170,10 @@ def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "pref
     comm_ms, comm_bytes, latency_ms, bound, kernels, count (instances in the model),
     arithmetic_intensity_flops_per_byte, and the footprint of this instance on one device:
     weights_bytes_per_device, kv_cache_bytes_per_device (attention: this layer's cache for the
-    batch), memory_footprint_bytes_per_device.
+    batch), memory_footprint_bytes_per_device. ``q_len``: new tokens per sequence in a decode step (1;
+    k + 1 for a speculative-decoding verify step). ``kernels=True`` adds ``kernels_list``: the layer's
+    named kernels and collectives (name, launches, flops, bytes by kind, compute/memory/overhead/comm
+    and total ms, bound), whose ``time_ms`` sum to ``latency_ms``.
     """
     if layer_type not in LAYER_TYPES:
         raise SpecError("arguments", "layer_type", layer_type, LAYER_TYPES)
@@ -178,11 +185,12 @@ def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "pref
     for name, v in (("batch_size", batch_size), ("seq_length", seq_length), ("tp", tp), ("cp", cp),
                     ("sp", sp), ("ep", ep), ("kv_length", kv_length)):
         _int(name, v)
+    _int("q_len", q_len)
     dt, kvdt = _dtype("dtype", dtype), _dtype("kv_dtype", kv_dtype or dtype)
     hw.device.peak_flops_per_s(dt)
     _check_plan(m, hw, eff, layer_type, seq_length, kv_length, tp, cp, sp, ep, enforce_max_position)
     c = system.layer_cost(m, hw, eff, st, layer_type, phase, batch_size, seq_length,
-                          kv_length, tp=tp, cp=cp, sp=sp, ep=ep, dtype=dt, kv_dtype=kvdt)
+                          kv_length, tp=tp, cp=cp, sp=sp, ep=ep, dtype=dt, kv_dtype=kvdt, q_len=q_len)
     count = {"attention": m.num_hidden_layers, "feedforward": m.num_hidden_layers,
              "norm": 2 * m.num_hidden_layers + 1, "embedding": 1}[layer_type]
     tables = 1 if m.tie_word_embeddings or layer_type != "embedding" else 2  # embedding + untied LM head
@@ -194,11 +202,11 @@ def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "pref
     f = lambda x: float(np.asarray(x))  # noqa: E731
     parts = {"compute": f(c.compute_bound_s), "memory": f(c.busy_s) - f(c.compute_bound_s),
              "communication": f(c.comm_s), "overhead": f(c.overhead_s)}
-    return {
+    out = {
         "model_id": model, "hardware_id": hardware, "layer_type": layer_type, "phase": phase,
         "count": count, "flops": f(c.flops), "bytes": f(c.bytes), "compute_ms": f(c.compute_s) * 1e3,
         "memory_ms": f(c.memory_s) * 1e3, "overhead_ms": f(c.overhead_s) * 1e3, "comm_ms": f(c.comm_s) * 1e3,
-        "comm_bytes": f(c.comm_bytes), "latency_ms": f(c.latency_s) * 1e3, "kernels": f(c.kernels),
+        "comm_bytes": f(c.comm_bytes), "latency_ms": f(c.latency_s) * 1e3, "kernels": f(c.launches),
         "weight_bytes_read": f(c.weight_bytes), "kv_bytes_read_written": f(c.kv_bytes),
         "activation_bytes": f(c.bytes) - f(c.weight_bytes) - f(c.kv_bytes),
         "weights_bytes_per_device": weights, "kv_cache_bytes_per_device": cache,
@@ -206,25 +214,35 @@ def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "pref
         "bound": max(parts, key=parts.get),
         "arithmetic_intensity_flops_per_byte": f(c.flops) / f(c.bytes) if f(c.bytes) else None,
     }
+    if kernels:
+        out["kernels_list"] = [kernel_row(k) for k in c.kernels]
+    return out
+
+
+def kernel_row(k: KernelCost) -> dict[str, Any]:
+    """One named kernel of a layer as plain numbers (ms, bytes by kind)."""
+    f = lambda x: float(np.asarray(x))  # noqa: E731
+    return {"name": k.name, "launches": f(k.launches), "flops": f(k.flops), "weight_bytes": f(k.weight_bytes),
+            "kv_bytes": f(k.kv_bytes), "activation_bytes": f(k.activation_bytes), "comm_bytes": f(k.comm_bytes),
+            "compute_ms": f(k.compute_s) * 1e3, "memory_ms": f(k.memory_s) * 1e3, "overhead_ms": f(k.overhead_s) * 1e3,
+            "comm_ms": f(k.comm_s) * 1e3, "time_ms": f(k.time_s) * 1e3, "bound": k.bound}
 
 
 def _check_plan(m: Any, hw: Any, eff: EfficiencyProfile, layer_type: str, seq_length: int, kv_length: int,
                 tp: int, cp: int, sp: int, ep: int, enforce_max_position: bool) -> None:
-    """The cost model's own plan checks (``system.invalid_codes``), raised as an error naming the field.
+    """The cost model's own plan checks (``costs.checks.invalid_codes``), raised as an error naming the field.
     Plans only the attention constrains (kv heads, context parallel) are checked for attention."""
     longest = max(seq_length, kv_length)
-    col = {"tp": np.asarray([tp]), "ep": np.asarray([ep]), "sp": np.asarray([sp]),
-           "cp": np.asarray([cp if layer_type == "attention" else 1]), "pp": np.asarray([1]),
-           "dp": np.asarray([1]), "input_seq": np.asarray([longest]), "output_seq": np.asarray([0]),
-           "embedding_tp": np.asarray([tp])}
-    code = int(system.invalid_codes(m, hw, eff, col, np.asarray([True]), enforce_max_position)[0])
+    ax = Axes.resolve({"tp": [tp], "ep": [ep], "sp": [sp], "cp": [cp if layer_type == "attention" else 1], "pp": [1],
+                       "dp": [1], "input_seq": [longest], "output_seq": [0], "batch_size": [1], "dtype": "bf16"})
+    code = int(invalid_codes(m, hw, eff, ax, np.asarray([True]), enforce_max_position)[0])
     if code == 2 and layer_type != "attention":
         code = 0
     if code:
-        message = system.reason_messages(m, hw, eff)[code]
+        message = reason_messages(m, hw, eff)[code]
         for key, value in (("tp", tp), ("ep", ep), ("sp", sp), ("cp", cp), ("pp", 1)):
             message = message.replace("{" + key + "}", str(value))
-        field = system.INVALID_FIELDS[code]
+        field = INVALID_FIELDS[code]
         if field == "input_seq":
             field = "seq_length" if seq_length >= kv_length else "kv_length"
         if code == 7:  # more devices than the system: the layer's own degrees

@@ -21,7 +21,7 @@ from schemathesis.checks import positive_data_acceptance
 import mantile
 from mantile.api import create_app
 from mantile.api.catalog import layer_categories
-from mantile.costs.layers import LAYER_TYPES
+from mantile.costs.blocks import LAYER_TYPES
 from mantile.specs import ids, load_model
 from tests.api_server import BRIEF_LAYER_BODY, BRIEF_SYSTEM_BODY, JSON_HEADERS, running_server
 

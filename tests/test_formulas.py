@@ -42,7 +42,7 @@ def test_gemv_is_memory_bound_with_split_k_partials() -> None:
     kernels.gemm(c, M, 1, 8192, 8192, 2.0, 2.0)
     assert c.bytes == pytest.approx(135_299_072)
     assert c.busy_s == pytest.approx(135.299072e-6)
-    assert c.kernels == 2
+    assert c.launches == 2
 
 
 def test_k_half_and_wave_quantization_slow_the_gemm() -> None:

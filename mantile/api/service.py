@@ -16,7 +16,7 @@ from typing import Any
 import mantile
 from mantile.api.catalog import Catalog
 from mantile.api.schemas import BatchCurveRequest, LayerMetricsRequest, SystemMetricsRequest
-from mantile.costs.layers import LAYER_TYPES, PHASES
+from mantile.costs.blocks import LAYER_TYPES, PHASES
 from mantile.specs import SpecError
 
 #: Python API argument -> body field, for errors raised inside mantile.layer_metrics.
@@ -27,7 +27,7 @@ SYSTEM_FIELDS = {"tp": "layers.attention.tensor_parallel", "cp": "layers.attenti
                  "sp": "layers.feedforward.sequence_parallel", "ep": "layers.feedforward.expert_parallel",
                  "embedding_tp": "layers.embedding.tensor_parallel", "pp": "pipeline_parallel",
                  "dp": "data_parallel", "model": "model_id", "hardware": "hardware_config"}
-#: invalid_field of an invalid row (mantile.costs.system.INVALID_FIELDS) -> the body field it is about.
+#: invalid_field of an invalid row (mantile.costs.checks.INVALID_FIELDS) -> the body field it is about.
 INVALID_BODY_FIELDS = {**SYSTEM_FIELDS, "dp": "layers", "input_seq": "input_seq", "dtype": "dtype"}
 DEGREES = ("tp", "cp", "pp", "dp", "ep", "sp", "embedding_tp")
 CURVE_KEYS = ("batch_size", "ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s",

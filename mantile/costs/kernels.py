@@ -40,60 +40,125 @@ class Machine:
         return self.eff.kernel_overhead_us * 1e-6
 
 
-class Cost:
-    """Sums kernels (and communication) of one layer on one device.
+BOUNDS = ("compute", "memory", "communication", "overhead")
 
-    ``busy_s`` is the sum over kernels of max(compute, memory); ``compute_bound_s`` the part of it
-    spent in compute-bound kernels. ``latency_s = busy_s + overhead_s + comm_s``. Of ``bytes``,
-    ``weight_bytes`` are weights read and ``kv_bytes`` KV-cache reads and writes; the rest are
-    activations.
+
+@dataclass(frozen=True)
+class KernelCost:
+    """One named kernel (or collective) of a layer on one device, ``launches`` times.
+
+    ``time_s = max(compute_s, memory_s) + overhead_s + comm_s``: a GPU kernel has compute and memory
+    times and a fixed launch overhead; a collective has only ``comm_s`` (the exposed part). Bytes are
+    split by kind: weights read, KV cache read or written, the rest activations.
     """
 
-    __slots__ = ("flops", "bytes", "weight_bytes", "kv_bytes", "compute_s", "memory_s", "busy_s",
-                 "compute_bound_s", "overhead_s", "kernels", "comm_bytes", "comm_s")
+    name: str
+    launches: Array
+    flops: Array
+    weight_bytes: Array
+    kv_bytes: Array
+    activation_bytes: Array
+    compute_s: Array
+    memory_s: Array
+    overhead_s: Array
+    comm_bytes: Array = 0.0
+    comm_s: Array = 0.0
+
+    @property
+    def bytes(self) -> Array:
+        return self.weight_bytes + self.kv_bytes + self.activation_bytes
+
+    @property
+    def time_s(self) -> Array:
+        return np.maximum(self.compute_s, self.memory_s) + self.overhead_s + self.comm_s
+
+    @property
+    def bound(self) -> str:
+        """What the kernel's time is mostly spent on (one point: scalars)."""
+        busy = float(np.max(np.maximum(self.compute_s, self.memory_s)))
+        parts = {"compute": busy if float(np.max(self.compute_s)) > float(np.max(self.memory_s)) else 0.0,
+                 "memory": busy if float(np.max(self.compute_s)) <= float(np.max(self.memory_s)) else 0.0,
+                 "communication": float(np.max(self.comm_s)), "overhead": float(np.max(self.overhead_s))}
+        return max(parts, key=lambda k: parts[k])
+
+
+class Cost:
+    """The named kernels of one layer on one device, and their running sums.
+
+    ``busy_s`` is the sum over kernels of max(compute, memory); ``compute_bound_s`` the part of it
+    spent in compute-bound kernels. ``latency_s = busy_s + overhead_s + comm_s`` = the sum of the
+    kernels' ``time_s``. Of ``bytes``, ``weight_bytes`` are weights read and ``kv_bytes`` KV-cache reads
+    and writes; the rest are activations.
+    """
 
     def __init__(self) -> None:
-        for name in self.__slots__:
-            setattr(self, name, 0.0)
+        self.flops: Array = 0.0
+        self.bytes: Array = 0.0
+        self.weight_bytes: Array = 0.0
+        self.kv_bytes: Array = 0.0
+        self.compute_s: Array = 0.0
+        self.memory_s: Array = 0.0
+        self.busy_s: Array = 0.0
+        self.compute_bound_s: Array = 0.0
+        self.overhead_s: Array = 0.0
+        self.launches: Array = 0.0
+        self.comm_bytes: Array = 0.0
+        self.comm_s: Array = 0.0
+        self.kernels: list[KernelCost] = []
 
-    def kernel(self, m: Machine, flops: Array, nbytes: Array, compute_s: Array, count: Array = 1.0,
-               extra_s: float = 0.0) -> None:
-        """Add ``count`` launches moving ``nbytes`` and doing ``flops`` in total; ``extra_s`` is a fixed
-        cost of this kernel on top of the launch overhead (a GEMM's pipeline fill and drain)."""
+    def kernel(self, m: Machine, name: str, flops: Array, nbytes: Array, compute_s: Array, count: Array = 1.0,
+               extra_s: float = 0.0, weight_bytes: Array = 0.0, kv_bytes: Array = 0.0) -> None:
+        """Add kernel ``name``: ``count`` launches moving ``nbytes`` (of which ``weight_bytes`` weights and
+        ``kv_bytes`` KV cache) and doing ``flops`` in total; ``extra_s`` is a fixed cost of this kernel on
+        top of the launch overhead (a GEMM's pipeline fill and drain)."""
         memory_s = nbytes / m.achieved_bytes_per_s
         t = np.maximum(compute_s, memory_s)
+        overhead = count * m.overhead_s + extra_s
         self.flops = self.flops + flops
         self.bytes = self.bytes + nbytes
+        self.weight_bytes = self.weight_bytes + weight_bytes
+        self.kv_bytes = self.kv_bytes + kv_bytes
         self.compute_s = self.compute_s + compute_s
         self.memory_s = self.memory_s + memory_s
         self.busy_s = self.busy_s + t
         self.compute_bound_s = self.compute_bound_s + (compute_s > memory_s) * t
-        self.overhead_s = self.overhead_s + (count * m.overhead_s + extra_s)
-        self.kernels = self.kernels + count
+        self.overhead_s = self.overhead_s + overhead
+        self.launches = self.launches + count
+        self.kernels.append(KernelCost(name, count, flops, weight_bytes, kv_bytes,
+                                       nbytes - weight_bytes - kv_bytes, compute_s, memory_s, overhead))
 
-    def tally(self, weight_bytes: Array = 0.0, kv_bytes: Array = 0.0) -> None:
-        """Attribute part of the bytes just added to weights or to the KV cache."""
+    def elementwise(self, m: Machine, name: str, nbytes: Array, count: float, kv_bytes: Array = 0.0,
+                    weight_bytes: Array = 0.0) -> None:
+        """Memory-bound kernels (norm, RoPE, activation, residual, copies, lookups): bytes only, no FLOPs."""
+        memory_s = nbytes / m.achieved_bytes_per_s
+        overhead = count * m.overhead_s
+        self.bytes = self.bytes + nbytes
         self.weight_bytes = self.weight_bytes + weight_bytes
         self.kv_bytes = self.kv_bytes + kv_bytes
-
-    def elementwise(self, m: Machine, nbytes: Array, count: float) -> None:
-        """Memory-bound kernels (norm, RoPE, activation, residual, copies): bytes only, no FLOPs."""
-        memory_s = nbytes / m.achieved_bytes_per_s
-        self.bytes = self.bytes + nbytes
         self.memory_s = self.memory_s + memory_s
         self.busy_s = self.busy_s + memory_s
-        self.overhead_s = self.overhead_s + count * m.overhead_s
-        self.kernels = self.kernels + count
+        self.overhead_s = self.overhead_s + overhead
+        self.launches = self.launches + count
+        self.kernels.append(KernelCost(name, count, 0.0, weight_bytes, kv_bytes, nbytes - kv_bytes - weight_bytes, 0.0,
+                                       memory_s, overhead))
 
-    def comm(self, nbytes: Array, seconds: Array) -> None:
+    def comm(self, name: str, nbytes: Array, seconds: Array) -> None:
         """Add a collective: ``nbytes`` count only where it takes time (a group of one sends nothing)."""
-        self.comm_bytes = self.comm_bytes + (seconds > 0) * nbytes
+        sent = (seconds > 0) * nbytes
+        self.comm_bytes = self.comm_bytes + sent
         self.comm_s = self.comm_s + seconds
+        self.kernels.append(KernelCost(name, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, sent, seconds))
+
+    def include(self, other: Cost) -> Cost:
+        """Add ``other``'s kernels to this layer (sums and the kernel list)."""
+        self.add(other)
+        self.kernels.extend(other.kernels)
+        return self
 
     def add(self, other: Cost, times: Array = 1.0, slots: tuple[str, ...] | None = None) -> Cost:
-        """Add ``times`` x ``other`` (all slots, or only ``slots``)."""
+        """Add ``times`` x ``other``'s sums (all, or only ``slots``); the kernel list is not copied."""
         scaled = not (isinstance(times, (int, float)) and times == 1)
-        for name in slots or self.__slots__:
+        for name in slots or SUMS:
             value = getattr(other, name)
             setattr(self, name, getattr(self, name) + (times * value if scaled else value))
         return self
@@ -101,6 +166,11 @@ class Cost:
     @property
     def latency_s(self) -> Array:
         return self.busy_s + self.overhead_s + self.comm_s
+
+
+#: The running sums of a Cost.
+SUMS = ("flops", "bytes", "weight_bytes", "kv_bytes", "compute_s", "memory_s", "busy_s", "compute_bound_s",
+        "overhead_s", "launches", "comm_bytes", "comm_s")
 
 
 def wave_efficiency(m: Machine, rows: Array, cols: Array, depth: Array) -> tuple[Array, Array]:
@@ -119,7 +189,7 @@ def wave_efficiency(m: Machine, rows: Array, cols: Array, depth: Array) -> tuple
 
 
 def gemm(cost: Cost, m: Machine, rows: Array, cols: Array, depth: Array, w_bytes: Array, a_bytes: Array,
-         groups: Array = 1.0, weight_groups: Array | None = None) -> None:
+         groups: Array = 1.0, weight_groups: Array | None = None, name: str = "gemm") -> None:
     """``groups`` GEMMs [rows x depth] @ [depth x cols] (weights), e.g. one per local expert.
 
     flops = 2 * rows * cols * depth per group; bytes = weights (depth*cols*w_bytes per weight group)
@@ -135,14 +205,14 @@ def gemm(cost: Cost, m: Machine, rows: Array, cols: Array, depth: Array, w_bytes
     weights = depth * cols * w_bytes * wg
     nbytes = weights + (rows * depth + rows * cols) * a_bytes * groups + partials
     rate = m.peak_flops_per_s * m.eff.gemm_efficiency * depth / (depth + m.eff.gemm_k_half) * waves
-    cost.kernel(m, flops, nbytes, flops / rate, count=1.0 + (split > 1), extra_s=m.eff.gemm_overhead_us * 1e-6)
-    cost.tally(weight_bytes=weights)
+    cost.kernel(m, name, flops, nbytes, flops / rate, count=1.0 + (split > 1), extra_s=m.eff.gemm_overhead_us * 1e-6,
+                weight_bytes=weights)
 
 
 def attention_core(cost: Cost, m: Machine, batch: Array, q_len: Array, kv_len: Array, heads: Array,
                    kv_heads: Array, head_dim: float, a_bytes: Array, kv_bytes: Array, causal: bool,
                    count: float, split_kv: bool = False,
-                   kv_eff: Array | None = None) -> None:
+                   kv_eff: Array | None = None, name: str = "attention") -> None:
     """Flash attention (no S x S matrix in HBM): QK^T and PV on tensor cores.
 
     flops = 4 * batch * heads * q_len * kv_eff * head_dim, kv_eff = kv_len - q_len/2 when causal
@@ -164,5 +234,4 @@ def attention_core(cost: Cost, m: Machine, batch: Array, q_len: Array, kv_len: A
         tiles = batch * heads * np.ceil(q_len / e.gemm_tile_m)
         waves = tiles / (np.ceil(tiles / m.compute_units) * m.compute_units)
     rate = m.peak_flops_per_s * e.attention_efficiency * head_dim / (head_dim + e.attention_head_dim_half)
-    cost.kernel(m, flops, nbytes, flops / (rate * waves), count=count)
-    cost.tally(kv_bytes=cache)
+    cost.kernel(m, name, flops, nbytes, flops / (rate * waves), count=count, kv_bytes=cache)

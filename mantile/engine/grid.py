@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from mantile.costs.system import Coded
+from mantile.costs.axes import Coded
 from mantile.engine.spec import STR_AXES
 
 

@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mantile.costs import system
-from mantile.costs.system import Coded
+from mantile.costs.axes import Coded
+from mantile.costs.checks import INVALID_FIELDS, reason_messages
+from mantile.costs.kernels import BOUNDS
+from mantile.serving import system
 from mantile.engine.grid import GridIndex, block_columns, chunks
 from mantile.engine.spec import STR_AXES, SweepSpec, System
 from mantile.specs import ModelSpec
@@ -35,7 +37,7 @@ METRICS = ("ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s",
            "reason", "invalid_field", "prefill_bound", "decode_bound")
 INT_IDENTITY = ("tp", "pp", "dp", "ep", "cp", "sp", "embedding_tp", "batch_size", "input_seq", "output_seq")
 PLAN_KEYS = ("tp", "pp", "dp", "ep", "cp", "sp")
-BOUND_ENUM = pl.Enum(list(system.BOUNDS))
+BOUND_ENUM = pl.Enum(list(BOUNDS))
 BLOCK_POINTS = 16_384  # cost-model block: ~60 float64 temporaries of 128 KiB fit a 2 MiB L2 cache
 SECONDS_PER_HOUR = 3600.0
 
@@ -45,7 +47,7 @@ def evaluate_chunk(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec
     """Evaluate grid points start..stop-1 of one (model, hardware) pair into a results DataFrame."""
     index = GridIndex.of(spec.axes, start, stop)
     parts = [system.evaluate(model, sys.spec, sys.eff, spec.serving, block_columns(index, lo, hi),
-                                   spec.enforce_max_position)
+                                   spec.enforce_max_position).columns()
              for lo, hi in chunks(index.n_points, BLOCK_POINTS)]
     out = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     ident: dict[str, Any] = {k: index.column(k, np.int64) for k in INT_IDENTITY if k in spec.axes}
@@ -58,7 +60,7 @@ def evaluate_chunk(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec
 def results_frame(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, cols: dict[str, Any]
                   ) -> pl.DataFrame:
     """Results rows for explicit cost-model columns (``cols`` as ``system.evaluate`` takes them)."""
-    out = system.evaluate(model, sys.spec, sys.eff, spec.serving, cols, spec.enforce_max_position)
+    out = system.evaluate(model, sys.spec, sys.eff, spec.serving, cols, spec.enforce_max_position).columns()
     n = len(out["ttft_ms"])
     ident = {k: (v if isinstance(v, Coded) else np.broadcast_to(np.asarray(v), n).astype(np.int64))
              for k, v in cols.items() if k in INT_IDENTITY or k in STR_AXES}
@@ -87,12 +89,12 @@ def _frame(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, ident:
     metrics = {k: v for k, v in out.items() if k not in ("num_devices", "invalid_code")}
     metrics.update(_prices(sys, out["throughput_tokens_per_s"], num_devices))
     for phase in ("prefill", "decode"):
-        bounds = pl.Series(list(system.BOUNDS), dtype=BOUND_ENUM)
+        bounds = pl.Series(list(BOUNDS), dtype=BOUND_ENUM)
         metrics[f"{phase}_bound"] = bounds.gather(out[f"{phase}_bound"])
     series += [v.alias(k) if isinstance(v, pl.Series) else pl.Series(k, np.ascontiguousarray(v))
                for k, v in metrics.items()]
     series.append(_reasons(model, sys, ident, out))
-    fields = pl.Series("invalid_field", [None, *(system.INVALID_FIELDS[c] for c in sorted(system.INVALID_FIELDS))],
+    fields = pl.Series("invalid_field", [None, *(INVALID_FIELDS[c] for c in sorted(INVALID_FIELDS))],
                        dtype=pl.String)
     series.append(fields.gather(out["invalid_code"].astype(np.int64)))
     df = pl.DataFrame(series)
@@ -126,7 +128,7 @@ def _reasons(model: ModelSpec, sys: System, ident: dict[str, Any], out: dict[str
                                     pl.col("need").round(1), pl.col("usable").round(1))).to_series()
         reason = reason.scatter(too_big, text)
     if invalid.size:
-        messages = system.reason_messages(model, sys.spec, sys.eff)
+        messages = reason_messages(model, sys.spec, sys.eff)
         sub = pl.DataFrame({"code": code[invalid].astype(np.int64),
                             **{k: np.broadcast_to(ident[k], n)[invalid] for k in PLAN_KEYS}})
         text = pl.col("code").replace_strict(list(messages), list(messages.values()), return_dtype=pl.String)

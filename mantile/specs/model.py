@@ -26,7 +26,7 @@ class ModelSpec:
     intermediate_size: int = field(metadata=doc("MLP width f (per expert for MoE)"))
     vocab_size: int = field(metadata=doc("vocabulary size V"))
     max_position_embeddings: int = field(metadata=doc("longest context the model supports"))
-    head_dim: int | None = field(default=None, metadata=doc("per-head width; default hidden/heads"))
+    head_dim: int = field(default=0, metadata=doc("per-head width; 0 or absent = hidden_size / num_attention_heads"))
     tie_word_embeddings: bool = field(default=False, metadata=doc("LM head shares the embedding matrix"))
     hidden_act: str = field(default="silu", metadata=doc(f"MLP activation, one of {ACTIVATIONS}"))
     mlp_gated: bool | None = field(default=None, metadata=doc("gated MLP (SwiGLU/GeGLU); default: silu"))
@@ -35,6 +35,8 @@ class ModelSpec:
     num_local_experts: int = field(default=1, metadata=doc("experts per MoE layer (1 = dense)"))
     num_experts_per_tok: int = field(default=1, metadata=doc("experts each token is routed to"))
     rope_theta: float = field(default=10000.0, metadata=doc("RoPE base"))
+    family: str = field(default="", metadata=doc("model family module (mantile/costs/families/); default "
+                                                 "'moe' with more than one expert, else 'dense'"))
     source: str = field(default="", metadata=doc("where these numbers come from"))
 
     def __post_init__(self) -> None:
@@ -46,7 +48,7 @@ class ModelSpec:
         if self.num_attention_heads % self.num_key_value_heads:
             raise SpecError("?", "num_key_value_heads", self.num_key_value_heads,
                             f"must divide num_attention_heads ({self.num_attention_heads})")
-        if self.head_dim is None:
+        if not self.head_dim:
             if self.hidden_size % self.num_attention_heads:
                 raise SpecError("?", "head_dim", None, "required when heads do not divide hidden_size")
             object.__setattr__(self, "head_dim", self.hidden_size // self.num_attention_heads)
@@ -56,6 +58,8 @@ class ModelSpec:
             raise SpecError("?", "norm_type", self.norm_type, NORMS)
         if self.mlp_gated is None:
             object.__setattr__(self, "mlp_gated", self.hidden_act == "silu")
+        if not self.family:
+            object.__setattr__(self, "family", "moe" if self.num_local_experts > 1 else "dense")
         if self.num_experts_per_tok > self.num_local_experts:
             raise SpecError("?", "num_experts_per_tok", self.num_experts_per_tok,
                             f"at most num_local_experts ({self.num_local_experts})")
@@ -66,14 +70,19 @@ class ModelSpec:
         return self.num_local_experts > 1
 
     @property
+    def is_gated(self) -> bool:
+        """Gated MLP (SwiGLU/GeGLU): gate, up and down matrices."""
+        return bool(self.mlp_gated)
+
+    @property
     def q_width(self) -> int:
         """Width of the query projection output: heads * head_dim."""
-        return self.num_attention_heads * self.head_dim  # type: ignore[operator]
+        return self.num_attention_heads * self.head_dim
 
     @property
     def kv_width(self) -> int:
         """Width of one of K or V: kv_heads * head_dim."""
-        return self.num_key_value_heads * self.head_dim  # type: ignore[operator]
+        return self.num_key_value_heads * self.head_dim
 
     @property
     def attention_params(self) -> int:
@@ -84,7 +93,7 @@ class ModelSpec:
     @property
     def mlp_matrices(self) -> int:
         """Weight matrices of one MLP: gate, up, down (gated) or up, down."""
-        return 3 if self.mlp_gated else 2
+        return 3 if self.is_gated else 2
 
     @property
     def expert_params(self) -> int:

@@ -1,0 +1,81 @@
+"""The cost model's typed inputs: one column per axis, one element per sweep point, defaults resolved.
+
+Every default of the sweep keys is resolved here, once: ``embedding_tp`` defaults to ``tp``,
+``kv_dtype`` to ``dtype``, and the per-layer-type dtypes (``attention_dtype``, ``feedforward_dtype``,
+``embedding_dtype``) to ``dtype``. String columns are numpy string arrays or ``Coded`` (codes into a
+few choices, how sweep grids carry them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Coded:
+    """A string column as codes into a few choices (how sweep grids carry dtype columns)."""
+
+    choices: tuple[str, ...]
+    codes: np.ndarray
+
+
+StrColumn = Coded | np.ndarray | str
+#: Numeric axes (floats inside the cost model) and string axes, in the results table's order.
+NUMERIC = ("batch_size", "input_seq", "output_seq", "tp", "pp", "dp", "ep", "cp", "sp", "embedding_tp")
+STRINGS = ("dtype", "kv_dtype", "attention_dtype", "feedforward_dtype", "embedding_dtype")
+
+
+def lookup(values: StrColumn, table: Mapping[str, float]) -> np.ndarray:
+    """Map a string column through ``table`` (missing -> nan)."""
+    if isinstance(values, Coded):
+        return np.array([table.get(c, np.nan) for c in values.choices], dtype=float)[values.codes]
+    values = np.asarray(values)
+    if values.ndim == 0:
+        return np.asarray(table.get(str(values), np.nan), dtype=float)
+    uniq, inv = np.unique(values, return_inverse=True)
+    return np.array([table.get(str(u), np.nan) for u in uniq], dtype=float)[inv]
+
+
+@dataclass(frozen=True)
+class Axes:
+    """One evaluation's points (see module docstring); ``n`` is the number of points."""
+
+    batch_size: np.ndarray
+    input_seq: np.ndarray
+    output_seq: np.ndarray
+    tp: np.ndarray
+    pp: np.ndarray
+    dp: np.ndarray
+    ep: np.ndarray
+    cp: np.ndarray
+    sp: np.ndarray
+    embedding_tp: np.ndarray
+    dtype: StrColumn
+    kv_dtype: StrColumn
+    attention_dtype: StrColumn
+    feedforward_dtype: StrColumn
+    embedding_dtype: StrColumn
+    n: int
+
+    @classmethod
+    def resolve(cls, col: Mapping[str, Any]) -> Axes:
+        """Columns as the engine or a front door gives them (numbers, strings, ``Coded``), with the
+        optional keys defaulted. ``batch_size input_seq output_seq tp pp dp ep cp sp dtype`` are required."""
+        num = {k: np.asarray(col[k], dtype=float) for k in NUMERIC if k in col}
+        num.setdefault("embedding_tp", num["tp"])
+        s: dict[str, StrColumn] = {k: col[k] for k in STRINGS if k in col}
+        s.setdefault("kv_dtype", s["dtype"])
+        for kind in ("attention", "feedforward", "embedding"):
+            s.setdefault(f"{kind}_dtype", s["dtype"])
+        n = int(np.broadcast(*num.values()).size)
+        return cls(**num, **s, n=n)
+
+    def layer_dtype(self, layer_type: str) -> StrColumn:
+        """The dtype a layer type's weights and math use (norms: the embedding's, i.e. the model's)."""
+        kind = layer_type if layer_type in ("attention", "feedforward") else "embedding"
+        return {"attention": self.attention_dtype, "feedforward": self.feedforward_dtype,
+                "embedding": self.embedding_dtype}[kind]

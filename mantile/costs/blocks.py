@@ -1,0 +1,179 @@
+"""Layer blocks: the pieces a model family builds a model from.
+
+A block is one concern of a decoder (attention, feedforward, a norm, the embedding and LM head). It
+yields, from one place, everything the cost model needs of it:
+- ``cost(m, w, net)``: its named kernels and collectives for one forward pass on one device (time);
+- ``params(plan)``: parameters one device holds (weight memory);
+- ``kv_values_per_token(plan)``: KV-cache values per token one device keeps (KV memory; 0 for
+  blocks without a cache);
+- ``activation_values_per_token(plan)``: its share of the transient activation peak per token.
+Every quantity is a numpy array over sweep points (or a scalar).
+
+A ``Work`` describes one forward pass of one layer on one device: how many sequences, how many new
+(query) tokens each, how many keys each attends to, and how the layer is split (tp, cp, sp, ep).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from mantile.costs import comm
+from mantile.costs.kernels import Array, Cost, Machine, gemm
+
+PHASES = ("prefill", "decode")
+LAYER_TYPES = ("attention", "feedforward", "norm", "embedding")
+
+
+@dataclass(frozen=True)
+class Work:
+    """One layer's forward pass on one device, as arrays over sweep points.
+
+    phase: 'prefill' (q_len = kv_len = prompt length, causal) or 'decode' (q_len new tokens per
+    sequence, each attending to the kv_len cached keys; q_len = 1 for plain decoding, k + 1 for the
+    verify step of speculative decoding).
+    batch: sequences in this pass (per replica, per pipeline micro-batch).
+    tp/cp/sp/ep: tensor, context, sequence (Megatron, 1 or tp) and expert parallel degrees of the layer.
+    Context parallel splits the tokens of each sequence (prefill) or its KV cache (decode) over cp
+    devices; the linear layers then see 1/cp of the tokens.
+    """
+
+    phase: str
+    batch: Array
+    q_len: Array
+    kv_len: Array
+    w_bytes: Array
+    a_bytes: Array
+    kv_bytes: Array
+    tp: Array = 1
+    cp: Array = 1
+    sp: Array = 1
+    ep: Array = 1
+    #: continuous batching: prompts prefilled in the same pass as the decode tokens (chunked prefill)
+    mixed_prefill_seqs: Array = 0.0
+    mixed_prefill_len: Array = 0.0
+    #: rows that reach the LM head (the last position of each sequence)
+    logits_rows: Array = 0.0
+
+    @property
+    def tokens(self) -> Array:
+        """Tokens through the linear layers of one device: (batch * q_len + mixed prefill) / cp."""
+        return (self.batch * self.q_len + self.mixed_prefill_seqs * self.mixed_prefill_len) / self.cp
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one device's share of a layer is cut: the degrees that change weights, KV and activations."""
+
+    tp: Array = 1
+    ep: Array = 1
+    cp: Array = 1
+    tp_emb: Array = 1
+
+
+class Block(Protocol):
+    """What every layer block provides (see the module docstring)."""
+
+    #: one of LAYER_TYPES: the results table's per-layer-type columns and the layer's dtype follow it
+    layer_type: str
+
+    def cost(self, m: Machine, w: Work, net: comm.Network) -> Cost: ...
+
+    def params(self, plan: Plan) -> Array: ...
+
+    def kv_values_per_token(self, plan: Plan) -> Array: ...
+
+    def activation_values_per_token(self, plan: Plan) -> Array: ...
+
+
+class _NoCache:
+    """Mixin: a block without KV cache and without a share of the activation peak."""
+
+    def kv_values_per_token(self, plan: Plan) -> Array:
+        return 0.0
+
+    def activation_values_per_token(self, plan: Plan) -> Array:
+        return 0.0
+
+
+@dataclass(frozen=True)
+class Norm(_NoCache):
+    """One pre-norm (RMSNorm/LayerNorm: read x, write y) and the residual add of its block (read 2,
+    write 1). Sequence parallel (sp = tp) splits the tokens of the norm region over the tp devices;
+    otherwise every tp device normalizes all of its tokens (replicated). Parameters: a scale
+    (RMSNorm) or scale + bias (LayerNorm) of width h."""
+
+    hidden_size: int
+    norm_params: int
+    with_residual: bool = True
+    layer_type: str = "norm"
+
+    def cost(self, m: Machine, w: Work, net: comm.Network) -> Cost:
+        c, h = Cost(), self.hidden_size
+        rows = w.tokens / w.sp
+        c.elementwise(m, "norm", 2 * rows * h * w.a_bytes, m.stack.norm_kernels)
+        if self.with_residual and m.stack.residual_kernels:
+            c.elementwise(m, "residual_add", 3 * rows * h * w.a_bytes, m.stack.residual_kernels)
+        return c
+
+    def params(self, plan: Plan) -> Array:
+        return float(self.norm_params)
+
+
+@dataclass(frozen=True)
+class FinalNorm(_NoCache):
+    """The model's last norm, on the rows that reach the LM head."""
+
+    hidden_size: int
+    norm_params: int
+    layer_type: str = "norm"
+
+    def cost(self, m: Machine, w: Work, net: comm.Network) -> Cost:
+        c = Cost()
+        c.elementwise(m, "final_norm", 2 * w.logits_rows * self.hidden_size * w.a_bytes, m.stack.norm_kernels)
+        return c
+
+    def params(self, plan: Plan) -> Array:
+        return float(self.norm_params)
+
+
+@dataclass(frozen=True)
+class Embedding(_NoCache):
+    """Token embedding lookup + LM head over ``w.logits_rows`` rows (the last position of each sequence).
+
+    Vocab-parallel over tp (the embedding tp): the lookup reads n rows of h (masked per shard) and
+    all-reduces n x h; the LM head is a [rows x h] @ [h x V/tp] GEMM whose logits are all-gathered.
+    With tp = 1 every device holds (and computes) the whole table. ``params`` is one V x h table;
+    an untied model holds two (``tables``).
+    """
+
+    hidden_size: int
+    vocab_size: int
+    tied: bool
+    layer_type: str = "embedding"
+
+    def cost(self, m: Machine, w: Work, net: comm.Network) -> Cost:
+        c, h, v = Cost(), self.hidden_size, self.vocab_size
+        n = w.tokens
+        c.elementwise(m, "embedding_lookup", n * h * (w.w_bytes + w.a_bytes), 1, weight_bytes=n * h * w.w_bytes)
+        emb = n * h * w.a_bytes
+        c.comm("embedding_all_reduce", emb, comm.all_reduce(net, emb, w.tp))
+        gemm(c, m, w.logits_rows, v / w.tp, h, w.w_bytes, w.a_bytes, name="lm_head")
+        logits = w.logits_rows * v * w.a_bytes
+        c.comm("logits_all_gather", logits, comm.all_gather(net, logits, w.tp))
+        return c
+
+    def params(self, plan: Plan) -> Array:
+        return self.vocab_size * self.hidden_size / plan.tp_emb
+
+    @property
+    def tables(self) -> int:
+        """V x h tables of the model: the embedding, and an untied LM head."""
+        return 1 if self.tied else 2
+
+
+def heads_per_device(num_heads: int, num_kv_heads: int, tp: Array) -> tuple[Array, Array]:
+    """(query heads, kv heads) per device; kv heads are replicated when tp > kv heads."""
+    return num_heads / tp, np.maximum(num_kv_heads / tp, 1.0)

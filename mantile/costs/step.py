@@ -1,0 +1,118 @@
+"""One forward pass (a step) of the whole model on one device: the blocks' named kernels, summed.
+
+``Setup`` resolves, once per evaluation, what every step shares: the machine each layer type runs
+on (the peak of its dtype), bytes per element of weights, activations and KV cache, and the network.
+``forward`` runs one (micro-)batch through the model's architecture (``families``) and returns a
+``StepCost``: the Cost of each layer type over the whole model, the total, and the latency with the
+serving profile's collective overlap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mantile.costs import comm
+from mantile.costs.axes import Axes, lookup
+from mantile.costs.blocks import LAYER_TYPES, Block, Work
+from mantile.costs.families import Architecture, architecture
+from mantile.costs.kernels import BOUNDS, Array, Cost, Machine
+from mantile.specs.dtypes import ACTIVATION_BYTES, BYTES_PER_ELEMENT
+from mantile.specs.hardware import EfficiencyProfile, HardwareSpec
+from mantile.specs.model import ModelSpec
+from mantile.specs.serving import ServingProfile
+
+#: The sums of a step's total that the results table reads.
+TOTAL_SLOTS = ("flops", "bytes", "busy_s", "compute_bound_s", "overhead_s", "comm_s")
+#: The machine (dtype peak) each layer type computes on: norms run beside attention.
+MACHINE_OF = {"attention": "attention", "feedforward": "feedforward", "norm": "attention", "embedding": "embedding"}
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every step of one evaluation shares (see module docstring)."""
+
+    model: ModelSpec
+    arch: Architecture
+    axes: Axes
+    machines: dict[str, Machine]
+    weight_bytes_per_element: dict[str, np.ndarray]
+    activation_bytes_per_element: np.ndarray
+    kv_bytes_per_element: np.ndarray
+    net: comm.Network
+    peak_ok: np.ndarray
+    comm_overlap: bool
+
+    @classmethod
+    def of(cls, model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile,
+           ax: Axes) -> Setup:
+        peaks = {k: v * 1e12 for k, v in hw.device.peak_tflops.items()}
+        machines, w_bytes, peak_ok = {}, {}, np.asarray(True)
+        for kind in ("attention", "feedforward", "embedding"):
+            dtype = ax.layer_dtype(kind)
+            peak = lookup(dtype, peaks)
+            peak_ok = peak_ok & np.isfinite(peak)
+            machines[kind] = Machine(np.where(np.isfinite(peak), peak, 1.0), hw.device.hbm_bandwidth_bytes_per_s,
+                                     hw.device.compute_units, eff, serving.kernels)
+            w_bytes[kind] = lookup(dtype, BYTES_PER_ELEMENT)
+        w_bytes["norm"] = w_bytes["embedding"]
+        kv = lookup(ax.kv_dtype, BYTES_PER_ELEMENT)
+        return cls(model, architecture(model), ax, machines, w_bytes, lookup(ax.dtype, ACTIVATION_BYTES), kv,
+                   comm.Network.of(hw, eff), peak_ok & np.isfinite(kv), serving.comm_overlap)
+
+    def tp_of(self, layer_type: str) -> np.ndarray:
+        return self.axes.embedding_tp if layer_type == "embedding" else self.axes.tp
+
+
+@dataclass(frozen=True)
+class StepCost:
+    """One step on one device: per layer type (whole model), the total, and the exposed latency."""
+
+    by_type: dict[str, Cost]
+    total: Cost
+    latency_s: Array
+
+
+def exposed_s(c: Cost, overlap: bool) -> Array:
+    """A layer's time; with overlap its collectives hide behind its own kernels (only the excess shows)."""
+    if not overlap:
+        return c.latency_s
+    return c.busy_s + c.overhead_s + np.maximum(c.comm_s - c.busy_s, 0.0)
+
+
+def block_cost(s: Setup, block: Block, phase: str, batch: Array, q_len: Array, kv_len: Array,
+               mixed_seqs: Array = 0.0, mixed_len: Array = 0.0, logits_rows: Array = 0.0) -> Cost:
+    """One instance of ``block`` for one pass."""
+    ax, kind = s.axes, block.layer_type
+    w = Work(phase, batch, q_len, kv_len, s.weight_bytes_per_element[kind], s.activation_bytes_per_element,
+             s.kv_bytes_per_element, tp=s.tp_of(kind), cp=ax.cp, sp=ax.sp, ep=ax.ep, mixed_prefill_seqs=mixed_seqs,
+             mixed_prefill_len=mixed_len, logits_rows=logits_rows)
+    return block.cost(s.machines[MACHINE_OF[kind]], w, s.net)
+
+
+def forward(s: Setup, phase: str, batch: Array, q_len: Array, kv_len: Array, mixed_seqs: Array = 0.0,
+            mixed_len: Array = 0.0) -> StepCost:
+    """One forward pass of one (micro-)batch through every block: ``batch`` sequences of ``q_len`` new
+    tokens over ``kv_len`` keys; ``mixed_seqs`` prompts of ``mixed_len`` tokens ride along a decode
+    pass (continuous batching). The LM head runs on the last position of each sequence."""
+    by_type = {kind: Cost() for kind in LAYER_TYPES}
+    total, latency = Cost(), 0.0
+    parts: list[tuple[Block, float]] = [*s.arch.layer_blocks(), (s.arch.embedding, 1.0), (s.arch.final_norm, 1.0)]
+    for block, times in parts:
+        c = block_cost(s, block, phase, batch, q_len, kv_len, mixed_seqs, mixed_len, logits_rows=batch)
+        by_type[block.layer_type].add(c, times)
+        total.add(c, times, TOTAL_SLOTS)
+        latency = latency + times * exposed_s(c, s.comm_overlap)
+    return StepCost(by_type, total, latency)
+
+
+def bound_index(c: Cost) -> np.ndarray:
+    """Index into BOUNDS of the largest share of a step: compute-bound kernels, memory-bound
+    kernels, communication, or fixed per-kernel overhead."""
+    parts = np.stack(np.broadcast_arrays(c.compute_bound_s, c.busy_s - c.compute_bound_s, c.comm_s,
+                                         c.overhead_s))
+    return np.argmax(parts, axis=0).astype(np.int8)
+
+
+__all__ = ["BOUNDS", "Setup", "StepCost", "block_cost", "bound_index", "forward"]

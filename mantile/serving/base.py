@@ -1,0 +1,62 @@
+"""What a serving mode gets and gives: per-step costs in, TTFT / TPOT / throughput / running batch out.
+
+A serving mode (``static``, ``continuous``; later an engine scheduler, speculative decoding,
+disaggregated prefill and decode) is a function ``timings(steps) -> Timings``. ``Steps`` runs forward
+passes of the model on one replica (``costs.step.forward``) and knows the pipeline: with pp > 1 a
+batch is split into m = min(pp, batch) micro-batches, and activations hop between stages (p2p).
+A decode step takes the number of new (query) tokens per sequence as an input (``q_len``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mantile.costs import comm
+from mantile.costs.kernels import Array
+from mantile.costs.step import Setup, StepCost, forward
+
+
+class Steps:
+    """Forward passes of one replica of one evaluation (see module docstring)."""
+
+    def __init__(self, setup: Setup) -> None:
+        ax = setup.axes
+        self.setup, self.axes = setup, ax
+        self.micro_batches = np.where(ax.pp > 1, np.minimum(ax.pp, ax.batch_size), 1.0)
+        self._cross = ax.tp * ax.cp * ax.pp > setup.net.domain_size  # pipeline hops leave the domain
+        self._hidden_bytes = setup.model.hidden_size * setup.activation_bytes_per_element
+
+    def prefill(self, batch: Array, seq: Array) -> StepCost:
+        """Prefill ``batch`` prompts of ``seq`` tokens (causal self-attention)."""
+        return forward(self.setup, "prefill", batch, seq, seq)
+
+    def decode(self, batch: Array, q_len: Array, kv_len: Array, mixed_seqs: Array = 0.0,
+               mixed_len: Array = 0.0) -> StepCost:
+        """Decode ``q_len`` new tokens for each of ``batch`` sequences over ``kv_len`` cached keys, with
+        ``mixed_seqs`` prompts of ``mixed_len`` tokens prefilled in the same pass."""
+        return forward(self.setup, "decode", batch, q_len, kv_len, mixed_seqs, mixed_len)
+
+    def pipeline_hop_s(self, tokens: Array) -> Array:
+        """One stage-to-stage transfer of ``tokens`` hidden states (0 work when pp = 1)."""
+        return comm.p2p(self.setup.net, tokens * self._hidden_bytes, self._cross)
+
+
+@dataclass(frozen=True)
+class Timings:
+    """A serving mode's answer, per point (seconds; throughputs in tokens/s of the whole deployment)."""
+
+    ttft_s: Array
+    tpot_s: Array
+    e2e_s: Array
+    throughput_tokens_per_s: Array
+    decode_throughput_tokens_per_s: Array
+    running_batch: Array
+    prefill: StepCost
+    decode: StepCost
+
+
+def mean_context(ax_input: Array, ax_output: Array) -> Array:
+    """Mean cache length over the decode phase: input + output/2 (time is linear in the cache length)."""
+    return ax_input + np.maximum(ax_output, 2) / 2.0

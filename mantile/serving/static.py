@@ -1,0 +1,24 @@
+"""Static batching: one batch from prefill to the last token (the plain PyTorch loop we measured).
+
+- TTFT = prefill of batch x input_seq tokens (+ the LM head of the first token). With pp > 1 the
+  batch is split into m = min(pp, batch) micro-batches: TTFT = T(b/m) (1 + (m - 1)/pp) + (pp-1) p2p.
+- TPOT = one decode step at the mean cache length input_seq + output_seq/2; with pp > 1, m
+  micro-batches keep the stages busy and each sequence waits one full pass: TPOT = T(b/m) + (pp-1) p2p.
+- e2e = TTFT + (output_seq - 1) TPOT; throughput = dp * batch * output_seq / e2e (static batch from
+  prefill to last token); decode throughput = dp * batch / TPOT.
+"""
+
+from __future__ import annotations
+
+from mantile.serving.base import Steps, Timings, mean_context
+
+
+def timings(steps: Steps, q_len: float = 1.0) -> Timings:
+    ax, mb = steps.axes, steps.micro_batches
+    B, S, O, pp, dp = ax.batch_size, ax.input_seq, ax.output_seq, ax.pp, ax.dp  # noqa: E741
+    pre = steps.prefill(B / mb, S)
+    ttft = pre.latency_s * (1 + (mb - 1) / pp) + (pp - 1) * steps.pipeline_hop_s(B / mb * S / ax.cp)
+    dec = steps.decode(B / mb, q_len, mean_context(S, O))
+    tpot = dec.latency_s + (pp - 1) * steps.pipeline_hop_s(B / mb)
+    e2e = ttft + (O - 1) * tpot
+    return Timings(ttft, tpot, e2e, dp * B * O / e2e, dp * B / tpot, B, pre, dec)

@@ -1,0 +1,161 @@
+"""The whole system: time to first token, time per output token, throughput, memory, fits.
+
+``evaluate`` takes typed columns (``costs.axes.Axes``: one element per sweep point) for one model on
+one hardware system with one serving profile, and returns a typed ``Result`` whose columns are the
+results-table contract (DESIGN.md). The serving mode (``serving.MODES``, chosen by the profile's
+``batching``) turns per-step costs into TTFT, TPOT and throughput; memory comes from the same blocks.
+
+``ServingProfile.max_prefill_tokens`` bounds the activation memory of a prefill (engines run long
+prompts in chunks); the prefill time is computed for the whole batch in one pass, which costs about
+the same as the chunks in sequence (the GEMMs are linear in tokens; chunking adds a few launches).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mantile.costs import comm, memory
+from mantile.costs.axes import Axes
+from mantile.costs.blocks import LAYER_TYPES, PHASES, Plan, Work
+from mantile.costs.checks import invalid_codes
+from mantile.costs.families import architecture
+from mantile.costs.kernels import Cost, Machine
+from mantile.costs.step import Setup, bound_index, exposed_s
+from mantile.serving import MODES
+from mantile.serving.base import Steps
+from mantile.specs.dtypes import ACTIVATION_BYTES, BYTES_PER_ELEMENT
+from mantile.specs.hardware import EfficiencyProfile, HardwareSpec
+from mantile.specs.model import ModelSpec
+from mantile.specs.serving import ServingProfile
+
+GB = 1e9
+
+
+@dataclass(frozen=True)
+class Result:
+    """Per point metrics (arrays of one evaluation); ``columns()`` gives them as results-table columns.
+
+    Metrics of invalid points are NaN (memory columns stay: they say how far a plan is from fitting).
+    ``breakdown``: ``{phase}_{layer type}_ms``, ``{phase}_comm_ms``, ``{phase}_flops``, ``{phase}_bytes``
+    (one device, its stage's layers, every micro-batch) and ``{phase}_bound`` (index into BOUNDS).
+    """
+
+    num_devices: np.ndarray
+    ttft_ms: np.ndarray
+    tpot_ms: np.ndarray
+    e2e_latency_ms: np.ndarray
+    throughput_tokens_per_s: np.ndarray
+    throughput_tokens_per_s_per_device: np.ndarray
+    decode_throughput_tokens_per_s: np.ndarray
+    tokens_per_s_per_user: np.ndarray
+    weights_gb_per_device: np.ndarray
+    kv_cache_gb_per_device: np.ndarray
+    activation_gb_per_device: np.ndarray
+    memory_gb_per_device: np.ndarray
+    usable_memory_gb_per_device: np.ndarray
+    fits: np.ndarray
+    valid: np.ndarray
+    invalid_code: np.ndarray
+    max_batch_size: np.ndarray
+    kv_cache_budget_gb_per_device: np.ndarray
+    breakdown: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "breakdown"}
+        out.update(self.breakdown)
+        return out
+
+
+def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile,
+             col: Mapping[str, Any] | Axes, enforce_max_position: bool = True) -> Result:
+    """Results-table metrics for every point of ``col`` (raw columns, resolved by ``Axes.resolve``)."""
+    ax = col if isinstance(col, Axes) else Axes.resolve(col)
+    setup = Setup.of(model, hw, eff, serving, ax)
+    code = invalid_codes(model, hw, eff, ax, setup.peak_ok, enforce_max_position)
+    valid = code == 0
+    steps = Steps(setup)
+    t = MODES[serving.batching](steps)
+    B, S, O, pp, dp = ax.batch_size, ax.input_seq, ax.output_seq, ax.pp, ax.dp  # noqa: E741
+    devices = ax.tp * ax.cp * pp * dp
+
+    w = memory.weight_bytes(model, ax.tp, ax.ep, ax.embedding_tp, pp, setup.weight_bytes_per_element["embedding"],
+                            setup.weight_bytes_per_element["attention"], setup.weight_bytes_per_element["feedforward"])
+    kv = memory.kv_cache_bytes(model, B, S + O, ax.tp, pp, ax.cp, setup.kv_bytes_per_element)
+    a_bytes = setup.activation_bytes_per_element
+    act = memory.activation_bytes(model, B, S, ax.tp, ax.ep, ax.cp, ax.embedding_tp, a_bytes,
+                                  serving.max_prefill_tokens)
+    total = w + kv + act
+    usable = hw.device.memory_bytes * (1 - serving.memory_reserve_fraction)
+    act_token = memory.activation_per_token(model, ax.tp, ax.ep, ax.cp, a_bytes)
+    logits_seq = model.vocab_size / ax.embedding_tp * 4.0
+    biggest = memory.max_batch_size(usable, w, kv / B, act_token, logits_seq, S, serving.max_prefill_tokens)
+    # KV budget: what is left for the cache at the largest batch (weights, activations out)
+    budget = usable - w - np.minimum(biggest * S, serving.max_prefill_tokens) * act_token - biggest * logits_seq
+
+    n = ax.n
+    shaped = lambda v: np.broadcast_to(v, n)  # noqa: E731
+    timed = lambda v: np.where(valid, shaped(v), np.nan)  # noqa: E731
+    breakdown: dict[str, np.ndarray] = {}
+    for phase, step in (("prefill", t.prefill), ("decode", t.decode)):
+        for kind in LAYER_TYPES:
+            breakdown[f"{phase}_{kind}_ms"] = timed(step.by_type[kind].latency_s * 1e3)
+        breakdown[f"{phase}_comm_ms"] = timed(step.total.comm_s * 1e3)
+        mb = steps.micro_batches
+        breakdown[f"{phase}_flops"] = timed(step.total.flops * mb / pp)
+        breakdown[f"{phase}_bytes"] = timed(step.total.bytes * mb / pp)
+        breakdown[f"{phase}_bound"] = shaped(bound_index(step.total))
+    throughput = timed(t.throughput_tokens_per_s)
+    return Result(
+        num_devices=shaped(devices),
+        ttft_ms=timed(t.ttft_s * 1e3),
+        tpot_ms=timed(t.tpot_s * 1e3),
+        e2e_latency_ms=timed(t.e2e_s * 1e3),
+        throughput_tokens_per_s=throughput,
+        throughput_tokens_per_s_per_device=timed(t.throughput_tokens_per_s / devices),
+        decode_throughput_tokens_per_s=timed(t.decode_throughput_tokens_per_s),
+        tokens_per_s_per_user=timed(1.0 / t.tpot_s),
+        weights_gb_per_device=shaped(w / GB),
+        kv_cache_gb_per_device=shaped(kv / GB),
+        activation_gb_per_device=shaped(act / GB),
+        memory_gb_per_device=shaped(total / GB),
+        usable_memory_gb_per_device=shaped(usable / GB),
+        fits=shaped(valid & (total <= usable)),
+        valid=valid,
+        invalid_code=code,
+        max_batch_size=shaped(np.where(valid, biggest, 0).astype(np.int64)),
+        kv_cache_budget_gb_per_device=shaped(np.maximum(budget, 0) / GB),
+        breakdown=breakdown,
+    )
+
+
+def layer_cost(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, layer_type: str,
+               phase: str, batch: float, seq_length: float, kv_length: float, tp: float = 1, cp: float = 1,
+               sp: float = 1, ep: float = 1, dtype: str = "bf16", kv_dtype: str | None = None,
+               q_len: float = 1.0) -> Cost:
+    """One instance of ``layer_type`` on one device (the per-layer breakdown behind ``evaluate``).
+
+    prefill: batch x seq_length new tokens attending causally to themselves;
+    decode: ``q_len`` new tokens for each of ``batch`` sequences, over a cache of kv_length tokens.
+    The Cost lists the layer's named kernels (``Cost.kernels``); their times sum to ``latency_s``.
+    """
+    peak = hw.device.peak_flops_per_s(dtype)
+    kv_dtype = kv_dtype or dtype
+    m = Machine(peak, hw.device.hbm_bandwidth_bytes_per_s, hw.device.compute_units, eff, serving.kernels)
+    net = comm.Network.of(hw, eff)
+    q, kv_len = (seq_length, seq_length) if phase == "prefill" else (q_len, kv_length)
+    w = Work(phase, batch, q, kv_len, BYTES_PER_ELEMENT[dtype], ACTIVATION_BYTES[dtype],
+             BYTES_PER_ELEMENT[kv_dtype], tp=tp, cp=cp, sp=sp, ep=ep, logits_rows=batch)
+    arch = architecture(model)
+    if layer_type == "embedding":
+        return arch.embedding.cost(m, w, net)
+    for block, _ in arch.layer_blocks():
+        if block.layer_type == layer_type:
+            return block.cost(m, w, net)
+    raise ValueError(f"{model.name} has no {layer_type} block")
+
+
+__all__ = ["GB", "PHASES", "Plan", "Result", "evaluate", "exposed_s", "layer_cost"]
