@@ -7,8 +7,15 @@ from dataclasses import dataclass, field
 from mantile.specs._load import doc
 from mantile.specs.errors import SpecError
 
-GENERATIONS = ("ampere", "hopper", "blackwell", "cdna3")
 TOPOLOGIES = ("switch", "fully_connected")
+
+
+def generations() -> list[str]:
+    """Valid ``device.generation`` values: the efficiency profiles in ``conf/efficiency/`` (file names).
+    Adding a generation is adding a file there; no code edit."""
+    from mantile.specs.catalog import ids  # catalog imports this module
+
+    return ids("efficiency")
 
 
 @dataclass(frozen=True)
@@ -17,7 +24,7 @@ class DeviceSpec:
 
     name: str = field(metadata=doc("marketing name"))
     vendor: str = field(metadata=doc("nvidia | amd | ..."))
-    generation: str = field(metadata=doc(f"architecture generation, one of {GENERATIONS}"))
+    generation: str = field(metadata=doc("architecture generation: a file name in conf/efficiency/"))
     compute_units: int = field(metadata=doc("SMs (NVIDIA) or CUs (AMD)"))
     peak_tflops: dict[str, float] = field(metadata=doc("dense peak TFLOP/s per dtype"))
     memory_gib: float = field(metadata=doc("device-visible memory, GiB (2**30 bytes; nvidia-smi total)"))
@@ -26,8 +33,9 @@ class DeviceSpec:
     tdp_w: float | None = field(default=None, metadata=doc("board power, W"))
 
     def __post_init__(self) -> None:
-        if self.generation not in GENERATIONS:
-            raise SpecError("?", "device.generation", self.generation, GENERATIONS)
+        valid = generations()
+        if self.generation not in valid:
+            raise SpecError("?", "device.generation", self.generation, valid)
         for name in ("compute_units", "memory_gib", "hbm_bandwidth_tb_per_s"):
             if getattr(self, name) <= 0:
                 raise SpecError("?", f"device.{name}", getattr(self, name), "a positive number")
