@@ -19,10 +19,10 @@ from mantile.costs.axes import Axes, Coded
 from mantile.costs.blocks import LAYER_TYPES, PHASES
 from mantile.costs.checks import INVALID_FIELDS, invalid_codes, reason_messages
 from mantile.costs.kernels import KernelCost
-from mantile.serving import system
 from mantile.engine.runner import EngineSettings, run
 from mantile.engine.spec import check_axis, make_spec, resolve_serving
 from mantile.engine.table import results_frame
+from mantile.serving import system
 from mantile.specs import EfficiencyProfile, SpecError, load_efficiency, load_hardware, load_model
 from mantile.specs.dtypes import BYTES_PER_ELEMENT
 

@@ -20,9 +20,9 @@ import polars as pl
 from mantile.costs.axes import Coded
 from mantile.costs.checks import INVALID_FIELDS, reason_messages
 from mantile.costs.kernels import BOUNDS
-from mantile.serving import system
 from mantile.engine.grid import GridIndex, block_columns, chunks
 from mantile.engine.spec import STR_AXES, SweepSpec, System
+from mantile.serving import system
 from mantile.specs import ModelSpec
 
 SCHEMA_VERSION = "4"  # 2: cost columns; num_devices filled for invalid plans too; 3: invalid_field;
