@@ -1,0 +1,120 @@
+"""Convert aiconfigurator's end-to-end serving sample (``systems/silicon_sample.csv``) into rows of
+benchmarks/published/published_results.csv's format, for validation only (never fitted to).
+
+    python benchmarks/aiconfigurator/silicon_sample.py [--aic-root DIR] [--out outputs/silicon_sample.csv]
+
+The converted rows are written to a git-ignored path (outputs/); they are not committed. Each sample
+gives two rows (metric ttft_ms and tpot_ms). Models and systems are mapped to Mantile ids
+(conf/model, conf/hardware) where Mantile has them; the others keep model/hardware empty and are
+listed as unmapped. Extra columns: serving, serving_version, concurrency, request_rate (empty: the
+sample is closed-loop at fixed concurrency), disagg, mapped.
+
+Disaggregated rows put the decode workers' parallelism in tp/pp/dp and the prefill workers' in notes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fit_kernels import PACKAGE, REPO, aic_root, package_version  # noqa: E402
+
+MODELS = {  # model_path -> Mantile conf/model id (same architecture)
+    "meta-llama/Llama-3.1-8B-Instruct": "llama_3.1_8b",
+    "nvidia/Llama-3.1-8B-Instruct-FP8": "llama_3.1_8b",
+    "meta-llama/Llama-3.1-70B": "llama_3.3_70b",  # Llama 3.3 70B has the Llama 3.1 70B architecture
+}
+SYSTEMS = {  # aiconfigurator system -> Mantile conf/hardware id
+    "h100_sxm": "nvidia_h100_80gb",
+    "h200_sxm": "nvidia_h200_141gb",
+    "b200_sxm": "nvidia_b200_180gb",
+    "gb200": "nvidia_nvl72_rack",  # GB200 NVL72: one NVLink domain of 72 GPUs
+    "a100_sxm": "nvidia_a100_80gb",
+}
+DTYPES = {"bf16": "bf16", "fp8": "fp8", "fp4": "fp4", "int4": "int4"}
+QUANT = {"fp8": "fp8", "fp8_block": "fp8", "nvfp4": "fp4", "int4_wo": "int4"}
+FIELDS = ["kind", "model", "hardware", "dtype", "tp", "pp", "dp", "batch", "input_seq", "output_seq", "batching",
+          "metric", "value", "software", "source", "notes", "serving", "serving_version", "concurrency",
+          "request_rate", "disagg", "mapped"]
+
+
+def num(v: str) -> str:
+    """'8.0' -> '8'; '' stays ''."""
+    if v in ("", None):
+        return ""
+    f = float(v)
+    return str(int(f)) if f == int(f) else str(f)
+
+
+def convert(row: dict, version: str) -> list[dict]:
+    disagg = row["mode"] == "disagg"
+    src = row["silicon_data_source"]
+    conc = re.search(r"silicon_concurrency=(\d+)", src)
+    model = MODELS.get(row["model_path"], "")
+    hw = SYSTEMS.get(row["system"], "")
+    p = "decode_" if disagg else ""
+    notes = [f"model {row['model_path']}, system {row['system']}, gemm {row['gemm_quant_mode'] or '-'}, "
+             f"moe {row['moe_quant_mode'] or '-'}, attention_dp {num(row[p + 'attention_dp_size']) or '-'}, "
+             f"moe_tp {num(row[p + 'moe_tp_size']) or '-'}, moe_ep {num(row[p + 'moe_ep_size']) or '-'}"]
+    if disagg:
+        notes.append(f"disaggregated: {num(row['prefill_num_workers'])} prefill workers (tp "
+                     f"{num(row['prefill_tp_size'])}, pp {num(row['prefill_pp_size'])}, batch "
+                     f"{num(row['prefill_batch_size'])}) and {num(row['decode_num_workers'])} decode workers "
+                     f"(tp {num(row['decode_tp_size'])}, batch {num(row['decode_batch_size'])}); tp/pp/dp/batch "
+                     "columns are the decode workers'")
+    dtype = DTYPES.get(row["precision"]) or QUANT.get(row["gemm_quant_mode"], "bf16")
+    if not row["precision"]:
+        notes.append("precision not given in the sample (no quant mode): bf16 checkpoint assumed [inferred]")
+    notes.append(f"measurement: {src}")
+    base = {
+        "kind": "published", "model": model, "hardware": hw, "dtype": dtype,
+        "tp": num(row[p + "tp_size"]), "pp": num(row[p + "pp_size"]), "dp": num(row[p + "attention_dp_size"]),
+        "batch": num(row[p + "batch_size"]), "input_seq": row["isl"], "output_seq": row["osl"],
+        "batching": "continuous", "software": f"{row['backend']} {row['backend_version']}".strip(),
+        "source": f"{PACKAGE}=={version} aiconfigurator_core/systems/silicon_sample.csv id={row['id']}",
+        "notes": "; ".join(notes), "serving": row["backend"], "serving_version": row["backend_version"],
+        "concurrency": conc.group(1) if conc else "", "request_rate": "", "disagg": str(disagg).lower(),
+        "mapped": str(bool(model and hw)).lower(),
+    }
+    out = []
+    for metric, col in (("ttft_ms", "silicon_ttft_ms"), ("tpot_ms", "silicon_tpot_ms")):
+        if row[col]:
+            out.append(dict(base, metric=metric, value=f"{float(row[col]):.6g}"))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--aic-root")
+    ap.add_argument("--out", type=Path, default=REPO / "outputs" / "silicon_sample.csv")
+    args = ap.parse_args()
+    root = aic_root(args.aic_root)
+    version = package_version(root)
+    with open(root / "systems" / "silicon_sample.csv", newline="") as f:
+        samples = list(csv.DictReader(f))
+    rows = [r for s in samples for r in convert(s, version)]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    print(f"{len(samples)} samples -> {len(rows)} rows in {args.out}")
+    mapped = [s for s in samples if s["model_path"] in MODELS and s["system"] in SYSTEMS]
+    print(f"mapped samples (model and system known to Mantile): {len(mapped)} of {len(samples)}")
+    print("\nsamples per engine / system / precision / mode (mapped / all):")
+    allc = Counter((s["backend"], s["system"], s["precision"] or "bf16?", s["mode"]) for s in samples)
+    mapc = Counter((s["backend"], s["system"], s["precision"] or "bf16?", s["mode"]) for s in mapped)
+    for k in sorted(allc):
+        print(f"  {' / '.join(k):<40} {mapc.get(k, 0):>5} / {allc[k]:>5}")
+    print("\nunmapped models:", ", ".join(sorted({s["model_path"] for s in samples} - set(MODELS))))
+    print("unmapped systems:", ", ".join(sorted({s["system"] for s in samples} - set(SYSTEMS))))
+    print("mapped samples per model:", dict(Counter(MODELS[s["model_path"]] for s in mapped)))
+
+
+if __name__ == "__main__":
+    main()
