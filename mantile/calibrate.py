@@ -34,6 +34,7 @@ def residuals(x: np.ndarray, base: EfficiencyProfile, rows: list[dict[str, Any]]
     out = []
     for row in rows:
         p = predict_row(row, hardware_for(row, None), eff)
+        assert p is not None, row  # the fit's rows are all predictable kinds
         out.append(math.log(p.predicted / p.measured))
     return np.asarray(out) * weights
 

@@ -15,13 +15,13 @@ import numpy as np
 import polars as pl
 
 from mantile.costs import memory
-from mantile.costs.axes import Axes, Coded
+from mantile.costs.axes import Axes
 from mantile.costs.blocks import LAYER_TYPES, PHASES
 from mantile.costs.checks import INVALID_FIELDS, invalid_codes, reason_messages
 from mantile.costs.kernels import KernelCost
 from mantile.engine.runner import EngineSettings, run
 from mantile.engine.spec import check_axis, make_spec, resolve_serving
-from mantile.engine.table import results_frame
+from mantile.engine.table import results_row
 from mantile.serving import system
 from mantile.specs import EfficiencyProfile, SpecError, load_efficiency, load_hardware, load_model
 from mantile.specs.dtypes import BYTES_PER_ELEMENT
@@ -130,11 +130,9 @@ def estimate(model: str, hardware: str, batch_size: int, input_seq: int, output_
     (model_id, mspec), (_, sys_) = next(iter(spec.models.items())), next(iter(spec.systems.items()))
     if efficiency is not None:
         sys_ = replace(sys_, eff=efficiency)
-    cols: dict[str, Any] = {k: np.asarray([float(v[0])]) for k, v in spec.axes.items()
-                            if k not in ("dtype", "kv_dtype")}
-    cols.update({k: Coded((spec.axes[k][0],), np.zeros(1, dtype=np.int64)) for k in ("dtype", "kv_dtype")})
-    cols.update({k: np.asarray([v]) for k, v in extra.items()})
-    row = results_frame(model_id, mspec, sys_, spec, cols).row(0, named=True)
+    point: dict[str, Any] = {k: v[0] for k, v in spec.axes.items()}
+    point.update(extra)
+    row = results_row(model_id, mspec, sys_, spec, point)
     if not breakdown:
         row = {k: v for k, v in row.items() if not k.startswith(("prefill_", "decode_")) or k.endswith("bound")}
     return {k: _scalar(v) for k, v in row.items()}
@@ -211,7 +209,7 @@ def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "pref
         "activation_bytes": f(c.bytes) - f(c.weight_bytes) - f(c.kv_bytes),
         "weights_bytes_per_device": weights, "kv_cache_bytes_per_device": cache,
         "memory_footprint_bytes_per_device": weights + cache,
-        "bound": max(parts, key=parts.get),
+        "bound": max(parts, key=lambda k: parts[k]),
         "arithmetic_intensity_flops_per_byte": f(c.flops) / f(c.bytes) if f(c.bytes) else None,
     }
     if kernels:

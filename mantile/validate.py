@@ -177,7 +177,7 @@ def memory_checks(rows: Iterable[dict[str, Any]], hardware: str | None) -> list[
     for row in rows:
         kind = row.get("kind")
         if kind in ("model_prefill", "model_decode"):
-            seq = row.get("seq") or row.get("context")
+            seq = _int(row.get("seq") or row.get("context"), 0, "seq")
             r = estimate(model=row["model"], hardware=hardware_for(row, hardware), batch_size=row["batch"],
                          input_seq=seq, output_seq=1 if kind == "model_prefill" else 2,
                          enforce_max_position=False)

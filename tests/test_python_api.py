@@ -111,3 +111,26 @@ def test_layer_metrics_uses_the_cost_models_plan_checks(kwargs, field, text) -> 
     with pytest.raises(SpecError, match=f"field '{field}'") as e:
         mantile.layer_metrics(model="llama_3.1_8b", hardware="nvidia_h100_80gb", layer_type="attention", **kwargs)
     assert text in str(e.value)
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (a != a and b != b) or abs(a - b) <= 1e-12 * max(abs(a), abs(b))
+    return a == b
+
+
+@pytest.mark.parametrize("point", [
+    dict(batch_size=8, input_seq=1024, output_seq=128, tp=8),  # valid, fits
+    dict(batch_size=4096, input_seq=8192, output_seq=1024, tp=1),  # valid, does not fit
+    dict(batch_size=1, input_seq=512, output_seq=64, tp=3),  # invalid plan
+    dict(batch_size=16, input_seq=2048, output_seq=256, tp=4, pp=2, kv_dtype="fp8", dtype="fp8"),
+])
+@pytest.mark.parametrize("batching", ["static", "continuous"])
+def test_estimate_fast_path_equals_the_sweep_row(point: dict, batching: str) -> None:
+    """estimate() builds its row without the table builder; it must equal the sweep's row exactly."""
+    est = mantile.estimate("llama_3.3_70b", "nvidia_h100_80gb", batching=batching, **point)
+    row = mantile.sweep("llama_3.3_70b", "nvidia_h100_80gb", batching=batching, **point).row(0, named=True)
+    assert list(est) == list(row)
+    differ = {k: (est[k], row[k]) for k in row if not _same(est[k], None if row[k] != row[k] else row[k])
+              and not (est[k] is None and row[k] is None)}
+    assert not differ

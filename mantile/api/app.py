@@ -45,9 +45,9 @@ def create_app(catalog: Catalog | None = None) -> FastAPI:
                               "cost model behind mantile.estimate and mantile.layer_metrics.")
     app.state.catalog = cat
     errors.install(app)
-    hardware = HardwareList(configs=sorted(cat.hardware),
-                            summaries=[hardware_summary(i, hw) for i, hw in sorted(cat.hardware.items())])
-    models = ModelList(models=[model_summary(i, m) for i, m in sorted(cat.models.items())])
+    hardware = HardwareList.model_validate({"configs": sorted(cat.hardware), "summaries": [
+        hardware_summary(i, hw) for i, hw in sorted(cat.hardware.items())]})
+    models = ModelList.model_validate({"models": [model_summary(i, m) for i, m in sorted(cat.models.items())]})
 
     @app.get("/hardware", response_model=HardwareList, tags=["catalog"])
     def list_hardware() -> HardwareList:

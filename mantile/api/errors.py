@@ -81,9 +81,9 @@ async def _on_http_error(request: Request, exc: Exception) -> Any:
     """A body that is not even text (FastAPI's 400) is a bad body like any other: 422."""
     assert isinstance(exc, HTTPException)
     if exc.status_code == 400:
-        item = {"loc": ["body"], "field": "body", "input": None, "type": "json_invalid",
-                "msg": f"body could not be parsed: {exc.detail}; send a JSON object (UTF-8)"}
-        return _response([item], item["msg"])
+        msg = f"body could not be parsed: {exc.detail}; send a JSON object (UTF-8)"
+        item = {"loc": ["body"], "field": "body", "input": None, "type": "json_invalid", "msg": msg}
+        return _response([item], msg)
     return await http_exception_handler(request, exc)
 
 

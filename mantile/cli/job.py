@@ -77,7 +77,7 @@ def spec_from_config(cfg: DictConfig, model_id: str, hardware_id: str, serving_i
     axes = check_axes({k: _plain(cfg.get(k)) for k in AXES if cfg.get(k) is not None})
     settings = executor_settings(cfg)
     # +efficiency=<generation> replaces the card's own profile (e.g. Hopper constants on another card)
-    eff = (build(EfficiencyProfile, OmegaConf.to_container(cfg.efficiency, resolve=True), "conf/efficiency")
+    eff = (build(EfficiencyProfile, _plain(cfg.efficiency), "conf/efficiency")
            if cfg.get("efficiency") is not None else load_efficiency(hw.device.generation))
     system = System(hardware_id, hw, eff)
     return SweepSpec({model_id: model}, {hardware_id: system}, axes, serving), settings

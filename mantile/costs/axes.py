@@ -72,7 +72,7 @@ class Axes:
         for kind in ("attention", "feedforward", "embedding"):
             s.setdefault(f"{kind}_dtype", s["dtype"])
         n = int(np.broadcast(*num.values()).size)
-        return cls(**num, **s, n=n)
+        return cls(**num, **s, n=n)  # type: ignore[arg-type]
 
     def layer_dtype(self, layer_type: str) -> StrColumn:
         """The dtype a layer type's weights and math use (norms: the embedding's, i.e. the model's)."""

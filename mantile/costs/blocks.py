@@ -76,8 +76,9 @@ class Plan:
 class Block(Protocol):
     """What every layer block provides (see the module docstring)."""
 
-    #: one of LAYER_TYPES: the results table's per-layer-type columns and the layer's dtype follow it
-    layer_type: str
+    @property
+    def layer_type(self) -> str:
+        """One of LAYER_TYPES: the results table's per-layer-type columns and the layer's dtype follow it."""
 
     def cost(self, m: Machine, w: Work, net: comm.Network) -> Cost: ...
 

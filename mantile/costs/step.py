@@ -97,13 +97,13 @@ def forward(s: Setup, phase: str, batch: Array, q_len: Array, kv_len: Array, mix
     tokens over ``kv_len`` keys; ``mixed_seqs`` prompts of ``mixed_len`` tokens ride along a decode
     pass (continuous batching). The LM head runs on the last position of each sequence."""
     by_type = {kind: Cost() for kind in LAYER_TYPES}
-    total, latency = Cost(), 0.0
+    total, latency = Cost(), np.asarray(0.0)
     parts: list[tuple[Block, float]] = [*s.arch.layer_blocks(), (s.arch.embedding, 1.0), (s.arch.final_norm, 1.0)]
     for block, times in parts:
         c = block_cost(s, block, phase, batch, q_len, kv_len, mixed_seqs, mixed_len, logits_rows=batch)
         by_type[block.layer_type].add(c, times)
         total.add(c, times, TOTAL_SLOTS)
-        latency = latency + times * exposed_s(c, s.comm_overlap)
+        latency = latency + times * np.asarray(exposed_s(c, s.comm_overlap))
     return StepCost(by_type, total, latency)
 
 

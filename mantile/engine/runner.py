@@ -109,11 +109,12 @@ def run_chunk(model_id: str, model: ModelSpec, sys_: System, spec: SweepSpec, st
     """Evaluate one chunk. With ``spill_dir`` (shared memory of this machine) the rows go to an Arrow
     file there instead of through the result pipe: a memcpy instead of pickling a few hundred MB."""
     df = evaluate_chunk(model_id, model, sys_, spec, start, stop)
-    table: pa.Table | str = df.to_arrow()
+    arrow = df.to_arrow()
+    table: pa.Table | str = arrow
     if spill_dir is not None:
         path = os.path.join(spill_dir, f"{start}-{stop}-{uuid.uuid4().hex}.arrow")
-        with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, table.schema) as w:
-            w.write_table(table)
+        with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, arrow.schema) as w:
+            w.write_table(arrow)
         table = path
     front = pareto.front(df).to_arrow()
     return ChunkResult(table, front, df.height, int(df["valid"].sum()), int(df["fits"].sum()))
@@ -228,7 +229,7 @@ def run(spec: SweepSpec, settings: EngineSettings = EngineSettings(), out_path: 
                 kept.append(res.table)
             fronts.append(res.front)
             if len(fronts) >= FRONTS_BEFORE_MERGE:
-                fronts = [pareto.front(pl.from_arrow(pa.concat_tables(fronts))).to_arrow()]
+                fronts = [pareto.front(_frame(pa.concat_tables(fronts))).to_arrow()]
             for key in counts:
                 counts[key] += getattr(res, key)
             bar.update(res.points)
@@ -243,7 +244,13 @@ def run(spec: SweepSpec, settings: EngineSettings = EngineSettings(), out_path: 
             raise SweepInterrupted(counts["points"], total, *cause) from exc
         raise
     bar.close()
-    results = pl.from_arrow(pa.concat_tables(kept)) if kept else None
-    front = pareto.front(pl.from_arrow(pa.concat_tables(fronts)))
+    results = _frame(pa.concat_tables(kept)) if kept else None
+    front = pareto.front(_frame(pa.concat_tables(fronts)))
     assert isinstance(front, pl.DataFrame) and (results is None or isinstance(results, pl.DataFrame))
     return RunResult(total, time.perf_counter() - t0, results, front, out_path, counts)
+
+
+def _frame(table: pa.Table) -> pl.DataFrame:
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    return df

@@ -69,6 +69,60 @@ def results_frame(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec,
     return _frame(model_id, model, sys, spec, ident, out)
 
 
+def results_row(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, point: dict[str, Any]
+                ) -> dict[str, Any]:
+    """One point's results row as a dict, without building a table (``estimate``'s fast path): the same
+    columns, order and values as a row of ``results_frame`` (NaN stays NaN)."""
+    cols = {k: np.asarray([v]) if not isinstance(v, str) else v for k, v in point.items()}
+    res = system.evaluate(model, sys.spec, sys.eff, spec.serving, cols, spec.enforce_max_position)
+    out = {k: v[0] for k, v in res.columns().items()}
+    ident = {k: (int(v) if k not in STR_AXES else v) for k, v in point.items() if k in INT_IDENTITY or k in STR_AXES}
+    ident.setdefault("kv_dtype", ident["dtype"])
+    ident.setdefault("embedding_tp", ident["tp"])
+    num_devices = ident["tp"] * ident["cp"] * ident["pp"] * ident["dp"]
+    row: dict[str, Any] = {"model_id": model_id, "hardware_id": sys.hardware_id, "serving": spec.serving.name,
+                           "num_devices": num_devices, **{k: ident[k] for k in IDENTITY[4:]}}
+    metrics = {k: v for k, v in out.items() if k not in ("num_devices", "invalid_code")}
+    metrics.update({k: v[0] for k, v in _prices(sys, np.asarray([out["throughput_tokens_per_s"]]),
+                                                  np.asarray([num_devices])).items()})
+    for phase in ("prefill", "decode"):
+        metrics[f"{phase}_bound"] = BOUNDS[int(out[f"{phase}_bound"])]
+    code = int(out["invalid_code"])
+    metrics["reason"] = _reason_text(model, sys, ident, code, out)
+    metrics["invalid_field"] = INVALID_FIELDS.get(code)
+    ordered = [c for c in METRICS if c in metrics] + [c for c in metrics if c not in METRICS]
+    row.update({k: _plain(metrics[k]) for k in ordered})
+    return row
+
+
+def _plain(v: Any) -> Any:
+    """numpy scalars -> Python ints, floats and bools (as a Polars row gives them)."""
+    if isinstance(v, np.bool_):
+        return bool(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return v
+
+
+def _reason_text(model: ModelSpec, sys: System, ident: dict[str, Any], code: int, out: dict[str, Any]) -> str | None:
+    """``_reasons`` for one point (the same templates)."""
+    if code:
+        text = reason_messages(model, sys.spec, sys.eff)[code]
+        for key in PLAN_KEYS:
+            text = text.replace("{" + key + "}", str(ident[key]))
+        return text
+    if not out["fits"]:
+        return NOT_FIT.format(round(float(out["memory_gb_per_device"]), 1),
+                              round(float(out["usable_memory_gb_per_device"]), 1))
+    return None
+
+
+#: The reason of a valid point that does not fit (Polars ``pl.format`` / ``str.format`` template).
+NOT_FIT = "does not fit: needs {} GB per device, {} GB usable"
+
+
 def _constant(name: str, value: str, n: int) -> pl.Series:
     return pl.Series(name, [value], dtype=pl.Categorical).extend_constant(value, n - 1)
 
@@ -86,7 +140,8 @@ def _frame(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, ident:
     series = [_constant("model_id", model_id, n), _constant("hardware_id", sys.hardware_id, n),
               _constant("serving", spec.serving.name, n), pl.Series("num_devices", num_devices)]
     series += [_identity_series(k, ident[k]) for k in IDENTITY[4:]]
-    metrics = {k: v for k, v in out.items() if k not in ("num_devices", "invalid_code")}
+    metrics: dict[str, np.ndarray | pl.Series] = {k: v for k, v in out.items()
+                                                  if k not in ("num_devices", "invalid_code")}
     metrics.update(_prices(sys, out["throughput_tokens_per_s"], num_devices))
     for phase in ("prefill", "decode"):
         bounds = pl.Series(list(BOUNDS), dtype=BOUND_ENUM)
@@ -118,21 +173,20 @@ def _prices(sys: System, throughput_tokens_per_s: np.ndarray, num_devices: np.nd
 def _reasons(model: ModelSpec, sys: System, ident: dict[str, Any], out: dict[str, np.ndarray]) -> pl.Series:
     """Why a point is invalid or does not fit (null where it fits); texts are built only for those rows."""
     n = len(out["fits"])
-    reason = pl.Series("reason", [None], dtype=pl.String).extend_constant(None, n - 1)
+    reason: pl.Series = pl.Series("reason", [None], dtype=pl.String).extend_constant(None, n - 1)
     code = out["invalid_code"]
     invalid, too_big = np.flatnonzero(code != 0), np.flatnonzero((code == 0) & ~out["fits"])
     if too_big.size:
         sub = pl.DataFrame({"need": out["memory_gb_per_device"][too_big],
                             "usable": out["usable_memory_gb_per_device"][too_big]})
-        text = sub.select(pl.format("does not fit: needs {} GB per device, {} GB usable",
-                                    pl.col("need").round(1), pl.col("usable").round(1))).to_series()
+        text = sub.select(pl.format(NOT_FIT, pl.col("need").round(1), pl.col("usable").round(1))).to_series()
         reason = reason.scatter(too_big, text)
     if invalid.size:
         messages = reason_messages(model, sys.spec, sys.eff)
         sub = pl.DataFrame({"code": code[invalid].astype(np.int64),
                             **{k: np.broadcast_to(ident[k], n)[invalid] for k in PLAN_KEYS}})
-        text = pl.col("code").replace_strict(list(messages), list(messages.values()), return_dtype=pl.String)
+        expr = pl.col("code").replace_strict(list(messages), list(messages.values()), return_dtype=pl.String)
         for key in PLAN_KEYS:
-            text = text.str.replace_all("{" + key + "}", pl.col(key).cast(pl.String), literal=True)
-        reason = reason.scatter(invalid, sub.select(text).to_series())
+            expr = expr.str.replace_all("{" + key + "}", pl.col(key).cast(pl.String), literal=True)
+        reason = reason.scatter(invalid, sub.select(expr).to_series())
     return reason

@@ -39,7 +39,7 @@ def _check_scalar(value: Any, tp: Any, where: str, field: str) -> Any:
         if not isinstance(value, str):
             raise SpecError(where, field, value, "a string")
         return value
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, Mapping):
             raise SpecError(where, field, value, f"a mapping with keys {sorted(_field_names(tp))}")
         return build(tp, value, where, prefix=f"{field}.")
@@ -80,7 +80,7 @@ def build(cls: type[T], data: Mapping[str, Any], where: str, prefix: str = "") -
     if unknown:
         raise SpecError(where, prefix + unknown[0], data[unknown[0]], f"unknown key; valid keys: {sorted(names)}")
     kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if f.name in data:
             kwargs[f.name] = _check(data[f.name], hints[f.name], where, prefix + f.name)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:

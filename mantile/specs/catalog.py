@@ -10,7 +10,7 @@ import functools
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from mantile.specs._load import build
 from mantile.specs.errors import SpecError
@@ -41,7 +41,10 @@ def _path(group: str, item: str, field: str) -> Path:
 
 
 def _plain(data: Any) -> dict[str, Any]:
-    return OmegaConf.to_container(data, resolve=True) if OmegaConf.is_config(data) else dict(data)
+    """A mapping from a parsed YAML node or a plain dict (a list or scalar is left for ``build`` to reject)."""
+    if OmegaConf.is_config(data):
+        data = OmegaConf.to_container(data, resolve=True)
+    return dict(data) if isinstance(data, dict) else data
 
 
 def model_from_dict(data: Any, where: str) -> ModelSpec:
@@ -64,10 +67,12 @@ def load_with_defaults(group: str, item: str, field: str, seen: tuple[str, ...] 
     if item in seen:
         raise SpecError(f"conf/{group}", "defaults", item, f"no cycle (via {list(seen)})")
     data = OmegaConf.load(_path(group, item, field))
+    if not isinstance(data, DictConfig):
+        raise SpecError(f"conf/{group}/{item}.yaml", "file", type(data).__name__, "a YAML mapping")
     defaults = data.pop("defaults", None) if "defaults" in data else None
     if not defaults:
         return data
-    merged = OmegaConf.create()
+    merged: Any = OmegaConf.create()
     for entry in defaults:
         if entry == "_self_":
             merged = OmegaConf.merge(merged, data)
