@@ -132,15 +132,25 @@ def predict_row(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | Non
         return Prediction(kind, label, row["ms"], pred)
     if kind == "model_prefill":
         r = estimate(model=row["model"], hardware=hardware, batch_size=row["batch"], input_seq=row["seq"],
-                     output_seq=1, serving=serving, efficiency=eff, enforce_max_position=False)
+                     output_seq=1, serving=serving, efficiency=eff, enforce_max_position=False, **_dtypes(row))
         return Prediction(kind, f"{row['model']} b={row['batch']} s={row['seq']}", row["ms"], r["ttft_ms"])
     if kind == "model_decode":
         r = estimate(model=row["model"], hardware=hardware, batch_size=row["batch"], input_seq=row["context"],
-                     output_seq=2, serving=serving, efficiency=eff, enforce_max_position=False)
+                     output_seq=2, serving=serving, efficiency=eff, enforce_max_position=False, **_dtypes(row))
         return Prediction(kind, f"{row['model']} b={row['batch']} ctx={row['context']}", row["ms"], r["tpot_ms"])
     if kind == "published":
         return _published(row, hardware, eff, serving)
     return None
+
+
+def _dtypes(row: dict[str, Any]) -> dict[str, Any]:
+    """A whole-model row's number formats. measure.py's rows quantize only the linear layers: the KV
+    cache and the embedding / LM head stay bf16 (shared/calibration/README.md) unless the row says."""
+    dtype = str(row.get("dtype") or "bf16")
+    if dtype == "bf16" and not row.get("kv_dtype"):
+        return {"dtype": dtype}
+    keep = str(row.get("embedding_dtype") or "bf16")
+    return {"dtype": dtype, "kv_dtype": str(row.get("kv_dtype") or "bf16"), "layers": {"embedding": {"dtype": keep}}}
 
 
 def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None, serving: str) -> Prediction | None:

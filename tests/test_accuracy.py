@@ -55,3 +55,20 @@ def test_out_of_sample_accuracy_leave_one_model_out() -> None:
         preds = [predict_row(r, hardware_for(r, None), eff) for r in rows if r["model"].startswith(held)]
         for kind, err in mape(preds).items():
             assert err <= 10.0, f"held out {held}: {kind} MAPE {err:.1f}%"
+
+
+def test_whole_model_rows_are_predicted_in_their_own_dtype() -> None:
+    """A model row with ``"dtype": "fp8"`` (measure_fp8_long.py: FP8 linear layers, bf16 KV cache,
+    bf16 embedding and LM head) is predicted as that, not as bf16 (a bug until the seams issue)."""
+    import mantile
+    from mantile.validate import predict_row
+
+    row = {"kind": "model_prefill", "model": "llama_3.1_8b", "dtype": "fp8", "batch": 1, "seq": 4096, "ms": 82.4}
+    fp8 = predict_row(row, "nvidia_h100_80gb")
+    bf16 = predict_row({**row, "dtype": "bf16"}, "nvidia_h100_80gb")
+    assert fp8 is not None and bf16 is not None
+    expected = mantile.estimate("llama_3.1_8b", "nvidia_h100_80gb", batch_size=1, input_seq=4096, output_seq=1,
+                                dtype="fp8", kv_dtype="bf16", layers={"embedding": {"dtype": "bf16"}},
+                                enforce_max_position=False)["ttft_ms"]
+    assert fp8.predicted == pytest.approx(expected, rel=1e-12)
+    assert fp8.predicted < 0.8 * bf16.predicted  # FP8 GEMMs at twice the peak: a visibly shorter prefill
