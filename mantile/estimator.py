@@ -169,7 +169,7 @@ def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "pref
     arithmetic_intensity_flops_per_byte, and the footprint of this instance on one device:
     weights_bytes_per_device, kv_cache_bytes_per_device (attention: this layer's cache for the
     batch), memory_footprint_bytes_per_device. ``q_len``: new tokens per sequence in a decode step (1;
-    k + 1 for a speculative-decoding verify step). ``kernels=True`` adds ``kernels_list``: the layer's
+    k + 1 for a speculative-decoding verify step). ``kernels=True`` adds ``named_kernels``: the layer's
     named kernels and collectives (name, launches, flops, bytes by kind, compute/memory/overhead/comm
     and total ms, bound), whose ``time_ms`` sum to ``latency_ms``.
     """
@@ -213,7 +213,7 @@ def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "pref
         "arithmetic_intensity_flops_per_byte": f(c.flops) / f(c.bytes) if f(c.bytes) else None,
     }
     if kernels:
-        out["kernels_list"] = [kernel_row(k) for k in c.kernels]
+        out["named_kernels"] = [kernel_row(k) for k in c.kernels]
     return out
 
 

@@ -112,6 +112,24 @@ class LayerMetricsRequest(_Body):
     serving: str = SERVING
 
 
+class KernelRow(BaseModel):
+    """One named kernel (or collective) of the layer on one device; the rows' time_ms sum to latency_ms."""
+
+    name: str = Field(description="kernel as the stack launches it: qkv_proj, rope, attention, o_proj, all_reduce, ...")
+    launches: float = Field(description="kernel launches (0 for a collective)")
+    flops: float
+    weight_bytes: float
+    kv_bytes: float
+    activation_bytes: float
+    comm_bytes: float
+    compute_ms: float
+    memory_ms: float
+    overhead_ms: float = Field(description="fixed launch cost (and a GEMM's pipeline fill)")
+    comm_ms: float = Field(description="exposed collective time")
+    time_ms: float = Field(description="max(compute_ms, memory_ms) + overhead_ms + comm_ms")
+    bound: str
+
+
 class LayerMetricsResponse(BaseModel):
     model_config = ConfigDict(protected_namespaces=(), extra="allow")
     model_id: str
@@ -136,6 +154,7 @@ class LayerMetricsResponse(BaseModel):
     weights_bytes_per_device: float | None = Field(default=None, description="this instance's weights on one device")
     kv_cache_bytes_per_device: float | None = Field(default=None, description="this layer's KV cache for the batch")
     memory_footprint_bytes_per_device: float | None = Field(default=None, description="weights + KV cache")
+    named_kernels: list[KernelRow] = Field(default_factory=list, description="the layer's kernels by name")
 
 
 # ---- POST /config/system-metrics -----------------------------------------------------------------

@@ -60,7 +60,7 @@ def layer_metrics(catalog: Catalog, req: LayerMetricsRequest) -> dict[str, Any]:
             model=req.model_id, hardware=req.hardware_config, layer_type=req.layer_type, phase=req.phase,
             batch_size=req.batch_size, seq_length=req.seq_length, kv_length=req.kv_length, dtype=req.dtype,
             kv_dtype=req.kv_dtype, tp=req.tensor_parallel, cp=req.context_parallel, sp=req.sequence_parallel,
-            ep=req.expert_parallel, serving=req.serving)
+            ep=req.expert_parallel, serving=req.serving, kernels=True)
     return _finite(out)
 
 

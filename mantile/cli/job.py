@@ -101,6 +101,7 @@ def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str], multirun: b
     else:
         res = run(spec, settings, out_dir / "results.parquet", config_yaml, pareto)
     io.write_parquet(res.pareto, out_dir / "pareto.parquet", config_yaml)
+    write_kernels(spec, res.pareto, out_dir, config_yaml, bool(cfg.get("show_kernels", False)))
     print(summary.describe(res, f"[{choices['model']} on {choices['hardware']}] "))
     if capacity is not None:
         print(summary.capacity_text(capacity, curves(res.lazy(), capacity, sla), sla))
@@ -108,6 +109,19 @@ def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str], multirun: b
     if not multirun:
         report(res.lazy(), res.pareto, out_dir, pareto, sla, bool(cfg.get("plot", False)))
     return res
+
+
+def write_kernels(spec: SweepSpec, front: Any, out_dir: Path, config_yaml: str, show: bool) -> None:
+    """``kernels.parquet``: the named kernels of every Pareto point's prefill and decode step; with
+    ``show_kernels=true`` the decode step of the first point is printed kernel by kernel."""
+    from mantile.engine.kernels import kernel_frame, top_kernels_text
+
+    kernels = kernel_frame(spec, front)
+    if kernels.is_empty():
+        return
+    io.write_parquet(kernels, out_dir / "kernels.parquet", config_yaml)
+    if show:
+        print(top_kernels_text(kernels))
 
 
 def report(lf: Any, front: Any, out_dir: Path, pareto: ParetoSettings, sla: Sla, plot: bool) -> None:

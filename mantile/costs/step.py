@@ -72,6 +72,8 @@ class StepCost:
     by_type: dict[str, Cost]
     total: Cost
     latency_s: Array
+    #: every block's Cost (with its named kernels) and how often it runs in the pass
+    parts: tuple[tuple[Block, float, Cost], ...] = ()
 
 
 def exposed_s(c: Cost, overlap: bool) -> Array:
@@ -98,13 +100,15 @@ def forward(s: Setup, phase: str, batch: Array, q_len: Array, kv_len: Array, mix
     pass (continuous batching). The LM head runs on the last position of each sequence."""
     by_type = {kind: Cost() for kind in LAYER_TYPES}
     total, latency = Cost(), np.asarray(0.0)
-    parts: list[tuple[Block, float]] = [*s.arch.layer_blocks(), (s.arch.embedding, 1.0), (s.arch.final_norm, 1.0)]
-    for block, times in parts:
+    blocks: list[tuple[Block, float]] = [*s.arch.layer_blocks(), (s.arch.embedding, 1.0), (s.arch.final_norm, 1.0)]
+    parts = []
+    for block, times in blocks:
         c = block_cost(s, block, phase, batch, q_len, kv_len, mixed_seqs, mixed_len, logits_rows=batch)
         by_type[block.layer_type].add(c, times)
         total.add(c, times, TOTAL_SLOTS)
         latency = latency + times * np.asarray(exposed_s(c, s.comm_overlap))
-    return StepCost(by_type, total, latency)
+        parts.append((block, times, c))
+    return StepCost(by_type, total, latency, tuple(parts))
 
 
 def bound_index(c: Cost) -> np.ndarray:

@@ -132,6 +132,26 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving
     )
 
 
+def step_kernels(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile,
+                 point: Mapping[str, Any], enforce_max_position: bool = True) -> list[dict[str, Any]]:
+    """The named kernels behind one point's TTFT and TPOT: for the prefill and the decode step the
+    serving mode costs, every kernel of every block with ``instances`` (how often the block runs in
+    the pass) and its time per instance; ``total_ms`` = instances x time_ms sums to the step's time
+    (without collective overlap)."""
+    ax = Axes.resolve({k: np.asarray([v]) if not isinstance(v, str) else v for k, v in point.items()})
+    setup = Setup.of(model, hw, eff, serving, ax)
+    t = MODES[serving.batching](Steps(setup))
+    rows: list[dict[str, Any]] = []
+    for phase, step in (("prefill", t.prefill), ("decode", t.decode)):
+        for block, times, c in step.parts:
+            for k in c.kernels:
+                one = float(np.asarray(k.time_s).reshape(-1)[0])
+                rows.append({"phase": phase, "layer_type": block.layer_type, "block": type(block).__name__,
+                             "kernel": k.name, "instances": times, "time_ms": one * 1e3,
+                             "total_ms": times * one * 1e3, "bound": k.bound})
+    return rows
+
+
 def layer_cost(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, layer_type: str,
                phase: str, batch: float, seq_length: float, kv_length: float, tp: float = 1, cp: float = 1,
                sp: float = 1, ep: float = 1, dtype: str = "bf16", kv_dtype: str | None = None,

@@ -1,0 +1,67 @@
+"""Named kernels: a layer is a list of kernels as the stack launches them, and their times add up."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+import mantile
+from mantile.api import create_app
+
+ATTENTION_DECODE = ["qkv_proj", "rope", "kv_cache_write", "attention", "cp_all_gather_q", "cp_reduce_scatter_out",
+                    "attention_output_copy", "o_proj", "all_reduce"]
+
+
+def test_issue_example_lists_named_kernels_that_sum_to_the_latency() -> None:
+    r = mantile.layer_metrics(model="llama_3.1_8b", hardware="nvidia_h100_80gb", layer_type="attention",
+                              phase="decode", batch_size=8, kv_length=2048, kernels=True)
+    names = [k["name"] for k in r["named_kernels"]]
+    assert names == ATTENTION_DECODE  # the pytorch stack: unfused RoPE, 2 KV copies, output re-layout
+    assert sum(k["time_ms"] for k in r["named_kernels"]) == pytest.approx(r["latency_ms"], rel=1e-12)
+    # tp = cp = 1: the collectives take no time and move nothing
+    comm = {k["name"]: k for k in r["named_kernels"] if k["name"] in ("all_reduce", "cp_all_gather_q")}
+    assert all(k["time_ms"] == 0 and k["comm_bytes"] == 0 for k in comm.values())
+
+
+def test_kernel_bytes_by_kind_by_hand() -> None:
+    """Llama 3.1 8B decode, batch 8, 2048 cached tokens, bf16, one H100:
+    qkv_proj reads the weights h x (q + 2 kv) = 4096 x (4096 + 2*1024) values = 25,165,824 x 2 B;
+    attention reads K and V: 8 seqs x 2048 tokens x 2 x 8 kv heads x 128 x 2 B = 67,108,864 B."""
+    r = mantile.layer_metrics(model="llama_3.1_8b", hardware="nvidia_h100_80gb", layer_type="attention",
+                              phase="decode", batch_size=8, kv_length=2048, kernels=True)
+    k = {row["name"]: row for row in r["named_kernels"]}
+    assert k["qkv_proj"]["weight_bytes"] == 4096 * (4096 + 2 * 1024) * 2
+    assert k["qkv_proj"]["flops"] == 2 * 8 * 4096 * (4096 + 2 * 1024)
+    assert k["attention"]["kv_bytes"] == 8 * 2048 * 2 * 8 * 128 * 2
+    assert k["attention"]["bound"] == "memory"  # one query token per sequence: a cache read
+    assert sum(row["kv_bytes"] for row in r["named_kernels"]) == r["kv_bytes_read_written"]
+
+
+@pytest.mark.parametrize("layer_type,expected", [
+    ("feedforward", ["gate_up_proj", "act_mul", "down_proj", "all_reduce"]),
+    ("norm", ["norm", "residual_add"]),
+    ("embedding", ["embedding_lookup", "embedding_all_reduce", "lm_head", "logits_all_gather"]),
+])
+def test_other_layer_types_name_their_kernels(layer_type: str, expected: list[str]) -> None:
+    r = mantile.layer_metrics(model="llama_3.1_8b", hardware="nvidia_h100_80gb", layer_type=layer_type,
+                              phase="prefill", batch_size=2, seq_length=1024, tp=2, kernels=True)
+    assert [k["name"] for k in r["named_kernels"]] == expected
+    assert sum(k["time_ms"] for k in r["named_kernels"]) == pytest.approx(r["latency_ms"], rel=1e-12)
+
+
+def test_moe_layer_names_router_and_expert_gemms() -> None:
+    r = mantile.layer_metrics(model="mixtral_8x7b", hardware="nvidia_h100_80gb", layer_type="feedforward",
+                              phase="decode", batch_size=4, kv_length=1024, tp=2, ep=2, kernels=True)
+    assert [k["name"] for k in r["named_kernels"]] == ["router", "experts_gate_up", "act_mul", "experts_down",
+                                                       "all_reduce"]
+
+
+def test_http_layer_metrics_returns_the_kernels() -> None:
+    client = TestClient(create_app())
+    body = {"model_id": "llama_3.1_8b", "hardware_config": "nvidia_h100_80gb", "layer_type": "attention",
+            "phase": "decode", "batch_size": 8, "seq_length": 2048}
+    res = client.post("/config/layer-metrics", json=body)
+    assert res.status_code == 200, res.text
+    out = res.json()
+    assert [k["name"] for k in out["named_kernels"]] == ATTENTION_DECODE
+    assert sum(k["time_ms"] for k in out["named_kernels"]) == pytest.approx(out["latency_ms"], rel=1e-9)
