@@ -66,7 +66,7 @@ class GQAAttention:
             # q_len new tokens per sequence read the sequence's cache once and each attend to all of it
             # (the causal mask among the q_len new tokens is ignored: a few against thousands of keys)
             attention_core(core, m, w.batch, w.q_len, w.kv_len / w.cp, heads, kv_heads, d, w.a_bytes,
-                           w.kv_bytes, causal=False, count=st.attention_decode_kernels, split_kv=True)
+                           w.kv_bytes, causal=False, count=st.attention_decode_kernels, split_kv=True, decode=True)
             if np.any(w.mixed_prefill_seqs):  # chunked prefill riding along (continuous batching)
                 attention_core(core, m, w.mixed_prefill_seqs, w.mixed_prefill_len, w.mixed_prefill_len, heads,
                                kv_heads, d, w.a_bytes, w.kv_bytes, causal=True, split_kv=True,

@@ -8,7 +8,7 @@ few choices, how sweep grids carry them).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,27 @@ def lookup(values: StrColumn, table: Mapping[str, float]) -> np.ndarray:
         return np.asarray(table.get(str(values), np.nan), dtype=float)
     uniq, inv = np.unique(values, return_inverse=True)
     return np.array([table.get(str(u), np.nan) for u in uniq], dtype=float)[inv]
+
+
+def map_pairs(a: StrColumn, b: StrColumn, f: Callable[[str, str], str]) -> StrColumn:
+    """``f`` applied to each point's pair of strings (e.g. dtype, kv_dtype), computed once per distinct pair."""
+    if isinstance(a, str) and isinstance(b, str):
+        return f(a, b)
+    if isinstance(a, Coded) and isinstance(b, Coded):  # grid columns: pair the codes, not the strings
+        keys, inv = np.unique(a.codes * len(b.choices) + b.codes, return_inverse=True)
+        return Coded(tuple(f(a.choices[k // len(b.choices)], b.choices[k % len(b.choices)]) for k in keys),
+                     np.asarray(inv).reshape(np.shape(a.codes)))
+    a_arr, b_arr = (_strings(v) for v in (a, b))
+    a_arr, b_arr = np.broadcast_arrays(a_arr, b_arr)
+    pairs, inv = np.unique(np.stack([a_arr.ravel(), b_arr.ravel()], axis=1), axis=0, return_inverse=True)
+    choices = tuple(f(str(x), str(y)) for x, y in pairs)
+    return Coded(choices, np.asarray(inv).reshape(a_arr.shape))
+
+
+def _strings(v: StrColumn) -> np.ndarray:
+    if isinstance(v, Coded):
+        return np.asarray(v.choices, dtype=object)[v.codes].astype(str)
+    return np.asarray(v, dtype=str)
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,36 @@ Array = np.ndarray | float
 
 @dataclass(frozen=True)
 class Machine:
-    """The device as the cost functions see it: per-point peak FLOP/s, bandwidth and constants."""
+    """The device as the cost functions see it: per-point peak FLOP/s, bandwidth and constants.
+
+    The GEMM constants and the attention peak may be per point (arrays): a dtype column selects each
+    point's GEMM constants (``EfficiencyProfile.gemm_constants``) and the format attention computes in
+    (``dtypes.attention_dtype``). ``quantize`` is 1 where each GEMM's 16-bit input is first quantized
+    to the weight format by a kernel of its own, else 0.
+    """
 
     peak_flops_per_s: Array  # dense peak of the compute dtype, per point
     hbm_bytes_per_s: float  # datasheet HBM bandwidth
     compute_units: int  # SMs / CUs
     eff: EfficiencyProfile
     stack: KernelStack
+    gemm_efficiency: Array | None = None  # None: eff.gemm_efficiency
+    gemm_k_half: Array | None = None  # None: eff.gemm_k_half
+    gemm_overhead_s: Array | None = None  # None: eff.gemm_overhead_us
+    attention_peak_flops_per_s: Array | None = None  # None: peak_flops_per_s
+    quantize: Array = 0.0
+
+    @property
+    def gemm(self) -> tuple[Array, Array, Array]:
+        """(efficiency, k_half, fixed seconds) of this machine's GEMMs."""
+        e = self.eff
+        return (e.gemm_efficiency if self.gemm_efficiency is None else self.gemm_efficiency,
+                e.gemm_k_half if self.gemm_k_half is None else self.gemm_k_half,
+                e.gemm_overhead_us * 1e-6 if self.gemm_overhead_s is None else self.gemm_overhead_s)
+
+    @property
+    def attention_peak(self) -> Array:
+        return self.peak_flops_per_s if self.attention_peak_flops_per_s is None else self.attention_peak_flops_per_s
 
     @property
     def achieved_bytes_per_s(self) -> float:
@@ -107,11 +130,13 @@ class Cost:
         self.kernels: list[KernelCost] = []
 
     def kernel(self, m: Machine, name: str, flops: Array, nbytes: Array, compute_s: Array, count: Array = 1.0,
-               extra_s: float = 0.0, weight_bytes: Array = 0.0, kv_bytes: Array = 0.0) -> None:
+               extra_s: Array = 0.0, weight_bytes: Array = 0.0, kv_bytes: Array = 0.0,
+               bytes_per_s: float | None = None) -> None:
         """Add kernel ``name``: ``count`` launches moving ``nbytes`` (of which ``weight_bytes`` weights and
         ``kv_bytes`` KV cache) and doing ``flops`` in total; ``extra_s`` is a fixed cost of this kernel on
-        top of the launch overhead (a GEMM's pipeline fill and drain)."""
-        memory_s = nbytes / m.achieved_bytes_per_s
+        top of the launch overhead (a GEMM's pipeline fill and drain); ``bytes_per_s`` replaces the
+        machine's streaming rate for this kernel."""
+        memory_s = nbytes / (m.achieved_bytes_per_s if bytes_per_s is None else bytes_per_s)
         t = np.maximum(compute_s, memory_s)
         overhead = count * m.overhead_s + extra_s
         self.flops = self.flops + flops
@@ -198,21 +223,24 @@ def gemm(cost: Cost, m: Machine, rows: Array, cols: Array, depth: Array, w_bytes
     epilogue, and the last wave of tiles leaves compute units idle.
     """
     wg = groups if weight_groups is None else weight_groups
+    if np.any(m.quantize):  # the 16-bit input is cast to the weight format first (one kernel)
+        q = m.quantize * rows * depth * groups
+        cost.elementwise(m, f"{name}_quantize", q * (a_bytes + w_bytes), m.quantize * m.stack.quantize_kernels)
+    efficiency, k_half, fixed_s = m.gemm
     flops = 2.0 * rows * cols * depth * groups
     waves, split = wave_efficiency(m, rows, cols, depth)
     # split-K writes fp32 partial tiles and reduces them in a second kernel
     partials = (split > 1) * (8.0 * split * rows * cols * groups)
     weights = depth * cols * w_bytes * wg
     nbytes = weights + (rows * depth + rows * cols) * a_bytes * groups + partials
-    rate = m.peak_flops_per_s * m.eff.gemm_efficiency * depth / (depth + m.eff.gemm_k_half) * waves
-    cost.kernel(m, name, flops, nbytes, flops / rate, count=1.0 + (split > 1), extra_s=m.eff.gemm_overhead_us * 1e-6,
-                weight_bytes=weights)
+    rate = m.peak_flops_per_s * efficiency * depth / (depth + k_half) * waves
+    cost.kernel(m, name, flops, nbytes, flops / rate, count=1.0 + (split > 1), extra_s=fixed_s, weight_bytes=weights)
 
 
 def attention_core(cost: Cost, m: Machine, batch: Array, q_len: Array, kv_len: Array, heads: Array,
                    kv_heads: Array, head_dim: float, a_bytes: Array, kv_bytes: Array, causal: bool,
                    count: float, split_kv: bool = False,
-                   kv_eff: Array | None = None, name: str = "attention") -> None:
+                   kv_eff: Array | None = None, name: str = "attention", decode: bool = False) -> None:
     """Flash attention (no S x S matrix in HBM): QK^T and PV on tensor cores.
 
     flops = 4 * batch * heads * q_len * kv_eff * head_dim, kv_eff = kv_len - q_len/2 when causal
@@ -233,5 +261,9 @@ def attention_core(cost: Cost, m: Machine, batch: Array, q_len: Array, kv_len: A
     else:
         tiles = batch * heads * np.ceil(q_len / e.gemm_tile_m)
         waves = tiles / (np.ceil(tiles / m.compute_units) * m.compute_units)
-    rate = m.peak_flops_per_s * e.attention_efficiency * head_dim / (head_dim + e.attention_head_dim_half)
-    cost.kernel(m, name, flops, nbytes, flops / (rate * waves), count=count, kv_bytes=cache)
+    rate = m.attention_peak * e.attention_efficiency * head_dim / (head_dim + e.attention_head_dim_half)
+    # decode: the engine's attention kernel reads the cache at its own measured rate, if known
+    read_rate = (m.hbm_bytes_per_s * e.attention_decode_memory_efficiency
+                 if decode and e.attention_decode_memory_efficiency > 0 else None)
+    cost.kernel(m, name, flops, nbytes, flops / (rate * waves), count=count, kv_bytes=cache,
+                extra_s=e.attention_decode_overhead_us * 1e-6 if decode else 0.0, bytes_per_s=read_rate)

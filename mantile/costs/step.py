@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from mantile.costs import comm
-from mantile.costs.axes import Axes, lookup
+from mantile.costs.axes import Axes, lookup, map_pairs
 from mantile.costs.blocks import LAYER_TYPES, Block, Work
 from mantile.costs.families import Architecture, architecture
 from mantile.costs.kernels import BOUNDS, Array, Cost, Machine
-from mantile.specs.dtypes import ACTIVATION_BYTES, BYTES_PER_ELEMENT
+from mantile.specs.dtypes import ACTIVATION_BYTES, BYTES_PER_ELEMENT, DTYPES, PEAK_KEY, attention_dtype
 from mantile.specs.hardware import EfficiencyProfile, HardwareSpec
 from mantile.specs.model import ModelSpec
 from mantile.specs.serving import ServingProfile
@@ -47,15 +47,23 @@ class Setup:
     @classmethod
     def of(cls, model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile,
            ax: Axes) -> Setup:
-        peaks = {k: v * 1e12 for k, v in hw.device.peak_tflops.items()}
+        peaks = {d: hw.device.peak_tflops[k] * 1e12 for d, k in PEAK_KEY.items() if k in hw.device.peak_tflops}
+        gemm = {d: eff.gemm_constants(d) for d in DTYPES}
         machines, w_bytes, peak_ok = {}, {}, np.asarray(True)
+        attn_peak = lookup(map_pairs(ax.dtype, ax.kv_dtype, attention_dtype), peaks)
+        quantizes = serving.kernels.quantize_kernels > 0 and not eff.gemm_includes_quantize
         for kind in ("attention", "feedforward", "embedding"):
             dtype = ax.layer_dtype(kind)
             peak = lookup(dtype, peaks)
             peak_ok = peak_ok & np.isfinite(peak)
-            machines[kind] = Machine(np.where(np.isfinite(peak), peak, 1.0), hw.device.hbm_bandwidth_bytes_per_s,
-                                     hw.device.compute_units, eff, serving.kernels)
             w_bytes[kind] = lookup(dtype, BYTES_PER_ELEMENT)
+            machines[kind] = Machine(
+                np.where(np.isfinite(peak), peak, 1.0), hw.device.hbm_bandwidth_bytes_per_s, hw.device.compute_units,
+                eff, serving.kernels, gemm_efficiency=lookup(dtype, {d: g.gemm_efficiency for d, g in gemm.items()}),
+                gemm_k_half=lookup(dtype, {d: g.gemm_k_half for d, g in gemm.items()}),
+                gemm_overhead_s=lookup(dtype, {d: g.gemm_overhead_us * 1e-6 for d, g in gemm.items()}),
+                attention_peak_flops_per_s=np.where(np.isfinite(attn_peak), attn_peak, 1.0),
+                quantize=(w_bytes[kind] < 2.0) * 1.0 if quantizes else 0.0)
         w_bytes["norm"] = w_bytes["embedding"]
         kv = lookup(ax.kv_dtype, BYTES_PER_ELEMENT)
         return cls(model, architecture(model), ax, machines, w_bytes, lookup(ax.dtype, ACTIVATION_BYTES), kv,

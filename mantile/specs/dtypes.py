@@ -1,12 +1,32 @@
-"""Number formats: bytes per element and the peak-FLOP/s key each one computes at."""
+"""Number formats: bytes per stored element, the peak-FLOP/s key each one computes at, activations.
+
+Block-scaled 4-bit formats carry their scales in the bytes (the OCP Microscaling spec v1.0 and
+NVIDIA's NVFP4 description, developer.nvidia.com/blog/introducing-nvfp4-for-efficient-and-accurate-
+low-precision-inference):
+- ``fp4`` is NVFP4: 4-bit E2M1 values plus one FP8 (E4M3) scale per 16 values: 0.5 + 1/16 = 0.5625 B;
+- ``mxfp4`` (MXFP4, GPT-OSS's experts): 4-bit values plus one 8-bit (E8M0) scale per 32: 0.53125 B;
+- ``fp6`` packs four values in three bytes (scales not counted).
+Both 4-bit formats compute at the device's ``fp4`` peak.
+"""
 
 from __future__ import annotations
 
-#: Bytes per stored element. fp4 packs two values per byte, fp6 four values in three bytes (scales
-#: ignored).
+#: Bytes per stored element (scales included for the block-scaled formats).
 BYTES_PER_ELEMENT: dict[str, float] = {
-    "fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp6": 0.75, "fp4": 0.5,
+    "fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp6": 0.75,
+    "fp4": 0.5 + 1 / 16, "mxfp4": 0.5 + 1 / 32,
 }
 DTYPES: tuple[str, ...] = tuple(BYTES_PER_ELEMENT)
+#: The peak-FLOP/s key of a dtype in a hardware file's ``peak_tflops`` (itself unless listed).
+PEAK_KEY: dict[str, str] = {d: d for d in DTYPES} | {"mxfp4": "fp4"}
 #: Activations of quantized models stay in 16 bits; weights and math use the dtype.
 ACTIVATION_BYTES: dict[str, float] = {d: max(b, 2.0) for d, b in BYTES_PER_ELEMENT.items()}
+
+
+def attention_dtype(dtype: str, kv_dtype: str) -> str:
+    """The format flash attention computes in: FP8 when both the model and its KV cache are 8-bit or
+    narrower and the cache is FP8 (FlashAttention-3 / TensorRT-LLM FP8 attention); never FP4 (no FP4
+    attention kernels); otherwise the 16-bit activation format (fp32 models: fp32)."""
+    if kv_dtype == "fp8" and BYTES_PER_ELEMENT[dtype] <= 1.0:
+        return "fp8"
+    return dtype if dtype in ("fp32", "fp16", "tf32") else "bf16"

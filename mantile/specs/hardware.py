@@ -31,6 +31,9 @@ class DeviceSpec:
     hbm_bandwidth_tb_per_s: float = field(metadata=doc("peak HBM bandwidth, TB/s"))
     source: str = field(metadata=doc("datasheet / document the figures come from"))
     tdp_w: float | None = field(default=None, metadata=doc("board power, W"))
+    kernel_tables: str = field(default="", metadata=doc(
+        "system name of the measured per-engine kernel tables fitted in conf/efficiency/fitted/ "
+        "(<kernel_tables>_<engine>.yaml); empty = the generation's profile for every serving engine"))
 
     def __post_init__(self) -> None:
         valid = generations()
@@ -51,10 +54,14 @@ class DeviceSpec:
         return self.hbm_bandwidth_tb_per_s * 1e12
 
     def peak_flops_per_s(self, dtype: str) -> float:
-        """Dense peak for ``dtype``; raises SpecError naming the dtypes this device has."""
-        if dtype not in self.peak_tflops:
+        """Dense peak for ``dtype`` (block-scaled 4-bit formats at the fp4 peak); raises SpecError naming
+        the dtypes this device has."""
+        from mantile.specs.dtypes import PEAK_KEY
+
+        key = PEAK_KEY.get(dtype, dtype)
+        if key not in self.peak_tflops:
             raise SpecError(self.name, "dtype", dtype, sorted(self.peak_tflops))
-        return self.peak_tflops[dtype] * 1e12
+        return self.peak_tflops[key] * 1e12
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,27 @@ class SystemSpec:
 
 
 @dataclass(frozen=True)
+class GemmConstants:
+    """GEMM constants of one number format (see ``EfficiencyProfile``'s gemm_* fields)."""
+
+    gemm_efficiency: float = field(metadata=doc("large-GEMM achieved fraction of this dtype's dense peak"))
+    gemm_k_half: float = field(metadata=doc("GEMM depth K at which per-tile fixed work halves efficiency"))
+    gemm_overhead_us: float = field(metadata=doc("extra fixed cost of a GEMM, microseconds"))
+
+    def __post_init__(self) -> None:
+        if not 0 < self.gemm_efficiency <= 1:
+            raise SpecError("?", "gemm_efficiency", self.gemm_efficiency, "a fraction in (0, 1]")
+
+
+@dataclass(frozen=True)
+class CollectiveFit:
+    """A measured collective of one group size: t = latency + wire bytes / bus bandwidth."""
+
+    latency_us: float = field(metadata=doc("fixed time of one call, microseconds"))
+    bus_bandwidth_gb_s: float = field(metadata=doc("achieved bus bandwidth, GB/s (nccl-tests busbw)"))
+
+
+@dataclass(frozen=True)
 class EfficiencyProfile:
     """Achieved fractions of peak and fixed costs for one GPU generation and software stack.
 
@@ -140,6 +168,22 @@ class EfficiencyProfile:
     collective_latency_us: float = field(metadata=doc("fixed cost of one collective call, microseconds"))
     scale_out_bandwidth_efficiency: float = field(metadata=doc("achieved fraction of scale-out bandwidth"))
     source: str = field(metadata=doc("how the constants were obtained"))
+    gemm_dtypes: dict[str, GemmConstants] = field(default_factory=dict, metadata=doc(
+        "GEMM constants per number format (fp8, fp4, ...); formats not listed use the gemm_* fields"))
+    gemm_includes_quantize: bool = field(default=False, metadata=doc(
+        "the GEMM constants were measured on a 16-bit input: activation quantization is inside them"))
+    attention_decode_memory_efficiency: float = field(default=0.0, metadata=doc(
+        "decode attention's fraction of HBM bandwidth reading the KV cache; 0 = memory_efficiency"))
+    attention_decode_overhead_us: float = field(default=0.0, metadata=doc(
+        "extra fixed cost of one decode attention call, microseconds"))
+    all_reduce_fits: dict[str, CollectiveFit] = field(default_factory=dict, metadata=doc(
+        "measured all-reduce inside the scale-up domain by group size ('2', '4', '8'): replaces the "
+        "algorithm model there"))
+
+    def gemm_constants(self, dtype: str) -> GemmConstants:
+        """The GEMM constants of ``dtype`` (the gemm_* fields unless gemm_dtypes lists it)."""
+        return self.gemm_dtypes.get(dtype) or GemmConstants(self.gemm_efficiency, self.gemm_k_half,
+                                                            self.gemm_overhead_us)
 
     def __post_init__(self) -> None:
         for name in ("gemm_efficiency", "memory_efficiency", "attention_efficiency",

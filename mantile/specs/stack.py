@@ -27,6 +27,9 @@ class KernelStack:
     attention_prefill_kernels: int = field(metadata=doc("kernels of the attention core, prefill"))
     attention_decode_kernels: int = field(metadata=doc("kernels of the attention core, decode (split-KV + combine)"))
     attention_output_copy: bool = field(metadata=doc("decode: attention output re-laid out before Wo"))
+    quantize_kernels: int = field(default=1, metadata=doc(
+        "kernels that cast one GEMM's 16-bit input to an 8- or 4-bit weight format (0 = fused into the "
+        "previous kernel); used unless the efficiency profile's GEMM constants already include it"))
 
     def __post_init__(self) -> None:
         for name in ("norm_kernels", "rope_kernels", "activation_kernels", "attention_prefill_kernels",
