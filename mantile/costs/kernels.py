@@ -152,7 +152,7 @@ class Cost:
         self.kernels.append(KernelCost(name, count, flops, weight_bytes, kv_bytes,
                                        nbytes - weight_bytes - kv_bytes, compute_s, memory_s, overhead))
 
-    def elementwise(self, m: Machine, name: str, nbytes: Array, count: float, kv_bytes: Array = 0.0,
+    def elementwise(self, m: Machine, name: str, nbytes: Array, count: Array, kv_bytes: Array = 0.0,
                     weight_bytes: Array = 0.0) -> None:
         """Memory-bound kernels (norm, RoPE, activation, residual, copies, lookups): bytes only, no FLOPs."""
         memory_s = nbytes / m.achieved_bytes_per_s
