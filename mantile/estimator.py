@@ -20,10 +20,10 @@ from mantile.costs.blocks import LAYER_TYPES, PHASES
 from mantile.costs.checks import INVALID_FIELDS, invalid_codes, reason_messages
 from mantile.costs.kernels import KernelCost
 from mantile.engine.runner import EngineSettings, run
-from mantile.engine.spec import check_axis, make_spec, resolve_serving
+from mantile.engine.spec import check_axis, make_spec, resolve_serving, system_efficiency
 from mantile.engine.table import results_row
 from mantile.serving import system
-from mantile.specs import EfficiencyProfile, SpecError, load_efficiency, load_hardware, load_model
+from mantile.specs import EfficiencyProfile, SpecError, load_hardware, load_model
 from mantile.specs.dtypes import BYTES_PER_ELEMENT
 
 PLAN_KEYS = {
@@ -178,7 +178,8 @@ def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "pref
     if phase not in PHASES:
         raise SpecError("arguments", "phase", phase, PHASES)
     m, hw = load_model(model), load_hardware(hardware)
-    eff, st = efficiency or load_efficiency(hw.device.generation), resolve_serving(serving)
+    st = resolve_serving(serving)
+    eff = efficiency or system_efficiency(hw, st)
     kv_length = seq_length if kv_length is None else kv_length
     for name, v in (("batch_size", batch_size), ("seq_length", seq_length), ("tp", tp), ("cp", cp),
                     ("sp", sp), ("ep", ep), ("kv_length", kv_length)):

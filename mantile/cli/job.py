@@ -16,10 +16,10 @@ from mantile.analysis import summary
 from mantile.analysis.sla import Sla
 from mantile.engine import io
 from mantile.engine.runner import EngineSettings, ParetoSettings, RunResult, run
-from mantile.engine.spec import AXES, SweepSpec, System, check_axes
+from mantile.engine.spec import AXES, SweepSpec, System, check_axes, system_efficiency
 from mantile.specs import SpecError
 from mantile.specs._load import build
-from mantile.specs.catalog import hardware_from_dict, load_efficiency, model_from_dict, serving_from_dict
+from mantile.specs.catalog import hardware_from_dict, model_from_dict, serving_from_dict
 from mantile.specs.hardware import EfficiencyProfile
 
 EXECUTOR_KEYS = ("n_jobs", "backend", "address", "chunk_size", "progress", "keep_in_memory")
@@ -78,7 +78,7 @@ def spec_from_config(cfg: DictConfig, model_id: str, hardware_id: str, serving_i
     settings = executor_settings(cfg)
     # +efficiency=<generation> replaces the card's own profile (e.g. Hopper constants on another card)
     eff = (build(EfficiencyProfile, _plain(cfg.efficiency), "conf/efficiency")
-           if cfg.get("efficiency") is not None else load_efficiency(hw.device.generation))
+           if cfg.get("efficiency") is not None else system_efficiency(hw, serving))
     system = System(hardware_id, hw, eff)
     return SweepSpec({model_id: model}, {hardware_id: system}, axes, serving), settings
 

@@ -48,6 +48,8 @@ class Network:
     out_bytes_per_s: float
     out_latency_s: float
     call_s: float = 0.0  # fixed cost of one collective call (launch, synchronization)
+    #: measured all-reduce inside the domain: group size -> (seconds per call, bus bytes/s)
+    all_reduce_fits: tuple[tuple[int, float, float], ...] = ()
 
     @classmethod
     def of(cls, hw: HardwareSpec, eff: EfficiencyProfile) -> Network:
@@ -64,6 +66,8 @@ class Network:
             out_bytes_per_s=out.bandwidth_bytes_per_s * eff.scale_out_bandwidth_efficiency,
             out_latency_s=out.latency_s,
             call_s=eff.collective_latency_us * 1e-6,
+            all_reduce_fits=tuple(sorted((int(g), f.latency_us * 1e-6, f.bus_bandwidth_gb_s * 1e9)
+                                         for g, f in eff.all_reduce_fits.items())),
         )
 
     def split(self, p: Array, stride: Array = 1) -> tuple[Array, Array]:
@@ -100,10 +104,23 @@ def _intra_gather(net: Network, n: Array, p: Array) -> Array:
     return _ring(n, p, a, net.up_bytes_per_s, 1)
 
 
+def _fitted_all_reduce(net: Network, n: Array, p: Array, modelled: Array) -> Array:
+    """Where the engine's all-reduce was measured for this group size (``EfficiencyProfile.all_reduce_fits``):
+    t = latency + 2 (p-1)/p * n / bus bandwidth (nccl-tests' busbw definition), including the call's
+    fixed cost; elsewhere the algorithm model (+ the generic call cost)."""
+    out = modelled + net.call_s
+    for group, latency_s, bus_bytes_per_s in net.all_reduce_fits:
+        measured = latency_s + 2.0 * (group - 1) / group * n / bus_bytes_per_s
+        out = np.where(p == group, measured, out)
+    return out
+
+
 def all_reduce(net: Network, n: Array, p: Array) -> Array:
     """Seconds to all-reduce n bytes over p devices (0 when p == 1)."""
     p_in, p_out = net.split(p)
     intra = _intra_all_reduce(net, n, p_in)
+    if net.all_reduce_fits:
+        intra = _fitted_all_reduce(net, n, p_in, intra) - net.call_s
     cross = 2.0 * _intra_gather(net, n, p_in) + _ring(n / p_in, p_out, net.out_latency_s, net.out_bytes_per_s, 2)
     t = np.where(p_out > 1, cross, intra)
     return np.where(p > 1, net.call_s + t, 0.0)

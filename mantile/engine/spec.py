@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from mantile.specs import DTYPES, HardwareSpec, ModelSpec, ServingProfile, SpecError
 from mantile.specs._load import build
-from mantile.specs.catalog import ids, load_efficiency, load_hardware, load_model, load_serving
+from mantile.specs.catalog import ids, load_engine_efficiency, load_hardware, load_model, load_serving
 from mantile.specs.hardware import EfficiencyProfile
 
 #: Sweepable integer axes (short CLI keys) and their meaning.
@@ -114,19 +114,26 @@ def resolve_models(model: str | Sequence[str] | ModelSpec) -> dict[str, ModelSpe
     return {m: load_model(m) for m in _as_list("model", model)}
 
 
-def resolve_systems(hardware: str | Sequence[str]) -> dict[str, System]:
+def system_efficiency(hw: HardwareSpec, serving: ServingProfile) -> EfficiencyProfile:
+    """The efficiency constants of ``hw`` running ``serving``: fitted to that engine's measured kernel
+    tables where the hardware has them (``device.kernel_tables``), else the generation's profile."""
+    return load_engine_efficiency(hw.device.generation, hw.device.kernel_tables, serving.kernel_tables)
+
+
+def resolve_systems(hardware: str | Sequence[str], serving: ServingProfile) -> dict[str, System]:
     out = {}
     for h in _as_list("hardware", hardware):
         hw = load_hardware(h)
-        out[h] = System(h, hw, load_efficiency(hw.device.generation))
+        out[h] = System(h, hw, system_efficiency(hw, serving))
     return out
 
 
 def make_spec(model: Any, hardware: Any, axes: Mapping[str, Any], serving: str | ServingProfile = "pytorch",
               enforce_max_position: bool = True, **overrides: Any) -> SweepSpec:
     """Build and validate a SweepSpec from ids (or lists of ids) and raw axis values."""
-    return SweepSpec(resolve_models(model), resolve_systems(hardware), check_axes(axes),
-                     resolve_serving(serving, **overrides), enforce_max_position)
+    profile = resolve_serving(serving, **overrides)
+    return SweepSpec(resolve_models(model), resolve_systems(hardware, profile), check_axes(axes), profile,
+                     enforce_max_position)
 
 
 #: Serving-profile fields a caller may replace for one run (None = the profile's value).
@@ -146,7 +153,6 @@ def resolve_serving(serving: str | ServingProfile, **overrides: Any) -> ServingP
     given = {k: v for k, v in overrides.items() if v is not None}
     if not given:
         return serving
-    data = {f.name: getattr(serving, f.name) for f in fields(serving)}
-    data["kernels"] = {f.name: getattr(serving.kernels, f.name) for f in fields(serving.kernels)}
+    data = asdict(serving)
     data.update(given)
     return build(ServingProfile, data, f"serving profile {serving.name!r}")

@@ -6,6 +6,7 @@ Python API, the HTTP service and ``validate`` share it with the Hydra CLI.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Any
@@ -103,4 +104,52 @@ def serving_from_dict(data: Any, where: str) -> ServingProfile:
 @functools.cache
 def load_serving(serving_id: str) -> ServingProfile:
     path = _path("serving", serving_id, "serving")
-    return serving_from_dict(OmegaConf.load(path), str(path.relative_to(conf_dir().parent)))
+    return serving_from_dict(load_with_defaults("serving", serving_id, "serving"),
+                             str(path.relative_to(conf_dir().parent)))
+
+
+#: Kernel-table GEMM formats -> Mantile dtypes (nvfp4 tables also stand in for MXFP4 GEMMs).
+TABLE_GEMM_DTYPES = {"bfloat16": ("bf16", "fp16"), "fp8": ("fp8", "int8"), "nvfp4": ("fp4", "mxfp4")}
+
+
+@functools.cache
+def load_engine_efficiency(generation: str, kernel_tables: str, engine: str) -> EfficiencyProfile:
+    """The generation's profile with the constants fitted to a serving engine's measured kernel tables
+    (``conf/efficiency/fitted/<kernel_tables>_<engine>.yaml``, written by
+    ``benchmarks/aiconfigurator/fit_kernels.py``): GEMM constants per dtype (their timings include the
+    activation quantize), flash-attention prefill constants, the decode attention's cache-read rate and
+    fixed cost, and the engine's all-reduce by group size. Without such a file: the generation's profile."""
+    base = load_efficiency(generation)
+    path = conf_dir() / "efficiency" / "fitted" / f"{kernel_tables}_{engine}.yaml"
+    if not kernel_tables or not engine or not path.is_file():
+        return base
+    where = str(path.relative_to(conf_dir().parent))
+    fit = _plain(OmegaConf.load(path))
+    data = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    data["gemm_dtypes"] = {k: dataclasses.asdict(v) for k, v in base.gemm_dtypes.items()}
+    data["all_reduce_fits"] = {}
+    gemm_keys = ("gemm_efficiency", "gemm_k_half", "gemm_overhead_us")
+    for table_dtype, dtypes in TABLE_GEMM_DTYPES.items():
+        g = (fit.get("gemm") or {}).get(table_dtype)
+        if not g:
+            continue
+        for dtype in dtypes:
+            data["gemm_dtypes"][dtype] = {k: g[k] for k in gemm_keys}
+        if table_dtype == "bfloat16":
+            data.update({k: g[k] for k in gemm_keys})
+    data["gemm_includes_quantize"] = True
+    prefill = (fit.get("attention_prefill") or {}).get("bf16_kv_bf16")
+    if prefill:
+        data["attention_efficiency"] = min(float(prefill["attention_efficiency"]), 1.0)
+        data["attention_head_dim_half"] = prefill["attention_head_dim_half"]
+    decode = (fit.get("attention_decode") or {}).get("kv_bf16")
+    if decode:
+        data["attention_decode_memory_efficiency"] = min(float(decode["decode_memory_efficiency"]), 1.0)
+        data["attention_decode_overhead_us"] = decode["decode_overhead_us"]
+    for key, f in (fit.get("engine_all_reduce") or fit.get("nccl") or {}).items():
+        if key.startswith("all_reduce_"):
+            data["all_reduce_fits"][key.removeprefix("all_reduce_")] = {
+                "latency_us": f["latency_us"], "bus_bandwidth_gb_s": f["bus_bandwidth_gb_s"]}
+    data["name"] = f"{generation}+{kernel_tables}_{engine}"
+    data["source"] = f"{base.source}; kernel constants from {where}"
+    return build(EfficiencyProfile, data, where)

@@ -14,6 +14,38 @@ from mantile.specs.errors import SpecError
 from mantile.specs.stack import KernelStack
 
 BATCHING = ("static", "continuous")
+KV_DEFAULTS = ("dtype", "bf16", "fp8_if_quantized")
+
+
+@dataclass(frozen=True)
+class Scheduler:
+    """How an engine forms its running batch (0 = no such limit)."""
+
+    max_num_seqs: int = field(default=0, metadata=doc("running-sequence cap (vLLM max_num_seqs, TRT-LLM "
+                                                          "max_batch_size, SGLang max_running_requests)"))
+    max_num_batched_tokens: int = field(default=0, metadata=doc(
+        "token budget of one step, decode and prefill tokens together (vLLM max_num_batched_tokens, "
+        "TRT-LLM max_num_tokens, SGLang chunked_prefill_size); long prompts are chunked to fit"))
+    kv_cache_memory_fraction: float = field(default=0.0, metadata=doc(
+        "fraction of device memory the engine may fill (weights, activations, KV cache); 0 = "
+        "1 - memory_reserve_fraction"))
+    kv_reserve: str = field(default="mean", metadata=doc(
+        "KV blocks a running sequence holds: 'mean' (paged, grows with the sequence: input + output/2) or "
+        "'full' (reserved for input + output up front, TRT-LLM's GUARANTEED_NO_EVICT)"))
+    host_step_us: float = field(default=0.0, metadata=doc(
+        "host time per step not overlapped with the GPU (scheduling, sampling, launch), microseconds"))
+    host_per_sequence_us: float = field(default=0.0, metadata=doc(
+        "host time per running sequence per step, microseconds"))
+
+    def __post_init__(self) -> None:
+        if self.kv_reserve not in ("mean", "full"):
+            raise SpecError("?", "scheduler.kv_reserve", self.kv_reserve, ["mean", "full"])
+        for name in ("max_num_seqs", "max_num_batched_tokens", "host_step_us", "host_per_sequence_us"):
+            if getattr(self, name) < 0:
+                raise SpecError("?", f"scheduler.{name}", getattr(self, name), "0 (no limit) or a positive number")
+        if not 0 <= self.kv_cache_memory_fraction <= 1:
+            raise SpecError("?", "scheduler.kv_cache_memory_fraction", self.kv_cache_memory_fraction,
+                            "a fraction in [0, 1] (0: 1 - memory_reserve_fraction)")
 
 
 @dataclass(frozen=True)
@@ -27,8 +59,33 @@ class ServingProfile:
     max_prefill_tokens: int = field(default=16384, metadata=doc("prefill chunk: bounds the activation peak"))
     memory_reserve_fraction: float = field(default=0.05, metadata=doc("device memory kept by the runtime"))
     source: tuple[str, ...] = field(default=(), metadata=doc("citations a contributor can open"))
+    scheduler: Scheduler = field(default_factory=Scheduler, metadata=doc("running-batch caps and host time"))
+    kernel_tables: str = field(default="", metadata=doc(
+        "engine whose measured kernel tables set the efficiency constants (conf/efficiency/fitted/"
+        "<system>_<engine>.yaml; vllm | sglang | trtllm); empty = the generation's profile"))
+    kv_dtype_default: str = field(default="dtype", metadata=doc(
+        f"KV-cache format when kv_dtype is not given, one of {KV_DEFAULTS}: the model dtype; 16-bit; or "
+        "FP8 for an 8- or 4-bit checkpoint (TensorRT-LLM's FP8/NVFP4 recipes)"))
+    keep_16bit_embedding: bool = field(default=False, metadata=doc(
+        "embedding and LM head stay 16-bit in an 8- or 4-bit checkpoint (as FP8/NVFP4 checkpoints ship)"))
+
+    def kv_dtype_for(self, dtype: str) -> str:
+        """The KV-cache format this profile uses for a model in ``dtype`` when none is given."""
+        if self.kv_dtype_default == "dtype" or dtype in ("fp32", "fp16", "bf16", "tf32"):
+            return dtype
+        if self.kv_dtype_default == "bf16":
+            return "bf16"
+        return "fp8"
+
+    def embedding_dtype_for(self, dtype: str) -> str:
+        """The format of the embedding and LM head in a ``dtype`` checkpoint."""
+        if self.keep_16bit_embedding and dtype not in ("fp32", "fp16", "bf16", "tf32"):
+            return "bf16"
+        return dtype
 
     def __post_init__(self) -> None:
+        if self.kv_dtype_default not in KV_DEFAULTS:
+            raise SpecError("?", "kv_dtype_default", self.kv_dtype_default, KV_DEFAULTS)
         if self.batching not in BATCHING:
             raise SpecError("?", "batching", self.batching, BATCHING)
         if not 0 <= self.memory_reserve_fraction < 1:

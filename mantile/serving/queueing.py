@@ -1,0 +1,141 @@
+"""Queueing of an engine's continuous-batching scheduler, in closed form (no event loop in the sweep).
+
+The scheduler (vLLM, SGLang and TensorRT-LLM all work this way by default): up to ``cap`` sequences
+run; every step decodes one token for each running sequence that finished its prefill and fills the
+rest of the step's token ``budget`` with prefill tokens of waiting prompts, first come first served,
+chunking prompts longer than what is left. ``step(decode_seqs, prefill_tokens) -> seconds`` is the
+step time (vectorized; the cost model's mixed forward pass plus host time).
+
+With B sequences running, prompts of S tokens and O output tokens (every finishing sequence is
+replaced, so B*S/O prefill tokens per step are needed on average):
+- room for prefill per step c = budget - B; a prompt that does not fit needs ceil(S / c) steps;
+- closed loop (``concurrency`` N clients, fixed lengths, as benchmark clients run): requests that
+  finish together resubmit together, so prompts arrive in groups of g = min(B, max(1, floor(c / (S - 1))))
+  (the group's own members do not decode in its prefill step: g S <= budget - (B - g))
+  that one step prefills: TTFT = step(B - g, g S); a request's TPOT = step(B, (B - g) S / O), the
+  other groups' prefills riding along its decode steps; with N above the running cap, N - B clients
+  wait for a slot, (N - B) / B * (TTFT + (O - 1) TPOT) on average (Little's law); every request sees
+  the same times (p50 = p99 = mean);
+- open loop (Poisson arrivals at ``request_rate`` lambda): a prompt arrives mid-step and joins the
+  next step: TTFT = half a step + wait + step(B, p + S) with p = B S / O; the wait behind other
+  prompts' prefill is M/D/1 in units of a step at token utilization rho = p / c:
+  W = rho / (2 (1 - rho)) * step, with P(wait > 0) = rho and an exponential tail beyond it (Kingman's
+  heavy-traffic approximation), so its q-quantile is max(0, W / rho * ln(rho / (1 - q))). A request's
+  TPOT is the mean of O - 1 steps, each carrying S prefill tokens per arrival (Poisson, lambda * step
+  per step): p50 = step(B, p), p99 = p50 + 2.326 (step(B, p + S) - step(B, p)) sqrt(lambda step / (O - 1)).
+  B solves B = lambda (TTFT + (O - 1) TPOT) (fixed-point iteration from below, Little's law), capped at
+  the running cap; a rate the cap cannot sustain is marked;
+- a fixed running ``batch`` is the closed loop at N = batch.
+Request throughput X = B / (TTFT in the slot + (O - 1) TPOT) per replica.
+
+``tests/test_queueing.py`` checks these means and percentiles against a discrete-event simulation of
+the same scheduler (``tests/sim/scheduler_des.py``) within 15% over a grid of loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from mantile.costs.kernels import Array
+
+StepTime = Callable[[Array, Array], Array]
+Z99 = 2.326  # standard normal 99th percentile
+ITERATIONS = 12  # fixed point of the open-loop running batch
+
+
+@dataclass(frozen=True)
+class QueueTimings:
+    """Seconds per request (means and percentiles) at the running batch, per replica."""
+
+    running_batch: np.ndarray
+    ttft_s: np.ndarray
+    ttft_p50_s: np.ndarray
+    ttft_p99_s: np.ndarray
+    tpot_s: np.ndarray
+    tpot_p50_s: np.ndarray
+    tpot_p99_s: np.ndarray
+    request_throughput_per_s: np.ndarray
+    sustainable: np.ndarray
+
+
+def running_cap(max_seqs: Array, kv_capacity_seqs: Array, budget: Array, S: Array, O: Array) -> np.ndarray:  # noqa: E741
+    """Sequences that can run at once: the engine's cap, the KV cache, and the token budget of a step
+    (B decode tokens plus B*S/O prefill tokens per step must fit in it); 0 = no limit; at least 1."""
+    cap = np.minimum(np.where(max_seqs > 0, max_seqs, np.inf), kv_capacity_seqs)
+    by_budget = np.where(budget > 0, np.floor(budget / (1.0 + S / np.maximum(O, 1))), np.inf)
+    return np.maximum(np.minimum(cap, by_budget), 1.0)
+
+
+def _room(budget: Array, B: Array, S: Array) -> tuple[Array, Array]:
+    """(prefill tokens a step can take beside B decodes, steps a prompt needs if it does not fit)."""
+    room = np.where(budget > 0, np.maximum(budget - B, 1.0), B * S + S)
+    return room, np.ceil(S / room)
+
+
+def _closed(step: StepTime, B: Array, S: Array, O: Array, budget: Array) -> tuple[Array, Array]:  # noqa: E741
+    """(TTFT in slot, TPOT) of a closed loop with B running, fixed lengths (see module docstring)."""
+    room, chunks = _room(budget, B, S)
+    # a group's own members are not decoding in its prefill step: g S <= budget - (B - g)
+    group = np.minimum(B, np.maximum(1.0, np.floor(room / np.maximum(S - 1.0, 1.0))))
+    ttft = np.where(S > room, chunks * step(np.maximum(B - 1.0, 0.0), room), step(B - group, group * S))
+    tpot = step(B, (B - group) * S / np.maximum(O, 1))
+    return ttft, tpot
+
+
+def _open(step: StepTime, B: Array, S: Array, O: Array, budget: Array, lam: Array  # noqa: E741
+          ) -> tuple[Array, Array, Array, Array, Array]:
+    """(mean TTFT, its p99, mean step = TPOT, TPOT spread, prefill utilization rho) of an open loop.
+
+    A step carries the prompts that arrived during the previous one: t = step(B, lambda t S) at the fixed
+    point (Poisson arrivals, lambda t per step on average); a request arrives in a step (length-biased:
+    residual t (1 + cv^2) / 2, cv^2 = the variance of the step from its Poisson prefill) and is prefilled
+    in the next, which carries its S tokens and the others': step(B, S + lambda t S). The 99th percentile
+    takes the 99th-percentile arrival count (normal approximation of the Poisson count) in both steps."""
+    room, chunks = _room(budget, B, S)
+    t = step(B, 0.0)
+    for _ in range(ITERATIONS):
+        t = step(B, np.minimum(lam * t * S, room))
+    k = lam * t
+    per_token = (step(B, np.minimum(S + k * S, room)) - t) / np.maximum(S, 1.0)
+    cv2 = per_token**2 * k * S**2 / t**2
+    k99 = k + Z99 * np.sqrt(k)
+    t99 = step(B, np.minimum(k99 * S, room))
+    own = np.where(S + k * S <= room, step(B, np.minimum(S + k * S, room)), chunks * step(B, room))
+    own99 = np.where(S + k99 * S <= room, step(B, np.minimum(S + k99 * S, room)), chunks * step(B, room))
+    rho = np.minimum(k * S / room, 0.999)
+    spread = per_token * S * np.sqrt(k / np.maximum(O - 1, 1))
+    return 0.5 * t * (1 + cv2) + own, t99 + own99, t, spread, rho
+
+
+def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch: Array | None = None,  # noqa: E741
+            concurrency: Array | None = None, request_rate: Array | None = None) -> QueueTimings:
+    """Per-replica timings for exactly one load: a fixed running ``batch``, ``concurrency`` clients in a
+    closed loop, or Poisson arrivals at ``request_rate`` (requests/s to this replica)."""
+    S, O, cap, budget = (np.asarray(v, dtype=float) for v in (S, O, cap, budget))  # noqa: E741
+    if request_rate is None:
+        n = np.asarray(batch if batch is not None else concurrency, dtype=float)
+        B = np.minimum(n, cap)
+        ttft, tpot = _closed(step, B, S, O, budget)
+        busy = ttft + (O - 1) * tpot
+        same = np.asarray(ttft + np.maximum(n - B, 0.0) / B * busy)
+        tpot = np.asarray(tpot)
+        return QueueTimings(np.asarray(B), same, same, same, tpot, tpot, tpot, np.asarray(B / busy),
+                            np.ones(np.shape(same), dtype=bool))
+    lam = np.asarray(request_rate, dtype=float)
+    B = np.minimum(np.maximum(lam * step(1.0, S), 1.0), cap)
+    for _ in range(ITERATIONS):
+        ttft, _, tpot, *_ = _open(step, B, S, O, budget, lam)
+        B = np.minimum(np.maximum(lam * (ttft + (O - 1) * tpot), 1.0), cap)
+    ttft, ttft99, tpot, spread, rho = _open(step, B, S, O, budget, lam)
+    sustainable = lam * (ttft + (O - 1) * tpot) <= cap * (1 + 1e-6)
+    # prefill demand near the step's room: prompts also wait whole steps (M/D/1 in units of a step)
+    wait = rho / (2.0 * (1.0 - rho)) * tpot
+    tail = wait / np.maximum(rho, 1e-12)
+    wait99 = np.where(rho > 0.01, tail * np.log(np.maximum(rho, 1e-12) / 0.01), 0.0)
+    return QueueTimings(np.asarray(B), np.asarray(ttft + wait), np.asarray(ttft + wait),
+                        np.asarray(ttft99 + wait99), np.asarray(tpot), np.asarray(tpot),
+                        np.asarray(tpot + Z99 * spread), np.asarray(B / (ttft + (O - 1) * tpot)),
+                        np.asarray(sustainable))

@@ -1,0 +1,94 @@
+"""The closed-form scheduler model (mantile/serving/queueing.py) against a discrete-event simulation of
+the same scheduler (tests/sim/scheduler_des.py), on a linear step time t(d, p) = 5 ms + 20 us * d
++ 50 us * p (d decode sequences, p prefill tokens), 256 running sequences at most, 8192 tokens a step.
+
+Gated within 15%: mean TTFT, mean TPOT and request throughput for closed loops up to a quarter of the
+running cap (the regime of fixed-concurrency benchmarks), and for Poisson arrivals at 20% of capacity;
+TTFT and TPOT percentiles where the times are deterministic (closed loop, N <= 8). Known gaps, measured
+when this was written and asserted only as bounds so that they can be tightened: open-loop p99s come
+out 25-70% short (bursts of arrivals make long steps that draw more arrivals, which the model does not
+chain), open-loop mean TTFT 12-50% short above half of capacity, and at the running cap the closed loop's
+throughput is 15-20% high."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mantile.serving.queueing import running_cap, timings
+from tests.sim.scheduler_des import simulate
+
+BUDGET, CAP = 8192, 256
+SHAPES = [(512, 128), (2048, 512), (1024, 64)]
+
+
+def step(d: object, p: object) -> np.ndarray:
+    return 5e-3 + 2e-5 * np.asarray(d, dtype=float) + 5e-5 * np.asarray(p, dtype=float)
+
+
+def _pair(S: int, O: int, **load: float) -> tuple[dict[str, float], dict[str, float]]:  # noqa: E741
+    cap = float(running_cap(CAP, np.inf, BUDGET, S, O))
+    a = timings(step, S, O, cap, BUDGET, **load)
+    model = {"ttft_mean": float(a.ttft_s), "ttft_p99": float(a.ttft_p99_s), "tpot_mean": float(a.tpot_s),
+             "tpot_p99": float(a.tpot_p99_s), "throughput_req_s": float(a.request_throughput_per_s)}
+    sim = simulate(lambda d, p: float(step(d, p)), S, O, int(cap), BUDGET, requests=1500, warmup=300,
+                   **{k: (int(v) if k == "concurrency" else v) for k, v in load.items()})  # type: ignore[arg-type]
+    return model, sim
+
+
+def _off(model: dict[str, float], sim: dict[str, float], key: str) -> float:
+    return model[key] / sim[key] - 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("S,O", SHAPES)
+@pytest.mark.parametrize("clients", [1, 8, 64])
+def test_closed_loop_means_within_15_percent(S: int, O: int, clients: int) -> None:  # noqa: E741
+    model, sim = _pair(S, O, concurrency=clients)
+    for key in ("ttft_mean", "tpot_mean", "throughput_req_s"):
+        assert abs(_off(model, sim, key)) <= 0.15, (key, model[key], sim[key])
+    if clients <= 8:
+        for key in ("ttft_p99", "tpot_p99"):
+            assert abs(_off(model, sim, key)) <= 0.15, (key, model[key], sim[key])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("S,O", SHAPES)
+def test_open_loop_at_a_fifth_of_capacity(S: int, O: int) -> None:  # noqa: E741
+    cap = float(running_cap(CAP, np.inf, BUDGET, S, O))
+    peak = float(timings(step, S, O, cap, BUDGET, concurrency=cap).request_throughput_per_s)
+    model, sim = _pair(S, O, request_rate=0.2 * peak)
+    for key in ("ttft_mean", "tpot_mean", "throughput_req_s"):
+        assert abs(_off(model, sim, key)) <= 0.15, (key, model[key], sim[key])
+    for key in ("ttft_p99", "tpot_p99"):  # known gap: tails are short, but not by more than half
+        assert -0.6 <= _off(model, sim, key) <= 0.15, (key, model[key], sim[key])
+
+
+@pytest.mark.slow
+def test_known_gaps_stay_bounded() -> None:
+    """Regimes outside the 15% gate: asserted as the bounds measured, so they can only get better."""
+    S, O = 512, 128  # noqa: E741
+    model, sim = _pair(S, O, concurrency=CAP)
+    assert abs(_off(model, sim, "tpot_mean")) <= 0.15
+    assert 0 <= _off(model, sim, "throughput_req_s") <= 0.25
+    cap = float(running_cap(CAP, np.inf, BUDGET, S, O))
+    peak = float(timings(step, S, O, cap, BUDGET, concurrency=cap).request_throughput_per_s)
+    model, sim = _pair(S, O, request_rate=0.5 * peak)
+    assert abs(_off(model, sim, "tpot_mean")) <= 0.15
+    assert -0.5 <= _off(model, sim, "ttft_mean") <= 0.15
+
+
+def test_open_loop_marks_a_rate_beyond_capacity() -> None:
+    """100 requests/s of 512-in, 128-out against at most 256 running sequences: each request holds a
+    slot for at least 127 decode steps of >= 5 ms (0.64 s), so 256 slots sustain under 400 requests/s;
+    4000/s cannot be sustained, 10/s can."""
+    cap = float(running_cap(CAP, np.inf, BUDGET, 512, 128))
+    assert bool(timings(step, 512, 128, cap, BUDGET, request_rate=10.0).sustainable)
+    assert not bool(timings(step, 512, 128, cap, BUDGET, request_rate=4000.0).sustainable)
+
+
+def test_running_cap_by_hand() -> None:
+    """The step budget limits B (1 + S/O) <= 8192: S = 2048, O = 128 gives 8192 / 17 = 481.9 -> 481."""
+    assert float(running_cap(1024, np.inf, 8192, 2048, 128)) == 481
+    assert float(running_cap(256, np.inf, 8192, 2048, 128)) == 256
+    assert float(running_cap(1024, 100.0, 0, 2048, 128)) == 100  # no budget: the KV cache decides
