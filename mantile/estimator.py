@@ -41,7 +41,8 @@ def plan_from_layers(layers: Mapping[str, Mapping[str, Any]], dtype: str) -> dic
     equal tp / expert_parallel (experts are spread over the tp group); feedforward.sequence_parallel
     (1 or tp) and norm.tensor_parallel (1 = replicated norms, tp = sequence-parallel norms) -> sp;
     embedding.tensor_parallel -> embedding_tp (vocab-parallel embedding + LM head).
-    ``norm.dtype`` is accepted for the brief's body; norms run in the activation dtype.
+    ``norm.dtype`` is accepted for the brief's body; norms run in the activation dtype. A layer dtype
+    not given follows ``dtype`` (the embedding: the serving profile's quantization recipe).
     """
     if not isinstance(layers, Mapping):
         raise SpecError("arguments", "layers", layers, f"a mapping of layer type to plan, keys {list(PLAN_KEYS)}")
@@ -70,9 +71,8 @@ def plan_from_layers(layers: Mapping[str, Mapping[str, Any]], dtype: str) -> dic
     return {
         "tp": tp, "cp": cp, "ep": ep, "sp": max(sp, norm_tp),
         "embedding_tp": _int("layers.embedding.tensor_parallel", get("embedding", "tensor_parallel", tp)),
-        "attention_dtype": _dtype("layers.attention.dtype", get("attention", "dtype", dtype)),
-        "feedforward_dtype": _dtype("layers.feedforward.dtype", get("feedforward", "dtype", dtype)),
-        "embedding_dtype": _dtype("layers.embedding.dtype", get("embedding", "dtype", dtype)),
+        **{f"{kind}_dtype": _dtype(f"layers.{kind}.dtype", get(kind, "dtype", None))
+           for kind in ("attention", "feedforward", "embedding") if get(kind, "dtype", None) is not None},
     }
 
 
@@ -95,14 +95,16 @@ def _scalar(v: Any) -> Any:
     return v
 
 
-def estimate(model: str, hardware: str, batch_size: int, input_seq: int, output_seq: int, tp: int = 1,
+def estimate(model: str, hardware: str, batch_size: int | None = None, input_seq: int | None = None,
+             output_seq: int | None = None, tp: int = 1,
              pp: int = 1, dp: int = 1, ep: int = 1, cp: int = 1, sp: int = 1, dtype: str = "bf16",
              kv_dtype: str | None = None, embedding_tp: int | None = None,
-             layers: Mapping[str, Mapping[str, Any]] | None = None, serving: str = "pytorch",
+             layers: Mapping[str, Mapping[str, Any]] | None = None, serving: str = "vllm",
              comm_overlap: bool | None = None, max_prefill_tokens: int | None = None,
              memory_reserve_fraction: float | None = None, breakdown: bool = True,
              efficiency: EfficiencyProfile | None = None, enforce_max_position: bool = True,
-             batching: str | None = None) -> dict[str, Any]:
+             batching: str | None = None, concurrency: int | None = None,
+             request_rate: float | None = None) -> dict[str, Any]:
     """One point -> one results-table row as a dict (units in the keys).
 
     ``layers`` is the product brief's per-layer-type plan; when given it sets tp, cp, sp, ep,
@@ -114,12 +116,13 @@ def estimate(model: str, hardware: str, batch_size: int, input_seq: int, output_
     ``comm_overlap``, ``max_prefill_tokens`` and ``memory_reserve_fraction`` replace its values when given.
     """
     axes: dict[str, Any] = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, batch_size=batch_size,
+                                concurrency=concurrency, request_rate=request_rate,
                                 input_seq=input_seq, output_seq=output_seq, dtype=dtype,
-                                kv_dtype=kv_dtype or dtype, embedding_tp=tp if embedding_tp is None else embedding_tp)
+                                kv_dtype=kv_dtype, embedding_tp=tp if embedding_tp is None else embedding_tp)
     extra: dict[str, Any] = {}
     if layers is not None:
         plan = plan_from_layers(layers, dtype)
-        extra = {k: plan.pop(k) for k in ("attention_dtype", "feedforward_dtype", "embedding_dtype")}
+        extra = {k: plan.pop(k) for k in ("attention_dtype", "feedforward_dtype", "embedding_dtype") if k in plan}
         axes.update(plan)
     for k, v in axes.items():
         if isinstance(v, (list, tuple)):
@@ -138,15 +141,17 @@ def estimate(model: str, hardware: str, batch_size: int, input_seq: int, output_
     return {k: _scalar(v) for k, v in row.items()}
 
 
-def sweep(model: Any, hardware: Any, batch_size: Any, input_seq: Any, output_seq: Any, tp: Any = 1, pp: Any = 1,
+def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = None, output_seq: Any = None,
+          tp: Any = 1, pp: Any = 1,
           dp: Any = 1, ep: Any = 1, cp: Any = 1, sp: Any = 1, dtype: Any = "bf16", kv_dtype: Any = None,
-          embedding_tp: Any = None, serving: str = "pytorch", comm_overlap: bool | None = None,
+          embedding_tp: Any = None, serving: str = "vllm", comm_overlap: bool | None = None,
           max_prefill_tokens: int | None = None, memory_reserve_fraction: float | None = None,
-          batching: str | None = None,
+          batching: str | None = None, concurrency: Any = None, request_rate: Any = None,
           n_jobs: int = 1,
           backend: str = "loky", chunk_size: int = 250_000, progress: bool = False) -> pl.DataFrame:
     """Cross every list given (models, hardware and axes) and evaluate all points as one table."""
-    axes = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, batch_size=batch_size, input_seq=input_seq,
+    axes = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, batch_size=batch_size, concurrency=concurrency,
+                request_rate=request_rate, input_seq=input_seq,
                 output_seq=output_seq, dtype=dtype, kv_dtype=kv_dtype, embedding_tp=embedding_tp)
     spec = make_spec(model, hardware, axes, serving, True, batching=batching, comm_overlap=comm_overlap,
                      max_prefill_tokens=max_prefill_tokens, memory_reserve_fraction=memory_reserve_fraction)
@@ -158,7 +163,7 @@ def sweep(model: Any, hardware: Any, batch_size: Any, input_seq: Any, output_seq
 def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "prefill", batch_size: int = 1,
                   seq_length: int = 2048, kv_length: int | None = None, dtype: str = "bf16",
                   kv_dtype: str | None = None, tp: int = 1, cp: int = 1, sp: int = 1, ep: int = 1,
-                  serving: str = "pytorch", efficiency: EfficiencyProfile | None = None,
+                  serving: str = "vllm", efficiency: EfficiencyProfile | None = None,
                   enforce_max_position: bool = True, kernels: bool = False, q_len: int = 1) -> dict[str, Any]:
     """Cost of ONE instance of a layer type on one device.
 

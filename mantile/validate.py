@@ -47,7 +47,8 @@ KINDS = ("model_prefill", "model_decode", "layer_prefill", "layer_decode", "publ
 #: Kinds that are not predictions (provenance, ceilings) or are checked by memory_checks.
 OTHER_KINDS = ("info", "ceiling", "error", "done")
 PUBLISHED_METRICS = ("throughput_tokens_per_s", "throughput_tokens_per_s_per_device", "tpot_ms", "ttft_ms",
-                     "e2e_latency_ms", "tokens_per_s_per_user")
+                     "e2e_latency_ms", "tokens_per_s_per_user", "request_throughput_per_s", "ttft_p50_ms",
+                     "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms", "itl_ms", "itl_p50_ms", "itl_p99_ms")
 
 
 @dataclass
@@ -153,32 +154,88 @@ def _dtypes(row: dict[str, Any]) -> dict[str, Any]:
     return {"dtype": dtype, "kv_dtype": str(row.get("kv_dtype") or "bf16"), "layers": {"embedding": {"dtype": keep}}}
 
 
+#: Published metrics -> the results column that predicts them (inter-token latency is the mean TPOT).
+PUBLISHED_COLUMNS = {"itl_ms": "tpot_ms", "itl_p50_ms": "tpot_p50_ms", "itl_p99_ms": "tpot_p99_ms"}
+#: A benchmark's whole offline request set when the source does not give its size (sent at once).
+OFFLINE_REQUESTS = 8192
+
+
+def row_serving(row: dict[str, Any]) -> str:
+    """The serving profile a published row ran: its ``serving`` column, else read from ``software``;
+    TensorRT-LLM's offline throughput runs (trtllm-bench, or no stated load) use ``trtllm_bench``."""
+    named = str(row.get("serving") or "").strip().lower()
+    software = f"{row.get('software') or ''} {row.get('serving_version') or ''} {row.get('notes') or ''}".lower()
+    if named in ("vllm", "sglang", "trtllm"):
+        engine = named
+    elif "vllm" in software:
+        engine = "vllm"
+    elif "sglang" in software:
+        engine = "sglang"
+    else:  # TensorRT-LLM, NIM, Triton's TensorRT-LLM backend, NVIDIA's MLPerf submissions
+        engine = "trtllm"
+    offline = not any(_present(row.get(k)) for k in ("batch", "concurrency", "request_rate"))
+    if engine == "trtllm" and ("trtllm-bench" in software or offline):
+        return "trtllm_bench"
+    return engine
+
+
+def _present(v: Any) -> bool:
+    return v is not None and v != "" and not (isinstance(v, float) and math.isnan(v))
+
+
+def _load(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The row's load as estimate() takes it; None when a latency row states no load."""
+    requests = _int(row.get("num_requests"), 0, "num_requests") or OFFLINE_REQUESTS * _int(row.get("dp"), 1, "dp")
+    if _present(row.get("batch")):
+        return {"batch_size": _int(row.get("batch"), field="batch")}
+    if _present(row.get("concurrency")):
+        return {"concurrency": _int(row.get("concurrency"), field="concurrency")}
+    if _present(row.get("request_rate")):
+        rate = float(row["request_rate"])
+        return {"concurrency": requests} if math.isinf(rate) else {"request_rate": rate}
+    if str(row.get("metric", "")).startswith(("throughput", "request_throughput")):
+        return {"concurrency": requests}  # offline max throughput: every request sent at once
+    return None
+
+
 def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None, serving: str) -> Prediction | None:
-    """A published result. Rows without lengths are skipped; throughput rows without a batch are
-    max-throughput runs: predicted at the largest batch that fits (the engine fills its KV cache)."""
+    """A published result under the load it states (a fixed batch, concurrency, or a request rate;
+    an offline throughput run is its whole request set at once). Rows without lengths, or latency rows
+    without a load, are skipped."""
     if _int(row.get("input_seq"), 0, "input_seq") < 1 or _int(row.get("output_seq"), 0, "output_seq") < 1:
         return None
-    if row.get("metric") not in PUBLISHED_METRICS:
+    metric = str(row.get("metric"))
+    if metric not in PUBLISHED_METRICS:
         raise SpecError("validate", "metric", row.get("metric"), PUBLISHED_METRICS)
-    args = dict(model=row["model"], hardware=hardware, input_seq=_int(row.get("input_seq")),
-                output_seq=_int(row.get("output_seq")), tp=_int(row.get("tp"), field="tp"),
-                pp=_int(row.get("pp"), field="pp"), dp=_int(row.get("dp"), field="dp"),
-                dtype=row.get("dtype") or "bf16", serving=serving, efficiency=eff,
-                batching=row.get("batching") or "static", enforce_max_position=False)
-    batch = _int(row.get("batch"), 0, "batch")
-    if batch < 1:
-        if not str(row["metric"]).startswith("throughput"):
-            return None
-        batch = max(1, int(estimate(batch_size=1, **args)["max_batch_size"] or 1))
-    r = estimate(batch_size=batch, **args)
-    value = r.get(row["metric"])
+    load = _load(row)
+    if load is None:
+        return None
+    profile = row_serving(row) if serving == "auto" else serving
+    args: dict[str, Any] = dict(
+        model=row["model"], hardware=hardware, input_seq=_int(row.get("input_seq")),
+        output_seq=_int(row.get("output_seq")), tp=_int(row.get("tp"), field="tp"),
+        pp=_int(row.get("pp"), field="pp"), dp=_int(row.get("dp"), field="dp"), dtype=row.get("dtype") or "bf16",
+        serving=profile, efficiency=eff, enforce_max_position=False, **load)
+    if _present(row.get("kv_dtype")):
+        args["kv_dtype"] = row["kv_dtype"]
+    if row.get("batching") == "static":
+        args["batching"] = "static"
+    r = estimate(**args)
+    value = r.get(PUBLISHED_COLUMNS.get(metric, metric))
     if value is None:
         return None
-    label = (f"{row['model']} {hardware} tp{_int(row.get('tp'))} b={batch}"
-             f"{'' if _int(row.get('batch'), 0) else '(max)'} {row.get('input_seq')}/{row.get('output_seq')} "
-             f"{row['metric']}")
+    (key, n), = load.items()
+    label = (f"{row['model']} {hardware} tp{_int(row.get('tp'))} {key}={n:g} {row.get('input_seq')}/"
+             f"{row.get('output_seq')} {profile} {metric}")
     return Prediction(kind="published", label=label, measured=float(row["value"]), predicted=float(value),
-                      group=str(row.get("software") or "")[:60])
+                      group=_family(row))
+
+
+def _family(row: dict[str, Any]) -> str:
+    """A source family: the publisher and benchmark a row comes from (the source's site and path)."""
+    src = str(row.get("source") or row.get("software") or "")
+    src = re.sub(r"^https?://", "", src).split(" ")[0]
+    return src[:60]
 
 
 def memory_checks(rows: Iterable[dict[str, Any]], hardware: str | None) -> list[tuple[str, bool, bool]]:
@@ -190,7 +247,7 @@ def memory_checks(rows: Iterable[dict[str, Any]], hardware: str | None) -> list[
             seq = _int(row.get("seq") or row.get("context"), 0, "seq")
             r = estimate(model=row["model"], hardware=hardware_for(row, hardware), batch_size=row["batch"],
                          input_seq=seq, output_seq=1 if kind == "model_prefill" else 2,
-                         enforce_max_position=False)
+                         enforce_max_position=False, serving="pytorch")
             out.append((f"{kind} {row['model']} b={row['batch']} len={seq}", bool(r["fits"]), True))
         elif kind == "error" and "out of memory" in str(row.get("err", "")).lower():
             m = re.match(r"model_decode (\S+) b=(\d+)", str(row.get("what", "")))
@@ -201,7 +258,7 @@ def memory_checks(rows: Iterable[dict[str, Any]], hardware: str | None) -> list[
             if ctx is None:
                 continue
             r = estimate(model=m.group(1), hardware=hardware_for(row, hardware), batch_size=b, input_seq=ctx,
-                         output_seq=2)
+                         output_seq=2, serving="pytorch")
             out.append((f"model_decode {m.group(1)} b={b} ctx={ctx} (OOM)", bool(r["fits"]), False))
     return out
 
@@ -221,14 +278,23 @@ def skipped(rows: Iterable[dict[str, Any]], preds: list[Prediction]) -> dict[str
 
 
 def predictions(rows: Iterable[dict[str, Any]], hardware: str | None = None, eff: EfficiencyProfile | None = None,
-                serving: str = "pytorch") -> list[Prediction]:
+                serving: str = "auto", skips: dict[str, int] | None = None) -> list[Prediction]:
+    """Predict every row of a known kind. ``serving='auto'``: our measurements (measure.py) with the
+    ``pytorch`` profile, published rows with the engine they name (``row_serving``). Published rows whose
+    model or hardware is not in the catalog are skipped and counted in ``skips`` by reason."""
     preds = []
     for row in rows:
         if row.get("kind") not in KINDS:
             continue
-        p = predict_row(row, hardware_for(row, hardware), eff,
-                        "fused" if row.get("kind") == "published" and serving == "auto" else
-                        ("pytorch" if serving == "auto" else serving))
+        profile = serving if serving != "auto" else ("auto" if row.get("kind") == "published" else "pytorch")
+        try:
+            p = predict_row(row, hardware_for(row, hardware), eff, profile)
+        except SpecError as e:
+            if row.get("kind") != "published" or e.field not in ("model", "hardware") or skips is None:
+                raise
+            why = f"published rows whose {e.field} is not in the catalog ({e.value})"
+            skips[why] = skips.get(why, 0) + 1
+            continue
         if p is not None and p.measured > 0:
             preds.append(p)
     return preds
@@ -279,18 +345,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mantile.validate", description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="+", type=Path, help="measurement files (.jsonl, .csv, .parquet)")
     ap.add_argument("--hardware", help="hardware id for rows that do not name one (default: from 'device')")
-    ap.add_argument("--serving", default="auto", help="serving profile: auto (pytorch for measure.py rows, "
-                    "fused for published rows), or a conf/serving/ id")
+    ap.add_argument("--serving", default="auto", help="serving profile: auto (pytorch for measure.py rows, the "
+                    "engine a published row names), or a conf/serving/ id for every row")
     ap.add_argument("--quiet", action="store_true", help="only the MAPE table")
     args = ap.parse_args(argv)
     try:
         rows = [r for f in args.files for r in read_rows(f)]
-        preds = predictions(rows, args.hardware, serving=args.serving)
+        missing: dict[str, int] = {}
+        preds = predictions(rows, args.hardware, serving=args.serving, skips=missing)
         checks = memory_checks(rows, args.hardware)
     except (SpecError, FileNotFoundError) as e:
         print(f"mantile.validate: error: {e}", file=sys.stderr)
         return 2
-    print(report(preds, checks, verbose=not args.quiet, skips=skipped(rows, preds)))
+    print(report(preds, checks, verbose=not args.quiet, skips={**missing, **skipped(rows, preds)}))
     return 0
 
 

@@ -10,8 +10,8 @@ KW = dict(model="llama_3.1_8b", hardware="nvidia_h100_80gb", input_seq=2048, out
 
 
 def test_continuous_tpot_includes_the_prefills_riding_along() -> None:
-    static = mantile.estimate(batch_size=64, **KW)
-    cont = mantile.estimate(batch_size=64, batching="continuous", **KW)
+    static = mantile.estimate(serving="pytorch", batch_size=64, **KW)
+    cont = mantile.estimate(serving="pytorch", batch_size=64, batching="continuous", **KW)
     # each iteration also prefills 64/256 = 0.25 prompts of 2048 tokens = 512 extra tokens
     assert cont["tpot_ms"] > static["tpot_ms"]
     # ...which costs less than a quarter of the whole batch's prefill on top of the decode step
@@ -21,13 +21,13 @@ def test_continuous_tpot_includes_the_prefills_riding_along() -> None:
 
 
 def test_continuous_ttft_is_one_prompt_not_the_whole_batch() -> None:
-    one = mantile.estimate(batch_size=1, output_seq=1, input_seq=2048, model=KW["model"], hardware=KW["hardware"])
-    cont = mantile.estimate(batch_size=64, batching="continuous", **KW)
-    static = mantile.estimate(batch_size=64, **KW)
+    one = mantile.estimate(serving="pytorch", batch_size=1, output_seq=1, input_seq=2048, model=KW["model"], hardware=KW["hardware"])
+    cont = mantile.estimate(serving="pytorch", batch_size=64, batching="continuous", **KW)
+    static = mantile.estimate(serving="pytorch", batch_size=64, **KW)
     assert cont["ttft_ms"] == pytest.approx(one["ttft_ms"] + cont["tpot_ms"], rel=0.02)
     assert cont["ttft_ms"] < static["ttft_ms"] / 10
 
 
 def test_unknown_batching_mode_is_rejected() -> None:
     with pytest.raises(ValueError, match="batching.*continuous"):
-        mantile.estimate(batch_size=1, batching="dynamic", **KW)
+        mantile.estimate(serving="pytorch", batch_size=1, batching="dynamic", **KW)

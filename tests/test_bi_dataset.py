@@ -14,7 +14,7 @@ import pytest
 from mantile.cli.summarize import summarize
 from mantile.engine.runner import EngineSettings, run
 from mantile.engine.spec import make_spec
-from mantile.engine.table import IDENTITY, SCHEMA_VERSION
+from mantile.engine.table import IDENTITY, OPTIONAL_IDENTITY, SCHEMA_VERSION
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,8 @@ def test_pandas_and_polars_read_the_same_rows(sweep_dir: Path) -> None:
     ldf = pl.read_parquet(sweep_dir / "dataset" / "**" / "*.parquet", hive_partitioning=True)
     merged = pl.read_parquet(sweep_dir / "results.parquet")
     assert len(pdf) == ldf.height == merged.height == 18
-    assert set(IDENTITY) <= set(pdf.columns) and set(IDENTITY) <= set(ldf.columns)
+    written = set(IDENTITY) - set(OPTIONAL_IDENTITY)  # concurrency, request_rate: only when used
+    assert written <= set(pdf.columns) and written <= set(ldf.columns)
     key = ["model_id", "hardware_id", "tp", "batch_size"]
     ids = pl.col("model_id", "hardware_id").cast(pl.String)
     a = ldf.select(*key, "tpot_ms").with_columns(ids).sort(key)

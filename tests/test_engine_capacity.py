@@ -34,7 +34,7 @@ def test_bisection_finds_the_same_batch_as_evaluating_every_batch() -> None:
 
 def test_capacity_limited_by_memory_or_by_the_sla() -> None:
     axes = {"tp": [2, 8], "input_seq": 2048, "output_seq": 256, "batch_size": [1, 2, 4, 8, 16, 21, 32, 64]}
-    lf = run(make_spec("llama_3.3_70b", "nvidia_h100_80gb", axes)).results.lazy()
+    lf = run(make_spec("llama_3.3_70b", "nvidia_h100_80gb", axes, "pytorch")).results.lazy()  # static batch
     free = capacity_table(lf)
     assert free["limited_by"].to_list() == ["memory", "memory"]
     assert free["batch_limit"].to_list() == free["max_batch_size"].to_list()

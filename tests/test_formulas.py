@@ -95,7 +95,7 @@ def test_kv_cache_of_llama_8b() -> None:
 
 
 def test_estimate_reports_those_memory_numbers() -> None:
-    r = mantile.estimate(model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=64, input_seq=8192,
+    r = mantile.estimate(serving="pytorch", model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=64, input_seq=8192,
                          output_seq=2)
     assert r["weights_gb_per_device"] == pytest.approx(16.0605, abs=1e-3)
     assert r["kv_cache_gb_per_device"] == pytest.approx(131_072 * 64 * 8194 / 1e9, rel=1e-9)
@@ -105,7 +105,7 @@ def test_estimate_reports_those_memory_numbers() -> None:
 
 
 def test_e2e_and_throughput_definitions() -> None:
-    r = mantile.estimate(model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=8, input_seq=1024,
+    r = mantile.estimate(serving="pytorch", model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=8, input_seq=1024,
                          output_seq=128, dp=2)
     assert r["e2e_latency_ms"] == pytest.approx(r["ttft_ms"] + 127 * r["tpot_ms"])
     assert r["throughput_tokens_per_s"] == pytest.approx(2 * 8 * 128 / (r["e2e_latency_ms"] / 1e3))
@@ -117,8 +117,8 @@ def test_e2e_and_throughput_definitions() -> None:
 def test_layer_metrics_contract_and_decode_reads_the_cache() -> None:
     base = dict(model="llama_3.1_8b", hardware="nvidia_h100_80gb", layer_type="attention", phase="decode",
                 batch_size=16, seq_length=1)
-    short = mantile.layer_metrics(kv_length=1024, **base)
-    long = mantile.layer_metrics(kv_length=9216, **base)
+    short = mantile.layer_metrics(serving="pytorch", kv_length=1024, **base)
+    long = mantile.layer_metrics(serving="pytorch", kv_length=9216, **base)
     for key in ("flops", "bytes", "compute_ms", "memory_ms", "comm_ms", "latency_ms", "bound"):
         assert key in short
     # 8192 more cached tokens: 16 seqs * 8192 * 2 (K,V) * 8 heads * 128 * 2 B = 536,870,912 B more read.
@@ -127,19 +127,19 @@ def test_layer_metrics_contract_and_decode_reads_the_cache() -> None:
 
 
 def test_fp8_halves_weight_bytes() -> None:
-    bf = mantile.estimate(model="llama_3.3_70b", hardware="nvidia_h100_80gb", batch_size=1, input_seq=128,
+    bf = mantile.estimate(serving="pytorch", model="llama_3.3_70b", hardware="nvidia_h100_80gb", batch_size=1, input_seq=128,
                           output_seq=2, tp=8)
-    f8 = mantile.estimate(model="llama_3.3_70b", hardware="nvidia_h100_80gb", batch_size=1, input_seq=128,
+    f8 = mantile.estimate(serving="pytorch", model="llama_3.3_70b", hardware="nvidia_h100_80gb", batch_size=1, input_seq=128,
                           output_seq=2, tp=8, dtype="fp8")
     assert f8["weights_gb_per_device"] == pytest.approx(bf["weights_gb_per_device"] / 2)
     assert f8["tpot_ms"] < bf["tpot_ms"]
 
 
 def test_vectorized_and_scalar_agree() -> None:
-    df = mantile.sweep(model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=[1, 32], input_seq=[512, 4096],
+    df = mantile.sweep(serving="pytorch", model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=[1, 32], input_seq=[512, 4096],
                        output_seq=64, tp=[1, 2])
     for row in df.iter_rows(named=True):
-        one = mantile.estimate(model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=row["batch_size"],
+        one = mantile.estimate(serving="pytorch", model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=row["batch_size"],
                                input_seq=row["input_seq"], output_seq=64, tp=row["tp"])
         assert np.isclose(one["tpot_ms"], row["tpot_ms"]) and np.isclose(one["ttft_ms"], row["ttft_ms"])
 
@@ -150,16 +150,16 @@ def test_vectorized_and_scalar_agree() -> None:
 ])
 def test_max_batch_size_is_the_largest_batch_that_fits(model, hardware, seq, out, tp) -> None:
     kw = dict(model=model, hardware=hardware, input_seq=seq, output_seq=out, tp=tp, enforce_max_position=False)
-    b = mantile.estimate(batch_size=1, **kw)["max_batch_size"]
+    b = mantile.estimate(serving="pytorch", batch_size=1, **kw)["max_batch_size"]
     assert b > 1
-    assert mantile.estimate(batch_size=b, **kw)["fits"]
-    assert not mantile.estimate(batch_size=b + 1, **kw)["fits"]
+    assert mantile.estimate(serving="pytorch", batch_size=b, **kw)["fits"]
+    assert not mantile.estimate(serving="pytorch", batch_size=b + 1, **kw)["fits"]
     # the answer does not depend on the batch of the row that reports it
-    assert mantile.estimate(batch_size=max(1, b // 3), **kw)["max_batch_size"] == b
+    assert mantile.estimate(serving="pytorch", batch_size=max(1, b // 3), **kw)["max_batch_size"] == b
 
 
 def test_layer_metrics_splits_bytes_into_weights_kv_and_activations() -> None:
-    r = mantile.layer_metrics(model="llama_3.1_8b", hardware="nvidia_h100_80gb", layer_type="attention",
+    r = mantile.layer_metrics(serving="pytorch", model="llama_3.1_8b", hardware="nvidia_h100_80gb", layer_type="attention",
                               phase="decode", batch_size=16, seq_length=1, kv_length=2048)
     # weights: Wqkv 4096 x 6144 + Wo 4096 x 4096, bf16 = 50,331,648 + 33,554,432 B
     assert r["weight_bytes_read"] == pytest.approx(83_886_080)

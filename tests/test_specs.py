@@ -119,9 +119,12 @@ def test_the_wheel_ships_the_config_tree(tmp_path) -> None:
 
 
 def test_efficiency_override_applies_another_generations_constants() -> None:
-    cfg = _compose(["hardware=nvidia_b200_180gb", "+efficiency=hopper"])
+    cfg = _compose(["hardware=nvidia_b200_180gb", "+efficiency=hopper", "serving=pytorch"])
     spec, _ = spec_from_config(cfg, "llama_3.3_70b", "nvidia_b200_180gb", "pytorch")
     assert spec.systems["nvidia_b200_180gb"].eff.name == "hopper"
-    cfg = _compose(["hardware=nvidia_b200_180gb"])
+    cfg = _compose(["hardware=nvidia_b200_180gb", "serving=pytorch"])
     spec, _ = spec_from_config(cfg, "llama_3.3_70b", "nvidia_b200_180gb", "pytorch")
-    assert spec.systems["nvidia_b200_180gb"].eff.name == "blackwell"
+    assert spec.systems["nvidia_b200_180gb"].eff.name == "blackwell"  # pytorch: the generation's own profile
+    spec, _ = spec_from_config(_compose(["hardware=nvidia_b200_180gb", "serving=vllm"]), "llama_3.3_70b",
+                               "nvidia_b200_180gb", "vllm")
+    assert spec.systems["nvidia_b200_180gb"].eff.name == "blackwell+b200_sxm_vllm"  # the engine's kernel tables

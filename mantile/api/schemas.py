@@ -27,7 +27,7 @@ BatchSize = Annotated[int, Field(strict=True, ge=1, le=MAX_BATCH_SIZE, descripti
 Tokens = Annotated[int, Field(strict=True, ge=1, le=MAX_SEQ_TOKENS)]
 MODEL_ID = Field(description="a model id from GET /models", examples=["llama_3.3_70b"])
 HARDWARE_ID = Field(description="a hardware id from GET /hardware", examples=["nvidia_nvl72_rack"])
-SERVING = Field(default="pytorch", description="serving profile id (conf/serving/): kernels, batching, reserve")
+SERVING = Field(default="vllm", description="serving profile id (conf/serving/): kernels, batching, reserve")
 
 
 class _Body(BaseModel):

@@ -89,7 +89,7 @@ def _plain(v: Any) -> Any:
 
 def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str], multirun: bool) -> RunResult:
     spec, settings = spec_from_config(cfg, choices["model"], choices["hardware"],
-                                      choices.get("serving", "pytorch"))
+                                      choices.get("serving", "vllm"))
     pareto, sla = pareto_settings(cfg), Sla.from_config(_plain(cfg.get("sla")))
     study = Study.from_config(cfg) if cfg.get("study") is not None else Study()
     config_yaml = OmegaConf.to_yaml(cfg)

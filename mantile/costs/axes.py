@@ -25,7 +25,10 @@ class Coded:
 
 StrColumn = Coded | np.ndarray | str
 #: Numeric axes (floats inside the cost model) and string axes, in the results table's order.
-NUMERIC = ("batch_size", "input_seq", "output_seq", "tp", "pp", "dp", "ep", "cp", "sp", "embedding_tp")
+NUMERIC = ("batch_size", "input_seq", "output_seq", "tp", "pp", "dp", "ep", "cp", "sp", "embedding_tp",
+           "concurrency", "request_rate")
+#: The load keys: exactly one is set per evaluation (0 elsewhere).
+LOADS = ("batch_size", "concurrency", "request_rate")
 STRINGS = ("dtype", "kv_dtype", "attention_dtype", "feedforward_dtype", "embedding_dtype")
 
 
@@ -55,6 +58,16 @@ def map_pairs(a: StrColumn, b: StrColumn, f: Callable[[str, str], str]) -> StrCo
     return Coded(choices, np.asarray(inv).reshape(a_arr.shape))
 
 
+def map_one(a: StrColumn, f: Callable[[str], str]) -> StrColumn:
+    """``f`` applied to each point's string, once per distinct value."""
+    if isinstance(a, Coded):
+        return Coded(tuple(f(c) for c in a.choices), a.codes)
+    if isinstance(a, str):
+        return f(a)
+    uniq, inv = np.unique(np.asarray(a, dtype=str), return_inverse=True)
+    return Coded(tuple(f(str(u)) for u in uniq), np.asarray(inv).reshape(np.shape(a)))
+
+
 def _strings(v: StrColumn) -> np.ndarray:
     if isinstance(v, Coded):
         return np.asarray(v.choices, dtype=object)[v.codes].astype(str)
@@ -66,6 +79,8 @@ class Axes:
     """One evaluation's points (see module docstring); ``n`` is the number of points."""
 
     batch_size: np.ndarray
+    concurrency: np.ndarray
+    request_rate: np.ndarray
     input_seq: np.ndarray
     output_seq: np.ndarray
     tp: np.ndarray
@@ -81,19 +96,37 @@ class Axes:
     feedforward_dtype: StrColumn
     embedding_dtype: StrColumn
     n: int
+    #: which load key this evaluation's points carry: batch_size, concurrency or request_rate
+    load: str = "batch_size"
 
     @classmethod
-    def resolve(cls, col: Mapping[str, Any]) -> Axes:
+    def resolve(cls, col: Mapping[str, Any], kv_dtype_for: Callable[[str], str] | None = None,
+                embedding_dtype_for: Callable[[str], str] | None = None) -> Axes:
         """Columns as the engine or a front door gives them (numbers, strings, ``Coded``), with the
-        optional keys defaulted. ``batch_size input_seq output_seq tp pp dp ep cp sp dtype`` are required."""
+        optional keys defaulted: ``kv_dtype`` and ``embedding_dtype`` by the serving profile's recipe
+        (``kv_dtype_for``, ``embedding_dtype_for``; default: the model dtype). ``input_seq output_seq tp pp
+        dp ep cp sp dtype`` and one load key are required."""
+        loads = [k for k in LOADS if k in col]
+        if len(loads) != 1:
+            raise ValueError(f"exactly one load key of {LOADS} is needed, got {loads}")
         num = {k: np.asarray(col[k], dtype=float) for k in NUMERIC if k in col}
         num.setdefault("embedding_tp", num["tp"])
-        s: dict[str, StrColumn] = {k: col[k] for k in STRINGS if k in col}
-        s.setdefault("kv_dtype", s["dtype"])
-        for kind in ("attention", "feedforward", "embedding"):
-            s.setdefault(f"{kind}_dtype", s["dtype"])
         n = int(np.broadcast(*num.values()).size)
-        return cls(**num, **s, n=n)  # type: ignore[arg-type]
+        for k in LOADS:
+            num.setdefault(k, np.zeros(n))
+        s: dict[str, StrColumn] = {k: col[k] for k in STRINGS if k in col}
+        s.setdefault("kv_dtype", map_one(s["dtype"], kv_dtype_for) if kv_dtype_for else s["dtype"])
+        s.setdefault("embedding_dtype", map_one(s["dtype"], embedding_dtype_for) if embedding_dtype_for
+                     else s["dtype"])
+        for kind in ("attention", "feedforward"):
+            s.setdefault(f"{kind}_dtype", s["dtype"])
+        return cls(**num, **s, n=n, load=loads[0])  # type: ignore[arg-type]
+
+    @property
+    def load_value(self) -> np.ndarray:
+        """The load of each point (sequences, clients or requests/s, per ``load``)."""
+        return {"batch_size": self.batch_size, "concurrency": self.concurrency,
+                "request_rate": self.request_rate}[self.load]
 
     def layer_dtype(self, layer_type: str) -> StrColumn:
         """The dtype a layer type's weights and math use (norms: the embedding's, i.e. the model's)."""

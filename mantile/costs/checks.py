@@ -21,6 +21,9 @@ INVALID = {
     8: "input_seq + output_seq exceeds max_position_embeddings ({max_pos})",
     9: "dtype has no peak on {device}; available: {dtypes}",
     10: "embedding tp must divide tp*cp",
+    # set by the serving mode, after the plan checks:
+    11: "request_rate is more than this plan serves: requests would queue without bound",
+    12: "request_rate needs a continuous-batching serving profile (a static batch has no arrivals)",
 }
 
 
@@ -40,7 +43,7 @@ def reason_messages(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile) 
 
 #: The key each invalid-plan code is about (for front doors that must name a field).
 INVALID_FIELDS = {1: "tp", 2: "tp", 3: "ep", 4: "sp", 5: "cp", 6: "pp", 7: "dp", 8: "input_seq", 9: "dtype",
-                  10: "embedding_tp"}
+                  10: "embedding_tp", 11: "request_rate", 12: "serving"}
 
 
 def invalid_codes(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, ax: Axes,

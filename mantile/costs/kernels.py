@@ -209,7 +209,7 @@ def wave_efficiency(m: Machine, rows: Array, cols: Array, depth: Array) -> tuple
     tiles = np.ceil(rows / e.gemm_tile_m) * np.ceil(cols / e.gemm_tile_n)
     split = np.maximum(np.minimum(np.floor(m.compute_units / np.maximum(tiles, 1)),
                                   np.floor(depth / e.gemm_split_k_min_depth)), 1.0)
-    units = tiles * split
+    units = np.maximum(tiles * split, 1.0)  # a GEMM with no rows (an empty batch) does no work anyway
     return units / (np.ceil(units / m.compute_units) * m.compute_units), split
 
 

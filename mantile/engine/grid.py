@@ -74,9 +74,8 @@ def _positions(n_values: int, stride: int, start: int, stop: int) -> np.ndarray:
 
 def block_columns(index: GridIndex, lo: int, hi: int) -> dict[str, Any]:
     """Cost-model input for points lo..hi-1 of a chunk: numbers as floats, strings as ``Coded``;
-    kv_dtype defaults to dtype and embedding_tp to tp (their axes are absent when not given)."""
+    embedding_tp defaults to tp (kv_dtype, when absent, follows the serving profile's recipe)."""
     cols = {key: index.column(key, float, lo, hi) for key in index.axes}
-    cols.setdefault("kv_dtype", cols["dtype"])
     cols.setdefault("embedding_tp", cols["tp"])
     return cols
 

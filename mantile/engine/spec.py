@@ -25,10 +25,16 @@ INT_AXES: dict[str, str] = {
     "sp": "sequence parallel (1, or equal to tp)", "batch_size": "concurrent sequences per replica",
     "input_seq": "prompt tokens per sequence", "output_seq": "generated tokens per sequence",
     "embedding_tp": "vocab-parallel degree of embedding + LM head (default: tp)",
+    "concurrency": "clients in a closed loop (each sends its next request when its last one finishes)",
 }
+#: Sweepable positive real axes.
+FLOAT_AXES: dict[str, str] = {"request_rate": "requests per second arriving at the deployment (Poisson)"}
+#: The load keys, strongest first: one of them sets the load of a point; a given request_rate or
+#: concurrency replaces the workload preset's batch_size.
+LOADS = ("request_rate", "concurrency", "batch_size")
 STR_AXES: dict[str, tuple[str, ...]] = {"dtype": DTYPES, "kv_dtype": DTYPES}
 AXES: tuple[str, ...] = ("tp", "pp", "dp", "ep", "cp", "sp", "batch_size", "input_seq", "output_seq",
-                         "dtype", "kv_dtype", "embedding_tp")
+                         "dtype", "kv_dtype", "embedding_tp", "concurrency", "request_rate")
 DEFAULTS: dict[str, Any] = {"tp": 1, "pp": 1, "dp": 1, "ep": 1, "cp": 1, "sp": 1, "dtype": "bf16",
                             "kv_dtype": None, "embedding_tp": None}
 
@@ -75,6 +81,8 @@ def check_axis(key: str, value: Any) -> list[Any]:
             if v not in STR_AXES[key]:
                 raise SpecError("sweep", key, v, STR_AXES[key])
         return values
+    if key in FLOAT_AXES:
+        return [_positive_float(key, v) for v in values]
     out = []
     for v in values:
         if isinstance(v, str) and v.strip().lstrip("+").isdigit():
@@ -89,16 +97,36 @@ def check_axis(key: str, value: Any) -> list[Any]:
     return out
 
 
+def _positive_float(key: str, v: Any) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        f = float("nan")
+    if isinstance(v, bool) or not np.isfinite(f) or f <= 0:
+        raise SpecError("sweep", key, v, f"a positive number or a list of them ({FLOAT_AXES[key]})")
+    return f
+
+
 def check_axes(raw: Mapping[str, Any]) -> dict[str, list[Any]]:
-    """All axes with defaults filled in; kv_dtype/embedding_tp None mean 'same as dtype/tp'."""
+    """All axes with defaults filled in; kv_dtype/embedding_tp None mean 'the serving profile's recipe'
+    and 'tp'. The load is the strongest of LOADS given (request_rate, concurrency, batch_size)."""
     unknown = sorted(set(raw) - set(AXES))
     if unknown:
         raise SpecError("sweep", unknown[0], raw[unknown[0]], f"unknown key; valid keys: {list(AXES)}")
-    for key in ("batch_size", "input_seq", "output_seq"):
+    for key in ("input_seq", "output_seq"):
         if raw.get(key) is None:
             raise SpecError("sweep", key, None, f"required: {INT_AXES[key]}")
+    given = [k for k in LOADS if raw.get(k) is not None]
+    if not given:
+        raise SpecError("sweep", "batch_size", None, "a load: batch_size, concurrency or request_rate")
+    if "request_rate" in given and "concurrency" in given:
+        raise SpecError("sweep", "concurrency", raw["concurrency"],
+                        "one load per run: request_rate (open loop) or concurrency (closed loop), not both")
+    raw = {k: v for k, v in raw.items() if k not in LOADS or k == given[0]}
     axes: dict[str, list[Any]] = {}
     for key in AXES:
+        if key in LOADS and key != given[0]:
+            continue
         value = raw.get(key, DEFAULTS.get(key))
         if value is None:
             if DEFAULTS.get(key, 0) is not None:  # only kv_dtype / embedding_tp may be left unset
@@ -128,7 +156,7 @@ def resolve_systems(hardware: str | Sequence[str], serving: ServingProfile) -> d
     return out
 
 
-def make_spec(model: Any, hardware: Any, axes: Mapping[str, Any], serving: str | ServingProfile = "pytorch",
+def make_spec(model: Any, hardware: Any, axes: Mapping[str, Any], serving: str | ServingProfile = "vllm",
               enforce_max_position: bool = True, **overrides: Any) -> SweepSpec:
     """Build and validate a SweepSpec from ids (or lists of ids) and raw axis values."""
     profile = resolve_serving(serving, **overrides)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from mantile.costs.axes import Coded
+from mantile.costs.axes import Coded, map_one
 from mantile.costs.checks import INVALID_FIELDS, reason_messages
 from mantile.costs.kernels import BOUNDS
 from mantile.engine.grid import GridIndex, block_columns, chunks
@@ -25,17 +25,23 @@ from mantile.engine.spec import STR_AXES, SweepSpec, System
 from mantile.serving import system
 from mantile.specs import ModelSpec
 
-SCHEMA_VERSION = "4"  # 2: cost columns; num_devices filled for invalid plans too; 3: invalid_field;
-#: 4: "stack" -> "serving" (the serving profile id)
-IDENTITY = ("model_id", "hardware_id", "serving", "num_devices", "dtype", "kv_dtype", "tp", "pp", "dp", "ep",
-            "cp", "sp", "embedding_tp", "batch_size", "input_seq", "output_seq")
+SCHEMA_VERSION = "5"  # 2: cost columns; num_devices filled for invalid plans too; 3: invalid_field;
+#: 4: "stack" -> "serving" (the serving profile id); 5: serving_version, load columns (concurrency,
+#: request_rate; batch_size null under them), running_batch, request throughput, TTFT/TPOT p50/p99
+IDENTITY = ("model_id", "hardware_id", "serving", "serving_version", "num_devices", "dtype", "kv_dtype", "tp", "pp",
+            "dp", "ep", "cp", "sp", "embedding_tp", "batch_size", "concurrency", "request_rate", "input_seq",
+            "output_seq")
+#: identity columns written only when the run uses them (batch_size is always written, null under another load)
+OPTIONAL_IDENTITY = ("concurrency", "request_rate")
 METRICS = ("ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s",
            "throughput_tokens_per_s_per_device", "decode_throughput_tokens_per_s", "tokens_per_s_per_user",
            "cost_usd_per_million_tokens", "throughput_tokens_per_s_per_usd_hour", "weights_gb_per_device",
            "kv_cache_gb_per_device", "activation_gb_per_device", "memory_gb_per_device",
            "usable_memory_gb_per_device", "kv_cache_budget_gb_per_device", "max_batch_size", "fits", "valid",
-           "reason", "invalid_field", "prefill_bound", "decode_bound")
-INT_IDENTITY = ("tp", "pp", "dp", "ep", "cp", "sp", "embedding_tp", "batch_size", "input_seq", "output_seq")
+           "reason", "invalid_field", "prefill_bound", "decode_bound", "running_batch", "request_throughput_per_s",
+           "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms")
+INT_IDENTITY = ("tp", "pp", "dp", "ep", "cp", "sp", "embedding_tp", "batch_size", "concurrency", "input_seq",
+                "output_seq")
 PLAN_KEYS = ("tp", "pp", "dp", "ep", "cp", "sp")
 BOUND_ENUM = pl.Enum(list(BOUNDS))
 BLOCK_POINTS = 16_384  # cost-model block: ~60 float64 temporaries of 128 KiB fit a 2 MiB L2 cache
@@ -51,8 +57,11 @@ def evaluate_chunk(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec
              for lo, hi in chunks(index.n_points, BLOCK_POINTS)]
     out = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     ident: dict[str, Any] = {k: index.column(k, np.int64) for k in INT_IDENTITY if k in spec.axes}
+    if "request_rate" in spec.axes:
+        ident["request_rate"] = index.column("request_rate", float)
     ident["dtype"] = index.column("dtype")
-    ident["kv_dtype"] = index.column("kv_dtype") if "kv_dtype" in spec.axes else ident["dtype"]
+    ident["kv_dtype"] = (index.column("kv_dtype") if "kv_dtype" in spec.axes
+                         else map_one(ident["dtype"], spec.serving.kv_dtype_for))
     ident.setdefault("embedding_tp", ident["tp"])
     return _frame(model_id, model, sys, spec, ident, out)
 
@@ -64,7 +73,9 @@ def results_frame(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec,
     n = len(out["ttft_ms"])
     ident = {k: (v if isinstance(v, Coded) else np.broadcast_to(np.asarray(v), n).astype(np.int64))
              for k, v in cols.items() if k in INT_IDENTITY or k in STR_AXES}
-    ident.setdefault("kv_dtype", ident["dtype"])
+    if "request_rate" in cols:
+        ident["request_rate"] = np.broadcast_to(np.asarray(cols["request_rate"], dtype=float), n)
+    ident.setdefault("kv_dtype", map_one(ident["dtype"], spec.serving.kv_dtype_for))
     ident.setdefault("embedding_tp", ident["tp"])
     return _frame(model_id, model, sys, spec, ident, out)
 
@@ -77,11 +88,14 @@ def results_row(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, p
     res = system.evaluate(model, sys.spec, sys.eff, spec.serving, cols, spec.enforce_max_position)
     out = {k: v[0] for k, v in res.columns().items()}
     ident = {k: (int(v) if k not in STR_AXES else v) for k, v in point.items() if k in INT_IDENTITY or k in STR_AXES}
-    ident.setdefault("kv_dtype", ident["dtype"])
+    if "request_rate" in point:
+        ident["request_rate"] = float(point["request_rate"])
+    ident.setdefault("kv_dtype", spec.serving.kv_dtype_for(str(ident["dtype"])))
     ident.setdefault("embedding_tp", ident["tp"])
     num_devices = ident["tp"] * ident["cp"] * ident["pp"] * ident["dp"]
     row: dict[str, Any] = {"model_id": model_id, "hardware_id": sys.hardware_id, "serving": spec.serving.name,
-                           "num_devices": num_devices, **{k: ident[k] for k in IDENTITY[4:]}}
+                           "serving_version": spec.serving.version, "num_devices": num_devices,
+                           **{k: ident.get(k) for k in IDENTITY[5:] if k in ident or k not in OPTIONAL_IDENTITY}}
     metrics = {k: v for k, v in out.items() if k not in ("num_devices", "invalid_code")}
     metrics.update({k: v[0] for k, v in _prices(sys, np.asarray([out["throughput_tokens_per_s"]]),
                                                   np.asarray([num_devices])).items()})
@@ -138,8 +152,10 @@ def _frame(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, ident:
     n = len(out["ttft_ms"])
     num_devices = ident["tp"] * ident["cp"] * ident["pp"] * ident["dp"]
     series = [_constant("model_id", model_id, n), _constant("hardware_id", sys.hardware_id, n),
-              _constant("serving", spec.serving.name, n), pl.Series("num_devices", num_devices)]
-    series += [_identity_series(k, ident[k]) for k in IDENTITY[4:]]
+              _constant("serving", spec.serving.name, n), _constant("serving_version", spec.serving.version, n),
+              pl.Series("num_devices", num_devices)]
+    series += [_identity_series(k, ident[k]) if k in ident else pl.Series(k, [None] * n, dtype=pl.Int64)
+               for k in IDENTITY[5:] if k in ident or k not in OPTIONAL_IDENTITY]
     metrics: dict[str, np.ndarray | pl.Series] = {k: v for k, v in out.items()
                                                   if k not in ("num_devices", "invalid_code")}
     metrics.update(_prices(sys, out["throughput_tokens_per_s"], num_devices))

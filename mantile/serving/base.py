@@ -24,7 +24,9 @@ class Steps:
     def __init__(self, setup: Setup) -> None:
         ax = setup.axes
         self.setup, self.axes = setup, ax
-        self.micro_batches = np.where(ax.pp > 1, np.minimum(ax.pp, ax.batch_size), 1.0)
+        #: the fixed batch of static and plain continuous batching: batch_size, or the clients of a closed loop
+        self.batch = ax.concurrency if ax.load == "concurrency" else ax.batch_size
+        self.micro_batches = np.where(ax.pp > 1, np.minimum(ax.pp, self.batch), 1.0)
         self._cross = ax.tp * ax.cp * ax.pp > setup.net.domain_size  # pipeline hops leave the domain
         self._hidden_bytes = setup.model.hidden_size * setup.activation_bytes_per_element
 
@@ -55,6 +57,11 @@ class Timings:
     running_batch: Array
     prefill: StepCost
     decode: StepCost
+    ttft_p50_s: Array | None = None  # None: the mean (every request sees the same time)
+    ttft_p99_s: Array | None = None
+    tpot_p50_s: Array | None = None
+    tpot_p99_s: Array | None = None
+    sustainable: Array = True  # False where requests arrive faster than the deployment serves them
 
 
 def mean_context(ax_input: Array, ax_output: Array) -> Array:

@@ -16,7 +16,7 @@ from mantile.serving.base import Steps, Timings, mean_context
 
 def timings(steps: Steps, q_len: float = 1.0) -> Timings:
     ax, mb = steps.axes, steps.micro_batches
-    B, S, O, pp, dp = ax.batch_size, ax.input_seq, ax.output_seq, ax.pp, ax.dp  # noqa: E741
+    B, S, O, pp, dp = steps.batch, ax.input_seq, ax.output_seq, ax.pp, ax.dp  # noqa: E741
     mixed = B / mb / O  # prompts joining per iteration, per micro-batch
     dec = steps.decode(B / mb, q_len, mean_context(S, O), mixed_seqs=mixed, mixed_len=S)
     tpot = dec.latency_s + (pp - 1) * steps.pipeline_hop_s((B + mixed * S) / mb)

@@ -25,7 +25,8 @@ replaced, so B*S/O prefill tokens per step are needed on average):
   per step): p50 = step(B, p), p99 = p50 + 2.326 (step(B, p + S) - step(B, p)) sqrt(lambda step / (O - 1)).
   B solves B = lambda (TTFT + (O - 1) TPOT) (fixed-point iteration from below, Little's law), capped at
   the running cap; a rate the cap cannot sustain is marked;
-- a fixed running ``batch`` is the closed loop at N = batch.
+- a fixed running ``batch`` is the closed loop at N = batch, taken as given (not capped: memory and
+  ``fits`` say whether it is possible).
 Request throughput X = B / (TTFT in the slot + (O - 1) TPOT) per replica.
 
 ``tests/test_queueing.py`` checks these means and percentiles against a discrete-event simulation of
@@ -117,7 +118,7 @@ def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch
     S, O, cap, budget = (np.asarray(v, dtype=float) for v in (S, O, cap, budget))  # noqa: E741
     if request_rate is None:
         n = np.asarray(batch if batch is not None else concurrency, dtype=float)
-        B = np.minimum(n, cap)
+        B = n if batch is not None else np.minimum(n, cap)  # a fixed batch is taken as given
         ttft, tpot = _closed(step, B, S, O, budget)
         busy = ttft + (O - 1) * tpot
         same = np.asarray(ttft + np.maximum(n - B, 0.0) / B * busy)

@@ -15,7 +15,7 @@ from mantile.serving.base import Steps, Timings, mean_context
 
 def timings(steps: Steps, q_len: float = 1.0) -> Timings:
     ax, mb = steps.axes, steps.micro_batches
-    B, S, O, pp, dp = ax.batch_size, ax.input_seq, ax.output_seq, ax.pp, ax.dp  # noqa: E741
+    B, S, O, pp, dp = steps.batch, ax.input_seq, ax.output_seq, ax.pp, ax.dp  # noqa: E741
     pre = steps.prefill(B / mb, S)
     ttft = pre.latency_s * (1 + (mb - 1) / pp) + (pp - 1) * steps.pipeline_hop_s(B / mb * S / ax.cp)
     dec = steps.decode(B / mb, q_len, mean_context(S, O))

@@ -23,14 +23,14 @@ from mantile.costs.axes import Axes
 from mantile.costs.blocks import LAYER_TYPES, PHASES, Plan, Work
 from mantile.costs.checks import invalid_codes
 from mantile.costs.families import architecture
-from mantile.costs.kernels import Cost, Machine
+from mantile.costs.kernels import Array, Cost, Machine
 from mantile.costs.step import Setup, bound_index, exposed_s
-from mantile.serving import MODES
-from mantile.serving.base import Steps
+from mantile.serving import continuous, scheduler, static
+from mantile.serving.base import Steps, Timings
 from mantile.specs.dtypes import ACTIVATION_BYTES, BYTES_PER_ELEMENT
 from mantile.specs.hardware import EfficiencyProfile, HardwareSpec
 from mantile.specs.model import ModelSpec
-from mantile.specs.serving import ServingProfile
+from mantile.specs.serving import Scheduler, ServingProfile
 
 GB = 1e9
 
@@ -70,29 +70,76 @@ class Result:
         return out
 
 
+def _mode(serving: ServingProfile, ax: Axes) -> str:
+    """static | continuous | scheduler: an engine profile (one with a scheduler), or a closed or open
+    loop load, runs the scheduler model; a fixed batch on a plain profile keeps its batching."""
+    if serving.batching == "static":
+        return "static"
+    if serving.scheduler != Scheduler() or ax.load != "batch_size":
+        return "scheduler"
+    return "continuous"
+
+
+def _capacity(model: ModelSpec, hw: HardwareSpec, serving: ServingProfile, ax: Axes, setup: Setup
+              ) -> tuple[Array, Array]:
+    """(bytes free for the KV cache, bytes per running sequence) of the scheduler's KV capacity."""
+    S, O = ax.input_seq, ax.output_seq  # noqa: E741
+    chunk = serving.scheduler.max_num_batched_tokens or serving.max_prefill_tokens
+    w = memory.weight_bytes(model, ax.tp, ax.ep, ax.embedding_tp, ax.pp, setup.weight_bytes_per_element["embedding"],
+                            setup.weight_bytes_per_element["attention"], setup.weight_bytes_per_element["feedforward"])
+    act_token = memory.activation_per_token(model, ax.tp, ax.ep, ax.cp, setup.activation_bytes_per_element)
+    fraction = serving.scheduler.kv_cache_memory_fraction or (1 - serving.memory_reserve_fraction)
+    held = S + O if serving.scheduler.kv_reserve == "full" else S + O / 2.0
+    kv_seq = memory.kv_cache_bytes(model, 1.0, held, ax.tp, ax.pp, ax.cp, setup.kv_bytes_per_element)
+    free = hw.device.memory_bytes * fraction - w - chunk * act_token
+    return free, kv_seq + model.vocab_size / ax.embedding_tp * 4.0
+
+
+def _timings(mode: str, steps: Steps, serving: ServingProfile, free_bytes: Array, bytes_per_seq: Array
+             ) -> Timings:
+    """The serving mode's timings; the scheduler's running cap includes the sequences whose KV cache
+    fits in ``free_bytes`` (what weights and the prefill activations leave)."""
+    if mode == "scheduler":
+        return scheduler.timings(steps, serving.scheduler, np.floor(np.maximum(free_bytes, 0.0) / bytes_per_seq))
+    return (static.timings if mode == "static" else continuous.timings)(steps)
+
+
 def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile,
              col: Mapping[str, Any] | Axes, enforce_max_position: bool = True) -> Result:
-    """Results-table metrics for every point of ``col`` (raw columns, resolved by ``Axes.resolve``)."""
-    ax = col if isinstance(col, Axes) else Axes.resolve(col)
+    """Results-table metrics for every point of ``col`` (raw columns, resolved by ``Axes.resolve`` with the
+    serving profile's quantization recipe for a KV or embedding dtype left unset)."""
+    ax = col if isinstance(col, Axes) else Axes.resolve(col, serving.kv_dtype_for, serving.embedding_dtype_for)
     setup = Setup.of(model, hw, eff, serving, ax)
     code = invalid_codes(model, hw, eff, ax, setup.peak_ok, enforce_max_position)
-    valid = code == 0
     steps = Steps(setup)
-    t = MODES[serving.batching](steps)
-    B, S, O, pp, dp = ax.batch_size, ax.input_seq, ax.output_seq, ax.pp, ax.dp  # noqa: E741
+    mode = _mode(serving, ax)
+    S, O, pp, dp = ax.input_seq, ax.output_seq, ax.pp, ax.dp  # noqa: E741
     devices = ax.tp * ax.cp * pp * dp
-
+    a_bytes = setup.activation_bytes_per_element
     w = memory.weight_bytes(model, ax.tp, ax.ep, ax.embedding_tp, pp, setup.weight_bytes_per_element["embedding"],
                             setup.weight_bytes_per_element["attention"], setup.weight_bytes_per_element["feedforward"])
-    kv = memory.kv_cache_bytes(model, B, S + O, ax.tp, pp, ax.cp, setup.kv_bytes_per_element)
-    a_bytes = setup.activation_bytes_per_element
-    act = memory.activation_bytes(model, B, S, ax.tp, ax.ep, ax.cp, ax.embedding_tp, a_bytes,
-                                  serving.max_prefill_tokens)
-    total = w + kv + act
-    usable = hw.device.memory_bytes * (1 - serving.memory_reserve_fraction)
     act_token = memory.activation_per_token(model, ax.tp, ax.ep, ax.cp, a_bytes)
     logits_seq = model.vocab_size / ax.embedding_tp * 4.0
-    biggest = memory.max_batch_size(usable, w, kv / B, act_token, logits_seq, S, serving.max_prefill_tokens)
+    fraction = serving.scheduler.kv_cache_memory_fraction or (1 - serving.memory_reserve_fraction)
+    usable = hw.device.memory_bytes * fraction
+    # KV a running sequence holds: all of input + output (static batching, TRT-LLM's no-evict), or on
+    # average input + output/2 (paged blocks that grow with the sequence)
+    held = S + O if mode != "scheduler" or serving.scheduler.kv_reserve == "full" else S + O / 2.0
+    kv_seq = memory.kv_cache_bytes(model, 1.0, held, ax.tp, pp, ax.cp, setup.kv_bytes_per_element)
+    t = _timings(mode, steps, serving, *_capacity(model, hw, serving, ax, setup))
+    B = np.asarray(t.running_batch, dtype=float)
+    if mode == "static":
+        code = np.where((code == 0) & (ax.load == "request_rate"), 12, code).astype(code.dtype)
+    code = np.where((code == 0) & ~np.asarray(t.sustainable, dtype=bool), 11, code).astype(code.dtype)
+    valid = code == 0
+
+    kv = kv_seq * B
+    # the largest prefill in one step: the scheduler's token budget, else the prefill chunk
+    chunk = serving.scheduler.max_num_batched_tokens if mode == "scheduler" else 0
+    act = memory.activation_bytes(model, B, S, ax.tp, ax.ep, ax.cp, ax.embedding_tp, a_bytes,
+                                  chunk or serving.max_prefill_tokens)
+    total = w + kv + act
+    biggest = memory.max_batch_size(usable, w, kv_seq, act_token, logits_seq, S, serving.max_prefill_tokens)
     # KV budget: what is left for the cache at the largest batch (weights, activations out)
     budget = usable - w - np.minimum(biggest * S, serving.max_prefill_tokens) * act_token - biggest * logits_seq
 
@@ -104,17 +151,21 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving
         for kind in LAYER_TYPES:
             breakdown[f"{phase}_{kind}_ms"] = timed(step.by_type[kind].latency_s * 1e3)
         breakdown[f"{phase}_comm_ms"] = timed(step.total.comm_s * 1e3)
-        mb = steps.micro_batches
+        mb = steps.micro_batches if mode != "scheduler" else 1.0  # the scheduler's steps are whole passes
         breakdown[f"{phase}_flops"] = timed(step.total.flops * mb / pp)
         breakdown[f"{phase}_bytes"] = timed(step.total.bytes * mb / pp)
         breakdown[f"{phase}_bound"] = shaped(bound_index(step.total))
-    throughput = timed(t.throughput_tokens_per_s)
+    pick = lambda v, mean: timed((mean if v is None else v) * 1e3)  # noqa: E731
+    breakdown.update(
+        running_batch=timed(B), request_throughput_per_s=timed(t.throughput_tokens_per_s / O),
+        ttft_p50_ms=pick(t.ttft_p50_s, t.ttft_s), ttft_p99_ms=pick(t.ttft_p99_s, t.ttft_s),
+        tpot_p50_ms=pick(t.tpot_p50_s, t.tpot_s), tpot_p99_ms=pick(t.tpot_p99_s, t.tpot_s))
     return Result(
         num_devices=shaped(devices),
         ttft_ms=timed(t.ttft_s * 1e3),
         tpot_ms=timed(t.tpot_s * 1e3),
         e2e_latency_ms=timed(t.e2e_s * 1e3),
-        throughput_tokens_per_s=throughput,
+        throughput_tokens_per_s=timed(t.throughput_tokens_per_s),
         throughput_tokens_per_s_per_device=timed(t.throughput_tokens_per_s / devices),
         decode_throughput_tokens_per_s=timed(t.decode_throughput_tokens_per_s),
         tokens_per_s_per_user=timed(1.0 / t.tpot_s),
@@ -138,9 +189,12 @@ def step_kernels(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, ser
     serving mode costs, every kernel of every block with ``instances`` (how often the block runs in
     the pass) and its time per instance; ``total_ms`` = instances x time_ms sums to the step's time
     (without collective overlap)."""
-    ax = Axes.resolve({k: np.asarray([v]) if not isinstance(v, str) else v for k, v in point.items()})
+    ax = Axes.resolve({k: np.asarray([v]) if not isinstance(v, str) else v for k, v in point.items()},
+                      serving.kv_dtype_for, serving.embedding_dtype_for)
     setup = Setup.of(model, hw, eff, serving, ax)
-    t = MODES[serving.batching](Steps(setup))
+    steps = Steps(setup)
+    free, per_seq = _capacity(model, hw, serving, ax, setup)
+    t = _timings(_mode(serving, ax), steps, serving, free, per_seq)
     rows: list[dict[str, Any]] = []
     for phase, step in (("prefill", t.prefill), ("decode", t.decode)):
         for block, times, c in step.parts:

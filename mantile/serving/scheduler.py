@@ -1,0 +1,47 @@
+"""An engine's scheduler (vLLM, SGLang, TensorRT-LLM): continuous batching under the serving profile's
+caps, with the load as benchmarks define it, and queueing in closed form (``queueing.py``).
+
+The step time is the cost model's mixed forward pass: ``d`` sequences decode one token each (at the
+mean cache length input + output/2) while ``p`` prefill tokens of waiting prompts ride along
+(``p / S`` prompts of S tokens: the chunk's attention sees, on average, half the prompt), plus the
+profile's host time per step (``host_step_us + host_per_sequence_us * d``) and, with pp > 1, the
+stage-to-stage hops. The running cap is the profile's ``max_num_seqs``, the sequences whose KV cache
+fits (``kv_capacity_seqs``, from the memory model) and the step's token budget. Loads are per
+replica: a deployment's ``concurrency`` clients and ``request_rate`` split evenly over dp replicas.
+With pp > 1 the pass is not pipelined across micro-batches here (a conservative simplification).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mantile.costs.kernels import Array
+from mantile.serving import queueing
+from mantile.serving.base import Steps, Timings, mean_context
+from mantile.specs.serving import Scheduler
+
+
+def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array) -> Timings:
+    ax = steps.axes
+    S, O, pp, dp = ax.input_seq, ax.output_seq, ax.pp, ax.dp  # noqa: E741
+    context = mean_context(S, O)
+    host_s, per_seq_s = scheduler.host_step_us * 1e-6, scheduler.host_per_sequence_us * 1e-6
+
+    def step(d: Array, p: Array) -> Array:
+        c = steps.decode(d, 1.0, context, mixed_seqs=np.asarray(p) / S, mixed_len=S)
+        hops = (pp - 1) * steps.pipeline_hop_s(np.asarray(d) + np.asarray(p))
+        return c.latency_s + hops + host_s + per_seq_s * np.asarray(d)
+
+    budget = float(scheduler.max_num_batched_tokens)
+    cap = queueing.running_cap(float(scheduler.max_num_seqs), kv_capacity_seqs, budget, S, O)
+    load = {"batch_size": {"batch": ax.batch_size}, "concurrency": {"concurrency": ax.concurrency / dp},
+            "request_rate": {"request_rate": ax.request_rate / dp}}[ax.load]
+    q = queueing.timings(step, S, O, cap, budget, **load)
+    B = q.running_batch
+    e2e = q.ttft_s + (O - 1) * q.tpot_s
+    return Timings(
+        ttft_s=q.ttft_s, tpot_s=q.tpot_s, e2e_s=e2e, throughput_tokens_per_s=dp * q.request_throughput_per_s * O,
+        decode_throughput_tokens_per_s=dp * B / q.tpot_s, running_batch=B,
+        prefill=steps.prefill(1.0, S), decode=steps.decode(B, 1.0, context),
+        ttft_p50_s=q.ttft_p50_s, ttft_p99_s=q.ttft_p99_s, tpot_p50_s=q.tpot_p50_s, tpot_p99_s=q.tpot_p99_s,
+        sustainable=q.sustainable)
