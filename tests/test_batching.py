@@ -21,7 +21,8 @@ def test_continuous_tpot_includes_the_prefills_riding_along() -> None:
 
 
 def test_continuous_ttft_is_one_prompt_not_the_whole_batch() -> None:
-    one = mantile.estimate(serving="pytorch", batch_size=1, output_seq=1, input_seq=2048, model=KW["model"], hardware=KW["hardware"])
+    one = mantile.estimate(batch_size=1, output_seq=1, input_seq=2048, model=KW["model"], hardware=KW["hardware"],
+        serving="pytorch")
     cont = mantile.estimate(serving="pytorch", batch_size=64, batching="continuous", **KW)
     static = mantile.estimate(serving="pytorch", batch_size=64, **KW)
     assert cont["ttft_ms"] == pytest.approx(one["ttft_ms"] + cont["tpot_ms"], rel=0.02)

@@ -95,8 +95,8 @@ def test_kv_cache_of_llama_8b() -> None:
 
 
 def test_estimate_reports_those_memory_numbers() -> None:
-    r = mantile.estimate(serving="pytorch", model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=64, input_seq=8192,
-                         output_seq=2)
+    r = mantile.estimate(model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=64, input_seq=8192,
+                         serving="pytorch", output_seq=2)
     assert r["weights_gb_per_device"] == pytest.approx(16.0605, abs=1e-3)
     assert r["kv_cache_gb_per_device"] == pytest.approx(131_072 * 64 * 8194 / 1e9, rel=1e-9)
     # H100: 79.6 GiB visible, 5% reserve -> 79.6 * 2**30 * 0.95 / 1e9 = 81.196 GB usable < 84.8 needed.
@@ -105,8 +105,8 @@ def test_estimate_reports_those_memory_numbers() -> None:
 
 
 def test_e2e_and_throughput_definitions() -> None:
-    r = mantile.estimate(serving="pytorch", model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=8, input_seq=1024,
-                         output_seq=128, dp=2)
+    r = mantile.estimate(model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=8, input_seq=1024,
+                         serving="pytorch", output_seq=128, dp=2)
     assert r["e2e_latency_ms"] == pytest.approx(r["ttft_ms"] + 127 * r["tpot_ms"])
     assert r["throughput_tokens_per_s"] == pytest.approx(2 * 8 * 128 / (r["e2e_latency_ms"] / 1e3))
     assert r["tokens_per_s_per_user"] == pytest.approx(1000 / r["tpot_ms"])
@@ -127,20 +127,20 @@ def test_layer_metrics_contract_and_decode_reads_the_cache() -> None:
 
 
 def test_fp8_halves_weight_bytes() -> None:
-    bf = mantile.estimate(serving="pytorch", model="llama_3.3_70b", hardware="nvidia_h100_80gb", batch_size=1, input_seq=128,
-                          output_seq=2, tp=8)
-    f8 = mantile.estimate(serving="pytorch", model="llama_3.3_70b", hardware="nvidia_h100_80gb", batch_size=1, input_seq=128,
-                          output_seq=2, tp=8, dtype="fp8")
+    bf = mantile.estimate(model="llama_3.3_70b", hardware="nvidia_h100_80gb", batch_size=1, input_seq=128,
+                          serving="pytorch", output_seq=2, tp=8)
+    f8 = mantile.estimate(model="llama_3.3_70b", hardware="nvidia_h100_80gb", batch_size=1, input_seq=128,
+                          serving="pytorch", output_seq=2, tp=8, dtype="fp8")
     assert f8["weights_gb_per_device"] == pytest.approx(bf["weights_gb_per_device"] / 2)
     assert f8["tpot_ms"] < bf["tpot_ms"]
 
 
 def test_vectorized_and_scalar_agree() -> None:
-    df = mantile.sweep(serving="pytorch", model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=[1, 32], input_seq=[512, 4096],
-                       output_seq=64, tp=[1, 2])
+    df = mantile.sweep(model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=[1, 32], input_seq=[512, 4096],
+                       serving="pytorch", output_seq=64, tp=[1, 2])
     for row in df.iter_rows(named=True):
-        one = mantile.estimate(serving="pytorch", model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=row["batch_size"],
-                               input_seq=row["input_seq"], output_seq=64, tp=row["tp"])
+        one = mantile.estimate(model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=row["batch_size"],
+                               serving="pytorch", input_seq=row["input_seq"], output_seq=64, tp=row["tp"])
         assert np.isclose(one["tpot_ms"], row["tpot_ms"]) and np.isclose(one["ttft_ms"], row["ttft_ms"])
 
 
@@ -159,8 +159,8 @@ def test_max_batch_size_is_the_largest_batch_that_fits(model, hardware, seq, out
 
 
 def test_layer_metrics_splits_bytes_into_weights_kv_and_activations() -> None:
-    r = mantile.layer_metrics(serving="pytorch", model="llama_3.1_8b", hardware="nvidia_h100_80gb", layer_type="attention",
-                              phase="decode", batch_size=16, seq_length=1, kv_length=2048)
+    r = mantile.layer_metrics(model="llama_3.1_8b", hardware="nvidia_h100_80gb", layer_type="attention",
+                              serving="pytorch", phase="decode", batch_size=16, seq_length=1, kv_length=2048)
     # weights: Wqkv 4096 x 6144 + Wo 4096 x 4096, bf16 = 50,331,648 + 33,554,432 B
     assert r["weight_bytes_read"] == pytest.approx(83_886_080)
     assert r["weights_bytes_per_device"] == pytest.approx(83_886_080)

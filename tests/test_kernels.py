@@ -13,8 +13,8 @@ ATTENTION_DECODE = ["qkv_proj", "rope", "kv_cache_write", "attention", "cp_all_g
 
 
 def test_issue_example_lists_named_kernels_that_sum_to_the_latency() -> None:
-    r = mantile.layer_metrics(serving="pytorch", model="llama_3.1_8b", hardware="nvidia_h100_80gb", layer_type="attention",
-                              phase="decode", batch_size=8, kv_length=2048, kernels=True)
+    r = mantile.layer_metrics(model="llama_3.1_8b", hardware="nvidia_h100_80gb", layer_type="attention",
+                              serving="pytorch", phase="decode", batch_size=8, kv_length=2048, kernels=True)
     names = [k["name"] for k in r["named_kernels"]]
     assert names == ATTENTION_DECODE  # the pytorch stack: unfused RoPE, 2 KV copies, output re-layout
     assert sum(k["time_ms"] for k in r["named_kernels"]) == pytest.approx(r["latency_ms"], rel=1e-12)
@@ -27,8 +27,8 @@ def test_kernel_bytes_by_kind_by_hand() -> None:
     """Llama 3.1 8B decode, batch 8, 2048 cached tokens, bf16, one H100:
     qkv_proj reads the weights h x (q + 2 kv) = 4096 x (4096 + 2*1024) values = 25,165,824 x 2 B;
     attention reads K and V: 8 seqs x 2048 tokens x 2 x 8 kv heads x 128 x 2 B = 67,108,864 B."""
-    r = mantile.layer_metrics(serving="pytorch", model="llama_3.1_8b", hardware="nvidia_h100_80gb", layer_type="attention",
-                              phase="decode", batch_size=8, kv_length=2048, kernels=True)
+    r = mantile.layer_metrics(model="llama_3.1_8b", hardware="nvidia_h100_80gb", layer_type="attention",
+                              serving="pytorch", phase="decode", batch_size=8, kv_length=2048, kernels=True)
     k = {row["name"]: row for row in r["named_kernels"]}
     assert k["qkv_proj"]["weight_bytes"] == 4096 * (4096 + 2 * 1024) * 2
     assert k["qkv_proj"]["flops"] == 2 * 8 * 4096 * (4096 + 2 * 1024)
@@ -43,15 +43,15 @@ def test_kernel_bytes_by_kind_by_hand() -> None:
     ("embedding", ["embedding_lookup", "embedding_all_reduce", "lm_head", "logits_all_gather"]),
 ])
 def test_other_layer_types_name_their_kernels(layer_type: str, expected: list[str]) -> None:
-    r = mantile.layer_metrics(serving="pytorch", model="llama_3.1_8b", hardware="nvidia_h100_80gb", layer_type=layer_type,
-                              phase="prefill", batch_size=2, seq_length=1024, tp=2, kernels=True)
+    r = mantile.layer_metrics(model="llama_3.1_8b", hardware="nvidia_h100_80gb", layer_type=layer_type,
+                              serving="pytorch", phase="prefill", batch_size=2, seq_length=1024, tp=2, kernels=True)
     assert [k["name"] for k in r["named_kernels"]] == expected
     assert sum(k["time_ms"] for k in r["named_kernels"]) == pytest.approx(r["latency_ms"], rel=1e-12)
 
 
 def test_moe_layer_names_router_and_expert_gemms() -> None:
-    r = mantile.layer_metrics(serving="pytorch", model="mixtral_8x7b", hardware="nvidia_h100_80gb", layer_type="feedforward",
-                              phase="decode", batch_size=4, kv_length=1024, tp=2, ep=2, kernels=True)
+    r = mantile.layer_metrics(model="mixtral_8x7b", hardware="nvidia_h100_80gb", layer_type="feedforward",
+                              serving="pytorch", phase="decode", batch_size=4, kv_length=1024, tp=2, ep=2, kernels=True)
     assert [k["name"] for k in r["named_kernels"]] == ["router", "experts_gate_up", "act_mul", "experts_down",
                                                        "all_reduce"]
 
