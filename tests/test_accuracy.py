@@ -67,9 +67,9 @@ def test_whole_model_rows_are_predicted_in_their_own_dtype() -> None:
     fp8 = predict_row(row, "nvidia_h100_80gb")
     bf16 = predict_row({**row, "dtype": "bf16"}, "nvidia_h100_80gb")
     assert fp8 is not None and bf16 is not None
-    expected = mantile.estimate("llama_3.1_8b", "nvidia_h100_80gb", batch_size=1, input_seq=4096, output_seq=1, serving="pytorch",
-                                dtype="fp8", kv_dtype="bf16", layers={"embedding": {"dtype": "bf16"}},
-                                enforce_max_position=False)["ttft_ms"]
+    expected = mantile.estimate("llama_3.1_8b", "nvidia_h100_80gb", batch_size=1, input_seq=4096, output_seq=1,
+                                serving="pytorch", dtype="fp8", kv_dtype="bf16",
+                                layers={"embedding": {"dtype": "bf16"}}, enforce_max_position=False)["ttft_ms"]
     assert fp8.predicted == pytest.approx(expected, rel=1e-12)
     assert fp8.predicted < 0.8 * bf16.predicted  # FP8 GEMMs at twice the peak: a visibly shorter prefill
 
