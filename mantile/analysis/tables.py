@@ -153,7 +153,7 @@ def table(df: pl.DataFrame, columns: Sequence[str] | None = None, view: View = D
     """Render ``df`` as a terminal table: a title (shared keys), the plan column (varying keys),
     then ``columns`` (default: the view's metrics); at most ``view.max_rows`` rows."""
     vary, same = varying(df, plan_keys)
-    metrics = [c for c in (columns or view.metrics()) if c in df.columns and c not in vary]
+    metrics = list(dict.fromkeys(c for c in (columns or view.metrics()) if c in df.columns and c not in vary))
     shown = df.head(view.max_rows)
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     if vary:

@@ -52,10 +52,10 @@ def valid_keys() -> dict[str, tuple[str, ...]]:
     return keys
 
 
-def suggest(word: str, choices: Iterable[str]) -> str:
+def suggest(word: str, choices: Iterable[str], prefix: str = "") -> str:
     """'; did you mean 'batch_size'?' for the closest choice, or ''."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return f"; did you mean {prefix + close[0]!r}?" if close else ""
 
 
 def check_key(key: str, value: object, keys: dict[str, tuple[str, ...]]) -> None:
@@ -66,7 +66,7 @@ def check_key(key: str, value: object, keys: dict[str, tuple[str, ...]]) -> None
                         f"{', '.join(sorted(keys))}; python -m mantile --help)")
     allowed = keys[top]
     if sub and top not in FREE_SECTIONS and allowed and sub.split(".")[0] not in allowed:
-        raise SpecError("command line", key, value, f"unknown key{suggest(sub, [f'{top}.{a}' for a in allowed])} "
+        raise SpecError("command line", key, value, f"unknown key{suggest(sub, allowed, top + '.')} "
                         f"(valid keys of {top}: {', '.join(allowed)})")
 
 
