@@ -13,7 +13,7 @@ import polars as pl
 from mantile.analysis import sla as sla_mod
 from mantile.analysis import tables
 from mantile.analysis.sla import NO_SLA, Sla
-from mantile.analysis.tables import DEFAULT_VIEW, PLAN_ORDER, View
+from mantile.analysis.tables import DEFAULT_VIEW, PLAN_ORDER, View, plan_label
 from mantile.engine.runner import RunResult
 
 SHOW_CAPACITY = ("max_batch_size", "sla_max_batch_size", "batch_limit", "limited_by",
@@ -78,13 +78,6 @@ def pareto_text(front: pl.DataFrame, latency: str, throughput: str, view: View =
     if view.wide:
         return text + "\n" + breakdown_text(front, view)
     return text + "\n(per-layer breakdown and more columns: summary.wide=true; any columns: summary.columns=[...])"
-
-
-def plan_label(row: dict) -> str:
-    """'tp=4 pp=2 dp=1 batch=64' (ep/cp shown when not 1)."""
-    parts = [f"{k}={row[k]}" for k in ("tp", "pp", "dp") if k in row]
-    parts += [f"{k}={row[k]}" for k in ("ep", "cp") if row.get(k, 1) != 1]
-    return " ".join(parts + [f"batch={row['batch_size']}"])
 
 
 def sla_text(lf: pl.LazyFrame, sla: Sla, top: int = 10, view: View = DEFAULT_VIEW) -> str:

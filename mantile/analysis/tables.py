@@ -51,6 +51,7 @@ WIDE_COLUMNS = ("num_devices", "batch_size", "ttft_ms", "tpot_ms", "e2e_latency_
                 "throughput_tokens_per_s_per_device", "throughput_tokens_per_s", "tokens_per_s_per_user",
                 "cost_usd_per_million_tokens", "memory_gb_per_device", "fits", "decode_bound")
 DEFAULT_WIDTH = 120
+PLAN_LABEL_KEYS = ("tp", "pp", "dp", "ep", "cp")
 
 
 def terminal_width() -> int:
@@ -122,6 +123,14 @@ def plan_column(df: pl.DataFrame, keys: Sequence[str]) -> list[str]:
     """'tp=4 pp=2 fp8 in=8192' per row: every key of ``keys`` (the varying ones)."""
     cols = [k for k in PLAN_ORDER if k in keys]
     return [" ".join(_fmt_key(k, row[k]) for k in cols) for row in df.select(cols).iter_rows(named=True)]
+
+
+def plan_label(row: Mapping[str, Any], extra: Sequence[str] = ()) -> str:
+    """'tp=4 pp=2 batch=64' for one row (degrees other than tp shown when not 1), plus ``extra`` columns."""
+    parts = [f"tp={row['tp']}"] if "tp" in row else []
+    parts += [f"{k}={row[k]}" for k in PLAN_LABEL_KEYS[1:] if row.get(k, 1) != 1]
+    parts += [str(row[k]) for k in extra if k in row]
+    return " ".join([*parts, f"batch={row['batch_size']}"])
 
 
 def title_of(df: pl.DataFrame, same: Sequence[str]) -> str:
