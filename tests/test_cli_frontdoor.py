@@ -71,3 +71,15 @@ def test_tables_show_every_varying_key_and_fit_the_width() -> None:
     assert max(len(line) for line in lines) <= 60
     wide = table(df, ("ttft_ms", "tpot_ms", "fits") * 10, View(width=40))
     assert max(len(line) for line in wide.splitlines()) <= 40
+
+
+@pytest.mark.slow
+def test_csv_output_and_summarize_of_a_single_run(run_cli, tmp_path) -> None:
+    p = run_cli("mantile", "model=llama_3.1_8b", "hardware=nvidia_h100_80gb", "batch_size=[1,8]",
+                "output.format=csv", "hydra.run.dir=run")
+    assert p.returncode == 0, p.stderr
+    assert pl.read_csv(tmp_path / "run" / "results.csv")["batch_size"].to_list() == [1, 8]
+    s = run_cli("mantile.cli.summarize", "run")
+    assert s.returncode == 0, s.stderr
+    assert "merged 1 job(s), 2 rows" in s.stdout
+    assert pl.read_parquet(tmp_path / "run" / "results.parquet").height == 2  # not doubled

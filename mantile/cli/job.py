@@ -162,8 +162,8 @@ def report(lf: Any, front: Any, out_dir: Path, pareto: ParetoSettings, sla: Sla,
         from mantile.analysis.capacity import curves
 
         print(summary.capacity_text(capacity, curves(lf, capacity, sla), sla, view))
-        print(f"capacity: {summary.relative(out_dir / 'capacity.parquet')}; Pareto front ({front.height} points): "
-              f"{summary.relative(out_dir / 'pareto.parquet')}")
+        print(f"capacity: {summary.relative(out_dir / 'capacity.parquet')}")
+        print(f"Pareto front ({front.height} points): {summary.relative(out_dir / 'pareto.parquet')}")
         texts = [summary.invalid_text(lf)]
     else:
         texts = [summary.pareto_text(front, pareto.latency, pareto.throughput, view),
