@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from mantile.analysis.sla import BOUNDS, NO_SLA, Sla
-from mantile.costs.system import Coded
+from mantile.costs.axes import Coded
 from mantile.engine import io
 from mantile.engine.runner import EngineSettings, ParetoSettings, RunResult, run
 from mantile.engine.spec import STR_AXES, SweepSpec
