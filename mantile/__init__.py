@@ -5,10 +5,12 @@ Python API (one cost model behind every front door):
 - ``estimate(model=..., hardware=..., batch_size=..., input_seq=..., output_seq=..., tp=1, ...) -> dict``
 - ``sweep(model=..., hardware=..., batch_size=[...], tp=[...], ...) -> polars.DataFrame``
 - ``layer_metrics(model=..., hardware=..., layer_type=..., phase=..., ...) -> dict``
+- ``models()``, ``hardware()`` -> the catalog ids (a list of str, printed with a one-line summary each)
 """
 
 __version__ = "0.1.0"
 
+from mantile.catalog_api import hardware, models  # noqa: E402
 from mantile.estimator import estimate, layer_metrics, sweep  # noqa: E402
 
-__all__ = ["__version__", "estimate", "layer_metrics", "sweep"]
+__all__ = ["__version__", "estimate", "hardware", "layer_metrics", "models", "sweep"]

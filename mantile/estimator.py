@@ -105,7 +105,9 @@ def estimate(model: str, hardware: str, batch_size: int | None = None, input_seq
              efficiency: EfficiencyProfile | None = None, enforce_max_position: bool = True,
              batching: str | None = None, concurrency: int | None = None,
              request_rate: float | None = None) -> dict[str, Any]:
-    """One point -> one results-table row as a dict (units in the keys).
+    """One point -> one results-table row as a dict (units in the keys; the columns of
+    ``help(mantile.sweep)``). The load is one of ``batch_size`` (a fixed running batch), ``concurrency``
+    (clients in a closed loop) or ``request_rate`` (Poisson arrivals, requests/s).
 
     ``layers`` is the product brief's per-layer-type plan; when given it sets tp, cp, sp, ep,
     embedding_tp and per-layer dtypes (see ``plan_from_layers``). Invalid plans return a row with
@@ -149,7 +151,32 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
           batching: str | None = None, concurrency: Any = None, request_rate: Any = None,
           n_jobs: int = 1,
           backend: str = "loky", chunk_size: int = 250_000, progress: bool = False) -> pl.DataFrame:
-    """Cross every list given (models, hardware and axes) and evaluate all points as one table."""
+    """Cross every list given (models, hardware and axes) and evaluate all points as one table.
+
+    Any argument may be a value or a list of values (a list, tuple, ``range`` or numpy array):
+    ``batch_size=range(1, 257, 32)``, ``tp=[1, 2, 4, 8]``, ``model=["llama_3.1_8b", "llama_3.3_70b"]``.
+    Catalog ids: ``mantile.models()``, ``mantile.hardware()``.
+
+    Returns a polars DataFrame, one row per point (units in the names; GB = 1e9 bytes; every column
+    in docs/columns.md):
+
+    - identity: model_id, hardware_id, serving, serving_version, num_devices, dtype, kv_dtype, tp, pp, dp,
+      ep, cp, sp, embedding_tp, batch_size, concurrency and request_rate (when given), input_seq, output_seq
+    - load: running_batch, request_throughput_per_s, ttft_p50_ms, ttft_p99_ms, tpot_p50_ms, tpot_p99_ms
+    - latency and throughput: ttft_ms, tpot_ms, e2e_latency_ms, throughput_tokens_per_s,
+      throughput_tokens_per_s_per_device, decode_throughput_tokens_per_s, tokens_per_s_per_user
+    - cost (hardware price per device-hour): cost_usd_per_million_tokens,
+      throughput_tokens_per_s_per_usd_hour
+    - memory per device: weights_gb_per_device, kv_cache_gb_per_device, activation_gb_per_device,
+      memory_gb_per_device, usable_memory_gb_per_device, kv_cache_budget_gb_per_device,
+      max_batch_size (largest batch that fits)
+    - validity: fits, valid, reason (why invalid or not fitting), invalid_field, prefill_bound,
+      decode_bound (compute | memory | communication | overhead)
+    - per-layer breakdown of one prefill and one decode step (whole model): prefill_attention_ms,
+      prefill_feedforward_ms, prefill_norm_ms, prefill_embedding_ms, prefill_comm_ms, prefill_flops,
+      prefill_bytes; decode_attention_ms, decode_feedforward_ms, decode_norm_ms, decode_embedding_ms,
+      decode_comm_ms, decode_flops, decode_bytes
+    """
     axes = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, batch_size=batch_size, concurrency=concurrency,
                 request_rate=request_rate, input_seq=input_seq,
                 output_seq=output_seq, dtype=dtype, kv_dtype=kv_dtype, embedding_tp=embedding_tp)

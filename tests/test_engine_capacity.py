@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pytest
 
-from mantile.analysis.capacity import capacity_table, ladder, largest_fitting_batch
+from mantile.analysis.capacity import _bisect, capacity_table, ladder, largest_fitting_batch, run_capacity
 from mantile.analysis.sla import Sla
-from mantile.engine.runner import run
+from mantile.engine.runner import EngineSettings, ParetoSettings, run
 from mantile.engine.spec import make_spec
 
 
@@ -44,3 +45,28 @@ def test_capacity_limited_by_memory_or_by_the_sla() -> None:
         assert row["limited_by"] == "sla: ttft_ms" and row["ttft_ms"] <= 2000
         assert row["batch_limit"] == row["sla_max_batch_size"] < row["max_batch_size"]
     assert np.all(tight["kv_cache_budget_gb_per_device"].to_numpy() > 0)
+
+
+def test_bisect_finds_the_last_true_batch() -> None:
+    # ok(b) = b <= limit; limits 0 (batch 1 already fails), 5, and 100 beyond the top of 50
+    limit = np.array([0, 5, 100])
+    found = _bisect(lambda b: b <= limit, np.array([10, 10, 50]))
+    assert found.tolist() == [0, 5, 50]
+
+
+@pytest.mark.parametrize("sla", [Sla(tpot_ms=50), Sla(ttft_ms=20_000, tokens_per_s_per_user=30)])
+def test_capacity_limit_is_exact_not_a_ladder_rung(tmp_path, sla: Sla) -> None:
+    # Brute force: every batch 1..700 of every plan; the limit is the largest batch that fits and
+    # meets the SLA (all batches below it meet it too: the cost model is monotone in the batch).
+    axes = {"tp": [4, 8], "input_seq": 2048, "output_seq": 256}
+    every = run(make_spec("llama_3.3_70b", "nvidia_h100_80gb", {**axes, "batch_size": list(range(1, 701))})).results
+    truth = every.group_by("tp", maintain_order=True).agg(
+        pl.col("batch_size").filter(sla.meets()).max().alias("limit"),
+        pl.col("batch_size").filter(~sla.meets()).min().alias("first_miss")).sort("tp")
+    assert (truth["first_miss"] == truth["limit"] + 1).all()  # monotone: no hole below the limit
+    spec = make_spec("llama_3.3_70b", "nvidia_h100_80gb", {**axes, "batch_size": 1})
+    _, table = run_capacity(spec, EngineSettings(progress=False), tmp_path, "", ParetoSettings(), sla, 16384)
+    assert table.sort("tp")["batch_limit"].to_list() == truth["limit"].to_list()
+    assert any(b & (b - 1) for b in truth["limit"].to_list())  # at least one limit is not a power of two
+    for row in table.iter_rows(named=True):
+        assert row["limited_by"].startswith("sla: ") or row["batch_limit"] == row["max_batch_size"]

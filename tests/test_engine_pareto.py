@@ -42,10 +42,15 @@ def test_front_matches_brute_force_on_random_data(seed: int, by: list[str], cost
         "lat": rng.integers(0, levels, n).astype(float), "thr": rng.integers(0, levels, n).astype(float),
         "cost": rng.integers(0, levels, n).astype(float), "fits": rng.random(n) < 0.9,
     })
-    front = pareto_front(df, "lat", "thr", by, cost)
+    front = pareto_front(df, "lat", "thr", by, cost, collapse_ties=False)
     assert set(front["row"].to_list()) == _expected_rows(df, by, cost)
     # sorted by group, then latency
     assert front.sort([*by, "lat"], maintain_order=True)["row"].to_list() == front["row"].to_list()
+    # collapsed: the same points, each once
+    objectives = [*by, "lat", "thr", *([cost] if cost else [])]
+    collapsed = pareto_front(df, "lat", "thr", by, cost)
+    assert collapsed.select(objectives).unique().height == collapsed.height
+    assert set(collapsed.select(objectives).rows()) == set(front.select(objectives).rows())
 
 
 @settings(max_examples=200, deadline=None)
@@ -67,12 +72,27 @@ def test_front_of_a_hand_made_table() -> None:
     assert front.select("tpot_ms", "throughput_tokens_per_s_per_device").rows() == [(1.0, 10.0), (2.0, 20.0)]
 
 
-def test_identical_points_are_all_kept_and_groups_are_separate() -> None:
-    df = pl.DataFrame({"model_id": ["a", "a", "b"], "hardware_id": ["h", "h", "h"],
-                       "tpot_ms": [1.0, 1.0, 5.0],
+def test_identical_points_collapse_to_the_smallest_plan_and_groups_are_separate() -> None:
+    # dp=1 and dp=2 of the same plan: per-device throughput and TPOT are the same, so one point,
+    # the one on fewer devices; model b's slow point is alone in its group.
+    df = pl.DataFrame({"model_id": ["a", "a", "b"], "hardware_id": ["h", "h", "h"], "dp": [2, 1, 1],
+                       "num_devices": [2, 1, 1], "tpot_ms": [1.0, 1.0, 5.0],
                        "throughput_tokens_per_s_per_device": [3.0, 3.0, 1.0], "fits": [True, True, True]})
-    assert pareto_front(df).height == 3  # b's slow point is alone in its group
-    assert pareto_front(df, by=[]).height == 2  # across groups it is dominated
+    by = ["model_id", "hardware_id"]
+    front = pareto_front(df, by=by)
+    assert front.select("model_id", "dp").rows() == [("a", 1), ("b", 1)]
+    assert pareto_front(df, by=by, collapse_ties=False).height == 3
+    assert pareto_front(df, by=[]).select("model_id", "dp").rows() == [("a", 1)]  # across groups b is dominated
+
+
+def test_default_fronts_are_per_workload() -> None:
+    # A short prompt dominates a long one on both axes (lower TPOT, more throughput); grouped by
+    # workload each prompt length keeps its own front, so the 8k-token point is not lost.
+    df = pl.DataFrame({"model_id": ["m"] * 2, "hardware_id": ["h"] * 2, "input_seq": [512, 8192],
+                       "output_seq": [256, 256], "tpot_ms": [10.0, 14.0],
+                       "throughput_tokens_per_s_per_device": [900.0, 600.0], "fits": [True, True]})
+    assert pareto_front(df)["input_seq"].to_list() == [512, 8192]
+    assert pareto_front(df, by=["model_id", "hardware_id"])["input_seq"].to_list() == [512]
 
 
 def test_unknown_column_names_the_choices() -> None:

@@ -56,7 +56,7 @@ def test_summary_text_names_counts_rankings_and_the_miss() -> None:
     text = sla_text(ROWS.lazy(), Sla(ttft_ms=500, tpot_ms=50))
     assert "2 of 5 fitting points meet it" in text
     assert "by throughput per device" in text and "by throughput per dollar" in text
-    assert "Closest miss: m on h, tp=2 pp=1 dp=1 batch=1: tpot_ms 60 > 50 (20.0% over)" in text
+    assert "Closest miss: m on h, tp=2 batch=1: tpot_ms 60 > 50 (20.0% over)" in text
     assert sla_text(ROWS.lazy(), Sla()) == ""
 
 

@@ -2,33 +2,38 @@
 
 For every model, system, plan and input/output length:
 
-1. a probe at batch 1 gives the KV-cache budget per device and ``max_batch_size``, the exact
-   largest batch that fits (weights + KV cache + activations, which grow with the batch until the
-   prefill chunk is full; solved in closed form by the cost model);
-2. a batch ladder 1, 2, 4, ... up to the largest capacity (each plan's own capacity added) is
-   evaluated: the throughput/latency curve of each plan up to its capacity;
-3. the batch limit is the largest ladder batch that fits and, when an SLA is set, below the first
-   batch that misses it; ``limited_by`` says which ran out first: memory, or the SLA constraint(s)
-   missed at the next batch.
+1. a probe at batch 1 gives the KV-cache budget per device;
+2. ``exact_limits`` finds, per plan, the largest batch that fits and the largest batch that meets
+   each SLA constraint by bisection on the batch size (every plan of a system evaluated at once by
+   the engine, ~14 rounds for a ceiling of 16384). Bisection is exact because the cost model is
+   monotone in the batch: memory, TTFT and TPOT grow with it, tokens/s per user falls;
+3. a batch ladder 1, 2, 4, ... up to the largest capacity is evaluated together with each plan's
+   limits (and limit + 1, the first batch that misses): the throughput/latency curve of each plan;
+4. ``capacity_table`` reads the limits off that table: the batch limit is the largest batch that
+   fits and, when an SLA is set, meets it; ``limited_by`` says which ran out first: memory, or the
+   SLA constraint(s) missed at the next batch.
 
 ``capacity_table`` works on any results table with several batch sizes per plan (one job's or a
-merged multirun's).
+merged multirun's); it is exact when the table holds each plan's limits and limit + 1, as the
+tables ``run_capacity`` writes do, and otherwise as fine as the batches the table holds.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from mantile.analysis.sla import BOUNDS, NO_SLA, Sla
+from mantile.costs.axes import Coded
 from mantile.engine import io
 from mantile.engine.runner import EngineSettings, ParetoSettings, RunResult, run
-from mantile.engine.spec import SweepSpec
-from mantile.engine.table import IDENTITY
+from mantile.engine.spec import STR_AXES, SweepSpec
+from mantile.engine.table import IDENTITY, INT_IDENTITY, results_frame
 
 PLAN = tuple(c for c in IDENTITY if c != "batch_size")
 AT_LIMIT = ("throughput_tokens_per_s_per_device", "throughput_tokens_per_s", "ttft_ms", "tpot_ms",
@@ -51,20 +56,81 @@ def largest_fitting_batch(spec: SweepSpec, plans: pl.DataFrame, ceiling: int) ->
     return np.clip(plans["max_batch_size"].to_numpy(), 0, ceiling)
 
 
+def _plan_columns(plans: pl.DataFrame, batch: np.ndarray) -> dict[str, Any]:
+    """Cost-model input (as ``system.evaluate`` takes it) for every plan row at its own ``batch``."""
+    cols: dict[str, Any] = {k: plans[k].to_numpy().astype(float) for k in INT_IDENTITY
+                            if k in plans.columns and k != "batch_size"}
+    cols["batch_size"] = batch.astype(float)
+    for key in STR_AXES:
+        choices = tuple(STR_AXES[key])
+        codes = np.asarray([choices.index(v) for v in plans[key].cast(pl.String)], dtype=np.int64)
+        cols[key] = Coded(choices, codes)
+    return cols
+
+
+def _bisect(ok: Callable[[np.ndarray], np.ndarray], hi: np.ndarray) -> np.ndarray:
+    """Per element, the largest b in 0..hi with ok(b) true, for ok true up to a point and false after
+    (b = 0 always counts as true; ``ok`` is called with one batch per element)."""
+    lo, hi = np.zeros_like(hi), hi + 1  # invariant: ok(lo) (or lo = 0), not ok(hi) (or hi beyond range)
+    while np.any(hi - lo > 1):
+        mid = np.where(hi - lo > 1, (lo + hi) // 2, np.maximum(lo, 1))
+        good = ok(mid)
+        active = hi - lo > 1
+        lo = np.where(active & good, mid, lo)
+        hi = np.where(active & ~good, mid, hi)
+    return lo
+
+
+def exact_limits(spec: SweepSpec, plans: pl.DataFrame, sla: Sla, ceiling: int) -> pl.DataFrame:
+    """Per plan (valid rows of a batch-1 probe): ``max_batch_size``, the largest batch (at most
+    ``ceiling``) that fits, and ``max_batch_size_<key>`` for each SLA constraint, the largest batch up
+    to that which meets it; all by bisection on the batch size, each round one engine call per system."""
+    parts = [_system_limits(spec, str(m), str(h), group, sla, ceiling)
+             for (m, h), group in plans.group_by("model_id", "hardware_id", maintain_order=True)]
+    return pl.concat(parts) if parts else pl.DataFrame()
+
+
+def _system_limits(spec: SweepSpec, model_id: str, hardware_id: str, plans: pl.DataFrame, sla: Sla,
+                   ceiling: int) -> pl.DataFrame:
+    model, sys_ = spec.models[model_id], spec.systems[hardware_id]
+
+    def evaluate(batch: np.ndarray) -> pl.DataFrame:
+        return results_frame(model_id, model, sys_, spec, _plan_columns(plans, batch))
+
+    def meets(key: str, bound: float) -> Callable[[np.ndarray], np.ndarray]:
+        def ok(batch: np.ndarray) -> np.ndarray:
+            v = evaluate(batch)[key].to_numpy()
+            return np.nan_to_num(v <= bound if BOUNDS[key] == "max" else v >= bound).astype(bool)
+        return ok
+
+    memory = _bisect(lambda b: evaluate(b)["fits"].to_numpy(), np.full(plans.height, ceiling, dtype=np.int64))
+    limits = {"max_batch_size": memory}
+    for key, bound in sla.bounds.items():
+        limits[f"max_batch_size_{key}"] = _bisect(meets(key, bound), memory)
+    return plans.select([c for c in PLAN if c in plans.columns]).with_columns(
+        *[pl.Series(k, v, dtype=pl.Int64) for k, v in limits.items()])
+
+
+def limit_batches(limits: pl.DataFrame) -> list[int]:
+    """Every plan's limits and the batch after each SLA limit (where a constraint is first missed)."""
+    if limits.height == 0:
+        return []
+    keys = [c for c in limits.columns if c.startswith("max_batch_size")]
+    values = {int(v) for k in keys for v in limits[k].to_list()}
+    values |= {int(v) + 1 for k in keys if k != "max_batch_size" for v in limits[k].to_list()}
+    return sorted(v for v in values if v > 0)
+
+
 def run_capacity(spec: SweepSpec, settings: EngineSettings, out_dir: Path, config_yaml: str,
                  pareto: ParetoSettings, sla: Sla, ceiling: int) -> tuple[RunResult, pl.DataFrame]:
-    """Probe, evaluate the batch ladder into ``out_dir/results.parquet``, write ``capacity.parquet``."""
+    """Probe, find each plan's exact limits, evaluate the batch ladder and the limits into
+    ``out_dir/results.parquet``, write ``capacity.parquet``."""
     probe_spec = dataclasses.replace(spec, axes={**spec.axes, "batch_size": [1]})
     probe = run(probe_spec, dataclasses.replace(settings, progress=False))
     assert probe.results is not None
-    maxima: list[int] = []
-    for model_id, hardware_id in probe.results.select("model_id", "hardware_id").unique().iter_rows():
-        one = dataclasses.replace(spec, models={model_id: spec.models[model_id]},
-                                  systems={hardware_id: spec.systems[hardware_id]})
-        plans = probe.results.filter((pl.col("model_id") == model_id) & (pl.col("hardware_id") == hardware_id)
-                                     & pl.col("valid"))
-        maxima += largest_fitting_batch(one, plans, ceiling).tolist() if plans.height else []
-    rungs = ladder(maxima, ceiling)
+    limits = exact_limits(spec, probe.results.filter(pl.col("valid")), sla, ceiling)
+    maxima = limits["max_batch_size"].to_list() if limits.height else []
+    rungs = sorted(set(ladder(maxima, ceiling)) | {b for b in limit_batches(limits) if b <= max(maxima, default=1)})
     res = run(dataclasses.replace(spec, axes={**spec.axes, "batch_size": rungs}), settings,
               out_dir / "results.parquet", config_yaml, pareto)
     table = capacity_table(res.lazy(), sla)
@@ -125,9 +191,13 @@ def _limit(row: dict, sla: Sla) -> tuple[int, str]:
 
 
 def curves(lf: pl.LazyFrame, capacity: pl.DataFrame, sla: Sla = NO_SLA) -> pl.DataFrame:
-    """The throughput/latency curve of each plan: its ladder rows that fit, up to its memory capacity."""
+    """The throughput/latency curve of each plan up to its memory capacity: the powers of two, its
+    batch limit and its largest fitting batch (other plans' limits, also evaluated, are left out)."""
     plan = [c for c in PLAN if c in capacity.columns]
     meets = sla.meets() if sla else pl.col("fits")
     rows = lf.filter(pl.col("fits")).with_columns(meets.alias("meets_sla")).collect()
-    return rows.join(capacity.select(plan), on=plan, how="semi", nulls_equal=True).select(
+    own = capacity.select(*plan, "batch_limit", "max_batch_size")
+    b = pl.col("batch_size")
+    on_curve = ((b & (b - 1)) == 0) | (b == pl.col("batch_limit")) | (b == pl.col("max_batch_size"))
+    return rows.join(own, on=plan, how="inner", nulls_equal=True).filter(on_curve).select(
         *plan, *CURVE).sort([*plan, "batch_size"])

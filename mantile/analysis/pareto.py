@@ -2,8 +2,12 @@
 optionally minimize a cost column too.
 
 A row is on the front when no other row of its group is at least as good in every objective and
-strictly better in one (identical rows are all kept). Only the objective columns are sorted; the
-front's rows are gathered from the full table at the end.
+strictly better in one. Groups are, by default, one model on one system under one workload
+(``DEFAULT_BY``): a 512-token prompt and an 8k-token one are different questions, so they never
+share a front. Rows of a group with identical objectives (dp replicas have the same per-device
+throughput and latency) are one point: the one with the fewest devices, then the smallest degrees,
+is kept (``collapse_ties=False`` keeps them all). Only the objective columns are sorted; the front's
+rows are gathered from the full table at the end.
 
 - Two objectives, O(n log n): sort by latency (ties: higher throughput first); a row survives when
   its throughput beats the best throughput of every strictly faster row of its group and is the best
@@ -22,13 +26,18 @@ import numpy as np
 import polars as pl
 
 PIVOTS = 64  # weighted-sum minimizers used to prune the 3-D sweep
+DEFAULT_BY = ("model_id", "hardware_id", "input_seq", "output_seq")  # one front per model, system, workload
+#: among tied points, the first in this order is kept: fewest devices, then smallest degrees and batch
+TIE_BREAK = ("num_devices", "dp", "pp", "tp", "cp", "ep", "sp", "embedding_tp", "batch_size")
 
 
 def pareto_front(df: pl.DataFrame, latency: str = "tpot_ms",
                  throughput: str = "throughput_tokens_per_s_per_device",
-                 by: Sequence[str] = ("model_id", "hardware_id"), cost: str | None = None,
-                 feasible_only: bool = True) -> pl.DataFrame:
-    """Rows of ``df`` not dominated by another row of the same group, sorted by group and latency."""
+                 by: Sequence[str] = DEFAULT_BY, cost: str | None = None,
+                 feasible_only: bool = True, collapse_ties: bool = True) -> pl.DataFrame:
+    """Rows of ``df`` not dominated by another row of the same group, sorted by group and latency;
+    rows with the same objectives as another row of the group are dropped (``TIE_BREAK`` picks the
+    one kept) unless ``collapse_ties`` is False."""
     objectives = [latency, throughput, *([cost] if cost else [])]
     for c in (*objectives, *by):
         if c not in df.columns:
@@ -45,6 +54,10 @@ def pareto_front(df: pl.DataFrame, latency: str = "tpot_ms",
         keep = front2(lat, -thr) if cost is None else front3(lat, -thr, g[cost].to_numpy())
         rows.append(g["_row"].to_numpy()[keep])
     front = df[np.concatenate(rows)] if rows else df.head(0)
+    if collapse_ties and front.height > 1:
+        ties = [c for c in TIE_BREAK if c in front.columns]
+        front = (front.sort(ties, maintain_order=True) if ties else front).unique(
+            subset=[*by, *objectives], keep="first", maintain_order=True)
     return front.sort([*by, latency], maintain_order=True)
 
 

@@ -1,46 +1,44 @@
-"""Terminal summaries (Polars formatting): counts, the Pareto front, SLA ranking, capacity, reasons."""
+"""Terminal summaries: counts, the Pareto front, SLA ranking, capacity, reasons.
+
+Tables come from ``analysis.tables`` (sized to the terminal, a plan column with every varying key);
+each text here is printed once per run.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import polars as pl
 
 from mantile.analysis import sla as sla_mod
-from mantile.analysis.capacity import PLAN
+from mantile.analysis import tables
 from mantile.analysis.sla import NO_SLA, Sla
+from mantile.analysis.tables import DEFAULT_VIEW, PLAN_ORDER, View, plan_label
 from mantile.engine.runner import RunResult
 
-SHOW = ("model_id", "hardware_id", "num_devices", "tp", "pp", "dp", "ep", "cp", "batch_size", "input_seq",
-        "output_seq", "dtype", "ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s_per_device",
-        "tokens_per_s_per_user", "cost_usd_per_million_tokens", "memory_gb_per_device", "decode_bound")
-SHOW_CAPACITY = (*PLAN, "weights_gb_per_device", "kv_cache_budget_gb_per_device", "max_batch_size",
-                 "sla_max_batch_size", "batch_limit", "limited_by", "throughput_tokens_per_s_per_device",
-                 "ttft_ms", "tpot_ms", "cost_usd_per_million_tokens")
+SHOW_CAPACITY = ("max_batch_size", "sla_max_batch_size", "batch_limit", "limited_by",
+                 "kv_cache_budget_gb_per_device", "throughput_tokens_per_s_per_device", "ttft_ms", "tpot_ms")
+SHOW_CAPACITY_WIDE = ("weights_gb_per_device", "kv_cache_budget_gb_per_device", "max_batch_size",
+                      "sla_max_batch_size", "batch_limit", "limited_by", "throughput_tokens_per_s_per_device",
+                      "tokens_per_s_per_user", "ttft_ms", "tpot_ms", "memory_gb_per_device",
+                      "cost_usd_per_million_tokens")
+SHOW_CURVE = ("batch_size", "ttft_ms", "tpot_ms", "throughput_tokens_per_s_per_device", "tokens_per_s_per_user",
+              "memory_gb_per_device", "meets_sla")
 IDENTITY_SHOWN = ["model_id", "hardware_id", "tp", "pp", "dp", "ep", "cp", "sp", "batch_size", "input_seq",
                   "output_seq", "dtype"]
-QUIET_IF_ONE = ("pp", "dp", "ep", "cp", "sp", "embedding_tp", "num_devices")
 
 
-def table(df: pl.DataFrame, columns: tuple[str, ...] = SHOW, max_rows: int = 40) -> str:
-    cols = [c for c in columns if c in df.columns]
-    # hide columns that say nothing: one value everywhere for parallel degrees, all-null columns
-    cols = [c for c in cols if not (c in QUIET_IF_ONE and df[c].n_unique() == 1 and df[c][0] == 1)
-            and df[c].null_count() < df.height and not _all_nan(df[c])
-            and (c != "serving" or df[c].n_unique() > 1)
-            and not _same(df, c, {"kv_dtype": "dtype", "embedding_tp": "tp"}.get(c))]
-    shown = df.select(cols).with_columns(pl.col(pl.Float64).round(2))
-    with pl.Config(tbl_rows=max_rows, tbl_cols=len(cols), tbl_width_chars=1000, tbl_hide_dataframe_shape=True,
-                   tbl_hide_column_data_types=True, fmt_str_lengths=60, tbl_formatting="ASCII_MARKDOWN"):
-        return str(shown)
+def table(df: pl.DataFrame, columns: tuple[str, ...] | None = None, view: View = DEFAULT_VIEW,
+          plan_keys: tuple[str, ...] = PLAN_ORDER) -> str:
+    """A terminal table (``analysis.tables.table``): shared keys as the title, varying keys as the plan."""
+    return tables.table(df, columns, view, plan_keys)
 
 
-def _all_nan(s: pl.Series) -> bool:
-    return s.dtype.is_float() and bool(s.is_nan().fill_null(True).all())
-
-
-def _same(df: pl.DataFrame, col: str, other: str | None) -> bool:
-    """True when ``col`` repeats ``other`` in every row (kv_dtype = dtype, embedding_tp = tp)."""
-    return other is not None and other in df.columns and bool(
-        (df[col].cast(pl.String) == df[other].cast(pl.String)).all())
+def relative(path: Path) -> Path:
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def describe(res: RunResult, title: str = "") -> str:
@@ -49,43 +47,40 @@ def describe(res: RunResult, title: str = "") -> str:
              f"({res.n_points / max(res.seconds, 1e-9):,.0f} points/s): {c.get('valid', 0):,} valid, "
              f"{c.get('fits', 0):,} fit in memory"]
     if res.path:
-        lines.append(f"results: {res.path}")
-    return "\n".join(lines)
+        lines.append(f"results: {relative(res.path)}")
+    return tables.wrap("\n".join(lines))
 
 
-BREAKDOWN = ("model_id", "hardware_id", "tp", "pp", "dp", "cp", "batch_size", "prefill_attention_ms",
-             "prefill_feedforward_ms", "prefill_norm_ms", "prefill_embedding_ms", "prefill_comm_ms",
-             "prefill_comm_pct", "decode_attention_ms", "decode_feedforward_ms", "decode_norm_ms",
-             "decode_embedding_ms", "decode_comm_ms", "decode_comm_pct")
+BREAKDOWN = ("batch_size", "prefill_attention_ms", "prefill_feedforward_ms", "prefill_norm_ms",
+             "prefill_embedding_ms", "prefill_comm_ms", "prefill_comm_pct", "decode_attention_ms",
+             "decode_feedforward_ms", "decode_norm_ms", "decode_embedding_ms", "decode_comm_ms", "decode_comm_pct")
 
 
-def breakdown_text(df: pl.DataFrame, max_rows: int = 20) -> str:
+def breakdown_text(df: pl.DataFrame, view: View = DEFAULT_VIEW) -> str:
     """Per-layer-type time of one prefill and one decode step (whole model, ms; each layer type
     includes its own collectives) and the communication share of TTFT and TPOT."""
     if df.height == 0 or "decode_comm_ms" not in df.columns:
         return ""
-    shares = df.head(max_rows).with_columns(
+    shares = df.with_columns(
         (100 * pl.col("prefill_comm_ms") / pl.col("ttft_ms")).alias("prefill_comm_pct"),
         (100 * pl.col("decode_comm_ms") / pl.col("tpot_ms")).alias("decode_comm_pct"))
-    return ("Per-layer breakdown (ms per prefill / per decode step, whole model; *_comm_ms = all "
-            "collectives, *_comm_pct = their share of TTFT / TPOT):\n" + table(shares, BREAKDOWN))
+    return tables.wrap("Per-layer breakdown (ms per prefill / per decode step, whole model; *_comm_ms = all "
+                       "collectives, *_comm_pct = their share of TTFT / TPOT):", view.line_width()) + "\n" + \
+        table(shares, BREAKDOWN, view)
 
 
-def pareto_text(front: pl.DataFrame, latency: str, throughput: str) -> str:
+def pareto_text(front: pl.DataFrame, latency: str, throughput: str, view: View = DEFAULT_VIEW) -> str:
     if front.height == 0:
         return "Pareto front: empty (no point is both a valid plan and fits in memory; see the reasons)"
-    head = f"Pareto front ({front.height} points): min {latency} vs max {throughput}"
-    return head + "\n" + table(front) + "\n" + breakdown_text(front)
+    head = tables.wrap(f"Pareto front ({front.height} points): min {latency} vs max {throughput}",
+                       view.line_width())
+    text = head + "\n" + table(front, None, view)
+    if view.wide:
+        return text + "\n" + breakdown_text(front, view)
+    return text + "\n(per-layer breakdown and more columns: summary.wide=true; any columns: summary.columns=[...])"
 
 
-def plan_label(row: dict) -> str:
-    """'tp=4 pp=2 dp=1 batch=64' (ep/cp shown when not 1)."""
-    parts = [f"{k}={row[k]}" for k in ("tp", "pp", "dp") if k in row]
-    parts += [f"{k}={row[k]}" for k in ("ep", "cp") if row.get(k, 1) != 1]
-    return " ".join(parts + [f"batch={row['batch_size']}"])
-
-
-def sla_text(lf: pl.LazyFrame, sla: Sla, top: int = 10) -> str:
+def sla_text(lf: pl.LazyFrame, sla: Sla, top: int = 10, view: View = DEFAULT_VIEW) -> str:
     """Plans meeting the SLA ranked by throughput per device (and per dollar), and the closest miss."""
     if not sla:
         return ""
@@ -93,16 +88,15 @@ def sla_text(lf: pl.LazyFrame, sla: Sla, top: int = 10) -> str:
     lines = [f"SLA {sla.describe()}: {ok:,} of {fitting:,} fitting points meet it"]
     if ok:
         best = sla_mod.meeting(lf, sla, top)
-        lines += [f"Best {best.height} by throughput per device:", table(best)]
+        lines += [f"Best {best.height} by throughput per device:", table(best, None, view)]
         per_usd = sla_mod.meeting(lf, sla, top, by=sla_mod.RANK_BY[1])
         same = per_usd.select(IDENTITY_SHOWN).equals(best.select(IDENTITY_SHOWN))
         if per_usd.height and same:
             lines.append("(ranked by throughput per dollar the order is the same: one price per device-hour)")
         elif per_usd.height:
             lines += [f"Best {per_usd.height} by throughput per dollar (prices: conf/hardware):",
-                      table(per_usd, (*SHOW[:12], "throughput_tokens_per_s_per_usd_hour",
-                                      "cost_usd_per_million_tokens", "ttft_ms", "tpot_ms",
-                                      "throughput_tokens_per_s_per_device"))]
+                      table(per_usd, ("batch_size", "cost_usd_per_million_tokens", "ttft_ms", "tpot_ms",
+                                      "throughput_tokens_per_s_per_device"), view)]
     miss = sla_mod.best_failing(lf, sla)
     if miss.height:
         row = miss.row(0, named=True)
@@ -112,18 +106,21 @@ def sla_text(lf: pl.LazyFrame, sla: Sla, top: int = 10) -> str:
                      f"({row['throughput_tokens_per_s_per_device']:.4g} tokens/s per device)")
     elif not fitting:
         lines.append("No point fits in memory, so none can meet the SLA.")
-    return "\n".join(lines)
+    return tables.wrap("\n".join(lines), view.line_width())
 
 
-def capacity_text(capacity: pl.DataFrame, curves: pl.DataFrame | None = None, sla: Sla = NO_SLA) -> str:
-    lines = [f"Batch capacity ({capacity.height} plans"
-             + (f"; SLA {sla.describe()}" if sla else "; no SLA set: sla.ttft_ms / sla.tpot_ms / "
-                "sla.tokens_per_s_per_user add one") + ")",
-             table(capacity, SHOW_CAPACITY)]
+def capacity_text(capacity: pl.DataFrame, curves: pl.DataFrame | None = None, sla: Sla = NO_SLA,
+                  view: View = DEFAULT_VIEW) -> str:
+    """The capacity table (one row per plan) and each plan's throughput/latency curve."""
+    head = (f"Batch capacity ({capacity.height} plans"
+            + (f"; SLA {sla.describe()}" if sla else "; no SLA set: sla.ttft_ms / sla.tpot_ms / "
+               "sla.tokens_per_s_per_user add one") + ")")
+    cols = view.columns or (SHOW_CAPACITY_WIDE if view.wide else SHOW_CAPACITY)
+    lines = [tables.wrap(head, view.line_width()), table(capacity, cols, view)]
     if curves is not None and curves.height:
-        shown = [c for c in curves.columns if c != "meets_sla" or sla]
+        shown = tuple(c for c in SHOW_CURVE if c != "meets_sla" or sla)
         lines += ["Throughput/latency curve up to each plan's capacity:",
-                  table(curves, tuple(shown), max_rows=200)]
+                  table(curves, shown, View(view.columns, view.wide, max(view.max_rows, 200), view.width))]
     return "\n".join(lines)
 
 
@@ -142,4 +139,4 @@ def invalid_text(df: pl.DataFrame | pl.LazyFrame | None, limit: int = 5) -> str:
         return ""
     lines = [f"{int(top['len'].sum()):,} points invalid or not fitting; most common reasons:"]
     lines += [f"  {n:>8,} x {r}" for r, n in top.head(limit).iter_rows()]
-    return "\n".join(lines)
+    return tables.wrap("\n".join(lines))

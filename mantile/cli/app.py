@@ -12,7 +12,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from mantile.analysis.tables import wrap
 from mantile.cli.job import run_job
+from mantile.cli.overrides import prepare
+from mantile.cli.usage import help_text
 from mantile.engine.runner import SweepInterrupted
 from mantile.specs import SpecError, conf_dir
 
@@ -50,12 +53,25 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 FLAGS_FIRST = ("-m", "--multirun")
 
 
+HELP = ("-h", "--help")
+
+
 def main() -> None:
     # argparse cannot take a flag between positional overrides ("model=x -m tp=1,2"); Hydra's own
     # parser would reject the documented command, so the multirun flag is moved to the front.
     args = sys.argv[1:]
+    if any(a in HELP for a in args):
+        print(help_text())
+        return
+    args = [a if a != "--hydra-help" else "--help" for a in args]
     flags = [a for a in args if a in FLAGS_FIRST]
-    sys.argv[1:] = flags + [a for a in args if a not in FLAGS_FIRST]
+    rest = [a for a in args if a not in FLAGS_FIRST]
+    try:  # one error format and exit code for every malformed override, with and without -m
+        rest = prepare(rest, multirun=bool(flags))
+    except SpecError as e:
+        print(wrap(f"mantile: error: {e}"), file=sys.stderr)
+        sys.exit(2)
+    sys.argv[1:] = flags + rest
     signal.signal(signal.SIGTERM, _terminate)
     app()
 

@@ -3,6 +3,7 @@ merge the jobs' results and print the summary."""
 
 from __future__ import annotations
 
+import difflib
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,20 +15,24 @@ from omegaconf import DictConfig, OmegaConf
 from mantile.engine.spec import AXES, check_axis
 from mantile.specs import SpecError, ids
 
-GROUPS = ("model", "hardware", "serving", "executor", "study", "experiment")
+GROUPS = ("model", "hardware", "parallelism", "workload", "serving", "executor", "study", "experiment",
+          "efficiency")
 
 
 def check_sweep_overrides(overrides: list[str]) -> None:
     """Validate the values of every job of a ``-m`` sweep (sweep keys and catalog ids) up front, so a
     bad value in the last job stops the run before the first job does any work."""
     for override in OverridesParser.create().parse_overrides(overrides):
-        key = override.get_key_element()
+        key = override.key_or_group
         values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
         for value in values:
             if key in AXES and value is not None:
                 check_axis(key, value)
-            elif key in GROUPS and value not in ids(key):
-                raise SpecError("command line", key, value, ids(key))
+            elif key in GROUPS and value is not None and value not in ids(key):
+                close = difflib.get_close_matches(str(value), ids(key), n=1, cutoff=0.5)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise SpecError("command line", key, value, f"{hint}valid: {', '.join(ids(key))} "
+                                f"(files of conf/{key}/)")
 
 
 class MergeResults(Callback):
@@ -45,4 +50,5 @@ class MergeResults(Callback):
         assert isinstance(plain, dict)
         study = (plain.get("study") or {}).get("name")
         summarize(Path(config.hydra.sweep.dir), pareto_cfg=plain.get("pareto"), plot=bool(plain.get("plot")),
-                  sla_cfg=plain.get("sla"), study=study)
+                  sla_cfg=plain.get("sla"), study=study, view_cfg=plain.get("summary"),
+                  output_cfg=plain.get("output"))

@@ -10,10 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from omegaconf import DictConfig, OmegaConf
 
 from mantile.analysis import summary
+from mantile.analysis.pareto import DEFAULT_BY
 from mantile.analysis.sla import Sla
+from mantile.analysis.tables import DEFAULT_VIEW, View
 from mantile.engine import io
 from mantile.engine.runner import EngineSettings, ParetoSettings, RunResult, run
 from mantile.engine.spec import AXES, SweepSpec, System, check_axes, system_efficiency
@@ -26,6 +29,7 @@ EXECUTOR_KEYS = ("n_jobs", "backend", "address", "chunk_size", "progress", "keep
 LATENCIES = ("tpot_ms", "ttft_ms", "e2e_latency_ms")
 COSTS = (None, "cost_usd_per_million_tokens")
 STUDIES = ("capacity",)
+FORMATS = ("parquet", "csv")
 
 
 def executor_settings(cfg: DictConfig) -> EngineSettings:
@@ -41,7 +45,7 @@ def pareto_settings(cfg: Any) -> ParetoSettings:
     p = dict(cfg.get("pareto") or {})
     settings = ParetoSettings(latency=p.get("latency", "tpot_ms"),
                               throughput=p.get("throughput", "throughput_tokens_per_s_per_device"),
-                              by=tuple(p.get("by") or ()) if "by" in p else ("model_id", "hardware_id"),
+                              by=tuple(p.get("by") or ()) if "by" in p else DEFAULT_BY,
                               cost=p.get("cost"))
     if settings.latency not in LATENCIES:
         raise SpecError("pareto", "latency", settings.latency, LATENCIES)
@@ -87,15 +91,42 @@ def _plain(v: Any) -> Any:
     return OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
 
 
+def output_format(cfg: Any) -> str:
+    """``output.format``: parquet (always written: the merge and ``summarize`` read it) or csv (also
+    writes results.csv, pareto.csv and capacity.csv next to the Parquet files)."""
+    raw = _plain(cfg.get("output")) or {}
+    unknown = sorted(set(raw) - {"format"})
+    if unknown:
+        raise SpecError("output", unknown[0], raw[unknown[0]], "valid keys: format")
+    fmt = raw.get("format", "parquet")
+    if fmt not in FORMATS:
+        raise SpecError("output", "format", fmt, FORMATS)
+    return str(fmt)
+
+
+def write_csv(out_dir: Path, fmt: str) -> list[Path]:
+    """With ``output.format=csv``: a CSV copy of each table of ``out_dir``."""
+    if fmt != "csv":
+        return []
+    written = []
+    for name in ("results", "pareto", "capacity"):
+        src = out_dir / f"{name}.parquet"
+        if src.is_file():
+            pl.scan_parquet(src).sink_csv(out_dir / f"{name}.csv")
+            written.append(out_dir / f"{name}.csv")
+    return written
+
+
 def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str], multirun: bool) -> RunResult:
     spec, settings = spec_from_config(cfg, choices["model"], choices["hardware"],
                                       choices.get("serving", "vllm"))
     pareto, sla = pareto_settings(cfg), Sla.from_config(_plain(cfg.get("sla")))
     study = Study.from_config(cfg) if cfg.get("study") is not None else Study()
+    view, fmt = View.from_config(_plain(cfg.get("summary"))), output_format(cfg)
     config_yaml = OmegaConf.to_yaml(cfg)
     capacity = None
     if study.name == "capacity":
-        from mantile.analysis.capacity import curves, run_capacity
+        from mantile.analysis.capacity import run_capacity
 
         res, capacity = run_capacity(spec, settings, out_dir, config_yaml, pareto, sla, study.max_batch_size)
     else:
@@ -103,11 +134,10 @@ def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str], multirun: b
     io.write_parquet(res.pareto, out_dir / "pareto.parquet", config_yaml)
     write_kernels(spec, res.pareto, out_dir, config_yaml, bool(cfg.get("show_kernels", False)))
     print(summary.describe(res, f"[{choices['model']} on {choices['hardware']}] "))
-    if capacity is not None:
-        print(summary.capacity_text(capacity, curves(res.lazy(), capacity, sla), sla))
-        print(f"capacity: {out_dir / 'capacity.parquet'}")
-    if not multirun:
-        report(res.lazy(), res.pareto, out_dir, pareto, sla, bool(cfg.get("plot", False)))
+    if not multirun:  # a multirun prints the merged summary once, at the end
+        report(res.lazy(), res.pareto, out_dir, pareto, sla, bool(cfg.get("plot", False)), view, capacity)
+    for path in write_csv(out_dir, fmt):
+        print(f"csv: {summary.relative(path)}")
     return res
 
 
@@ -124,14 +154,25 @@ def write_kernels(spec: SweepSpec, front: Any, out_dir: Path, config_yaml: str, 
         print(top_kernels_text(kernels))
 
 
-def report(lf: Any, front: Any, out_dir: Path, pareto: ParetoSettings, sla: Sla, plot: bool) -> None:
-    """Print the Pareto front, the SLA ranking and the reasons; draw the plots if asked."""
-    print(summary.pareto_text(front, pareto.latency, pareto.throughput))
-    for text in (summary.sla_text(lf, sla), summary.invalid_text(lf)):
+def report(lf: Any, front: Any, out_dir: Path, pareto: ParetoSettings, sla: Sla, plot: bool,
+           view: View = DEFAULT_VIEW, capacity: pl.DataFrame | None = None) -> None:
+    """Print each table once: the capacity table (capacity study) or the Pareto front and the SLA
+    ranking, then the reasons; draw the plots if asked."""
+    if capacity is not None:
+        from mantile.analysis.capacity import curves
+
+        print(summary.capacity_text(capacity, curves(lf, capacity, sla), sla, view))
+        print(f"capacity: {summary.relative(out_dir / 'capacity.parquet')}")
+        print(f"Pareto front ({front.height} points): {summary.relative(out_dir / 'pareto.parquet')}")
+        texts = [summary.invalid_text(lf)]
+    else:
+        texts = [summary.pareto_text(front, pareto.latency, pareto.throughput, view),
+                 summary.sla_text(lf, sla, view=view), summary.invalid_text(lf)]
+    for text in texts:
         if text:
             print(text)
     if plot:
         from mantile.analysis.plot import plot_fronts
 
         for path in plot_fronts(lf, front, out_dir, pareto.latency, pareto.throughput, pareto.by, sla):
-            print(f"plot: {path}")
+            print(f"plot: {summary.relative(path)}")

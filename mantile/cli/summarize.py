@@ -1,5 +1,8 @@
 """``python -m mantile.cli.summarize DIR``: merge a multirun's results, write and print the Pareto front.
 
+DIR is a multirun directory (``outputs/multirun/<time>``, one sub-directory per job) or a single run's
+directory (``outputs/runs/<time>``, whose own ``results.parquet`` is the one job).
+
 Idempotent: reads every job's ``results.parquet`` below DIR (not DIR's own merged file), de-duplicates
 rows by their identity columns (a re-run job replaces its rows), and rewrites atomically:
 
@@ -24,9 +27,10 @@ from typing import Any
 import polars as pl
 import yaml
 
-from mantile.analysis import summary
 from mantile.analysis.sla import BOUNDS, Sla
-from mantile.cli.job import LATENCIES, pareto_settings, report
+from mantile.analysis.summary import relative
+from mantile.analysis.tables import View, wrap
+from mantile.cli.job import LATENCIES, output_format, pareto_settings, report, write_csv
 from mantile.engine import io
 from mantile.engine.table import IDENTITY
 from mantile.specs import SpecError
@@ -35,7 +39,9 @@ PARTITION_BY = ["model_id", "hardware_id"]
 
 
 def job_files(root: Path, name: str = "results.parquet") -> list[Path]:
-    return sorted(p for p in Path(root).rglob(name) if p.parent != Path(root) and not p.name.startswith("."))
+    """The jobs' files below ``root``; a single run's directory is its own one job."""
+    below = sorted(p for p in Path(root).rglob(name) if p.parent != Path(root) and not p.name.startswith("."))
+    return below or ([Path(root) / name] if (Path(root) / name).is_file() else [])
 
 
 def merge(root: Path) -> pl.DataFrame:
@@ -56,7 +62,8 @@ def job_config(root: Path) -> dict[str, Any]:
 
 def summarize(root: Path, pareto_cfg: Mapping[str, Any] | None = None, plot: bool | None = None,
               quiet: bool = False, sla_cfg: Mapping[str, Any] | None = None,
-              study: str | None = None) -> pl.DataFrame:
+              study: str | None = None, view_cfg: Mapping[str, Any] | None = None,
+              output_cfg: Mapping[str, Any] | None = None) -> pl.DataFrame:
     """Merge, write the merged table, the dataset and the front; print the summary; return the front."""
     root = Path(root)
     saved = job_config(root)
@@ -64,6 +71,8 @@ def summarize(root: Path, pareto_cfg: Mapping[str, Any] | None = None, plot: boo
     sla = Sla.from_config({**(saved.get("sla") or {}), **dict(sla_cfg or {})})
     plot = bool(saved.get("plot", False)) if plot is None else plot
     study = study or (saved.get("study") or {}).get("name")
+    view = View.from_config({**(saved.get("summary") or {}), **dict(view_cfg or {})})
+    fmt = output_format({"output": {**(saved.get("output") or {}), **dict(output_cfg or {})}})
     config_yaml = yaml.safe_dump(saved) if saved else ""
     df = merge(root)
     front = pareto.front(df)
@@ -72,24 +81,26 @@ def summarize(root: Path, pareto_cfg: Mapping[str, Any] | None = None, plot: boo
     io.write_parquet(front, root / "pareto.parquet", config_yaml)
     capacity = None
     if study == "capacity":
-        from mantile.analysis.capacity import capacity_table, curves
+        from mantile.analysis.capacity import capacity_table
 
         capacity = capacity_table(df.lazy(), sla)
         io.write_parquet(capacity, root / "capacity.parquet", config_yaml)
+    csv = write_csv(root, fmt)
     if quiet:
         return front
-    print(f"merged {len(job_files(root))} job(s), {df.height:,} rows -> {root / 'results.parquet'}")
-    print(f"dataset: {root / 'dataset'} (hive-partitioned by {', '.join(PARTITION_BY)})")
-    if capacity is not None:
-        print(summary.capacity_text(capacity, curves(df.lazy(), capacity, sla), sla))
-    report(df.lazy(), front, root, pareto, sla, plot)
-    print(f"pareto: {root / 'pareto.parquet'}")
+    print(wrap(f"merged {len(job_files(root))} job(s), {df.height:,} rows -> {relative(root / 'results.parquet')}"))
+    print(wrap(f"dataset: {relative(root / 'dataset')} (hive-partitioned by {', '.join(PARTITION_BY)})"))
+    report(df.lazy(), front, root, pareto, sla, plot, view, capacity)
+    print(wrap(f"pareto: {relative(root / 'pareto.parquet')}"))
+    for path in csv:
+        print(wrap(f"csv: {relative(path)}"))
     return front
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mantile.cli.summarize", description=__doc__.splitlines()[0])
-    ap.add_argument("dir", type=Path, help="a multirun directory (outputs/multirun/<time>)")
+    ap.add_argument("dir", type=Path, help="a multirun directory (outputs/multirun/<time>) or a run's "
+                    "(outputs/runs/<time>)")
     ap.add_argument("--latency", choices=LATENCIES, help="latency objective (minimized)")
     ap.add_argument("--throughput", help="throughput objective (maximized)")
     ap.add_argument("--by", help="comma-separated group columns for separate fronts ('' = one front)")
@@ -97,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     for key in BOUNDS:
         ap.add_argument(f"--{key.replace('_', '-')}", type=float, dest=key, help=f"SLA bound on {key}")
     ap.add_argument("--plot", action="store_true", default=None, help="write a PNG of each Pareto front")
+    ap.add_argument("--wide", action="store_true", default=None, help="more columns and the per-layer breakdown")
+    ap.add_argument("--columns", help="comma-separated results columns for the tables")
+    ap.add_argument("--format", choices=["parquet", "csv"], help="csv: also write results.csv, pareto.csv")
     args = ap.parse_args(argv)
     if not args.dir.is_dir():
         print(f"mantile.cli.summarize: error: {args.dir} is not a directory", file=sys.stderr)
@@ -105,8 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.by is not None:
         pareto["by"] = [c for c in args.by.split(",") if c]
     try:
+        view = {"wide": args.wide} if args.wide else {}
+        if args.columns:
+            view["columns"] = [c for c in args.columns.split(",") if c]
         summarize(args.dir, pareto, args.plot, sla_cfg={k: getattr(args, k) for k in BOUNDS
-                                                          if getattr(args, k) is not None})
+                                                          if getattr(args, k) is not None},
+                  view_cfg=view, output_cfg={"format": args.format} if args.format else None)
     except (FileNotFoundError, SpecError, KeyError) as e:
         print(f"mantile.cli.summarize: error: {e}", file=sys.stderr)
         return 2

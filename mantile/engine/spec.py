@@ -63,6 +63,8 @@ class SweepSpec:
 
 
 def _as_list(key: str, value: Any) -> list[Any]:
+    if isinstance(value, np.ndarray):  # numpy arrays (np.arange, np.linspace) and ranges are lists too
+        value = value.tolist() if value.ndim else value.item()
     if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
         value = [v.strip() for v in value[1:-1].split(",") if v.strip()]
     if isinstance(value, (list, tuple)) or (isinstance(value, Sequence) and not isinstance(value, str)):
