@@ -59,12 +59,13 @@ def test_capacity_limit_is_exact_not_a_ladder_rung(tmp_path, sla: Sla) -> None:
     # Brute force: every batch 1..700 of every plan; the limit is the largest batch that fits and
     # meets the SLA (all batches below it meet it too: the cost model is monotone in the batch).
     axes = {"tp": [4, 8], "input_seq": 2048, "output_seq": 256}
-    every = run(make_spec("llama_3.3_70b", "nvidia_h100_80gb", {**axes, "batch_size": list(range(1, 701))})).results
+    every = run(make_spec("llama_3.3_70b", "nvidia_h100_80gb", {**axes, "batch_size": list(range(1, 701))},
+                          "pytorch")).results  # a static batch: the cost model is monotone in it
     truth = every.group_by("tp", maintain_order=True).agg(
         pl.col("batch_size").filter(sla.meets()).max().alias("limit"),
         pl.col("batch_size").filter(~sla.meets()).min().alias("first_miss")).sort("tp")
     assert (truth["first_miss"] == truth["limit"] + 1).all()  # monotone: no hole below the limit
-    spec = make_spec("llama_3.3_70b", "nvidia_h100_80gb", {**axes, "batch_size": 1})
+    spec = make_spec("llama_3.3_70b", "nvidia_h100_80gb", {**axes, "batch_size": 1}, "pytorch")
     _, table = run_capacity(spec, EngineSettings(progress=False), tmp_path, "", ParetoSettings(), sla, 16384)
     assert table.sort("tp")["batch_limit"].to_list() == truth["limit"].to_list()
     assert any(b & (b - 1) for b in truth["limit"].to_list())  # at least one limit is not a power of two

@@ -71,7 +71,7 @@ def results_frame(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec,
     """Results rows for explicit cost-model columns (``cols`` as ``system.evaluate`` takes them)."""
     out = system.evaluate(model, sys.spec, sys.eff, spec.serving, cols, spec.enforce_max_position).columns()
     n = len(out["ttft_ms"])
-    ident = {k: (v if isinstance(v, Coded) else np.broadcast_to(np.asarray(v), n).astype(np.int64))
+    ident: dict[str, Any] = {k: (v if isinstance(v, Coded) else np.broadcast_to(np.asarray(v), n).astype(np.int64))
              for k, v in cols.items() if k in INT_IDENTITY or k in STR_AXES}
     if "request_rate" in cols:
         ident["request_rate"] = np.broadcast_to(np.asarray(cols["request_rate"], dtype=float), n)
