@@ -42,9 +42,9 @@ class ServingOptions(_Body):
     serving: str = SERVING
     batching: Batching | None = Field(default=None, description="static (one batch from prefill to last "
                                       "token) or continuous (in-flight batching, chunked prefill)")
-    comm_overlap: bool | None = Field(default=None, description="overlap TP collectives with compute")
+    comm_overlap: bool | None = Field(default=None, strict=True, description="overlap TP collectives with compute")
     max_prefill_tokens: Tokens | None = Field(default=None, description="prefill chunk, tokens")
-    memory_reserve_fraction: float | None = Field(default=None, ge=0, lt=1,
+    memory_reserve_fraction: float | None = Field(default=None, strict=True, ge=0, lt=1,
                                                   description="device memory kept by the runtime")
 
     def serving_options(self) -> dict[str, Any]:

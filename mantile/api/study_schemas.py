@@ -57,15 +57,15 @@ class Grid(ServingOptions):
 class SlaTargets(_Body):
     """Service-level objectives; null: no constraint."""
 
-    ttft_ms: float | None = Field(default=None, gt=0, allow_inf_nan=False, description="at most, ms")
-    tpot_ms: float | None = Field(default=None, gt=0, allow_inf_nan=False, description="at most, ms")
-    tokens_per_s_per_user: float | None = Field(default=None, gt=0, allow_inf_nan=False,
+    ttft_ms: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False, description="at most, ms")
+    tpot_ms: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False, description="at most, ms")
+    tokens_per_s_per_user: float | None = Field(default=None, gt=0, strict=True, allow_inf_nan=False,
                                                 description="at least, tokens/s")
 
 
 class SweepRequest(Grid):
     batch_size: BatchSizes
-    fits_only: bool = Field(default=False, description="return only the rows that fit in memory")
+    fits_only: bool = Field(default=False, strict=True, description="return only the rows that fit in memory")
     pareto_latency: Latency = Field(default="tpot_ms", description="the latency the Pareto front minimizes "
                                     "(with throughput_tokens_per_s_per_device maximized), per model and hardware")
 
