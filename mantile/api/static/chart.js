@@ -85,7 +85,7 @@ function drawChart(container, spec) {
     svg.append(text(W / 2, H / 2, "no points", { "text-anchor": "middle" }));
     return;
   }
-  const m = { left: narrow ? 48 : 62, right: 16, top, bottom: 44 };
+  const m = { left: narrow ? 48 : 62, right: spec.series.some(s => s.points.some(p => p.label)) ? 40 : 16, top, bottom: 44 };
   const X = scale(all.map(p => p.x), spec.xLog, m.left, W - m.right, narrow ? 4 : 8);
   const Y = scale(all.map(p => p.y), spec.yLog, H - m.bottom, m.top, narrow ? 5 : 7);
   for (const t of Y.ticks) {
