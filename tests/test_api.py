@@ -188,7 +188,7 @@ BAD_REQUESTS = [
     (SM, _system(**{"norm.tensor_parallel": 2}), "layers.norm.tensor_parallel", ["2", "1 (replicated) or 8"]),
     (SM, _system(**{"feedforward.expert_parallel": 2, "feedforward.tensor_parallel": 4}),
      "layers.feedforward.expert_parallel", ["ep=2", "dense"]),
-    (SM, _system(pipeline_parallel=16), "layers", ["'pp': 16", "72"]),
+    (SM, _system(pipeline_parallel=16), "pipeline_parallel", ["16", "72", "pp=16"]),
     (SM, _system(kv_dtype="fp9"), "kv_dtype", ["'fp9'", "'fp8'"]),
     (SM, _system(serving="vllm_typo"), "serving", ["'vllm_typo'", "'fused'"]),
     (SM, _system(hardware_config=H100, **{"attention.dtype": "fp4", "feedforward.dtype": "fp4",

@@ -3,20 +3,24 @@
 ``create_app()`` loads the catalog once; every route is a plain function of its request (no session,
 no global state), run in FastAPI's thread pool. Routes only validate, call the Python API
 (``mantile.estimate`` / ``mantile.layer_metrics``) or read the catalog, and reshape: see service.py.
-OpenAPI docs: ``/docs`` (Swagger UI) and ``/openapi.json``.
+Study routes (``/sweep``, ``/capacity``, ``/sla``) are registered by ``add_study_routes``.
+OpenAPI docs: ``/docs`` (Swagger UI) and ``/redoc``, served with their assets from this server
+(``add_offline_docs``), and ``/openapi.json``.
 """
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Query
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 import mantile
-from mantile.api import errors, service
+from mantile.api import errors, service, studies
 from mantile.api.catalog import Catalog, hardware_summary, layer_categories, model_summary
 from mantile.api.schemas import (
     BatchCurveRequest,
@@ -30,8 +34,19 @@ from mantile.api.schemas import (
     SystemMetricsRequest,
     SystemMetricsResponse,
 )
+from mantile.api.study_schemas import (
+    CapacityRequest,
+    CapacityResponse,
+    SlaRequest,
+    SlaResponse,
+    SweepRequest,
+    SweepResponse,
+)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+#: Swagger UI and ReDoc assets, shipped by the fastapi-offline package (no CDN).
+DOCS_ASSETS_DIR = Path(str(files("fastapi_offline") / "static"))
+DOCS_ASSETS_URL = "/static/docs"
 BAD_REQUEST: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "unknown id, wrong type, out-of-range value, invalid plan"}}
 
@@ -42,7 +57,8 @@ def create_app(catalog: Catalog | None = None) -> FastAPI:
     app = FastAPI(title="Mantile", version=mantile.__version__,
                   description="Stateless LLM inference performance estimates: latency, throughput, memory. "
                               "Every request carries all of its context; every metric comes from the one "
-                              "cost model behind mantile.estimate and mantile.layer_metrics.")
+                              "cost model behind mantile.estimate and mantile.layer_metrics.",
+                  docs_url=None, redoc_url=None)
     app.state.catalog = cat
     errors.install(app)
     hardware = HardwareList.model_validate({"configs": sorted(cat.hardware), "summaries": [
@@ -92,9 +108,57 @@ def create_app(catalog: Catalog | None = None) -> FastAPI:
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
+    add_study_routes(app, cat)
+    add_offline_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _document_ids(app, cat)
     return app
+
+
+def add_study_routes(app: FastAPI, cat: Catalog) -> None:
+    """``POST /sweep``, ``/capacity`` and ``/sla``: grids of points through ``mantile.sweep`` (studies.py)."""
+
+    @app.post("/sweep", response_model=SweepResponse, responses=BAD_REQUEST, tags=["studies"])
+    def sweep(req: SweepRequest) -> dict[str, Any]:
+        """Cross every list of the body (at most 20,000 points) and return the rows and, per model and
+        hardware, the Pareto front of ``pareto_latency`` vs tokens/s per device."""
+        return studies.sweep(cat, req)
+
+    @app.post("/capacity", response_model=CapacityResponse, responses=BAD_REQUEST, tags=["studies"])
+    def capacity(req: CapacityRequest) -> dict[str, Any]:
+        """Per plan of the grid: the largest batch that fits in memory, the largest that meets ``sla``,
+        which one limits, and throughput and latency at that batch."""
+        return studies.capacity(cat, req)
+
+    @app.post("/sla", response_model=SlaResponse, responses=BAD_REQUEST, tags=["studies"])
+    def sla(req: SlaRequest) -> dict[str, Any]:
+        """The grid's points that fit and meet every ``sla`` target, best first by ``rank_by``; and the
+        fitting point that misses the targets by the least."""
+        return studies.sla_search(cat, req)
+
+
+def add_offline_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) and ``/redoc`` with their scripts, styles and icon served from
+    ``DOCS_ASSETS_URL``, so the docs render without a network."""
+    app.mount(DOCS_ASSETS_URL, StaticFiles(directory=DOCS_ASSETS_DIR), name="docs-assets")
+    icon = f"{DOCS_ASSETS_URL}/favicon.png"
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{app.title} - API docs",
+                                   swagger_js_url=f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{DOCS_ASSETS_URL}/swagger-ui.css", swagger_favicon_url=icon,
+                                   oauth2_redirect_url="/docs/oauth2-redirect")
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url="/openapi.json", title=f"{app.title} - API docs",
+                              redoc_js_url=f"{DOCS_ASSETS_URL}/redoc.standalone.js", redoc_favicon_url=icon,
+                              with_google_fonts=False)
 
 
 def _document_ids(app: FastAPI, cat: Catalog) -> None:

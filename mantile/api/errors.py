@@ -1,19 +1,21 @@
-"""Every bad request becomes a 422 with one body shape (``schemas.ErrorResponse``).
+"""Every error answer has one body shape (``schemas.ErrorResponse``): ``message`` (one line) and
+``detail`` (a list of ``{loc, field, input, msg, type}``), whatever its status.
 
-Two sources: pydantic's validation of the body or query (types, ranges, enums, unknown keys), and
-``SpecError`` raised by the catalog or the Python API (unknown ids, invalid plans). Both name the
-field, the value received and what is valid, in ``message`` (one line) and ``detail`` (a list).
+Bad requests are 422s from two sources: pydantic's validation of the body or query (types, ranges,
+enums, unknown keys), and ``SpecError`` raised by the catalog or the Python API (unknown ids, invalid
+plans). Both name the field, the value received and what is valid. Other HTTP errors (404 unknown
+route, 405 wrong method, 413 body too large, ...) name what was asked for in the same shape:
+``error_response`` builds that body for any status.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
@@ -38,8 +40,15 @@ def _plain(value: Any) -> Any:
         return _short(value)
 
 
-def _response(items: list[dict[str, Any]], message: str) -> JSONResponse:
-    return JSONResponse(status_code=422, content={"message": message, "detail": items})
+def error_response(status: int, items: list[dict[str, Any]], message: Any,
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The one error body: ``{"message": ..., "detail": [{loc, field, input, msg, type}, ...]}``."""
+    return JSONResponse(status_code=status, content={"message": str(message), "detail": items},
+                        headers=dict(headers or {}))
+
+
+def _response(items: list[dict[str, Any]], message: Any) -> JSONResponse:
+    return error_response(422, items, message)
 
 
 def spec_error_item(e: SpecError) -> dict[str, Any]:
@@ -48,8 +57,24 @@ def spec_error_item(e: SpecError) -> dict[str, Any]:
             "msg": f"{e.field} = {_short(e.value)} is invalid: {e.allowed}", "type": "value_error"}
 
 
+def _union_tag(part: Any) -> bool:
+    """A loc part that names a branch of a union (``int | list[int]``), not a request field."""
+    return isinstance(part, str) and (part.startswith(("list[", "literal[", "function-", "constrained-"))
+                                      or part in ("int", "str", "float", "bool", "none"))
+
+
+def _wrong_branch(err: dict[str, Any]) -> bool:
+    """An error of the union branch the value was not meant for: a list given to the single-value
+    branch, or a single value given to the list branch."""
+    tags = [p for p in err.get("loc", ()) if _union_tag(p)]
+    if not tags:
+        return False
+    listed = tags[-1].startswith("list[")
+    return (not listed and isinstance(err.get("input"), list)) or (listed and err.get("type") == "list_type")
+
+
 def _pydantic_item(err: dict[str, Any]) -> dict[str, Any]:
-    loc: Sequence[Any] = err.get("loc", ())
+    loc: Sequence[Any] = [p for p in err.get("loc", ()) if not _union_tag(p)]
     parts = [str(p) for p in loc[1:]] if len(loc) > 1 else [str(p) for p in loc]
     field = ".".join(parts) or "body"
     kind = str(err.get("type", "value_error"))
@@ -71,25 +96,44 @@ async def _on_spec_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    items = [_pydantic_item(dict(e)) for e in exc.errors()]
+    raw = [dict(e) for e in exc.errors()]
+    raw = [e for e in raw if not _wrong_branch(e)] or raw
+    items = [_pydantic_item(e) for e in raw]
     more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
     message = (items[0]["msg"] if items else "invalid request") + more
     return _response(items, message)
 
 
-async def _on_http_error(request: Request, exc: Exception) -> Any:
-    """A body that is not even text (FastAPI's 400) is a bad body like any other: 422."""
+def http_error_item(request: Request, exc: HTTPException) -> dict[str, Any]:
+    """What an HTTP error is about, as an error item: the path (404), the method (405), the body."""
+    route = f"{request.method} {request.url.path}"
+    if exc.status_code == 404:
+        return {"loc": ["path"], "field": "path", "input": request.url.path, "type": "not_found",
+                "msg": f"no such route: {route}; routes are listed at /docs and /openapi.json"}
+    if exc.status_code == 405:
+        allowed = next((v for k, v in (exc.headers or {}).items() if k.lower() == "allow"), "")
+        return {"loc": ["method"], "field": "method", "input": request.method, "type": "method_not_allowed",
+                "msg": f"method {request.method} is not allowed on {request.url.path}; allowed: {allowed}"}
+    where = "body" if exc.status_code in (400, 411, 413, 415) else "request"
+    return {"loc": [where], "field": where, "input": None, "type": f"http_{exc.status_code}",
+            "msg": f"{route}: {exc.detail}"}
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    """A body that is not even text (FastAPI's 400) is a bad body like any other: 422. Any other
+    HTTP error keeps its status and headers (``Allow`` on a 405) and gets the one error shape."""
     assert isinstance(exc, HTTPException)
     if exc.status_code == 400:
-        msg = f"body could not be parsed: {exc.detail}; send a JSON object (UTF-8)"
-        item = {"loc": ["body"], "field": "body", "input": None, "type": "json_invalid", "msg": msg}
-        return _response([item], msg)
-    return await http_exception_handler(request, exc)
+        item = {"loc": ["body"], "field": "body", "input": None, "type": "json_invalid",
+                "msg": f"body could not be parsed: {exc.detail}; send a JSON object (UTF-8)"}
+        return _response([item], item["msg"])
+    item = http_error_item(request, exc)
+    return error_response(exc.status_code, [item], item["msg"], headers=exc.headers)
 
 
 def install(app: FastAPI) -> None:
     """Register the handlers: SpecError anywhere in a request, request validation and unparsable
-    bodies -> 422; other HTTP errors (404 unknown route, 405) keep FastAPI's answer."""
+    bodies -> 422; every other HTTP error (404, 405, 413, ...) -> its status, in the same shape."""
     app.add_exception_handler(SpecError, _on_spec_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_error)

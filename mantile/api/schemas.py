@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mantile.specs import DTYPES
+from mantile.specs.serving import BATCHING
 
 #: Upper bounds that keep every request's arithmetic finite and its answer quick.
 MAX_BATCH_SIZE = 1_000_000
@@ -20,6 +21,7 @@ MAX_DEGREE = 4096
 MAX_CURVE_POINTS = 32
 
 Dtype = Literal[DTYPES]  # type: ignore[valid-type]
+Batching = Literal[BATCHING]  # type: ignore[valid-type]
 Phase = Literal["prefill", "decode"]
 LayerType = Literal["attention", "feedforward", "norm", "embedding"]
 Degree = Annotated[int, Field(strict=True, ge=1, le=MAX_DEGREE)]
@@ -32,6 +34,24 @@ SERVING = Field(default="vllm", description="serving profile id (conf/serving/):
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class ServingOptions(_Body):
+    """The serving profile and the values of it a request may replace (null: the profile's own)."""
+
+    serving: str = SERVING
+    batching: Batching | None = Field(default=None, description="static (one batch from prefill to last "
+                                      "token) or continuous (in-flight batching, chunked prefill)")
+    comm_overlap: bool | None = Field(default=None, strict=True, description="overlap TP collectives with compute")
+    max_prefill_tokens: Tokens | None = Field(default=None, description="prefill chunk, tokens")
+    memory_reserve_fraction: float | None = Field(default=None, strict=True, ge=0, lt=1,
+                                                  description="device memory kept by the runtime")
+
+    def serving_options(self) -> dict[str, Any]:
+        """The Python API's keyword arguments for these fields."""
+        return {"serving": self.serving, "batching": self.batching, "comm_overlap": self.comm_overlap,
+                "max_prefill_tokens": self.max_prefill_tokens,
+                "memory_reserve_fraction": self.memory_reserve_fraction}
 
 
 # ---- GET /hardware, /models, /api/layers -----------------------------------------------------------
@@ -188,7 +208,7 @@ class LayerPlans(_Body):
     embedding: EmbeddingPlan = Field(default_factory=EmbeddingPlan)
 
 
-class _SystemBase(_Body):
+class _SystemBase(ServingOptions):
     model_id: str = MODEL_ID
     hardware_config: str = HARDWARE_ID
     input_seq: Tokens = Field(description="prompt tokens per sequence")
@@ -198,7 +218,6 @@ class _SystemBase(_Body):
     kv_dtype: Dtype | None = Field(default=None, description="KV cache format (default dtype)")
     pipeline_parallel: Degree = 1
     data_parallel: Degree = 1
-    serving: str = SERVING
 
 
 class SystemMetricsRequest(_SystemBase):

@@ -28,15 +28,17 @@ SYSTEM_FIELDS = {"tp": "layers.attention.tensor_parallel", "cp": "layers.attenti
                  "embedding_tp": "layers.embedding.tensor_parallel", "pp": "pipeline_parallel",
                  "dp": "data_parallel", "model": "model_id", "hardware": "hardware_config"}
 #: invalid_field of an invalid row (mantile.costs.checks.INVALID_FIELDS) -> the body field it is about.
-INVALID_BODY_FIELDS = {**SYSTEM_FIELDS, "dp": "layers", "input_seq": "input_seq", "dtype": "dtype"}
-DEGREES = ("tp", "cp", "pp", "dp", "ep", "sp", "embedding_tp")
+INVALID_BODY_FIELDS = {**SYSTEM_FIELDS, "input_seq": "input_seq", "dtype": "dtype"}
+#: "more devices than the system": the first of these above 1 is named (the degree added last).
+DEVICE_FIELDS = ("data_parallel", "pipeline_parallel", "layers.attention.context_parallel",
+                 "layers.attention.tensor_parallel")
 CURVE_KEYS = ("batch_size", "ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s",
               "throughput_tokens_per_s_per_device", "tokens_per_s_per_user", "memory_gb_per_device", "fits",
               "reason")
 
 
 @contextmanager
-def _body_fields(names: Mapping[str, str]) -> Iterator[None]:
+def body_fields(names: Mapping[str, str]) -> Iterator[None]:
     """Re-raise the Python API's SpecErrors under the request body's field names."""
     try:
         yield
@@ -45,7 +47,7 @@ def _body_fields(names: Mapping[str, str]) -> Iterator[None]:
         raise SpecError("body", field, e.value, e.allowed) from None
 
 
-def _finite(row: Mapping[str, Any]) -> dict[str, Any]:
+def finite(row: Mapping[str, Any]) -> dict[str, Any]:
     """JSON has no NaN or infinity: such values (never expected for a valid plan) become null."""
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
 
@@ -55,13 +57,13 @@ def layer_metrics(catalog: Catalog, req: LayerMetricsRequest) -> dict[str, Any]:
     catalog.model(req.model_id)
     catalog.hardware_spec(req.hardware_config)
     catalog.serving(req.serving)
-    with _body_fields(LAYER_FIELDS):
+    with body_fields(LAYER_FIELDS):
         out = mantile.layer_metrics(
             model=req.model_id, hardware=req.hardware_config, layer_type=req.layer_type, phase=req.phase,
             batch_size=req.batch_size, seq_length=req.seq_length, kv_length=req.kv_length, dtype=req.dtype,
             kv_dtype=req.kv_dtype, tp=req.tensor_parallel, cp=req.context_parallel, sp=req.sequence_parallel,
             ep=req.expert_parallel, serving=req.serving, kernels=True)
-    return _finite(out)
+    return finite(out)
 
 
 def _estimate(catalog: Catalog, req: SystemMetricsRequest | BatchCurveRequest, batch_size: int
@@ -70,18 +72,30 @@ def _estimate(catalog: Catalog, req: SystemMetricsRequest | BatchCurveRequest, b
     catalog.hardware_spec(req.hardware_config)
     catalog.serving(req.serving)
     layers = req.layers.model_dump(exclude_none=True)
-    with _body_fields(SYSTEM_FIELDS):
+    with body_fields(SYSTEM_FIELDS):
         row = mantile.estimate(
             model=req.model_id, hardware=req.hardware_config, batch_size=batch_size, input_seq=req.input_seq,
             output_seq=req.output_seq, pp=req.pipeline_parallel, dp=req.data_parallel, dtype=req.dtype,
-            kv_dtype=req.kv_dtype, layers=layers, serving=req.serving)
+            kv_dtype=req.kv_dtype, layers=layers, **req.serving_options())
     if not row["valid"]:
         reason = str(row["reason"])
-        field = INVALID_BODY_FIELDS.get(str(row["invalid_field"]), "layers")
-        value = ({k: row[k] for k in DEGREES} if field == "layers" else _dtypes(req) if field == "dtype"
-                 else _get(req, field))
+        field = _invalid_field(req, str(row["invalid_field"]))
+        if field == "devices":  # tp*cp*pp*dp > devices: name the product, then the last degree above 1
+            reason += " (" + " x ".join(f"{k}={row[k]}" for k in ("tp", "cp", "pp", "dp")) + \
+                f" = {row['tp'] * row['cp'] * row['pp'] * row['dp']})"
+            field = next((f for f in DEVICE_FIELDS if _get(req, f) > 1), DEVICE_FIELDS[-1])
+        value = _dtypes(req) if field == "dtype" else _get(req, field)
         raise SpecError("body", field, value, f"invalid plan: {reason}")
-    return _finite(row)
+    return finite(row)
+
+
+def _invalid_field(req: SystemMetricsRequest | BatchCurveRequest, invalid: str) -> str:
+    """The body field an invalid row's ``invalid_field`` is about ('devices': the product of degrees)."""
+    if invalid == "dp":
+        return "devices"
+    if invalid == "sp" and req.layers.norm.tensor_parallel > req.layers.feedforward.sequence_parallel:
+        return "layers.norm.tensor_parallel"
+    return INVALID_BODY_FIELDS.get(invalid, "layers.attention.tensor_parallel")
 
 
 def _get(req: Any, dotted: str) -> Any:

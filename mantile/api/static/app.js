@@ -1,22 +1,35 @@
-// Mantile web page: a form over the stateless HTTP API. Every number shown comes from the API
-// (system-metrics, layer-metrics, batch-curve); this file only builds request bodies and renders.
+// Mantile web page: a form over the stateless HTTP API. Every number shown comes from the API; this
+// file holds the form, its state in the URL (so a copied link reproduces the view) and the results of
+// the configuration being edited. compare.js keeps configurations side by side; pareto.js runs the
+// sweep, the Pareto chart and the SLA search.
 "use strict";
 
 const $ = id => document.getElementById(id);
 const KINDS = ["attention", "feedforward", "norm", "embedding"];
 const DTYPE_ORDER = ["bf16", "fp16", "fp8", "int8", "fp4", "fp32", "tf32"];
-const DEFAULTS = { model_id: "llama_3.3_70b", hardware_config: "nvidia_nvl72_rack", attention_tp: 8 };
-// Body field (as named in a 422's detail) -> the input that sets it.
+// Every control, by id: its value is the page's state (and a key of the query string).
+const CONTROLS = ["model_id", "hardware_config", "batch_size", "input_seq", "output_seq", "dtype", "kv_dtype",
+  "attention_tp", "attention_cp", "feedforward_sp", "feedforward_ep", "norm_tp", "embedding_tp",
+  "pipeline_parallel", "data_parallel", "serving", "batching", "comm_overlap", "max_prefill_tokens",
+  "memory_reserve_fraction", "sla_ttft_ms", "sla_tpot_ms", "rank_by"];
+const VIEW = ["layer_phase", "chart_y"];
+const DEFAULTS = { model_id: "llama_3.3_70b", hardware_config: "nvidia_nvl72_rack", attention_tp: "8",
+  serving: "pytorch" };
+// Body field (as named in an error's detail) -> the input that sets it.
 const FIELD_INPUTS = {
   model_id: "model_id", hardware_config: "hardware_config", batch_size: "batch_size", dtype: "dtype",
-  input_seq: "input_seq", seq_length: "input_seq", kv_length: "input_seq", output_seq: "output_seq",
-  tensor_parallel: "attention_tp", context_parallel: "attention_cp", sequence_parallel: "feedforward_sp",
-  expert_parallel: "feedforward_ep", "layers.attention.tensor_parallel": "attention_tp",
-  "layers.attention.context_parallel": "attention_cp", "layers.feedforward.tensor_parallel": "attention_tp",
-  "layers.feedforward.sequence_parallel": "feedforward_sp", "layers.feedforward.expert_parallel": "feedforward_ep",
-  "layers.norm.tensor_parallel": "norm_tp", "layers.embedding.tensor_parallel": "embedding_tp",
+  kv_dtype: "kv_dtype", input_seq: "input_seq", seq_length: "input_seq", kv_length: "input_seq",
+  output_seq: "output_seq", tensor_parallel: "attention_tp", context_parallel: "attention_cp",
+  sequence_parallel: "feedforward_sp", expert_parallel: "feedforward_ep", pipeline_parallel: "pipeline_parallel",
+  data_parallel: "data_parallel", serving: "serving", batching: "batching", comm_overlap: "comm_overlap",
+  max_prefill_tokens: "max_prefill_tokens", memory_reserve_fraction: "memory_reserve_fraction",
+  "layers.attention.tensor_parallel": "attention_tp", "layers.attention.context_parallel": "attention_cp",
+  "layers.feedforward.tensor_parallel": "attention_tp", "layers.feedforward.sequence_parallel": "feedforward_sp",
+  "layers.feedforward.expert_parallel": "feedforward_ep", "layers.norm.tensor_parallel": "norm_tp",
+  "layers.embedding.tensor_parallel": "embedding_tp", "sla.ttft_ms": "sla_ttft_ms", "sla.tpot_ms": "sla_tpot_ms",
 };
-const state = { models: {}, hardware: {}, generation: 0, curve: null, batch: null, timer: null };
+const state = { models: {}, hardware: {}, servings: [], generation: 0, curve: null, batch: null, timer: null,
+  hooks: [] };
 
 async function api(url, body) {
   const opts = body === undefined ? {} :
@@ -35,6 +48,7 @@ async function api(url, body) {
 // ---- formatting -------------------------------------------------------------------------------
 function fmt(v) {
   if (v === null || v === undefined || Number.isNaN(v)) return "–";
+  if (typeof v !== "number") return String(v);
   if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString("en-US");
   if (v === 0) return "0";
   return String(+v.toPrecision(3));
@@ -53,18 +67,106 @@ function options(select, values, label = v => String(v)) {
 }
 
 const powersOf2 = max => { const out = []; for (let v = 1; v <= max; v *= 2) out.push(v); return out; };
-const int = id => Number($(id).value);
 
-function number(id) {  // what the user typed: an integer, or the raw text for the API to reject
-  const text = $(id).value.trim();
+function number(text) {  // what the user typed: a number, or the raw text for the API to reject
+  text = String(text ?? "").trim();
   if (text === "") return null;
   const v = Number(text);
   return Number.isFinite(v) ? v : text;
 }
 
+// ---- the configuration: controls <-> a plain object of strings <-> request bodies -----------------
+const readConfig = () => Object.fromEntries(CONTROLS.map(id => [id, $(id).value]));
+
+function applyConfig(cfg) {
+  // Model and hardware first (they decide the other selects' options), then the attention tp.
+  for (const group of [["model_id", "hardware_config"], ["attention_tp"], ["attention_cp", "dtype"], CONTROLS]) {
+    for (const id of group) if (cfg[id] !== undefined) $(id).value = cfg[id];
+    refreshPlanOptions();
+  }
+}
+
+function systemBody(c) {
+  const tp = Number(c.attention_tp), ep = Number(c.feedforward_ep) || 1, dtype = c.dtype;
+  const feedforward = { tensor_parallel: tp / ep, sequence_parallel: Number(c.feedforward_sp), dtype };
+  if (state.models[c.model_id] && state.models[c.model_id].is_moe) feedforward.expert_parallel = ep;
+  const body = {
+    model_id: c.model_id, hardware_config: c.hardware_config, batch_size: number(c.batch_size),
+    input_seq: number(c.input_seq), output_seq: number(c.output_seq), dtype,
+    layers: {
+      attention: { tensor_parallel: tp, context_parallel: Number(c.attention_cp), dtype },
+      feedforward,
+      norm: { tensor_parallel: Number(c.norm_tp), dtype },
+      embedding: { tensor_parallel: Number(c.embedding_tp), dtype },
+    },
+    pipeline_parallel: Number(c.pipeline_parallel), data_parallel: Number(c.data_parallel), serving: c.serving,
+  };
+  Object.assign(body, servingOptions(c));
+  if (c.kv_dtype) body.kv_dtype = c.kv_dtype;
+  return body;
+}
+
+// The serving fields a configuration sets (empty: the profile's own value).
+function servingOptions(c) {
+  const out = {};
+  if (c.batching) out.batching = c.batching;
+  if (c.comm_overlap) out.comm_overlap = c.comm_overlap === "true";
+  if (String(c.max_prefill_tokens).trim()) out.max_prefill_tokens = number(c.max_prefill_tokens);
+  if (String(c.memory_reserve_fraction).trim()) out.memory_reserve_fraction = number(c.memory_reserve_fraction);
+  return out;
+}
+
+function slaOf(c) {
+  const sla = {};
+  if (String(c.sla_ttft_ms).trim()) sla.ttft_ms = number(c.sla_ttft_ms);
+  if (String(c.sla_tpot_ms).trim()) sla.tpot_ms = number(c.sla_tpot_ms);
+  return sla;
+}
+
+// null when no target is set; else whether the row fits and meets every target.
+function meetsSla(row, sla) {
+  if (!Object.keys(sla).length) return null;
+  return Boolean(row.fits) && Object.entries(sla).every(([k, bound]) => row[k] !== null && row[k] <= bound);
+}
+
+// One instance of each layer type, split as the system body splits it. Sequence parallel: the
+// feedforward's or the norm's choice (both mean "over the tensor-parallel group").
+function layerBody(kind, sys, phase) {
+  const L = sys.layers, sp = Math.max(L.feedforward.sequence_parallel, L.norm.tensor_parallel);
+  const body = {
+    model_id: sys.model_id, hardware_config: sys.hardware_config, layer_type: kind, phase,
+    batch_size: sys.batch_size, seq_length: sys.input_seq, dtype: sys.dtype, serving: sys.serving,
+    tensor_parallel: kind === "embedding" ? L.embedding.tensor_parallel : L.attention.tensor_parallel,
+    context_parallel: L.attention.context_parallel,
+    sequence_parallel: kind === "embedding" ? 1 : sp,
+    expert_parallel: kind === "feedforward" ? (L.feedforward.expert_parallel || 1) : 1,
+  };
+  if (sys.kv_dtype) body.kv_dtype = sys.kv_dtype;
+  return body;
+}
+
+// The study grid of one plan (the flat keys of POST /sweep, /capacity, /sla).
+function gridOf(sys) {
+  const L = sys.layers;
+  const grid = {
+    model_id: sys.model_id, hardware_config: sys.hardware_config, input_seq: sys.input_seq,
+    output_seq: sys.output_seq, tensor_parallel: L.attention.tensor_parallel,
+    context_parallel: L.attention.context_parallel,
+    sequence_parallel: Math.max(L.feedforward.sequence_parallel, L.norm.tensor_parallel),
+    expert_parallel: L.feedforward.expert_parallel || 1, embedding_tensor_parallel: L.embedding.tensor_parallel,
+    pipeline_parallel: sys.pipeline_parallel, data_parallel: sys.data_parallel, dtype: sys.dtype,
+    serving: sys.serving, ...servingOptions(readConfig()),
+  };
+  if (sys.kv_dtype) grid.kv_dtype = sys.kv_dtype;
+  return grid;
+}
+
 // ---- the form -----------------------------------------------------------------------------------
+const model = () => state.models[$("model_id").value];
+const hardware = () => state.hardware[$("hardware_config").value];
+
 function describeSelection() {
-  const m = state.models[$("model_id").value], h = state.hardware[$("hardware_config").value];
+  const m = model(), h = hardware();
   $("model-info").textContent = `${m.num_hidden_layers} layers · ${(m.total_params / 1e9).toFixed(1)} B params` +
     ` · ${m.num_attention_heads} heads / ${m.num_key_value_heads} KV · context ${m.max_position_embeddings.toLocaleString("en-US")}` +
     (m.is_moe ? ` · ${m.num_local_experts} experts, top-${m.num_experts_per_tok}` : "");
@@ -74,12 +176,14 @@ function describeSelection() {
 }
 
 function refreshPlanOptions() {
-  const m = state.models[$("model_id").value], h = state.hardware[$("hardware_config").value];
-  options($("dtype"), DTYPE_ORDER.filter(d => d in h.peak_tflops));
-  options($("attention_tp"), powersOf2(h.num_devices));
-  const tp = int("attention_tp");
-  options($("attention_cp"), powersOf2(Math.floor(h.num_devices / tp)));
-  const cp = int("attention_cp");
+  const m = model(), h = hardware(), n = h.num_devices;
+  const dtypes = DTYPE_ORDER.filter(d => d in h.peak_tflops);
+  options($("dtype"), dtypes);
+  options($("kv_dtype"), ["", ...dtypes], v => (v ? v : "same as dtype"));
+  options($("attention_tp"), powersOf2(n));
+  const tp = Number($("attention_tp").value);
+  options($("attention_cp"), powersOf2(Math.floor(n / tp)));
+  const cp = Number($("attention_cp").value);
   const followsTp = $("embedding_tp").dataset.tp === undefined || $("embedding_tp").value === $("embedding_tp").dataset.tp;
   options($("embedding_tp"), powersOf2(tp * cp));
   if (followsTp) $("embedding_tp").value = String(tp);
@@ -87,56 +191,63 @@ function refreshPlanOptions() {
   options($("feedforward_sp"), [...new Set([1, tp])], v => (v === 1 ? "1 (off)" : `${v} (= tp)`));
   options($("norm_tp"), [...new Set([1, tp])], v => (v === 1 ? "1 (replicated)" : `${v} (sequence parallel)`));
   options($("feedforward_ep"), m.is_moe ? powersOf2(Math.min(tp, m.num_local_experts)) : [1]);
-  $("feedforward_tp").textContent = String(tp / int("feedforward_ep"));
+  $("feedforward_tp").textContent = String(tp / Number($("feedforward_ep").value));
+  options($("pipeline_parallel"), powersOf2(Math.min(Math.floor(n / tp / cp), m.num_hidden_layers)));
+  const pp = Number($("pipeline_parallel").value);
+  options($("data_parallel"), powersOf2(Math.floor(n / tp / cp / pp)));
+  options($("serving"), state.servings);
+  $("input_seq").max = $("output_seq").max = String(m.max_position_embeddings);
 }
 
-function systemBody() {
-  const dtype = $("dtype").value, tp = int("attention_tp"), ep = int("feedforward_ep");
-  const feedforward = { tensor_parallel: tp / ep, sequence_parallel: int("feedforward_sp"), dtype };
-  if (state.models[$("model_id").value].is_moe) feedforward.expert_parallel = ep;
-  return {
-    model_id: $("model_id").value, hardware_config: $("hardware_config").value,
-    batch_size: number("batch_size"), input_seq: number("input_seq"), output_seq: number("output_seq"), dtype,
-    layers: {
-      attention: { tensor_parallel: tp, context_parallel: int("attention_cp"), dtype },
-      feedforward,
-      norm: { tensor_parallel: int("norm_tp"), dtype },
-      embedding: { tensor_parallel: int("embedding_tp"), dtype },
-    },
-  };
+// A new model: keep the prompt and the answer inside its context (max_position_embeddings).
+function clampToContext() {
+  const maxPos = model().max_position_embeddings;
+  let inp = number($("input_seq").value), out = number($("output_seq").value);
+  if (!Number.isInteger(inp) || !Number.isInteger(out) || inp + out <= maxPos) return;
+  out = Math.min(out, Math.floor(maxPos / 4));
+  inp = Math.min(inp, maxPos - out);
+  $("input_seq").value = String(inp);
+  $("output_seq").value = String(out);
 }
 
-// One instance of each layer type, split as the system body splits it. Sequence parallel: the
-// feedforward's or the norm's choice (both mean "over the tensor-parallel group").
-function layerBody(kind, sys, phase) {
-  const L = sys.layers, sp = Math.max(L.feedforward.sequence_parallel, L.norm.tensor_parallel);
-  return {
-    model_id: sys.model_id, hardware_config: sys.hardware_config, layer_type: kind, phase,
-    batch_size: sys.batch_size, seq_length: sys.input_seq, dtype: sys.dtype,
-    tensor_parallel: kind === "embedding" ? L.embedding.tensor_parallel : L.attention.tensor_parallel,
-    context_parallel: L.attention.context_parallel,
-    sequence_parallel: kind === "embedding" ? 1 : sp,
-    expert_parallel: kind === "feedforward" ? (L.feedforward.expert_parallel || 1) : 1,
-  };
+// ---- the URL: every control, the view, the compared configurations, the Pareto hardware ---------
+function writeUrl() {
+  const params = new URLSearchParams();
+  for (const id of [...CONTROLS, ...VIEW]) if ($(id).value !== "") params.set(id, $(id).value);
+  for (const hook of state.hooks) hook.write && hook.write(params);
+  history.replaceState(null, "", "?" + params.toString());
+}
+
+function readUrl() {
+  const params = new URLSearchParams(location.search);
+  const cfg = {};
+  for (const id of CONTROLS) if (params.has(id)) cfg[id] = params.get(id);
+  return { params, cfg };
 }
 
 // ---- rendering ----------------------------------------------------------------------------------
 const CARD_KEYS = ["ttft_ms", "tpot_ms", "throughput_tokens_per_s", "throughput_tokens_per_s_per_device",
   "tokens_per_s_per_user", "memory_gb_per_device", "usable_memory_gb_per_device", "weights_gb_per_device",
-  "kv_cache_gb_per_device", "activation_gb_per_device", "num_devices", "max_batch_size"];
+  "kv_cache_gb_per_device", "activation_gb_per_device", "cost_usd_per_million_tokens",
+  "throughput_tokens_per_s_per_usd_hour", "num_devices", "max_batch_size"];
 
-function renderSystem(s) {
-  for (const k of CARD_KEYS) show(k, s[k]);
-  const fits = $("fits");
-  fits.textContent = s.fits ? "fits" : "does not fit";
-  fits.className = "badge " + (s.fits ? "yes" : "no");
-  fits.dataset.value = String(s.fits);
-  $("reason").hidden = !s.reason;
-  $("reason").textContent = s.reason || "";
+function badge(el, value, yes, no) {
+  el.textContent = value === null ? "" : value ? yes : no;
+  el.className = "badge " + (value === null ? "" : value ? "yes" : "no");
+  el.dataset.value = value === null ? "" : String(value);
+}
+
+function renderSystem(s, capacity, sla) {
+  for (const k of CARD_KEYS) show(k, s ? s[k] : null);
+  show("sla_max_batch_size", capacity ? capacity.batch_limit : null);
+  badge($("fits"), s ? s.fits : null, "fits", "does not fit");
+  badge($("sla"), s ? meetsSla(s, sla) : null, "meets SLA", "misses SLA");
+  $("reason").hidden = !(s && s.reason);
+  $("reason").textContent = (s && s.reason) || "";
 }
 
 function renderLayers(s, layers) {
-  const rows = KINDS.map((kind, i) => {
+  const rows = s ? KINDS.map((kind, i) => {
     const l = layers[i], tr = document.createElement("tr");
     tr.dataset.layer = kind;
     const cells = [[kind], [l.count, "count"], [s.layers[kind].prefill_ms, "prefill_ms"],
@@ -149,19 +260,28 @@ function renderLayers(s, layers) {
       tr.append(td);
     }
     return tr;
-  });
+  }) : [];
   $("layer-table").tBodies[0].replaceChildren(...rows);
 }
 
 function renderChart() {
-  if (!state.curve) return;
-  const sel = $("chart_y");
-  window.drawChart($("chart"), state.curve.points, sel.value, sel.options[sel.selectedIndex].text, state.batch);
+  const el = $("chart");
+  if (!state.curve) { el.replaceChildren(); el._spec = null; return; }
+  const sel = $("chart_y"), y = sel.value, pts = state.curve.points;
+  const point = p => ({ x: p.throughput_tokens_per_s_per_device, y: p[y], hollow: !p.fits,
+    big: p.batch_size === state.batch, label: `b=${p.batch_size}`, data: { "batch-size": p.batch_size },
+    title: `batch ${p.batch_size}: ${fmt(p[y])} ms, ${fmt(p.throughput_tokens_per_s_per_device)} tokens/s per GPU` +
+      (p.fits ? "" : " (does not fit)") });
+  const fit = pts.filter(p => p.fits), firstBad = pts.findIndex(p => !p.fits);
+  const rest = firstBad < 0 ? [] : pts.slice(firstBad);
+  const bridge = firstBad > 0 ? [{ ...point(pts[firstBad - 1]), noDot: true }] : [];
+  window.drawChart(el, { xLabel: "tokens/s per GPU", yLabel: sel.options[sel.selectedIndex].text, xLog: true,
+    series: [{ name: "fits", color: "#2f6fde", line: "solid", points: fit.map(point) },
+      { name: "does not fit", color: "#b4bccb", line: "dashed", points: [...bridge, ...rest.map(point)] }] });
 }
 
-function showError(err) {
-  document.querySelectorAll(".invalid").forEach(el => el.classList.remove("invalid"));
-  const box = $("error");
+function showError(box, err) {
+  if (box === $("error")) document.querySelectorAll("#controls .invalid").forEach(el => el.classList.remove("invalid"));
   box.hidden = !err;
   box.textContent = err ? err.message : "";
   for (const d of (err && err.detail) || []) {
@@ -174,22 +294,28 @@ function showError(err) {
 async function update() {
   const gen = ++state.generation;
   document.body.dataset.state = "loading";
-  const sys = systemBody(), phase = $("layer_phase").value;
+  const cfg = readConfig(), sys = systemBody(cfg), phase = $("layer_phase").value, sla = slaOf(cfg);
   const curveBody = { ...sys };
   delete curveBody.batch_size;
   const results = await Promise.allSettled([
     api("/config/system-metrics", sys), api("/config/batch-curve", curveBody),
+    api("/capacity", { ...gridOf(sys), sla }),
     ...KINDS.map(k => api("/config/layer-metrics", layerBody(k, sys, phase)))]);
   if (gen !== state.generation) return;  // a newer request is on its way
   const failed = results.find(r => r.status === "rejected");
-  if (failed) {
-    showError(failed.reason);
+  if (failed) {  // no stale numbers: everything of the previous configuration goes
+    showError($("error"), failed.reason);
+    renderSystem(null, null, sla);
+    renderLayers(null, []);
+    state.curve = null;
+    renderChart();
+    delete $("results").dataset.request;
     document.body.dataset.state = "error";
     return;
   }
-  const [system, curve, ...layers] = results.map(r => r.value);
-  showError(null);
-  renderSystem(system);
+  const [system, curve, capacity, ...layers] = results.map(r => r.value);
+  showError($("error"), null);
+  renderSystem(system, capacity.plans[0], sla);
   renderLayers(system, layers);
   state.curve = curve;
   state.batch = sys.batch_size;
@@ -199,33 +325,48 @@ async function update() {
   document.body.dataset.state = "ready";
 }
 
-function schedule(delayMs) {
+function changed(delayMs) {
+  writeUrl();
   clearTimeout(state.timer);
   state.timer = setTimeout(update, delayMs);
+  for (const hook of state.hooks) hook.changed && hook.changed();
 }
 
 async function init() {
-  const [models, hardware] = await Promise.all([api("/models"), api("/hardware")]);
+  const [models, hw, schema] = await Promise.all([api("/models"), api("/hardware"), api("/openapi.json")]);
   for (const m of models.models) state.models[m.model_id] = m;
-  for (const h of hardware.summaries) state.hardware[h.hardware_id] = h;
+  for (const h of hw.summaries) state.hardware[h.hardware_id] = h;
+  state.servings = schema.components.schemas.SystemMetricsRequest.properties.serving.enum || ["pytorch"];
   options($("model_id"), Object.keys(state.models), id => `${state.models[id].name} (${id})`);
-  options($("hardware_config"), hardware.configs, id => state.hardware[id].name);
-  if (DEFAULTS.model_id in state.models) $("model_id").value = DEFAULTS.model_id;
-  if (DEFAULTS.hardware_config in state.hardware) $("hardware_config").value = DEFAULTS.hardware_config;
-  refreshPlanOptions();
-  if ([...$("attention_tp").options].some(o => o.value === String(DEFAULTS.attention_tp))) {
-    $("attention_tp").value = String(DEFAULTS.attention_tp);
-  }
-  refreshPlanOptions();
-  $("dtype").value = "bf16";
+  options($("hardware_config"), hw.configs, id => state.hardware[id].name);
+  const { params, cfg } = readUrl();
+  const fromLink = Object.keys(cfg).length > 0;
+  applyConfig(fromLink ? cfg : { ...DEFAULTS, dtype: "bf16" });
+  if (!fromLink) clampToContext();
+  for (const id of VIEW) if (params.has(id)) $(id).value = params.get(id);
   describeSelection();
+  for (const hook of state.hooks) hook.init && await hook.init(params);
   for (const el of document.querySelectorAll("#controls select")) {
-    el.addEventListener("change", () => { refreshPlanOptions(); describeSelection(); schedule(0); });
+    el.addEventListener("change", () => {
+      refreshPlanOptions();
+      if (el.id === "model_id") clampToContext();
+      describeSelection();
+      changed(0);
+    });
   }
-  for (const el of document.querySelectorAll("#controls input")) el.addEventListener("input", () => schedule(250));
-  $("layer_phase").addEventListener("change", () => schedule(0));
-  $("chart_y").addEventListener("change", renderChart);
+  for (const el of document.querySelectorAll("#controls input")) el.addEventListener("input", () => changed(250));
+  $("layer_phase").addEventListener("change", () => changed(0));
+  $("chart_y").addEventListener("change", () => { writeUrl(); renderChart(); });
+  $("copy-link").addEventListener("click", async () => {
+    writeUrl();
+    try { await navigator.clipboard.writeText(location.href); $("copy-link").textContent = "Link copied"; }
+    catch { prompt("Copy this link", location.href); }
+  });
+  writeUrl();
   await update();
 }
 
-init().catch(err => { showError(err); document.body.dataset.state = "error"; });
+window.addEventListener("load", () => init().catch(err => {
+  showError($("error"), err);
+  document.body.dataset.state = "error";
+}));
