@@ -90,7 +90,7 @@ def test_brief_layer_metrics_body(server: str) -> None:
     assert r.status_code == 200, r.text
     expected = mantile.layer_metrics(model="llama_3.3_70b", hardware="nvidia_nvl72_rack",
                                      layer_type="attention", batch_size=1, seq_length=2048, dtype="bf16",
-                                     tp=8, cp=1, sp=1)
+                                     tp=8, cp=1, sp=1, kernels=True)
     assert r.json() == expected
     assert r.json()["latency_ms"] > 0 and r.json()["count"] == 80
 

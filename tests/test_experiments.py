@@ -22,7 +22,7 @@ def test_experiment_preset_runs(experiment: str, run_cli, tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_kernels_parquet_adds_up_to_each_front_points_ttft_and_tpot(run_cli, tmp_path: Path) -> None:
-    p = run_cli("mantile", "model=llama_3.1_8b", "hardware=nvidia_h100_80gb", "batch_size=[1,8,64]",
+    p = run_cli("mantile", "model=llama_3.1_8b", "hardware=nvidia_h100_80gb", "batch_size=[1,8,64]", "serving=pytorch",
                 "show_kernels=true", f"hydra.run.dir={tmp_path}")
     assert p.returncode == 0, p.stderr[-2000:]
     assert "decode step of the first Pareto point" in p.stdout
