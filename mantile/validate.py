@@ -186,10 +186,10 @@ def _present(v: Any) -> bool:
 def _load(row: dict[str, Any]) -> dict[str, Any] | None:
     """The row's load as estimate() takes it; None when a latency row states no load."""
     requests = _int(row.get("num_requests"), 0, "num_requests") or OFFLINE_REQUESTS * _int(row.get("dp"), 1, "dp")
+    if _present(row.get("concurrency")):  # a closed loop (a source may also list it as the batch)
+        return {"concurrency": _int(row.get("concurrency"), field="concurrency")}
     if _present(row.get("batch")):
         return {"batch_size": _int(row.get("batch"), field="batch")}
-    if _present(row.get("concurrency")):
-        return {"concurrency": _int(row.get("concurrency"), field="concurrency")}
     if _present(row.get("request_rate")):
         rate = float(row["request_rate"])
         return {"concurrency": requests} if math.isinf(rate) else {"request_rate": rate}
@@ -263,7 +263,7 @@ def memory_checks(rows: Iterable[dict[str, Any]], hardware: str | None) -> list[
     return out
 
 
-def skipped(rows: Iterable[dict[str, Any]], preds: list[Prediction]) -> dict[str, int]:
+def skipped(rows: Iterable[dict[str, Any]], preds: list[Prediction], counted: int = 0) -> dict[str, int]:
     """Why rows were not compared: unknown kinds, published rows without lengths, invalid plans."""
     out: dict[str, int] = {}
     for row in rows:
@@ -272,8 +272,9 @@ def skipped(rows: Iterable[dict[str, Any]], preds: list[Prediction]) -> dict[str
             out[f"unknown kind {kind!r}"] = out.get(f"unknown kind {kind!r}", 0) + 1
     compared = sum(1 for p in preds if p.kind == "published")
     published = sum(1 for r in rows if r.get("kind") == "published")
-    if published > compared:
-        out["published rows without input/output lengths, or whose plan is invalid"] = published - compared
+    if published > compared + counted:
+        out["published rows without input/output lengths or load, or whose plan is invalid"] = (
+            published - compared - counted)
     return out
 
 
@@ -357,7 +358,8 @@ def main(argv: list[str] | None = None) -> int:
     except (SpecError, FileNotFoundError) as e:
         print(f"mantile.validate: error: {e}", file=sys.stderr)
         return 2
-    print(report(preds, checks, verbose=not args.quiet, skips={**missing, **skipped(rows, preds)}))
+    skips = {**missing, **skipped(rows, preds, sum(missing.values()))}
+    print(report(preds, checks, verbose=not args.quiet, skips=skips))
     return 0
 
 
