@@ -37,6 +37,14 @@ AXES: tuple[str, ...] = ("tp", "pp", "dp", "ep", "cp", "sp", "batch_size", "inpu
                          "dtype", "kv_dtype", "embedding_tp", "concurrency", "request_rate")
 DEFAULTS: dict[str, Any] = {"tp": 1, "pp": 1, "dp": 1, "ep": 1, "cp": 1, "sp": 1, "dtype": "bf16",
                             "kv_dtype": None, "embedding_tp": None}
+#: Expert-parallel serving keys (costs.blocks.Placement, costs.feedforward.MoEMLP): meaning and default.
+EP_AXES: dict[str, tuple[str, Any]] = {
+    "dp_attention": ("data-parallel attention: each attention rank serves its own sequences (true/false)", False),
+    "redundant_experts": ("extra expert replicas spread over the ep devices (EPLB), an integer >= 0", 0),
+    "expert_imbalance": ("load of the busiest expert device over the mean (EPLB factor), a number >= 1", 1.0),
+}
+AXES = AXES + tuple(EP_AXES)
+DEFAULTS.update({k: default for k, (_, default) in EP_AXES.items()})
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,8 @@ def _as_list(key: str, value: Any) -> list[Any]:
 def check_axis(key: str, value: Any) -> list[Any]:
     """Validate one axis; returns its values as a list (a scalar becomes a one-element list)."""
     values = _as_list(key, value)
+    if key in EP_AXES:
+        return [_ep_value(key, v) for v in values]
     if key in STR_AXES:
         for v in values:
             if v not in STR_AXES[key]:
@@ -107,6 +117,29 @@ def _positive_float(key: str, v: Any) -> float:
     if isinstance(v, bool) or not np.isfinite(f) or f <= 0:
         raise SpecError("sweep", key, v, f"a positive number or a list of them ({FLOAT_AXES[key]})")
     return f
+
+
+def _ep_value(key: str, v: Any) -> Any:
+    """One value of an EP_AXES key: dp_attention a bool, redundant_experts an int >= 0, expert_imbalance
+    a number >= 1 (strings from the CLI parsed)."""
+    if isinstance(v, str):
+        text = v.strip().lower()
+        v = {"true": True, "false": False}.get(text, text)
+        if isinstance(v, str):
+            try:
+                v = float(v)
+            except ValueError:
+                pass
+    if key == "dp_attention":
+        if isinstance(v, (bool, np.bool_)) or v in (0, 1):
+            return bool(v)
+    elif key == "redundant_experts":
+        if not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and float(v) >= 0 \
+                and float(v).is_integer():
+            return int(v)
+    elif not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and float(v) >= 1:
+        return float(v)
+    raise SpecError("sweep", key, v, EP_AXES[key][0])
 
 
 def check_axes(raw: Mapping[str, Any]) -> dict[str, list[Any]]:
