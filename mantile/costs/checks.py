@@ -24,7 +24,7 @@ INVALID = {
     # set by the serving mode, after the plan checks:
     11: "request_rate is more than this plan serves: requests would queue without bound",
     12: "request_rate needs a continuous-batching serving profile (a static batch has no arrivals)",
-    13: "ep={ep} larger than tp={tp}: ep must be a multiple of tp and be at most num_local_experts ({experts}) "
+    13: "ep={ep} larger than tp={tp}: ep must be a multiple of tp and at most num_local_experts ({experts}) "
         "plus the redundant experts",
     14: "plan needs max(tp,ep)*cp*pp*dp devices, more than the system's {devices} devices",
 }
@@ -68,7 +68,7 @@ def invalid_codes(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, ax
         (8, enforce_max_position & (ax.input_seq + ax.output_seq > model.max_position_embeddings)),
         (9, ~peak_ok),
         (10, (tp * cp) % ax.embedding_tp != 0),
-        (13, (ep > tp) & ((ep % tp != 0) | (experts % ep != 0))),
+        (13, (ep > tp) & ((ep % tp != 0) | (experts < ep))),
         (14, replica * cp * pp * dp > hw.num_devices),
     ]
     code = np.zeros(ax.n, dtype=np.int16)

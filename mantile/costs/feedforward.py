@@ -75,7 +75,8 @@ class MoEMLP:
     attention groups differ, so each device routes its n/R tokens and sends them to their experts'
     devices (``ep_dispatch``) and gets the outputs back (``ep_combine``), all-to-alls of n/R * k rows
     of h (dispatch in the weight format when it is 8-bit, as DeepEP's FP8 dispatch; combine in the
-    activation format). Load imbalance: the busiest device gets ``expert_imbalance`` x the mean rows
+    activation format). When ep does not divide the E + r instances the busiest device holds
+    ceil((E + r) / ep) of them (vLLM's expert map spreads the remainder). Load imbalance: the busiest device gets ``expert_imbalance`` x the mean rows
     (the EPLB factor; its time sets the step's); ``redundant_experts`` r replicas spread E + r expert
     instances over the ep devices (more weights, load split between replicas). The grouped GEMM's rows
     per expert (tokens x k / instances) set its efficiency (tile quantization, memory-bound when few).
@@ -106,7 +107,7 @@ class MoEMLP:
         up_cols = f * (2 if self.gated else 1)
         experts, k = self.num_experts, self.experts_per_token
         instances = experts + w.redundant_experts
-        local = instances / w.ep
+        local = np.ceil(instances / w.ep)  # the busiest device (vLLM spreads a remainder over the ranks)
         gemm(c, m, n / w.attention_dp, experts, h, w.w_bytes, w.a_bytes, name="router")
         rows = n * k / instances * w.expert_imbalance
         touched = local * (1.0 - (1.0 - k / instances) ** n)
@@ -152,7 +153,7 @@ class MoEMLP:
         expert: float = self.matrices * self.hidden_size * self.intermediate_size
         if self.bias:
             expert = self.expert_params
-        routed = (self.num_experts + plan.redundant_experts) / plan.ep * expert / (plan.tp / plan.ep)
+        routed = np.ceil((self.num_experts + plan.redundant_experts) / plan.ep) * expert / (plan.tp / plan.ep)
         total = routed + self._router_params() if self.bias else routed + self.hidden_size * self.num_experts
         if self.shared_size:
             group_tp = plan.tp if plan.group_tp is None else plan.group_tp
