@@ -76,7 +76,8 @@ class MoEMLP:
     devices (``ep_dispatch``) and gets the outputs back (``ep_combine``), all-to-alls of n/R * k rows
     of h (dispatch in the weight format when it is 8-bit, as DeepEP's FP8 dispatch; combine in the
     activation format). When ep does not divide the E + r instances the busiest device holds
-    ceil((E + r) / ep) of them (vLLM's expert map spreads the remainder). Load imbalance: the busiest device gets ``expert_imbalance`` x the mean rows
+    ceil((E + r) / ep) of them (vLLM's expert map spreads the remainder). Load imbalance: the busiest
+    device gets ``expert_imbalance`` x the mean rows
     (the EPLB factor; its time sets the step's); ``redundant_experts`` r replicas spread E + r expert
     instances over the ep devices (more weights, load split between replicas). The grouped GEMM's rows
     per expert (tokens x k / instances) set its efficiency (tile quantization, memory-bound when few).

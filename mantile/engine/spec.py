@@ -15,8 +15,9 @@ import numpy as np
 
 from mantile.specs import DTYPES, HardwareSpec, ModelSpec, ServingProfile, SpecError
 from mantile.specs._load import build
-from mantile.specs.catalog import ids, load_engine_efficiency, load_hardware, load_model, load_serving
+from mantile.specs.catalog import ids, load_engine_efficiency, load_hardware, load_model, load_serving, model_from_dict
 from mantile.specs.hardware import EfficiencyProfile
+from mantile.specs.hf import config_path, model_from_config, model_id_of
 
 #: Sweepable integer axes (short CLI keys) and their meaning.
 INT_AXES: dict[str, str] = {
@@ -171,10 +172,29 @@ def check_axes(raw: Mapping[str, Any]) -> dict[str, list[Any]]:
     return axes
 
 
-def resolve_models(model: str | Sequence[str] | ModelSpec) -> dict[str, ModelSpec]:
+def model_spec(model: str | ModelSpec | Mapping[str, Any]) -> tuple[str, ModelSpec]:
+    """(id, spec) of a catalog id, a local HuggingFace config path / model directory / hub id, a
+    ModelSpec, or an inline mapping: a HuggingFace config.json (it has ``architectures`` or
+    ``model_type``) or ModelSpec fields."""
     if isinstance(model, ModelSpec):
-        return {model.name: model}
-    return {m: load_model(m) for m in _as_list("model", model)}
+        return model.name, model
+    if isinstance(model, Mapping):
+        if "architectures" in model or "model_type" in model:
+            spec = model_from_config(model, str(model.get("name") or ""), "inline model")
+        else:
+            spec = model_from_dict(dict(model), "inline model")
+        return spec.name, spec
+    if not isinstance(model, str):
+        raise SpecError("arguments", "model", model, "a model id, a config.json path or a config mapping")
+    spec = load_model(model)
+    local = config_path(model) if model not in ids("model") else None
+    return (model_id_of(local) if local is not None else model), spec
+
+
+def resolve_models(model: str | Sequence[str] | ModelSpec | Mapping[str, Any]) -> dict[str, ModelSpec]:
+    if isinstance(model, (ModelSpec, Mapping)):
+        return dict([model_spec(model)])
+    return dict(model_spec(m) for m in _as_list("model", model))
 
 
 def system_efficiency(hw: HardwareSpec, serving: ServingProfile) -> EfficiencyProfile:

@@ -97,7 +97,7 @@ def results_row(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, p
         ident["request_rate"] = float(point["request_rate"])
     ident.setdefault("kv_dtype", spec.serving.kv_dtype_for(str(ident["dtype"])))
     ident.setdefault("embedding_tp", ident["tp"])
-    ident.update({k: EP_IDENTITY[k](point[k]) for k in EP_IDENTITY if k in point})
+    ident.update({k: _plain(EP_IDENTITY[k](point[k])) for k in EP_IDENTITY if k in point})
     num_devices = max(ident["tp"], ident["ep"]) * ident["cp"] * ident["pp"] * ident["dp"]
     row: dict[str, Any] = {"model_id": model_id, "hardware_id": sys.hardware_id, "serving": spec.serving.name,
                            "serving_version": spec.serving.version, "num_devices": num_devices,

@@ -157,6 +157,17 @@ class ModelSpec:
         return self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
 
     @property
+    def recipe(self) -> dict[str, str]:
+        """The dtypes the checkpoint's quantization_config implies (a fresh dict): fp8 -> every layer in
+        fp8; mxfp4 / nvfp4 -> the MoE experts in fp4 (GPT-OSS keeps attention, router and embeddings in
+        bf16: its modules_to_not_convert); none -> {}."""
+        if self.quantization == "fp8":
+            return {"dtype": "fp8"}
+        if self.quantization in ("mxfp4", "nvfp4", "modelopt_fp4"):
+            return {"feedforward_dtype": "fp4"}
+        return {}
+
+    @property
     def attention_layer_types(self) -> tuple[str, ...]:
         """Per layer one of ATTENTION_KINDS: ``layer_types`` when given; else every
         ``sliding_window_pattern``-th layer full and the others sliding (Gemma 3); else every
