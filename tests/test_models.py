@@ -226,3 +226,16 @@ def test_http_takes_an_inline_config() -> None:
     for key in ("ttft_ms", "tpot_ms", "memory_gb_per_device"):
         assert inline.json()[key] == catalog.json()[key]
     assert bad.status_code == 422 and "DeepseekV3ForCausalLM" in bad.text
+
+
+def test_dense_layers_of_an_moe_model_split_over_the_whole_tp_group() -> None:
+    # DeepSeek's 3 dense layers (MLP 3 * 7168 * 18432 = 396.4M params) are split over tp = 8 even with
+    # ep = 8: 49.5M per device each, not 396.4M (tp / ep = 1)
+    from mantile.costs import memory
+    from mantile.costs.blocks import Placement
+    from mantile.costs.feedforward import DenseMLP
+
+    arch = architecture(load_model("deepseek_v3"))
+    dense = next(b for b, _ in arch.layer_blocks() if isinstance(b, DenseMLP))
+    plan = memory.block_plan(dense, Placement(8, 8, 0), 8)
+    assert float(dense.params(plan)) == pytest.approx(3 * 7168 * 18432 / 8)

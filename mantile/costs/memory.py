@@ -57,7 +57,7 @@ def weight_bytes(model: ModelSpec, tp: Array, ep: Array, tp_emb: Array, pp: Arra
     arch = architecture(model)
     placement = Placement(tp, ep, dp_attention)
     classic = Plan(tp=tp, ep=ep, tp_emb=tp_emb)
-    wide = bool(np.any(np.asarray(dp_attention) > 0) or np.any(np.asarray(ep) > np.asarray(tp))
+    wide = bool(model.is_moe or np.any(np.asarray(dp_attention) > 0) or np.any(np.asarray(ep) > np.asarray(tp))
                 or np.any(np.asarray(redundant_experts) > 0))
     per_type = {"attention": w_bytes if w_bytes_attn is None else w_bytes_attn,
                 "feedforward": w_bytes if w_bytes_ffn is None else w_bytes_ffn, "norm": w_bytes,

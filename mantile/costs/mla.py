@@ -20,7 +20,9 @@ Kernels, per device (heads H/tp):
 - decode, the absorbed ("MQA") path: W_UK is absorbed into the query (``q_absorb_uk``: per head
   d_n -> r_kv) and W_UV into the output (``out_absorb_uv``: per head r_kv -> d_v), so the core
   attends over the cached latent directly as one shared KV head: q/k width r_kv + d_r, v width r_kv,
-  reading r_kv + d_r values per cached token.
+  reading r_kv + d_r values per cached token. The two absorptions are batched GEMMs over the heads (one
+  kernel whose tiles span every head), costed as one n x (H/tp * out) GEMM: the same FLOPs, weights
+  and tiles (its input activations, read once per head, are counted once).
 FLOPs of a core: 2 (q/k width) + 2 (v width) per query, key and head, i.e. ``attention_core`` with
 head_dim = (q/k width + v width) / 2.
 """
@@ -79,7 +81,7 @@ class MLAAttention:
         if w.phase == "prefill":
             self._expanded(c, m, w, w.batch, w.q_len / w.cp, w.kv_len, heads, st.attention_prefill_kernels)
         else:
-            gemm(c, m, n, r_kv, d_n, w.w_bytes, w.a_bytes, groups=heads, name="q_absorb_uk")
+            gemm(c, m, n, heads * r_kv, d_n, w.w_bytes, w.a_bytes, name="q_absorb_uk")
             attention_core(c, m, w.batch, w.q_len, w.kv_len / w.cp, heads, 1.0, (2 * r_kv + d_r) / 2.0, w.a_bytes,
                            w.kv_bytes, causal=False, count=st.attention_decode_kernels, split_kv=True,
                            cache_values_per_token=self.latent_width, decode=True)
@@ -90,7 +92,7 @@ class MLAAttention:
             partial_bytes = w.batch * w.q_len * heads * (r_kv + 1) * 4.0
             c.comm("cp_all_gather_q", q_bytes, comm.all_gather(net, q_bytes, w.cp, w.tp))
             c.comm("cp_reduce_scatter_out", partial_bytes, comm.reduce_scatter(net, partial_bytes, w.cp, w.tp))
-            gemm(c, m, n, d_v, r_kv, w.w_bytes, w.a_bytes, groups=heads, name="out_absorb_uv")
+            gemm(c, m, n, heads * d_v, r_kv, w.w_bytes, w.a_bytes, name="out_absorb_uv")
         gemm(c, m, n, h, heads * d_v, w.w_bytes, w.a_bytes, name="o_proj")
         out = n * h * w.a_bytes
         c.comm("all_reduce", out, comm.all_reduce(net, out, w.tp))

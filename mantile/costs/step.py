@@ -105,16 +105,19 @@ def block_cost(s: Setup, block: Block, phase: str, batch: Array, q_len: Array, k
     tokens over R devices and every other block its attention group's share."""
     ax, kind = s.axes, block.layer_type
     tp: Array = s.tp_of(kind)
-    ep, extra = ax.ep, {}
+    expert = getattr(block, "expert_parallel", False)
+    # the dense blocks of an MoE model are split over all tp devices, not tp / ep
+    ep, extra = (ax.ep if expert or not s.model.is_moe else 1.0), {}
     if s.wide_ep:
         pl = ax.placement
         extra = dict(attention_dp=pl.attention_dp, expert_imbalance=ax.expert_imbalance,
                      redundant_experts=ax.redundant_experts)
-        if getattr(block, "expert_parallel", False):
+        if expert:
             tp = pl.devices
         else:
             tp = pl.attention_tp if kind != "embedding" else tp
-            batch, mixed_seqs, logits_rows = (pl.group_batch(batch), pl.group_batch(mixed_seqs),
+            # whole sequences per group; prompts prefilled alongside (a fraction per step) on average
+            batch, mixed_seqs, logits_rows = (pl.group_batch(batch), mixed_seqs / pl.attention_dp,
                                               pl.group_batch(logits_rows))
             extra["attention_dp"] = 1.0
     w = Work(phase, batch, q_len, kv_len, s.weight_bytes_per_element[kind], s.activation_bytes_per_element,
