@@ -76,7 +76,7 @@ def test_mla_cache_holds_latent_plus_rope_key_per_layer() -> None:
         assert float(arch.kv_values(Plan(tp=tp), 1, 1.0)) == 61 * (512 + 64)
     # one sequence of 1000 tokens in fp8: 61 * 576 * 1000 bytes
     row = mantile.estimate("deepseek_v3", "nvidia_h200_141gb_x2", batch_size=1, input_seq=744, output_seq=256,
-                           tp=16, dtype="fp8")
+                           tp=16, dtype="fp8", serving="pytorch")
     assert row["kv_cache_gb_per_device"] == pytest.approx(61 * 576 * 1000 / 1e9)
 
 
@@ -172,7 +172,7 @@ def test_wide_ep_with_dp_attention_on_nvl72() -> None:
 
 def test_dp_attention_keeps_each_ranks_own_cache() -> None:
     kw = dict(hardware="nvidia_h200_141gb_x2", batch_size=64, input_seq=1024, output_seq=1024, ep=16, tp=16,
-              dtype="fp8")
+              dtype="fp8", serving="pytorch")
     tp_attn = mantile.estimate("deepseek_v3", **kw)
     dp_attn = mantile.estimate("deepseek_v3", dp_attention=True, **kw)
     # tp attention replicates the MLA latent on all 16 ranks; dp attention keeps 64/16 = 4 sequences each

@@ -21,12 +21,12 @@ INVALID = {
     8: "input_seq + output_seq exceeds max_position_embeddings ({max_pos})",
     9: "dtype has no peak on {device}; available: {dtypes}",
     10: "embedding tp must divide tp*cp",
-    # set by the serving mode, after the plan checks:
-    11: "request_rate is more than this plan serves: requests would queue without bound",
-    12: "request_rate needs a continuous-batching serving profile (a static batch has no arrivals)",
     13: "ep={ep} larger than tp={tp}: ep must be a multiple of tp and at most num_local_experts ({experts}) "
         "plus the redundant experts",
     14: "plan needs max(tp,ep)*cp*pp*dp devices, more than the system's {devices} devices",
+    # set by the serving mode, after the plan checks:
+    11: "request_rate is more than this plan serves: requests would queue without bound",
+    12: "request_rate needs a continuous-batching serving profile (a static batch has no arrivals)",
 }
 
 

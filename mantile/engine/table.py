@@ -76,7 +76,7 @@ def results_frame(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec,
     out = system.evaluate(model, sys.spec, sys.eff, spec.serving, cols, spec.enforce_max_position).columns()
     n = len(out["ttft_ms"])
     ident: dict[str, Any] = {k: (v if isinstance(v, Coded) else np.broadcast_to(np.asarray(v), n).astype(np.int64))
-             for k, v in cols.items() if k in INT_IDENTITY or k in STR_AXES}
+                             for k, v in cols.items() if k in INT_IDENTITY or k in STR_AXES}
     if "request_rate" in cols:
         ident["request_rate"] = np.broadcast_to(np.asarray(cols["request_rate"], dtype=float), n)
     ident.setdefault("kv_dtype", map_one(ident["dtype"], spec.serving.kv_dtype_for))
