@@ -163,6 +163,7 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
           embedding_tp: Any = None, serving: str = "vllm", comm_overlap: bool | None = None,
           max_prefill_tokens: int | None = None, memory_reserve_fraction: float | None = None,
           batching: str | None = None, concurrency: Any = None, request_rate: Any = None,
+          dp_attention: Any = False, redundant_experts: Any = 0, expert_imbalance: Any = 1.0,
           n_jobs: int = 1,
           backend: str = "loky", chunk_size: int = 250_000, progress: bool = False) -> pl.DataFrame:
     """Cross every list given (models, hardware and axes) and evaluate all points as one table.
@@ -175,7 +176,8 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
     in docs/columns.md):
 
     - identity: model_id, hardware_id, serving, serving_version, num_devices, dtype, kv_dtype, tp, pp, dp,
-      ep, cp, sp, embedding_tp, batch_size, concurrency and request_rate (when given), input_seq, output_seq
+      ep, cp, sp, embedding_tp, batch_size, concurrency and request_rate (when given), input_seq, output_seq,
+      dp_attention, redundant_experts, expert_imbalance (expert parallelism: ``costs.blocks.Placement``)
     - load: running_batch, request_throughput_per_s, ttft_p50_ms, ttft_p99_ms, tpot_p50_ms, tpot_p99_ms
     - latency and throughput: ttft_ms, tpot_ms, e2e_latency_ms, throughput_tokens_per_s,
       throughput_tokens_per_s_per_device, decode_throughput_tokens_per_s, tokens_per_s_per_user
@@ -193,7 +195,8 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
     """
     axes = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, batch_size=batch_size, concurrency=concurrency,
                 request_rate=request_rate, input_seq=input_seq,
-                output_seq=output_seq, dtype=dtype, kv_dtype=kv_dtype, embedding_tp=embedding_tp)
+                output_seq=output_seq, dtype=dtype, kv_dtype=kv_dtype, embedding_tp=embedding_tp,
+                dp_attention=dp_attention, redundant_experts=redundant_experts, expert_imbalance=expert_imbalance)
     spec = make_spec(model, hardware, axes, serving, True, batching=batching, comm_overlap=comm_overlap,
                      max_prefill_tokens=max_prefill_tokens, memory_reserve_fraction=memory_reserve_fraction)
     res = run(spec, EngineSettings(n_jobs=n_jobs, backend=backend, chunk_size=chunk_size, progress=progress))

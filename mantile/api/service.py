@@ -60,7 +60,7 @@ def _model(catalog: Catalog, req: Any) -> Any:
     if req.model is None:
         catalog.model(req.model_id)
         return req.model_id
-    with _body_fields({}):
+    with body_fields({}):
         try:
             _, spec = model_spec(req.model)
         except SpecError as e:
