@@ -12,6 +12,7 @@ order) whose ``summary`` maps each id to one line, and which prints as a small t
 
 from __future__ import annotations
 
+from mantile.costs.families import parameters
 from mantile.specs import HardwareSpec, ModelSpec, ids, load_hardware, load_model
 
 
@@ -32,8 +33,9 @@ def _billions(n: float) -> str:
 
 
 def model_line(m: ModelSpec) -> str:
-    moe = f", {m.num_local_experts} experts ({_billions(m.active_params)} active)" if m.is_moe else ""
-    return (f"{m.name}: {_billions(m.total_params)} params{moe}, {m.num_hidden_layers} layers, "
+    count = parameters(m)
+    moe = f", {m.num_local_experts} experts ({_billions(count.active)} active)" if m.is_moe else ""
+    return (f"{m.name}: {_billions(count.total)} params{moe}, {m.num_hidden_layers} layers, "
             f"{m.num_attention_heads} heads ({m.num_key_value_heads} KV), context {m.max_position_embeddings}")
 
 

@@ -20,10 +20,10 @@ from mantile.costs.blocks import LAYER_TYPES, PHASES
 from mantile.costs.checks import INVALID_FIELDS, invalid_codes, reason_messages
 from mantile.costs.kernels import KernelCost
 from mantile.engine.runner import EngineSettings, run
-from mantile.engine.spec import check_axis, make_spec, resolve_serving, system_efficiency
+from mantile.engine.spec import check_axis, make_spec, model_spec, resolve_serving, system_efficiency
 from mantile.engine.table import results_row
 from mantile.serving import system
-from mantile.specs import EfficiencyProfile, SpecError, load_hardware, load_model
+from mantile.specs import EfficiencyProfile, SpecError, load_hardware
 from mantile.specs.dtypes import BYTES_PER_ELEMENT
 
 PLAN_KEYS = {
@@ -95,19 +95,26 @@ def _scalar(v: Any) -> Any:
     return v
 
 
-def estimate(model: str, hardware: str, batch_size: int | None = None, input_seq: int | None = None,
+def estimate(model: Any, hardware: str, batch_size: int | None = None, input_seq: int | None = None,
              output_seq: int | None = None, tp: int = 1,
-             pp: int = 1, dp: int = 1, ep: int = 1, cp: int = 1, sp: int = 1, dtype: str = "bf16",
+             pp: int = 1, dp: int = 1, ep: int = 1, cp: int = 1, sp: int = 1, dtype: str | None = None,
              kv_dtype: str | None = None, embedding_tp: int | None = None,
              layers: Mapping[str, Mapping[str, Any]] | None = None, serving: str = "vllm",
              comm_overlap: bool | None = None, max_prefill_tokens: int | None = None,
              memory_reserve_fraction: float | None = None, breakdown: bool = True,
              efficiency: EfficiencyProfile | None = None, enforce_max_position: bool = True,
              batching: str | None = None, concurrency: int | None = None,
-             request_rate: float | None = None) -> dict[str, Any]:
+             request_rate: float | None = None, dp_attention: bool = False, redundant_experts: int = 0,
+             expert_imbalance: float = 1.0) -> dict[str, Any]:
     """One point -> one results-table row as a dict (units in the keys; the columns of
     ``help(mantile.sweep)``). The load is one of ``batch_size`` (a fixed running batch), ``concurrency``
     (clients in a closed loop) or ``request_rate`` (Poisson arrivals, requests/s).
+
+    ``model``: a catalog id, a local HuggingFace config.json / model directory / hub id (local cache
+    only), a ModelSpec, or an inline config mapping. ``dtype`` None takes the checkpoint's
+    quantization (``ModelSpec.recipe``: fp8 for DeepSeek-V3, fp4 experts for GPT-OSS's mxfp4), else
+    bf16. ``dp_attention``, ``redundant_experts``, ``expert_imbalance``: expert parallelism with
+    data-parallel attention (``costs.blocks.Placement``).
 
     ``layers`` is the product brief's per-layer-type plan; when given it sets tp, cp, sp, ep,
     embedding_tp and per-layer dtypes (see ``plan_from_layers``). Invalid plans return a row with
@@ -117,11 +124,18 @@ def estimate(model: str, hardware: str, batch_size: int | None = None, input_seq
     ``serving`` is a profile id of ``conf/serving/`` (kernel stack, batching, memory reserve); ``batching``,
     ``comm_overlap``, ``max_prefill_tokens`` and ``memory_reserve_fraction`` replace its values when given.
     """
+    model_id, mspec = model_spec(model)
+    extra: dict[str, Any] = {}
+    if dtype is None:
+        recipe = mspec.recipe
+        dtype = recipe.pop("dtype", "bf16")
+        extra = recipe if layers is None else {}
     axes: dict[str, Any] = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, batch_size=batch_size,
                                 concurrency=concurrency, request_rate=request_rate,
                                 input_seq=input_seq, output_seq=output_seq, dtype=dtype,
-                                kv_dtype=kv_dtype, embedding_tp=tp if embedding_tp is None else embedding_tp)
-    extra: dict[str, Any] = {}
+                                kv_dtype=kv_dtype, embedding_tp=tp if embedding_tp is None else embedding_tp,
+                                dp_attention=dp_attention, redundant_experts=redundant_experts,
+                                expert_imbalance=expert_imbalance)
     if layers is not None:
         plan = plan_from_layers(layers, dtype)
         extra = {k: plan.pop(k) for k in ("attention_dtype", "feedforward_dtype", "embedding_dtype") if k in plan}
@@ -129,10 +143,10 @@ def estimate(model: str, hardware: str, batch_size: int | None = None, input_seq
     for k, v in axes.items():
         if isinstance(v, (list, tuple)):
             raise SpecError("estimate", k, v, "a single value (use mantile.sweep for lists)")
-    spec = make_spec(model, hardware, axes, serving, enforce_max_position, batching=batching,
+    spec = make_spec(mspec, hardware, axes, serving, enforce_max_position, batching=batching,
                      comm_overlap=comm_overlap, max_prefill_tokens=max_prefill_tokens,
                      memory_reserve_fraction=memory_reserve_fraction)
-    (model_id, mspec), (_, sys_) = next(iter(spec.models.items())), next(iter(spec.systems.items()))
+    _, sys_ = next(iter(spec.systems.items()))
     if efficiency is not None:
         sys_ = replace(sys_, eff=efficiency)
     point: dict[str, Any] = {k: v[0] for k, v in spec.axes.items()}
@@ -149,6 +163,7 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
           embedding_tp: Any = None, serving: str = "vllm", comm_overlap: bool | None = None,
           max_prefill_tokens: int | None = None, memory_reserve_fraction: float | None = None,
           batching: str | None = None, concurrency: Any = None, request_rate: Any = None,
+          dp_attention: Any = False, redundant_experts: Any = 0, expert_imbalance: Any = 1.0,
           n_jobs: int = 1,
           backend: str = "loky", chunk_size: int = 250_000, progress: bool = False) -> pl.DataFrame:
     """Cross every list given (models, hardware and axes) and evaluate all points as one table.
@@ -161,7 +176,8 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
     in docs/columns.md):
 
     - identity: model_id, hardware_id, serving, serving_version, num_devices, dtype, kv_dtype, tp, pp, dp,
-      ep, cp, sp, embedding_tp, batch_size, concurrency and request_rate (when given), input_seq, output_seq
+      ep, cp, sp, embedding_tp, batch_size, concurrency and request_rate (when given), input_seq, output_seq,
+      dp_attention, redundant_experts, expert_imbalance (expert parallelism: ``costs.blocks.Placement``)
     - load: running_batch, request_throughput_per_s, ttft_p50_ms, ttft_p99_ms, tpot_p50_ms, tpot_p99_ms
     - latency and throughput: ttft_ms, tpot_ms, e2e_latency_ms, throughput_tokens_per_s,
       throughput_tokens_per_s_per_device, decode_throughput_tokens_per_s, tokens_per_s_per_user
@@ -179,7 +195,8 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
     """
     axes = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, batch_size=batch_size, concurrency=concurrency,
                 request_rate=request_rate, input_seq=input_seq,
-                output_seq=output_seq, dtype=dtype, kv_dtype=kv_dtype, embedding_tp=embedding_tp)
+                output_seq=output_seq, dtype=dtype, kv_dtype=kv_dtype, embedding_tp=embedding_tp,
+                dp_attention=dp_attention, redundant_experts=redundant_experts, expert_imbalance=expert_imbalance)
     spec = make_spec(model, hardware, axes, serving, True, batching=batching, comm_overlap=comm_overlap,
                      max_prefill_tokens=max_prefill_tokens, memory_reserve_fraction=memory_reserve_fraction)
     res = run(spec, EngineSettings(n_jobs=n_jobs, backend=backend, chunk_size=chunk_size, progress=progress))
@@ -187,7 +204,7 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
     return res.results
 
 
-def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "prefill", batch_size: int = 1,
+def layer_metrics(model: Any, hardware: str, layer_type: str, phase: str = "prefill", batch_size: int = 1,
                   seq_length: int = 2048, kv_length: int | None = None, dtype: str = "bf16",
                   kv_dtype: str | None = None, tp: int = 1, cp: int = 1, sp: int = 1, ep: int = 1,
                   serving: str = "vllm", efficiency: EfficiencyProfile | None = None,
@@ -209,7 +226,7 @@ def layer_metrics(model: str, hardware: str, layer_type: str, phase: str = "pref
         raise SpecError("arguments", "layer_type", layer_type, LAYER_TYPES)
     if phase not in PHASES:
         raise SpecError("arguments", "phase", phase, PHASES)
-    m, hw = load_model(model), load_hardware(hardware)
+    (model, m), hw = model_spec(model), load_hardware(hardware)
     st = resolve_serving(serving)
     eff = efficiency or system_efficiency(hw, st)
     kv_length = seq_length if kv_length is None else kv_length

@@ -10,6 +10,7 @@ import pytest
 
 import mantile
 from mantile.costs import kernels, memory
+from mantile.costs.families import parameters
 from mantile.costs.kernels import Cost, Machine
 from mantile.specs import load_efficiency, load_model, load_serving
 
@@ -175,4 +176,4 @@ def test_memory_weights_agree_with_the_model_parameter_count(model_id: str) -> N
     # one device (tp=pp=1) holds every parameter: weights = total_params * 2 bytes (bf16)
     m = load_model(model_id)
     w = memory.weight_bytes(m, tp=1, ep=1, tp_emb=1, pp=1, w_bytes=2.0)
-    assert float(w) == pytest.approx(2.0 * m.total_params)
+    assert float(w) == pytest.approx(2.0 * parameters(m).total)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mantile.costs.families import parameters
+from mantile.costs.memory import layer_params
 from mantile.estimator import PLAN_KEYS
 from mantile.specs import (
     HardwareSpec,
@@ -50,12 +52,13 @@ def _layer_specs(m: ModelSpec) -> dict[str, dict[str, Any]]:
     return {
         "attention": {"hidden_size": m.hidden_size, "num_attention_heads": m.num_attention_heads,
                       "num_key_value_heads": m.num_key_value_heads, "head_dim": m.head_dim,
-                      "attention_bias": m.attention_bias, "params_per_layer": m.attention_params},
+                      "attention_bias": m.attention_bias,
+                      "params_per_layer": int(layer_params(m, "attention"))},
         "feedforward": {"hidden_size": m.hidden_size, "intermediate_size": m.intermediate_size,
                         "hidden_act": m.hidden_act, "mlp_gated": m.mlp_gated,
                         "num_local_experts": m.num_local_experts,
                         "num_experts_per_tok": m.num_experts_per_tok,
-                        "params_per_layer": m.feedforward_params},
+                        "params_per_layer": int(layer_params(m, "feedforward"))},
         "norm": {"hidden_size": m.hidden_size, "norm_type": m.norm_type, "params_per_layer": m.norm_params},
         "embedding": {"vocab_size": m.vocab_size, "hidden_size": m.hidden_size,
                       "tie_word_embeddings": m.tie_word_embeddings, "params": m.embedding_params},
@@ -63,9 +66,10 @@ def _layer_specs(m: ModelSpec) -> dict[str, dict[str, Any]]:
 
 
 def model_summary(model_id: str, m: ModelSpec) -> dict[str, Any]:
+    count = parameters(m)
     return {
-        "model_id": model_id, "name": m.name, "total_params": m.total_params,
-        "active_params": m.active_params,
+        "model_id": model_id, "name": m.name, "total_params": int(count.total),
+        "active_params": int(count.active),
         "hidden_size": m.hidden_size, "num_hidden_layers": m.num_hidden_layers,
         "num_attention_heads": m.num_attention_heads, "num_key_value_heads": m.num_key_value_heads,
         "head_dim": m.head_dim, "intermediate_size": m.intermediate_size, "vocab_size": m.vocab_size,

@@ -30,6 +30,8 @@ Tokens = Annotated[int, Field(strict=True, ge=1, le=MAX_SEQ_TOKENS)]
 MODEL_ID = Field(description="a model id from GET /models", examples=["llama_3.3_70b"])
 HARDWARE_ID = Field(description="a hardware id from GET /hardware", examples=["nvidia_nvl72_rack"])
 SERVING = Field(default="vllm", description="serving profile id (conf/serving/): kernels, batching, reserve")
+INLINE_MODEL = Field(default=None, description="an inline HuggingFace config.json (or Mantile model fields); "
+                     "model_id then only names it")
 
 
 class _Body(BaseModel):
@@ -117,6 +119,7 @@ class LayerList(BaseModel):
 # ---- POST /config/layer-metrics ----------------------------------------------------------------
 class LayerMetricsRequest(_Body):
     model_id: str = MODEL_ID
+    model: dict[str, Any] | None = INLINE_MODEL
     hardware_config: str = HARDWARE_ID
     layer_type: LayerType
     batch_size: BatchSize
@@ -210,6 +213,7 @@ class LayerPlans(_Body):
 
 class _SystemBase(ServingOptions):
     model_id: str = MODEL_ID
+    model: dict[str, Any] | None = INLINE_MODEL
     hardware_config: str = HARDWARE_ID
     input_seq: Tokens = Field(description="prompt tokens per sequence")
     output_seq: Tokens = Field(description="generated tokens per sequence")

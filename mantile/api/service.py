@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import mantile
 from mantile.api.catalog import Catalog
 from mantile.api.schemas import BatchCurveRequest, LayerMetricsRequest, SystemMetricsRequest
 from mantile.costs.blocks import LAYER_TYPES, PHASES
+from mantile.engine.spec import model_spec
 from mantile.specs import SpecError
 
 #: Python API argument -> body field, for errors raised inside mantile.layer_metrics.
@@ -52,14 +54,28 @@ def finite(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
 
 
+def _model(catalog: Catalog, req: Any) -> Any:
+    """The model a body names: its inline ``model`` config (a HuggingFace config.json or Mantile model
+    fields, read by ``mantile.engine.spec.model_spec``), else the catalog id ``model_id``."""
+    if req.model is None:
+        catalog.model(req.model_id)
+        return req.model_id
+    with body_fields({}):
+        try:
+            _, spec = model_spec(req.model)
+        except SpecError as e:
+            raise SpecError("body", "model." + e.field, e.value, e.allowed) from None
+    return replace(spec, name=req.model_id or spec.name)
+
+
 def layer_metrics(catalog: Catalog, req: LayerMetricsRequest) -> dict[str, Any]:
     """One instance of a layer type on one device (``mantile.layer_metrics``)."""
-    catalog.model(req.model_id)
+    model = _model(catalog, req)
     catalog.hardware_spec(req.hardware_config)
     catalog.serving(req.serving)
     with body_fields(LAYER_FIELDS):
         out = mantile.layer_metrics(
-            model=req.model_id, hardware=req.hardware_config, layer_type=req.layer_type, phase=req.phase,
+            model=model, hardware=req.hardware_config, layer_type=req.layer_type, phase=req.phase,
             batch_size=req.batch_size, seq_length=req.seq_length, kv_length=req.kv_length, dtype=req.dtype,
             kv_dtype=req.kv_dtype, tp=req.tensor_parallel, cp=req.context_parallel, sp=req.sequence_parallel,
             ep=req.expert_parallel, serving=req.serving, kernels=True)
@@ -68,13 +84,13 @@ def layer_metrics(catalog: Catalog, req: LayerMetricsRequest) -> dict[str, Any]:
 
 def _estimate(catalog: Catalog, req: SystemMetricsRequest | BatchCurveRequest, batch_size: int
               ) -> dict[str, Any]:
-    catalog.model(req.model_id)
+    model = _model(catalog, req)
     catalog.hardware_spec(req.hardware_config)
     catalog.serving(req.serving)
     layers = req.layers.model_dump(exclude_none=True)
     with body_fields(SYSTEM_FIELDS):
         row = mantile.estimate(
-            model=req.model_id, hardware=req.hardware_config, batch_size=batch_size, input_seq=req.input_seq,
+            model=model, hardware=req.hardware_config, batch_size=batch_size, input_seq=req.input_seq,
             output_seq=req.output_seq, pp=req.pipeline_parallel, dp=req.data_parallel, dtype=req.dtype,
             kv_dtype=req.kv_dtype, layers=layers, **req.serving_options())
     if not row["valid"]:

@@ -13,6 +13,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from mantile.analysis.tables import wrap
+from mantile.cli import catalogs
 from mantile.cli.job import run_job
 from mantile.cli.overrides import prepare
 from mantile.cli.usage import help_text
@@ -67,7 +68,7 @@ def main() -> None:
     flags = [a for a in args if a in FLAGS_FIRST]
     rest = [a for a in args if a not in FLAGS_FIRST]
     try:  # one error format and exit code for every malformed override, with and without -m
-        rest = prepare(rest, multirun=bool(flags))
+        rest = prepare(catalogs.rewrite(rest), multirun=bool(flags))
     except SpecError as e:
         print(wrap(f"mantile: error: {e}"), file=sys.stderr)
         sys.exit(2)

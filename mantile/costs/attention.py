@@ -1,5 +1,6 @@
 """Attention blocks. ``GQAAttention``: multi-head, grouped-query and multi-query attention with RoPE,
-as Llama, Qwen and Mixtral run it.
+as Llama, Qwen and Mixtral run it, optionally restricted to a sliding window (GPT-OSS, Gemma 3) or to
+fixed chunks (Llama 4's chunked local attention), with GPT-OSS's attention sinks.
 
 Kernels (the names of ``layer_metrics(kernels=True)``), per device: ``qkv_proj`` GEMM, ``rope``,
 ``kv_cache_write``, ``attention`` (flash attention), [``attention_output_copy``], ``o_proj`` GEMM,
@@ -29,7 +30,19 @@ class GQAAttention:
     Decode takes ``w.q_len`` query tokens per sequence (1 for plain decoding).
 
     Parameters per device: Wq/Wo split over tp, Wk/Wv over min(tp, kv heads) (replicated beyond),
-    q/k/v biases. KV cache per token: 2 * kv heads per device * head_dim values.
+    q/k/v biases, a sink logit per head (``sinks``), q/k RMSNorm scales (``qk_norm``). KV cache per
+    token: 2 * kv heads per device * head_dim values.
+
+    Local attention (``window`` > 0): ``kind='sliding'`` lets query i see keys i-W+1..i (Mistral /
+    GPT-OSS / Gemma 3 sliding_window, HF ``sliding_attention``); ``kind='chunked'`` lets it see the keys
+    of its own chunk of W tokens (Llama 4 ``attention_chunk_size``, iRoPE). The cache keeps
+    min(context, W) tokens per sequence (HF's SlidingWindowCache / vLLM's sliding-window and
+    chunked-local KV managers free the rest), a decode token reads at most W keys (for chunked
+    layers this is the bound at a chunk's last token), and a prefill of S tokens attends to
+    sum_i keys(i) / S keys per query on average (``local_keys``). Attention sinks (GPT-OSS: one learned
+    logit per head added to the softmax denominator, openai/gpt-oss model code) add h params per
+    layer and no measurable time; the StreamingLLM variant (keep the first tokens in the window) is
+    not modelled.
     """
 
     hidden_size: int
@@ -38,6 +51,24 @@ class GQAAttention:
     head_dim: int
     bias: bool = False
     layer_type: str = "attention"
+    window: int = 0
+    kind: str = "full"
+    sinks: bool = False
+    qk_norm: bool = False
+
+    def keys(self, kv_len: Array) -> Array:
+        """Keys a decode token attends to (and cache tokens a sequence keeps): min(kv_len, W)."""
+        return np.minimum(kv_len, self.window) if self.window else kv_len
+
+    def local_keys(self, s: Array) -> Array:
+        """Mean keys per query of a causal prefill of s tokens. Sliding window W: sum_{i=1..s} min(i, W) / s
+        = (s+1)/2 for s <= W, else W - W(W-1)/(2s). Chunks of W: s = nW + r, (n W(W+1)/2 + r(r+1)/2) / s."""
+        w = float(self.window)
+        if self.kind == "chunked":
+            n = np.floor(s / w)
+            r = s - n * w
+            return (n * w * (w + 1) / 2.0 + r * (r + 1) / 2.0) / s
+        return np.where(s <= w, (s + 1) / 2.0, w - w * (w - 1) / (2.0 * np.maximum(s, 1.0)))
 
     def heads(self, tp: Array) -> tuple[Array, Array]:
         return heads_per_device(self.num_heads, self.num_kv_heads, tp)
@@ -56,7 +87,7 @@ class GQAAttention:
         if w.phase == "prefill":
             attention_core(core, m, w.batch, w.q_len / w.cp, w.kv_len, heads, kv_heads, d, w.a_bytes,
                            w.kv_bytes, causal=True, count=st.attention_prefill_kernels,
-                           kv_eff=(w.kv_len + 1) / 2.0)
+                           kv_eff=self.local_keys(w.kv_len) if self.window else (w.kv_len + 1) / 2.0)
             c.include(core)
             ring_bytes = (w.cp - 1) * w.batch * (w.kv_len / w.cp) * 2 * kv_heads * d * w.kv_bytes
             # cp peers are tp devices apart (tp inside): the ring leaves the domain when tp*cp exceeds it
@@ -65,12 +96,14 @@ class GQAAttention:
         else:
             # q_len new tokens per sequence read the sequence's cache once and each attend to all of it
             # (the causal mask among the q_len new tokens is ignored: a few against thousands of keys)
-            attention_core(core, m, w.batch, w.q_len, w.kv_len / w.cp, heads, kv_heads, d, w.a_bytes,
+            attention_core(core, m, w.batch, w.q_len, self.keys(w.kv_len) / w.cp, heads, kv_heads, d, w.a_bytes,
                            w.kv_bytes, causal=False, count=st.attention_decode_kernels, split_kv=True, decode=True)
             if np.any(w.mixed_prefill_seqs):  # chunked prefill riding along (continuous batching)
-                attention_core(core, m, w.mixed_prefill_seqs, w.mixed_prefill_len, w.mixed_prefill_len, heads,
+                mixed = w.mixed_prefill_len
+                attention_core(core, m, w.mixed_prefill_seqs, mixed, mixed, heads,
                                kv_heads, d, w.a_bytes, w.kv_bytes, causal=True, split_kv=True,
-                               count=st.attention_prefill_kernels, kv_eff=(w.mixed_prefill_len + 1) / 2.0,
+                               count=st.attention_prefill_kernels,
+                               kv_eff=self.local_keys(mixed) if self.window else (mixed + 1) / 2.0,
                                name="attention_prefill_chunk")
             c.include(core)
             q_bytes = w.batch * w.q_len * heads * d * w.a_bytes
@@ -88,11 +121,16 @@ class GQAAttention:
         heads, kv_heads = self.heads(plan.tp)
         d, h = self.head_dim, self.hidden_size
         bias = (heads + 2 * kv_heads) * d if self.bias else 0.0
-        return h * (heads + 2 * kv_heads) * d + heads * d * h + bias
+        extra = (heads if self.sinks else 0.0) + (2.0 * d if self.qk_norm else 0.0)
+        return h * (heads + 2 * kv_heads) * d + heads * d * h + bias + extra
 
-    def kv_values_per_token(self, plan: Plan) -> Array:
+    def active_params(self) -> float:
+        return float(self.params(Plan()))
+
+    def kv_values(self, plan: Plan, context: Array) -> Array:
+        """2 * kv heads per device * head_dim values per cached token, min(context, W) tokens."""
         _, kv_heads = self.heads(plan.tp)
-        return 2 * kv_heads * self.head_dim
+        return self.keys(context) * (2 * kv_heads * self.head_dim)
 
     def activation_values_per_token(self, plan: Plan) -> Array:
         """The QKV projection's output, per token."""

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from mantile.costs.blocks import Placement
+
 
 @dataclass(frozen=True)
 class Coded:
@@ -29,6 +31,8 @@ NUMERIC = ("batch_size", "input_seq", "output_seq", "tp", "pp", "dp", "ep", "cp"
            "concurrency", "request_rate")
 #: The load keys: exactly one is set per evaluation (0 elsewhere).
 LOADS = ("batch_size", "concurrency", "request_rate")
+#: Expert-parallel serving keys (``blocks.Placement``, ``feedforward.MoEMLP``) and their defaults.
+EXPERT_PARALLEL = {"dp_attention": 0.0, "redundant_experts": 0.0, "expert_imbalance": 1.0}
 STRINGS = ("dtype", "kv_dtype", "attention_dtype", "feedforward_dtype", "embedding_dtype")
 
 
@@ -98,6 +102,9 @@ class Axes:
     n: int
     #: which load key this evaluation's points carry: batch_size, concurrency or request_rate
     load: str = "batch_size"
+    dp_attention: np.ndarray | float = 0.0
+    redundant_experts: np.ndarray | float = 0.0
+    expert_imbalance: np.ndarray | float = 1.0
 
     @classmethod
     def resolve(cls, col: Mapping[str, Any], kv_dtype_for: Callable[[str], str] | None = None,
@@ -120,13 +127,19 @@ class Axes:
                      else s["dtype"])
         for kind in ("attention", "feedforward"):
             s.setdefault(f"{kind}_dtype", s["dtype"])
-        return cls(**num, **s, n=n, load=loads[0])  # type: ignore[arg-type]
+        ep_keys = {k: np.asarray(col[k], dtype=float) for k in EXPERT_PARALLEL if k in col}
+        return cls(**num, **s, n=n, load=loads[0], **ep_keys)  # type: ignore[arg-type]
 
     @property
     def load_value(self) -> np.ndarray:
         """The load of each point (sequences, clients or requests/s, per ``load``)."""
         return {"batch_size": self.batch_size, "concurrency": self.concurrency,
                 "request_rate": self.request_rate}[self.load]
+
+    @property
+    def placement(self) -> Placement:
+        """How a replica's devices run attention and experts (``blocks.Placement``)."""
+        return Placement(self.tp, self.ep, self.dp_attention)
 
     def layer_dtype(self, layer_type: str) -> StrColumn:
         """The dtype a layer type's weights and math use (norms: the embedding's, i.e. the model's)."""

@@ -4,8 +4,11 @@ A block is one concern of a decoder (attention, feedforward, a norm, the embeddi
 yields, from one place, everything the cost model needs of it:
 - ``cost(m, w, net)``: its named kernels and collectives for one forward pass on one device (time);
 - ``params(plan)``: parameters one device holds (weight memory);
-- ``kv_values_per_token(plan)``: KV-cache values per token one device keeps (KV memory; 0 for
-  blocks without a cache);
+- ``kv_values(plan, context)``: KV-cache values one device keeps for one sequence of ``context``
+  tokens (KV memory; 0 for blocks without a cache; a sliding-window layer stops growing at its
+  window, an MLA layer keeps one compressed latent per token);
+- ``active_params()``: parameters one token's forward pass multiplies (the whole block, unsharded;
+  an MoE block: its top-k and shared experts);
 - ``activation_values_per_token(plan)``: its share of the transient activation peak per token.
 Every quantity is a numpy array over sweep points (or a scalar).
 
@@ -56,6 +59,12 @@ class Work:
     mixed_prefill_len: Array = 0.0
     #: rows that reach the LM head (the last position of each sequence)
     logits_rows: Array = 0.0
+    #: expert parallelism (``Placement``): attention groups whose tokens meet in the MoE layer (1: the
+    #: tokens are replicated over the tp group), the busiest device's load over the mean (EPLB factor),
+    #: and extra expert replicas spread over the ep devices
+    attention_dp: Array = 1.0
+    expert_imbalance: Array = 1.0
+    redundant_experts: Array = 0.0
 
     @property
     def tokens(self) -> Array:
@@ -71,6 +80,45 @@ class Plan:
     ep: Array = 1
     cp: Array = 1
     tp_emb: Array = 1
+    redundant_experts: Array = 0
+    #: devices of an attention group (shared experts, dense blocks); None = tp
+    group_tp: Array | None = None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How the devices of one replica run each block, with expert parallelism as operators run it.
+
+    A replica has R = max(tp, ep) devices. The MoE layers spread their experts over ep devices and
+    split each expert over R / ep (= tp / ep when ep <= tp, the classic experts-inside-the-tp-group
+    plan; 1 when ep >= tp). Everything else (attention, norms, dense MLPs, embedding) runs in
+    attention groups of ``attention_tp`` devices: tp, or 1 with data-parallel attention
+    (``dp_attention``: SGLang --enable-dp-attention, TensorRT-LLM attention DP, vLLM -dp with
+    --enable-expert-parallel), each group serving its own share of the replica's sequences;
+    there are ``attention_dp`` = R / attention_tp groups. When ep > tp the groups are implied (vLLM
+    DP+EP). attention_dp = 1 is the plain tensor-parallel replica (tokens replicated over tp).
+    """
+
+    tp: Array = 1
+    ep: Array = 1
+    dp_attention: Array = 0
+
+    @property
+    def devices(self) -> Array:
+        return np.maximum(self.tp, self.ep)
+
+    @property
+    def attention_tp(self) -> Array:
+        return np.where(np.asarray(self.dp_attention) > 0, 1.0, self.tp)
+
+    @property
+    def attention_dp(self) -> Array:
+        return self.devices / self.attention_tp
+
+    def group_batch(self, batch: Array) -> Array:
+        """Sequences on the busiest attention group: ceil(batch / attention_dp) (batch when 1)."""
+        dp = self.attention_dp
+        return np.where(dp > 1, np.ceil(batch / dp), batch)
 
 
 class Block(Protocol):
@@ -84,15 +132,17 @@ class Block(Protocol):
 
     def params(self, plan: Plan) -> Array: ...
 
-    def kv_values_per_token(self, plan: Plan) -> Array: ...
+    def kv_values(self, plan: Plan, context: Array) -> Array: ...
 
     def activation_values_per_token(self, plan: Plan) -> Array: ...
+
+    def active_params(self) -> float: ...
 
 
 class _NoCache:
     """Mixin: a block without KV cache and without a share of the activation peak."""
 
-    def kv_values_per_token(self, plan: Plan) -> Array:
+    def kv_values(self, plan: Plan, context: Array) -> Array:
         return 0.0
 
     def activation_values_per_token(self, plan: Plan) -> Array:
@@ -122,6 +172,9 @@ class Norm(_NoCache):
     def params(self, plan: Plan) -> Array:
         return float(self.norm_params)
 
+    def active_params(self) -> float:
+        return float(self.norm_params)
+
 
 @dataclass(frozen=True)
 class FinalNorm(_NoCache):
@@ -137,6 +190,9 @@ class FinalNorm(_NoCache):
         return c
 
     def params(self, plan: Plan) -> Array:
+        return float(self.norm_params)
+
+    def active_params(self) -> float:
         return float(self.norm_params)
 
 
@@ -169,10 +225,36 @@ class Embedding(_NoCache):
     def params(self, plan: Plan) -> Array:
         return self.vocab_size * self.hidden_size / plan.tp_emb
 
+    def active_params(self) -> float:
+        """The LM head (V x h): the input embedding is a row lookup, not a product (the convention of
+        the DeepSeek-V3 and GPT-OSS model cards' active-parameter counts)."""
+        return float(self.vocab_size * self.hidden_size)
+
     @property
     def tables(self) -> int:
         """V x h tables of the model: the embedding, and an untied LM head."""
         return 1 if self.tied else 2
+
+
+@dataclass(frozen=True)
+class MTPHead(_NoCache):
+    """The extra parts of one multi-token-prediction module (DeepSeek-V3 §2.2; config
+    ``num_nextn_predict_layers``): enorm and hnorm (2 h) and eh_proj, a 2h x h projection; its decoder
+    layer is an ordinary layer block and its embedding and output head are shared with the model.
+    Held in the weights; not run by plain decoding (speculative decoding runs it)."""
+
+    hidden_size: int
+    layer_type: str = "feedforward"
+
+    def cost(self, m: Machine, w: Work, net: comm.Network) -> Cost:
+        return Cost()
+
+    def params(self, plan: Plan) -> Array:
+        h = self.hidden_size
+        return 2.0 * h * h + 2.0 * h
+
+    def active_params(self) -> float:
+        return 0.0
 
 
 def heads_per_device(num_heads: int, num_kv_heads: int, tp: Array) -> tuple[Array, Array]:

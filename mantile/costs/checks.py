@@ -21,6 +21,9 @@ INVALID = {
     8: "input_seq + output_seq exceeds max_position_embeddings ({max_pos})",
     9: "dtype has no peak on {device}; available: {dtypes}",
     10: "embedding tp must divide tp*cp",
+    13: "ep={ep} larger than tp={tp}: ep must be a multiple of tp and at most num_local_experts ({experts}) "
+        "plus the redundant experts",
+    14: "plan needs max(tp,ep)*cp*pp*dp devices, more than the system's {devices} devices",
     # set by the serving mode, after the plan checks:
     11: "request_rate is more than this plan serves: requests would queue without bound",
     12: "request_rate needs a continuous-batching serving profile (a static batch has no arrivals)",
@@ -43,7 +46,7 @@ def reason_messages(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile) 
 
 #: The key each invalid-plan code is about (for front doors that must name a field).
 INVALID_FIELDS = {1: "tp", 2: "tp", 3: "ep", 4: "sp", 5: "cp", 6: "pp", 7: "dp", 8: "input_seq", 9: "dtype",
-                  10: "embedding_tp", 11: "request_rate", 12: "serving"}
+                  10: "embedding_tp", 11: "request_rate", 12: "serving", 13: "ep", 14: "ep"}
 
 
 def invalid_codes(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, ax: Axes,
@@ -51,10 +54,13 @@ def invalid_codes(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, ax
     """Per point, the first failing check of INVALID (0 = a valid plan)."""
     tp, ep, sp, cp, pp, dp = ax.tp, ax.ep, ax.sp, ax.cp, ax.pp, ax.dp
     nh, nkv = model.num_attention_heads, model.num_key_value_heads
+    attn_tp, replica = ax.placement.attention_tp, ax.placement.devices
+    experts = model.num_local_experts + np.asarray(ax.redundant_experts)
+    mla = model.kv_lora_rank > 0  # one latent per token: no kv heads to divide
     checks = [
-        (1, nh % tp != 0),
-        (2, (nkv % tp != 0) & (tp % nkv != 0)),
-        (3, (ep > 1) & (not model.is_moe) | (tp % ep != 0) | (model.num_local_experts % ep != 0)),
+        (1, nh % attn_tp != 0),
+        (2, (not mla) & (nkv % attn_tp != 0) & (attn_tp % nkv != 0)),
+        (3, (ep > 1) & (not model.is_moe) | (ep <= tp) & ((tp % ep != 0) | (experts % ep != 0))),
         (4, (sp != 1) & (sp != tp)),
         (5, (cp > 1) & (ax.input_seq / cp < eff.gemm_tile_m)),
         (6, pp > model.num_hidden_layers),
@@ -62,6 +68,8 @@ def invalid_codes(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, ax
         (8, enforce_max_position & (ax.input_seq + ax.output_seq > model.max_position_embeddings)),
         (9, ~peak_ok),
         (10, (tp * cp) % ax.embedding_tp != 0),
+        (13, (ep > tp) & ((ep % tp != 0) | (experts < ep))),
+        (14, replica * cp * pp * dp > hw.num_devices),
     ]
     code = np.zeros(ax.n, dtype=np.int16)
     for c, bad in reversed(checks):

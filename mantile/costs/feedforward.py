@@ -1,15 +1,21 @@
-"""Feedforward blocks: ``DenseMLP`` (gated SwiGLU/GeGLU or plain) and ``MoEMLP`` (top-k routed experts).
+"""Feedforward blocks: ``DenseMLP`` (gated SwiGLU/GeGLU or plain) and ``MoEMLP`` (top-k routed experts,
+optionally with shared experts: DeepSeekMoE, Llama 4).
 
 Kernels per device: ``gate_up_proj`` (``up_proj`` when not gated), ``act_mul`` (``act``), ``down_proj``,
-``all_reduce``; MoE adds ``router`` and runs ``experts_gate_up`` / ``experts_down`` as grouped GEMMs.
+``all_reduce``; MoE adds ``router``, runs ``experts_gate_up`` / ``experts_down`` as grouped GEMMs, the
+shared experts as ``shared_gate_up`` / ``shared_down``, and with data-parallel attention exchanges
+tokens by ``ep_dispatch`` / ``ep_combine`` all-to-alls (``costs.dispatch``) instead of the all-reduce.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from mantile.costs import comm
 from mantile.costs.blocks import Plan, Work
+from mantile.costs.dispatch import ep_all_to_all, mode_of
 from mantile.costs.kernels import Array, Cost, Machine, gemm
 
 
@@ -45,11 +51,14 @@ class DenseMLP:
     def params(self, plan: Plan) -> Array:
         return 1.0 * self.matrices * self.hidden_size * self.intermediate_size / (plan.tp / plan.ep)
 
-    def kv_values_per_token(self, plan: Plan) -> Array:
+    def kv_values(self, plan: Plan, context: Array) -> Array:
         return 0.0
 
     def activation_values_per_token(self, plan: Plan) -> Array:
         return 3 * self.intermediate_size / (plan.tp / plan.ep)
+
+    def active_params(self) -> float:
+        return float(self.params(Plan()))
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,21 @@ class MoEMLP:
     are combined by the all-reduce over the tp*ep group. Parameters per device: E/ep experts, each
     split over tp/ep, plus the replicated router (h x E). Activation peak per token: a token's k expert
     rows spread over the ep devices, k/ep rows of up to 3 f/(tp/ep) values.
+
+    Wide expert parallelism (``Work.attention_dp`` > 1, see ``blocks.Placement``): the tokens of the
+    attention groups differ, so each device routes its n/R tokens and sends them to their experts'
+    devices (``ep_dispatch``) and gets the outputs back (``ep_combine``), all-to-alls of n/R * k rows
+    of h (dispatch in the weight format when it is 8-bit, as DeepEP's FP8 dispatch; combine in the
+    activation format). When ep does not divide the E + r instances the busiest device holds
+    ceil((E + r) / ep) of them (vLLM's expert map spreads the remainder). Load imbalance: the busiest
+    device gets ``expert_imbalance`` x the mean rows
+    (the EPLB factor; its time sets the step's); ``redundant_experts`` r replicas spread E + r expert
+    instances over the ep devices (more weights, load split between replicas). The grouped GEMM's rows
+    per expert (tokens x k / instances) set its efficiency (tile quantization, memory-bound when few).
+
+    Shared experts (``shared_size`` = n_shared x expert width, DeepSeekMoE / Llama 4) are a dense MLP every
+    token goes through, split over the attention group's devices. ``bias``: each expert's gate/up and
+    down projections and the router carry biases (GPT-OSS).
     """
 
     hidden_size: int
@@ -69,6 +93,10 @@ class MoEMLP:
     num_experts: int
     experts_per_token: int
     layer_type: str = "feedforward"
+    shared_size: int = 0
+    bias: bool = False
+    #: the block runs over the whole replica with expert parallelism (``blocks.Placement``)
+    expert_parallel: bool = True
 
     @property
     def matrices(self) -> int:
@@ -79,23 +107,66 @@ class MoEMLP:
         f = self.intermediate_size / (w.tp / w.ep)
         up_cols = f * (2 if self.gated else 1)
         experts, k = self.num_experts, self.experts_per_token
-        local = experts / w.ep
-        gemm(c, m, n, experts, h, w.w_bytes, w.a_bytes, name="router")
-        rows = n * k / experts
-        touched = local * (1.0 - (1.0 - k / experts) ** n)
+        instances = experts + w.redundant_experts
+        local = np.ceil(instances / w.ep)  # the busiest device (vLLM spreads a remainder over the ranks)
+        gemm(c, m, n / w.attention_dp, experts, h, w.w_bytes, w.a_bytes, name="router")
+        rows = n * k / instances * w.expert_imbalance
+        touched = local * (1.0 - (1.0 - k / instances) ** n)
         gemm(c, m, rows, up_cols, h, w.w_bytes, w.a_bytes, groups=local, weight_groups=touched, name="experts_gate_up")
-        act_elems = n * k / w.ep * f
+        act_elems = n * k / w.ep * f * w.expert_imbalance
         c.elementwise(m, "act_mul", m.stack.activation_traffic * act_elems * w.a_bytes, m.stack.activation_kernels)
         gemm(c, m, rows, h, f, w.w_bytes, w.a_bytes, groups=local, weight_groups=touched, name="experts_down")
+        if self.shared_size:
+            self._shared(c, m, w)
         out = n * h * w.a_bytes
-        c.comm("all_reduce", out, comm.all_reduce(net, out, w.tp))
+        reduce_s = comm.all_reduce(net, out, w.tp)
+        if np.all(np.asarray(w.attention_dp) == 1):
+            c.comm("all_reduce", out, reduce_s)
+            return c
+        wide = np.asarray(w.attention_dp) > 1
+        c.comm("all_reduce", out, np.where(wide, 0.0, reduce_s))
+        tokens, mode = n / w.tp, mode_of(w.phase)
+        dispatch_bytes = np.minimum(w.a_bytes, np.maximum(w.w_bytes, 1.0)) * h
+        for name, row_bytes in (("ep_dispatch", dispatch_bytes), ("ep_combine", w.a_bytes * h)):
+            seconds = ep_all_to_all(net, tokens, k, row_bytes, w.tp, mode)
+            c.comm(name, tokens * k * row_bytes, np.where(wide, seconds, 0.0))
         return c
 
-    def params(self, plan: Plan) -> Array:
-        expert = self.matrices * self.hidden_size * self.intermediate_size
-        return self.num_experts / plan.ep * expert / (plan.tp / plan.ep) + self.hidden_size * self.num_experts
+    def _shared(self, c: Cost, m: Machine, w: Work) -> None:
+        """The shared experts: a gated MLP over the attention group's tokens, split over its devices."""
+        h, group_tp = self.hidden_size, w.tp / w.attention_dp
+        n, f = w.tokens / w.attention_dp, self.shared_size / group_tp
+        gemm(c, m, n, f * (2 if self.gated else 1), h, w.w_bytes, w.a_bytes, name="shared_gate_up")
+        c.elementwise(m, "shared_act_mul", m.stack.activation_traffic * n * f * w.a_bytes, m.stack.activation_kernels)
+        gemm(c, m, n, h, f, w.w_bytes, w.a_bytes, name="shared_down")
 
-    def kv_values_per_token(self, plan: Plan) -> Array:
+    @property
+    def expert_params(self) -> float:
+        """One expert: gate/up/down (+ gate/up and down biases)."""
+        h, f = self.hidden_size, self.intermediate_size
+        bias = (f * (self.matrices - 1) + h) if self.bias else 0
+        return float(self.matrices * h * f + bias)
+
+    def _router_params(self) -> float:
+        return float(self.hidden_size * self.num_experts + (self.num_experts if self.bias else 0))
+
+    def params(self, plan: Plan) -> Array:
+        expert: float = self.matrices * self.hidden_size * self.intermediate_size
+        if self.bias:
+            expert = self.expert_params
+        routed = np.ceil((self.num_experts + plan.redundant_experts) / plan.ep) * expert / (plan.tp / plan.ep)
+        total = routed + self._router_params() if self.bias else routed + self.hidden_size * self.num_experts
+        if self.shared_size:
+            group_tp = plan.tp if plan.group_tp is None else plan.group_tp
+            total = total + self.matrices * self.hidden_size * self.shared_size / group_tp
+        return total
+
+    def active_params(self) -> float:
+        """A token's k routed experts, the shared experts and the router."""
+        shared = self.matrices * self.hidden_size * self.shared_size
+        return self.experts_per_token * self.expert_params + shared + self._router_params()
+
+    def kv_values(self, plan: Plan, context: Array) -> Array:
         return 0.0
 
     def activation_values_per_token(self, plan: Plan) -> Array:

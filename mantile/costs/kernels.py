@@ -240,20 +240,25 @@ def gemm(cost: Cost, m: Machine, rows: Array, cols: Array, depth: Array, w_bytes
 def attention_core(cost: Cost, m: Machine, batch: Array, q_len: Array, kv_len: Array, heads: Array,
                    kv_heads: Array, head_dim: float, a_bytes: Array, kv_bytes: Array, causal: bool,
                    count: float, split_kv: bool = False,
-                   kv_eff: Array | None = None, name: str = "attention", decode: bool = False) -> None:
+                   kv_eff: Array | None = None, name: str = "attention", decode: bool = False,
+                   cache_values_per_token: Array | None = None) -> None:
     """Flash attention (no S x S matrix in HBM): QK^T and PV on tensor cores.
 
     flops = 4 * batch * heads * q_len * kv_eff * head_dim, kv_eff = kv_len - q_len/2 when causal
     (the masked half is skipped; for q_len = kv_len that is kv_len/2); ``kv_eff`` overrides it (ring
     attention: each device's queries see, on average, half of all keys). Bytes: read Q and K/V once,
-    write O. Achieved rate = peak * attention_efficiency * head_dim / (head_dim + head_dim_half) *
+    write O; ``cache_values_per_token`` replaces 2 * kv_heads * head_dim where K and V share storage
+    (MLA's latent). Achieved rate = peak * attention_efficiency * head_dim / (head_dim + head_dim_half) *
     wave efficiency over (batch * heads * ceil(q_len / tile_m)) query tiles; ``split_kv`` (flash
     decoding) also splits the keys across compute units, so the machine is full.
     """
     if kv_eff is None:
         kv_eff = kv_len - q_len / 2.0 if causal else kv_len
     flops = 4.0 * batch * heads * q_len * kv_eff * head_dim
-    cache = 2.0 * batch * kv_len * kv_heads * head_dim * kv_bytes
+    if cache_values_per_token is None:
+        cache = 2.0 * batch * kv_len * kv_heads * head_dim * kv_bytes
+    else:
+        cache = batch * kv_len * cache_values_per_token * kv_bytes
     nbytes = 2.0 * batch * q_len * heads * head_dim * a_bytes + cache
     e = m.eff
     if split_kv:

@@ -6,8 +6,12 @@ Formulas (all per device):
   vocab table is V*h/tp_emb; with pp = 1 an untied model holds both the embedding and the LM head,
   with pp > 1 the first stage holds the embedding and the last the LM head (one table each).
   K/V projection weights are replicated when tp > kv heads.
-- kv_cache = batch * (input_seq + output_seq) * KV values per token (the blocks' sum over the busiest
-  stage's layers: 2 * kv_heads_dev * head_dim per GQA layer) * kv_bytes / cp
+- kv_cache = batch * KV values of one sequence of input_seq + output_seq tokens (the blocks' sum over
+  the busiest stage's layers: 2 * kv_heads_dev * head_dim per token of a GQA layer, up to its window
+  for a sliding or chunked layer; kv_lora_rank + qk_rope_head_dim per token of an MLA layer) *
+  kv_bytes / cp. With data-parallel attention (``blocks.Placement``) a device holds the cache of its
+  attention group's ceil(batch / attention_dp) sequences.
+- multi-token-prediction modules (DeepSeek-V3 MTP) are held in full on the busiest device.
 - activations: the transient peak of one layer while prefilling one chunk of at most
   ``max_prefill_tokens`` tokens (engines chunk long prefills): residual + normed input (2h), QKV out,
   MLP intermediate (up to 3 f/tp), per token, plus fp32 logits of the sampled rows.
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mantile.costs.blocks import Plan
+from mantile.costs.blocks import Block, Placement, Plan
 from mantile.costs.families import architecture
 from mantile.costs.kernels import Array
 from mantile.specs.model import ModelSpec
@@ -36,27 +40,47 @@ def layer_params(model: ModelSpec, layer_type: str, tp: Array = 1, ep: Array = 1
     return np.asarray(0.0)
 
 
+def block_plan(block: Block, placement: Placement, tp_emb: Array, redundant_experts: Array = 0) -> Plan:
+    """How one device's share of ``block`` is cut (``blocks.Placement``): expert-parallel blocks over the
+    replica's R devices (experts over ep), every other block over its attention group."""
+    if getattr(block, "expert_parallel", False):
+        return Plan(tp=placement.devices, ep=placement.ep, tp_emb=tp_emb, redundant_experts=redundant_experts,
+                    group_tp=placement.attention_tp)
+    return Plan(tp=placement.attention_tp, ep=1, tp_emb=tp_emb)
+
+
 def weight_bytes(model: ModelSpec, tp: Array, ep: Array, tp_emb: Array, pp: Array, w_bytes: Array,
-                 w_bytes_attn: Array | None = None, w_bytes_ffn: Array | None = None) -> Array:
+                 w_bytes_attn: Array | None = None, w_bytes_ffn: Array | None = None, dp_attention: Array = 0,
+                 redundant_experts: Array = 0) -> Array:
     """Weight bytes on the busiest device (see module docstring): each block's parameters times the
     bytes of its layer type's dtype (``w_bytes`` for norms and vocab tables)."""
-    arch, plan = architecture(model), Plan(tp=tp, ep=ep, tp_emb=tp_emb)
+    arch = architecture(model)
+    placement = Placement(tp, ep, dp_attention)
+    classic = Plan(tp=tp, ep=ep, tp_emb=tp_emb)
+    wide = bool(model.is_moe or np.any(np.asarray(dp_attention) > 0) or np.any(np.asarray(ep) > np.asarray(tp))
+                or np.any(np.asarray(redundant_experts) > 0))
     per_type = {"attention": w_bytes if w_bytes_attn is None else w_bytes_attn,
                 "feedforward": w_bytes if w_bytes_ffn is None else w_bytes_ffn, "norm": w_bytes,
                 "embedding": w_bytes}
     layers: Array = 0.0
     for block, times in arch.layer_blocks():
+        plan = block_plan(block, placement, tp_emb, redundant_experts) if wide else classic
         layers = layers + times * block.params(plan) * per_type[block.layer_type]
     tables = np.where((pp == 1) & (not model.tie_word_embeddings), 2.0, 1.0)
-    vocab = tables * arch.embedding.params(plan) * w_bytes
-    return arch.stage_sum(pp, layers) + vocab + arch.final_norm.params(plan) * w_bytes
+    vocab = tables * arch.embedding.params(classic) * w_bytes
+    total = arch.stage_sum(pp, layers) + vocab + arch.final_norm.params(classic) * w_bytes
+    for block, times in arch.mtp:
+        plan = block_plan(block, placement, tp_emb, redundant_experts) if wide else classic
+        total = total + times * block.params(plan) * per_type[block.layer_type]
+    return total
 
 
 def kv_cache_bytes(model: ModelSpec, batch: Array, context: Array, tp: Array, pp: Array, cp: Array,
                    kv_bytes: Array) -> Array:
-    """KV cache of ``batch`` sequences of ``context`` tokens on one device."""
-    values = architecture(model).kv_values_per_token(Plan(tp=tp), pp)
-    return batch * context * values * kv_bytes / cp
+    """KV cache of ``batch`` sequences of ``context`` tokens on one device whose attention is split over
+    ``tp`` devices (the attention group's tp; ``Placement.group_batch`` gives its batch)."""
+    values = architecture(model).kv_values(Plan(tp=tp), pp, context)
+    return batch * values * kv_bytes / cp
 
 
 def activation_per_token(model: ModelSpec, tp: Array, ep: Array, cp: Array, a_bytes: Array) -> Array:

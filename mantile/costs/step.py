@@ -69,6 +69,13 @@ class Setup:
         return cls(model, architecture(model), ax, machines, w_bytes, lookup(ax.dtype, ACTIVATION_BYTES), kv,
                    comm.Network.of(hw, eff), peak_ok & np.isfinite(kv), serving.comm_overlap)
 
+    @property
+    def wide_ep(self) -> bool:
+        """Any point with data-parallel attention, ep > tp or redundant experts (else the plain tp path)."""
+        ax = self.axes
+        return bool(np.any(np.asarray(ax.dp_attention) > 0) or np.any(ax.ep > ax.tp)
+                    or np.any(np.asarray(ax.redundant_experts) > 0) or np.any(np.asarray(ax.expert_imbalance) != 1))
+
     def tp_of(self, layer_type: str) -> np.ndarray:
         return self.axes.embedding_tp if layer_type == "embedding" else self.axes.tp
 
@@ -93,11 +100,29 @@ def exposed_s(c: Cost, overlap: bool) -> Array:
 
 def block_cost(s: Setup, block: Block, phase: str, batch: Array, q_len: Array, kv_len: Array,
                mixed_seqs: Array = 0.0, mixed_len: Array = 0.0, logits_rows: Array = 0.0) -> Cost:
-    """One instance of ``block`` for one pass."""
+    """One instance of ``block`` for one pass. ``batch`` is the replica's; with expert parallelism over
+    data-parallel attention (``blocks.Placement``) an expert-parallel block sees the whole replica's
+    tokens over R devices and every other block its attention group's share."""
     ax, kind = s.axes, block.layer_type
+    tp: Array = s.tp_of(kind)
+    expert = getattr(block, "expert_parallel", False)
+    # the dense blocks of an MoE model are split over all tp devices, not tp / ep
+    ep, extra = (ax.ep if expert or not s.model.is_moe else 1.0), {}
+    if s.wide_ep:
+        pl = ax.placement
+        extra = dict(attention_dp=pl.attention_dp, expert_imbalance=ax.expert_imbalance,
+                     redundant_experts=ax.redundant_experts)
+        if expert:
+            tp = pl.devices
+        else:
+            tp = pl.attention_tp if kind != "embedding" else tp
+            # whole sequences per group; prompts prefilled alongside (a fraction per step) on average
+            batch, mixed_seqs, logits_rows = (pl.group_batch(batch), mixed_seqs / pl.attention_dp,
+                                              pl.group_batch(logits_rows))
+            extra["attention_dp"] = 1.0
     w = Work(phase, batch, q_len, kv_len, s.weight_bytes_per_element[kind], s.activation_bytes_per_element,
-             s.kv_bytes_per_element, tp=s.tp_of(kind), cp=ax.cp, sp=ax.sp, ep=ax.ep, mixed_prefill_seqs=mixed_seqs,
-             mixed_prefill_len=mixed_len, logits_rows=logits_rows)
+             s.kv_bytes_per_element, tp=tp, cp=ax.cp, sp=ax.sp, ep=ep, mixed_prefill_seqs=mixed_seqs,
+             mixed_prefill_len=mixed_len, logits_rows=logits_rows, **extra)
     return block.cost(s.machines[MACHINE_OF[kind]], w, s.net)
 
 

@@ -15,8 +15,9 @@ import numpy as np
 
 from mantile.specs import DTYPES, HardwareSpec, ModelSpec, ServingProfile, SpecError
 from mantile.specs._load import build
-from mantile.specs.catalog import ids, load_engine_efficiency, load_hardware, load_model, load_serving
+from mantile.specs.catalog import ids, load_engine_efficiency, load_hardware, load_model, load_serving, model_from_dict
 from mantile.specs.hardware import EfficiencyProfile
+from mantile.specs.hf import config_path, model_from_config, model_id_of
 
 #: Sweepable integer axes (short CLI keys) and their meaning.
 INT_AXES: dict[str, str] = {
@@ -37,6 +38,14 @@ AXES: tuple[str, ...] = ("tp", "pp", "dp", "ep", "cp", "sp", "batch_size", "inpu
                          "dtype", "kv_dtype", "embedding_tp", "concurrency", "request_rate")
 DEFAULTS: dict[str, Any] = {"tp": 1, "pp": 1, "dp": 1, "ep": 1, "cp": 1, "sp": 1, "dtype": "bf16",
                             "kv_dtype": None, "embedding_tp": None}
+#: Expert-parallel serving keys (costs.blocks.Placement, costs.feedforward.MoEMLP): meaning and default.
+EP_AXES: dict[str, tuple[str, Any]] = {
+    "dp_attention": ("data-parallel attention: each attention rank serves its own sequences (true/false)", False),
+    "redundant_experts": ("extra expert replicas spread over the ep devices (EPLB), an integer >= 0", 0),
+    "expert_imbalance": ("load of the busiest expert device over the mean (EPLB factor), a number >= 1", 1.0),
+}
+AXES = AXES + tuple(EP_AXES)
+DEFAULTS.update({k: default for k, (_, default) in EP_AXES.items()})
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,8 @@ def _as_list(key: str, value: Any) -> list[Any]:
 def check_axis(key: str, value: Any) -> list[Any]:
     """Validate one axis; returns its values as a list (a scalar becomes a one-element list)."""
     values = _as_list(key, value)
+    if key in EP_AXES:
+        return [_ep_value(key, v) for v in values]
     if key in STR_AXES:
         for v in values:
             if v not in STR_AXES[key]:
@@ -109,6 +120,29 @@ def _positive_float(key: str, v: Any) -> float:
     return f
 
 
+def _ep_value(key: str, v: Any) -> Any:
+    """One value of an EP_AXES key: dp_attention a bool, redundant_experts an int >= 0, expert_imbalance
+    a number >= 1 (strings from the CLI parsed)."""
+    if isinstance(v, str):
+        text = v.strip().lower()
+        v = {"true": True, "false": False}.get(text, text)
+        if isinstance(v, str):
+            try:
+                v = float(v)
+            except ValueError:
+                pass
+    if key == "dp_attention":
+        if isinstance(v, (bool, np.bool_)) or v in (0, 1):
+            return bool(v)
+    elif key == "redundant_experts":
+        if not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and float(v) >= 0 \
+                and float(v).is_integer():
+            return int(v)
+    elif not isinstance(v, bool) and isinstance(v, (int, float, np.integer, np.floating)) and float(v) >= 1:
+        return float(v)
+    raise SpecError("sweep", key, v, EP_AXES[key][0])
+
+
 def check_axes(raw: Mapping[str, Any]) -> dict[str, list[Any]]:
     """All axes with defaults filled in; kv_dtype/embedding_tp None mean 'the serving profile's recipe'
     and 'tp'. The load is the strongest of LOADS given (request_rate, concurrency, batch_size)."""
@@ -138,10 +172,29 @@ def check_axes(raw: Mapping[str, Any]) -> dict[str, list[Any]]:
     return axes
 
 
-def resolve_models(model: str | Sequence[str] | ModelSpec) -> dict[str, ModelSpec]:
+def model_spec(model: str | ModelSpec | Mapping[str, Any]) -> tuple[str, ModelSpec]:
+    """(id, spec) of a catalog id, a local HuggingFace config path / model directory / hub id, a
+    ModelSpec, or an inline mapping: a HuggingFace config.json (it has ``architectures`` or
+    ``model_type``) or ModelSpec fields."""
     if isinstance(model, ModelSpec):
-        return {model.name: model}
-    return {m: load_model(m) for m in _as_list("model", model)}
+        return model.name, model
+    if isinstance(model, Mapping):
+        if "architectures" in model or "model_type" in model:
+            spec = model_from_config(model, str(model.get("name") or ""), "inline model")
+        else:
+            spec = model_from_dict(dict(model), "inline model")
+        return spec.name, spec
+    if not isinstance(model, str):
+        raise SpecError("arguments", "model", model, "a model id, a config.json path or a config mapping")
+    spec = load_model(model)
+    local = config_path(model) if model not in ids("model") else None
+    return (model_id_of(local) if local is not None else model), spec
+
+
+def resolve_models(model: str | Sequence[str] | ModelSpec | Mapping[str, Any]) -> dict[str, ModelSpec]:
+    if isinstance(model, (ModelSpec, Mapping)):
+        return dict([model_spec(model)])
+    return dict(model_spec(m) for m in _as_list("model", model))
 
 
 def system_efficiency(hw: HardwareSpec, serving: ServingProfile) -> EfficiencyProfile:

@@ -25,12 +25,13 @@ from mantile.engine.spec import STR_AXES, SweepSpec, System
 from mantile.serving import system
 from mantile.specs import ModelSpec
 
-SCHEMA_VERSION = "5"  # 2: cost columns; num_devices filled for invalid plans too; 3: invalid_field;
+SCHEMA_VERSION = "6"  # 2: cost columns; num_devices filled for invalid plans too; 3: invalid_field;
 #: 4: "stack" -> "serving" (the serving profile id); 5: serving_version, load columns (concurrency,
-#: request_rate; batch_size null under them), running_batch, request throughput, TTFT/TPOT p50/p99
+#: request_rate; batch_size null under them), running_batch, request throughput, TTFT/TPOT p50/p99;
+#: 6: expert-parallel keys dp_attention, redundant_experts, expert_imbalance
 IDENTITY = ("model_id", "hardware_id", "serving", "serving_version", "num_devices", "dtype", "kv_dtype", "tp", "pp",
             "dp", "ep", "cp", "sp", "embedding_tp", "batch_size", "concurrency", "request_rate", "input_seq",
-            "output_seq")
+            "output_seq", "dp_attention", "redundant_experts", "expert_imbalance")
 #: identity columns written only when the run uses them (batch_size is always written, null under another load)
 OPTIONAL_IDENTITY = ("concurrency", "request_rate")
 METRICS = ("ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s",
@@ -42,6 +43,8 @@ METRICS = ("ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s",
            "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms")
 INT_IDENTITY = ("tp", "pp", "dp", "ep", "cp", "sp", "embedding_tp", "batch_size", "concurrency", "input_seq",
                 "output_seq")
+#: Expert-parallel serving keys (engine.spec.EP_AXES) and their column types; they follow IDENTITY.
+EP_IDENTITY = {"dp_attention": bool, "redundant_experts": np.int64, "expert_imbalance": float}
 PLAN_KEYS = ("tp", "pp", "dp", "ep", "cp", "sp")
 BOUND_ENUM = pl.Enum(list(BOUNDS))
 BLOCK_POINTS = 16_384  # cost-model block: ~60 float64 temporaries of 128 KiB fit a 2 MiB L2 cache
@@ -59,6 +62,7 @@ def evaluate_chunk(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec
     ident: dict[str, Any] = {k: index.column(k, np.int64) for k in INT_IDENTITY if k in spec.axes}
     if "request_rate" in spec.axes:
         ident["request_rate"] = index.column("request_rate", float)
+    ident.update({k: index.column(k, t) for k, t in EP_IDENTITY.items() if k in spec.axes})
     ident["dtype"] = index.column("dtype")
     ident["kv_dtype"] = (index.column("kv_dtype") if "kv_dtype" in spec.axes
                          else map_one(ident["dtype"], spec.serving.kv_dtype_for))
@@ -72,11 +76,12 @@ def results_frame(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec,
     out = system.evaluate(model, sys.spec, sys.eff, spec.serving, cols, spec.enforce_max_position).columns()
     n = len(out["ttft_ms"])
     ident: dict[str, Any] = {k: (v if isinstance(v, Coded) else np.broadcast_to(np.asarray(v), n).astype(np.int64))
-             for k, v in cols.items() if k in INT_IDENTITY or k in STR_AXES}
+                             for k, v in cols.items() if k in INT_IDENTITY or k in STR_AXES}
     if "request_rate" in cols:
         ident["request_rate"] = np.broadcast_to(np.asarray(cols["request_rate"], dtype=float), n)
     ident.setdefault("kv_dtype", map_one(ident["dtype"], spec.serving.kv_dtype_for))
     ident.setdefault("embedding_tp", ident["tp"])
+    ident.update({k: np.broadcast_to(np.asarray(cols[k]), n).astype(t) for k, t in EP_IDENTITY.items() if k in cols})
     return _frame(model_id, model, sys, spec, ident, out)
 
 
@@ -92,7 +97,8 @@ def results_row(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, p
         ident["request_rate"] = float(point["request_rate"])
     ident.setdefault("kv_dtype", spec.serving.kv_dtype_for(str(ident["dtype"])))
     ident.setdefault("embedding_tp", ident["tp"])
-    num_devices = ident["tp"] * ident["cp"] * ident["pp"] * ident["dp"]
+    ident.update({k: _plain(EP_IDENTITY[k](point[k])) for k in EP_IDENTITY if k in point})
+    num_devices = max(ident["tp"], ident["ep"]) * ident["cp"] * ident["pp"] * ident["dp"]
     row: dict[str, Any] = {"model_id": model_id, "hardware_id": sys.hardware_id, "serving": spec.serving.name,
                            "serving_version": spec.serving.version, "num_devices": num_devices,
                            **{k: ident.get(k) for k in IDENTITY[5:] if k in ident or k not in OPTIONAL_IDENTITY}}
@@ -150,7 +156,7 @@ def _identity_series(key: str, value: Any) -> pl.Series:
 def _frame(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, ident: dict[str, Any],
            out: dict[str, np.ndarray]) -> pl.DataFrame:
     n = len(out["ttft_ms"])
-    num_devices = ident["tp"] * ident["cp"] * ident["pp"] * ident["dp"]
+    num_devices = np.maximum(ident["tp"], ident["ep"]) * ident["cp"] * ident["pp"] * ident["dp"]
     series = [_constant("model_id", model_id, n), _constant("hardware_id", sys.hardware_id, n),
               _constant("serving", spec.serving.name, n), _constant("serving_version", spec.serving.version, n),
               pl.Series("num_devices", num_devices)]

@@ -27,7 +27,8 @@ class Steps:
         #: the fixed batch of static and plain continuous batching: batch_size, or the clients of a closed loop
         self.batch = ax.concurrency if ax.load == "concurrency" else ax.batch_size
         self.micro_batches = np.where(ax.pp > 1, np.minimum(ax.pp, self.batch), 1.0)
-        self._cross = ax.tp * ax.cp * ax.pp > setup.net.domain_size  # pipeline hops leave the domain
+        replica_tp = ax.placement.devices if setup.wide_ep else ax.tp
+        self._cross = replica_tp * ax.cp * ax.pp > setup.net.domain_size  # pipeline hops leave the domain
         self._hidden_bytes = setup.model.hidden_size * setup.activation_bytes_per_element
 
     def prefill(self, batch: Array, seq: Array) -> StepCost:

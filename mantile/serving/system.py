@@ -80,17 +80,33 @@ def _mode(serving: ServingProfile, ax: Axes) -> str:
     return "continuous"
 
 
+def _weights(model: ModelSpec, ax: Axes, setup: Setup) -> Array:
+    """Weight bytes on the busiest device (``memory.weight_bytes``, expert-parallel keys included)."""
+    per = setup.weight_bytes_per_element
+    return memory.weight_bytes(model, ax.tp, ax.ep, ax.embedding_tp, ax.pp, per["embedding"], per["attention"],
+                               per["feedforward"], ax.dp_attention, ax.redundant_experts)
+
+
+def _kv_per_sequence(model: ModelSpec, ax: Axes, setup: Setup, held: Array) -> Array:
+    """KV bytes one running sequence of the replica costs a device: with data-parallel attention groups
+    (``costs.blocks.Placement``) a device keeps its group's sequences, 1/attention_dp of them."""
+    if not setup.wide_ep:
+        return memory.kv_cache_bytes(model, 1.0, held, ax.tp, ax.pp, ax.cp, setup.kv_bytes_per_element)
+    pl = ax.placement
+    per_group = memory.kv_cache_bytes(model, 1.0, held, pl.attention_tp, ax.pp, ax.cp, setup.kv_bytes_per_element)
+    return per_group / pl.attention_dp
+
+
 def _capacity(model: ModelSpec, hw: HardwareSpec, serving: ServingProfile, ax: Axes, setup: Setup
               ) -> tuple[Array, Array]:
     """(bytes free for the KV cache, bytes per running sequence) of the scheduler's KV capacity."""
     S, O = ax.input_seq, ax.output_seq  # noqa: E741
     chunk = serving.scheduler.max_num_batched_tokens or serving.max_prefill_tokens
-    w = memory.weight_bytes(model, ax.tp, ax.ep, ax.embedding_tp, ax.pp, setup.weight_bytes_per_element["embedding"],
-                            setup.weight_bytes_per_element["attention"], setup.weight_bytes_per_element["feedforward"])
+    w = _weights(model, ax, setup)
     act_token = memory.activation_per_token(model, ax.tp, ax.ep, ax.cp, setup.activation_bytes_per_element)
     fraction = serving.scheduler.kv_cache_memory_fraction or (1 - serving.memory_reserve_fraction)
     held = S + O if serving.scheduler.kv_reserve == "full" else S + O / 2.0
-    kv_seq = memory.kv_cache_bytes(model, 1.0, held, ax.tp, ax.pp, ax.cp, setup.kv_bytes_per_element)
+    kv_seq = _kv_per_sequence(model, ax, setup, held)
     free = hw.device.memory_bytes * fraction - w - chunk * act_token
     return free, kv_seq + model.vocab_size / ax.embedding_tp * 4.0
 
@@ -114,10 +130,10 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving
     steps = Steps(setup)
     mode = _mode(serving, ax)
     S, O, pp, dp = ax.input_seq, ax.output_seq, ax.pp, ax.dp  # noqa: E741
-    devices = ax.tp * ax.cp * pp * dp
+    pl = ax.placement
+    devices = (pl.devices if setup.wide_ep else ax.tp) * ax.cp * pp * dp
     a_bytes = setup.activation_bytes_per_element
-    w = memory.weight_bytes(model, ax.tp, ax.ep, ax.embedding_tp, pp, setup.weight_bytes_per_element["embedding"],
-                            setup.weight_bytes_per_element["attention"], setup.weight_bytes_per_element["feedforward"])
+    w = _weights(model, ax, setup)
     act_token = memory.activation_per_token(model, ax.tp, ax.ep, ax.cp, a_bytes)
     logits_seq = model.vocab_size / ax.embedding_tp * 4.0
     fraction = serving.scheduler.kv_cache_memory_fraction or (1 - serving.memory_reserve_fraction)
@@ -125,7 +141,7 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving
     # KV a running sequence holds: all of input + output (static batching, TRT-LLM's no-evict), or on
     # average input + output/2 (paged blocks that grow with the sequence)
     held = S + O if mode != "scheduler" or serving.scheduler.kv_reserve == "full" else S + O / 2.0
-    kv_seq = memory.kv_cache_bytes(model, 1.0, held, ax.tp, pp, ax.cp, setup.kv_bytes_per_element)
+    kv_seq = _kv_per_sequence(model, ax, setup, held)
     t = _timings(mode, steps, serving, *_capacity(model, hw, serving, ax, setup))
     B = np.asarray(t.running_batch, dtype=float)
     if mode == "static":

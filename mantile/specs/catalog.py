@@ -1,13 +1,19 @@
 """Find and load the YAML catalog under ``conf/``: models, hardware, efficiency profiles, serving profiles.
 
 The catalog is plain files read with OmegaConf (no Hydra global state), cached per process, so the
-Python API, the HTTP service and ``validate`` share it with the Hydra CLI.
+Python API, the HTTP service and ``validate`` share it with the Hydra CLI. User catalogs
+(``MANTILE_CATALOG=dir1:dir2``, each with ``model/`` and ``hardware/`` folders of the same YAML files)
+add ids to every front door without editing the package; an id found in several places is taken from
+the package's own ``conf/`` first, then the user catalogs in order (as Hydra's search path does). A
+model id that is no catalog entry but a local HuggingFace config (a config.json, a model directory,
+a hub id in the local hub cache) is imported by ``specs.hf``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +35,34 @@ def conf_dir() -> Path:
     raise FileNotFoundError(f"mantile config tree not found next to {here} (looked for conf/config.yaml)")
 
 
+CATALOG_ENV = "MANTILE_CATALOG"
+
+
+def user_catalogs() -> list[Path]:
+    """The folders of ``MANTILE_CATALOG`` (``os.pathsep``-separated), in order."""
+    return [Path(p).expanduser() for p in os.environ.get(CATALOG_ENV, "").split(os.pathsep) if p.strip()]
+
+
+def _roots() -> list[Path]:
+    return [conf_dir(), *user_catalogs()]
+
+
 def ids(group: str) -> list[str]:
-    """Option ids of a config group (file names without .yaml), sorted."""
-    return sorted(p.stem for p in (conf_dir() / group).glob("*.yaml") if not p.stem.startswith("_"))
+    """Option ids of a config group (file names without .yaml) in every catalog, sorted."""
+    return sorted({p.stem for root in _roots() for p in (root / group).glob("*.yaml") if not p.stem.startswith("_")})
+
+
+def _where(path: Path) -> str:
+    root = conf_dir().parent
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def _path(group: str, item: str, field: str) -> Path:
-    path = conf_dir() / group / f"{item}.yaml"
-    if not path.is_file():
-        raise SpecError(f"{group} catalog", field, item, ids(group))
-    return path
+    for root in _roots():
+        path = root / group / f"{item}.yaml"
+        if path.is_file():
+            return path
+    raise SpecError(f"{group} catalog", field, item, ids(group))
 
 
 def _plain(data: Any) -> dict[str, Any]:
@@ -58,8 +82,15 @@ def hardware_from_dict(data: Any, where: str) -> HardwareSpec:
 
 @functools.cache
 def load_model(model_id: str) -> ModelSpec:
+    """A catalog model, or a local HuggingFace config (``specs.hf.config_path``)."""
+    from mantile.specs import hf
+
+    if model_id not in ids("model"):
+        local = hf.config_path(model_id)
+        if local is not None:
+            return hf.load_config(local)
     path = _path("model", model_id, "model")
-    return model_from_dict(OmegaConf.load(path), str(path.relative_to(conf_dir().parent)))
+    return model_from_dict(OmegaConf.load(path), _where(path))
 
 
 def load_with_defaults(group: str, item: str, field: str, seen: tuple[str, ...] = ()) -> Any:
@@ -87,14 +118,13 @@ def load_with_defaults(group: str, item: str, field: str, seen: tuple[str, ...] 
 @functools.cache
 def load_hardware(hardware_id: str) -> HardwareSpec:
     path = _path("hardware", hardware_id, "hardware")
-    return hardware_from_dict(load_with_defaults("hardware", hardware_id, "hardware"),
-                              str(path.relative_to(conf_dir().parent)))
+    return hardware_from_dict(load_with_defaults("hardware", hardware_id, "hardware"), _where(path))
 
 
 @functools.cache
 def load_efficiency(generation: str) -> EfficiencyProfile:
     path = _path("efficiency", generation, "device.generation")
-    return build(EfficiencyProfile, _plain(OmegaConf.load(path)), str(path.relative_to(conf_dir().parent)))
+    return build(EfficiencyProfile, _plain(OmegaConf.load(path)), _where(path))
 
 
 def serving_from_dict(data: Any, where: str) -> ServingProfile:
@@ -104,8 +134,7 @@ def serving_from_dict(data: Any, where: str) -> ServingProfile:
 @functools.cache
 def load_serving(serving_id: str) -> ServingProfile:
     path = _path("serving", serving_id, "serving")
-    return serving_from_dict(load_with_defaults("serving", serving_id, "serving"),
-                             str(path.relative_to(conf_dir().parent)))
+    return serving_from_dict(load_with_defaults("serving", serving_id, "serving"), _where(path))
 
 
 #: Kernel-table GEMM formats -> Mantile dtypes (nvfp4 tables also stand in for MXFP4 GEMMs).

@@ -9,6 +9,8 @@ from mantile.specs.errors import SpecError
 
 ACTIVATIONS = ("silu", "gelu", "gelu_pytorch_tanh", "relu")
 NORMS = ("rmsnorm", "layernorm")
+#: Attention kinds of ``layer_types`` (HuggingFace names).
+ATTENTION_KINDS = ("full_attention", "sliding_attention", "chunked_attention")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,37 @@ class ModelSpec:
     num_local_experts: int = field(default=1, metadata=doc("experts per MoE layer (1 = dense)"))
     num_experts_per_tok: int = field(default=1, metadata=doc("experts each token is routed to"))
     rope_theta: float = field(default=10000.0, metadata=doc("RoPE base"))
+    # ---- multi-head latent attention (DeepSeek-V2/V3, Kimi K2): kv_lora_rank > 0 turns it on ----
+    q_lora_rank: int = field(default=0, metadata=doc("MLA: rank of the query compression (0 = no compression)"))
+    kv_lora_rank: int = field(default=0, metadata=doc("MLA: rank of the joint KV compression (0 = not MLA)"))
+    qk_rope_head_dim: int = field(default=0, metadata=doc("MLA: per-head width of the RoPE part of q and k"))
+    qk_nope_head_dim: int = field(default=0, metadata=doc("MLA: per-head width of the position-free part of q, k"))
+    v_head_dim: int = field(default=0, metadata=doc("MLA: per-head width of v"))
+    # ---- mixture of experts beyond Mixtral ------------------------------------------------------
+    n_shared_experts: int = field(default=0, metadata=doc("experts every token goes through (DeepSeek, Llama 4)"))
+    moe_intermediate_size: int = field(default=0, metadata=doc("width of one routed expert (0 = intermediate_size)"))
+    intermediate_size_mlp: int = field(default=0, metadata=doc("width of the dense MLP layers of an MoE model "
+                                                               "(Llama 4; 0 = intermediate_size)"))
+    first_k_dense_replace: int = field(default=0, metadata=doc("the first k layers have a dense MLP (DeepSeek)"))
+    interleave_moe_layer_step: int = field(default=1, metadata=doc("every n-th layer is MoE, the others dense "
+                                                                   "(Llama 4; DeepSeek moe_layer_freq)"))
+    # ---- attention windows, sinks, extra layers ------------------------------------------------
+    sliding_window: int = field(default=0, metadata=doc("keys a sliding-window layer attends to (0 = none)"))
+    layer_types: tuple[str, ...] = field(default=(), metadata=doc("per layer: full_attention, sliding_attention "
+                                                                  "or chunked_attention (HF layer_types)"))
+    sliding_window_pattern: int = field(default=0, metadata=doc("every n-th layer is full attention, the others "
+                                                                "sliding (Gemma 2/3; used when layer_types is empty)"))
+    attention_chunk_size: int = field(default=0, metadata=doc("chunked attention: tokens per chunk (Llama 4)"))
+    no_rope_layer_interval: int = field(default=0, metadata=doc("Llama 4: every n-th layer is global (NoPE), "
+                                                                "the others chunked"))
+    attention_sinks: bool = field(default=False, metadata=doc("a learned sink logit per head (GPT-OSS)"))
+    qk_norm: bool = field(default=False, metadata=doc("RMSNorm on q and k per head (Qwen3, Gemma 3)"))
+    norms_per_layer: int = field(default=2, metadata=doc("norms per decoder layer (Gemma 3: 4, pre and post)"))
+    num_nextn_predict_layers: int = field(default=0, metadata=doc("multi-token-prediction layers kept with the "
+                                                                  "weights (DeepSeek-V3 MTP)"))
+    model_type: str = field(default="", metadata=doc("HuggingFace model_type, informational"))
+    quantization: str = field(default="", metadata=doc("quantization_config.quant_method of the checkpoint "
+                                                       "(fp8, mxfp4): the default recipe"))
     family: str = field(default="", metadata=doc("model family module (mantile/costs/families/); default "
                                                  "'moe' with more than one expert, else 'dense'"))
     source: str = field(default="", metadata=doc("where these numbers come from"))
@@ -42,7 +75,7 @@ class ModelSpec:
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
                      "intermediate_size", "vocab_size", "max_position_embeddings", "num_local_experts",
-                     "num_experts_per_tok"):
+                     "num_experts_per_tok", "interleave_moe_layer_step"):
             if getattr(self, name) < 1:
                 raise SpecError("?", name, getattr(self, name), "a positive integer")
         if self.num_attention_heads % self.num_key_value_heads:
@@ -59,7 +92,14 @@ class ModelSpec:
         if self.mlp_gated is None:
             object.__setattr__(self, "mlp_gated", self.hidden_act == "silu")
         if not self.family:
-            object.__setattr__(self, "family", "moe" if self.num_local_experts > 1 else "dense")
+            object.__setattr__(self, "family", "deepseek" if self.kv_lora_rank else
+                               "moe" if self.num_local_experts > 1 else "dense")
+        bad = sorted(set(self.layer_types) - set(ATTENTION_KINDS))
+        if bad:
+            raise SpecError("?", "layer_types", bad[0], ATTENTION_KINDS)
+        if self.layer_types and len(self.layer_types) != self.num_hidden_layers:
+            raise SpecError("?", "layer_types", len(self.layer_types),
+                            f"one entry per layer ({self.num_hidden_layers})")
         if self.num_experts_per_tok > self.num_local_experts:
             raise SpecError("?", "num_experts_per_tok", self.num_experts_per_tok,
                             f"at most num_local_experts ({self.num_local_experts})")
@@ -117,13 +157,29 @@ class ModelSpec:
         return self.vocab_size * self.hidden_size * (1 if self.tie_word_embeddings else 2)
 
     @property
-    def total_params(self) -> int:
-        per_layer = self.attention_params + self.feedforward_params + 2 * self.norm_params
-        return self.num_hidden_layers * per_layer + self.norm_params + self.embedding_params
+    def recipe(self) -> dict[str, str]:
+        """The dtypes the checkpoint's quantization_config implies (a fresh dict): fp8 -> every layer in
+        fp8; mxfp4 / nvfp4 -> the MoE experts in fp4 (GPT-OSS keeps attention, router and embeddings in
+        bf16: its modules_to_not_convert); none -> {}."""
+        if self.quantization == "fp8":
+            return {"dtype": "fp8"}
+        if self.quantization in ("mxfp4", "nvfp4", "modelopt_fp4"):
+            return {"feedforward_dtype": "fp4"}
+        return {}
 
     @property
-    def active_params(self) -> int:
-        """Parameters touched per token (MoE: top-k experts)."""
-        ff = self.num_experts_per_tok * self.expert_params
-        per_layer = self.attention_params + ff + 2 * self.norm_params
-        return self.num_hidden_layers * per_layer + self.norm_params + self.embedding_params
+    def attention_layer_types(self) -> tuple[str, ...]:
+        """Per layer one of ATTENTION_KINDS: ``layer_types`` when given; else every
+        ``sliding_window_pattern``-th layer full and the others sliding (Gemma 3); else every
+        ``no_rope_layer_interval``-th layer full and the others chunked (Llama 4); else all sliding when
+        ``sliding_window`` is set (Mistral), all full otherwise. (Parameter counts: ``costs.families``.)"""
+        n = self.num_hidden_layers
+        if self.layer_types:
+            return self.layer_types
+        if self.sliding_window and self.sliding_window_pattern:
+            return tuple("full_attention" if (i + 1) % self.sliding_window_pattern == 0 else "sliding_attention"
+                         for i in range(n))
+        if self.attention_chunk_size and self.no_rope_layer_interval:
+            return tuple("full_attention" if (i + 1) % self.no_rope_layer_interval == 0 else "chunked_attention"
+                         for i in range(n))
+        return ("sliding_attention" if self.sliding_window else "full_attention",) * n

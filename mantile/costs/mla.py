@@ -1,0 +1,130 @@
+"""Multi-head latent attention (MLA), as DeepSeek-V2/V3 and Kimi K2 define it.
+
+Source: DeepSeek-V2 technical report (arXiv:2405.04434) §2.1 and appendix C; the model code
+(``modeling_deepseek.py``: q_a_proj, q_a_layernorm, q_b_proj, kv_a_proj_with_mqa, kv_a_layernorm,
+kv_b_proj, o_proj); vLLM's ``MLACommonImpl`` docstring for the two compute paths.
+
+Widths (config.json): H heads, q_lora_rank r_q (0 = a plain q_proj), kv_lora_rank r_kv,
+qk_nope_head_dim d_n, qk_rope_head_dim d_r, v_head_dim d_v. Per token the layer caches one compressed
+latent c_kv (r_kv) and one shared RoPE key k_pe (d_r): r_kv + d_r values per layer (512 + 64 = 576
+for DeepSeek-V3), whatever the number of heads; tensor parallelism splits the heads, not the
+latent, so every tp device keeps the whole cache of its sequences (data-parallel attention is how
+engines avoid that copy).
+
+Kernels, per device (heads H/tp):
+- both phases: ``q_a_proj`` (n x h -> r_q), ``q_a_norm``, ``q_b_proj`` (r_q -> H/tp (d_n + d_r)),
+  ``kv_a_proj`` (h -> r_kv + d_r), ``kv_a_norm``, ``rope``, ``kv_cache_write`` (r_kv + d_r values),
+  ``o_proj`` (H/tp d_v -> h), ``all_reduce``;
+- prefill, the expanded ("MHA") path: ``kv_b_proj`` expands every key's latent to H/tp (d_n + d_v)
+  and the attention core runs as multi-head attention with q/k width d_n + d_r and v width d_v;
+- decode, the absorbed ("MQA") path: W_UK is absorbed into the query (``q_absorb_uk``: per head
+  d_n -> r_kv) and W_UV into the output (``out_absorb_uv``: per head r_kv -> d_v), so the core
+  attends over the cached latent directly as one shared KV head: q/k width r_kv + d_r, v width r_kv,
+  reading r_kv + d_r values per cached token. The two absorptions are batched GEMMs over the heads (one
+  kernel whose tiles span every head), costed as one n x (H/tp * out) GEMM: the same FLOPs, weights
+  and tiles (its input activations, read once per head, are counted once).
+FLOPs of a core: 2 (q/k width) + 2 (v width) per query, key and head, i.e. ``attention_core`` with
+head_dim = (q/k width + v width) / 2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mantile.costs import comm
+from mantile.costs.blocks import Plan, Work
+from mantile.costs.kernels import Array, Cost, Machine, attention_core, gemm
+
+
+@dataclass(frozen=True)
+class MLAAttention:
+    """See the module docstring. Parameters per device: q_a, kv_a and their norms replicated; q_b,
+    kv_b and o split over tp by heads."""
+
+    hidden_size: int
+    num_heads: int
+    q_lora_rank: int
+    kv_lora_rank: int
+    qk_nope_head_dim: int
+    qk_rope_head_dim: int
+    v_head_dim: int
+    layer_type: str = "attention"
+
+    @property
+    def latent_width(self) -> int:
+        """Cached values per token: r_kv + d_r."""
+        return self.kv_lora_rank + self.qk_rope_head_dim
+
+    def _q(self, c: Cost, m: Machine, w: Work, n: Array, heads: Array) -> None:
+        h, qk = self.hidden_size, self.qk_nope_head_dim + self.qk_rope_head_dim
+        if self.q_lora_rank:
+            gemm(c, m, n, self.q_lora_rank, h, w.w_bytes, w.a_bytes, name="q_a_proj")
+            c.elementwise(m, "q_a_norm", 2 * n * self.q_lora_rank * w.a_bytes, m.stack.norm_kernels)
+            gemm(c, m, n, heads * qk, self.q_lora_rank, w.w_bytes, w.a_bytes, name="q_b_proj")
+        else:
+            gemm(c, m, n, heads * qk, h, w.w_bytes, w.a_bytes, name="q_proj")
+
+    def cost(self, m: Machine, w: Work, net: comm.Network) -> Cost:
+        c, h, st = Cost(), self.hidden_size, m.stack
+        heads, n = self.num_heads / w.tp, w.tokens
+        r_kv, d_n, d_r, d_v = self.kv_lora_rank, self.qk_nope_head_dim, self.qk_rope_head_dim, self.v_head_dim
+        self._q(c, m, w, n, heads)
+        gemm(c, m, n, self.latent_width, h, w.w_bytes, w.a_bytes, name="kv_a_proj")
+        c.elementwise(m, "kv_a_norm", 2 * n * r_kv * w.a_bytes, st.norm_kernels)
+        c.elementwise(m, "rope", st.rope_traffic * n * (heads + 1) * d_r * w.a_bytes, st.rope_kernels)
+        kv_kernels = st.kv_write_kernels_prefill if w.phase == "prefill" else st.kv_write_kernels_decode
+        if kv_kernels:
+            c.elementwise(m, "kv_cache_write", n * self.latent_width * (w.a_bytes + w.kv_bytes), kv_kernels,
+                          kv_bytes=n * self.latent_width * w.kv_bytes)
+        if w.phase == "prefill":
+            self._expanded(c, m, w, w.batch, w.q_len / w.cp, w.kv_len, heads, st.attention_prefill_kernels)
+        else:
+            gemm(c, m, n, heads * r_kv, d_n, w.w_bytes, w.a_bytes, name="q_absorb_uk")
+            attention_core(c, m, w.batch, w.q_len, w.kv_len / w.cp, heads, 1.0, (2 * r_kv + d_r) / 2.0, w.a_bytes,
+                           w.kv_bytes, causal=False, count=st.attention_decode_kernels, split_kv=True,
+                           cache_values_per_token=self.latent_width, decode=True)
+            if np.any(w.mixed_prefill_seqs):
+                self._expanded(c, m, w, w.mixed_prefill_seqs, w.mixed_prefill_len, w.mixed_prefill_len, heads,
+                               st.attention_prefill_kernels, name="attention_prefill_chunk")
+            q_bytes = w.batch * w.q_len * heads * (r_kv + d_r) * w.a_bytes
+            partial_bytes = w.batch * w.q_len * heads * (r_kv + 1) * 4.0
+            c.comm("cp_all_gather_q", q_bytes, comm.all_gather(net, q_bytes, w.cp, w.tp))
+            c.comm("cp_reduce_scatter_out", partial_bytes, comm.reduce_scatter(net, partial_bytes, w.cp, w.tp))
+            gemm(c, m, n, heads * d_v, r_kv, w.w_bytes, w.a_bytes, name="out_absorb_uv")
+        gemm(c, m, n, h, heads * d_v, w.w_bytes, w.a_bytes, name="o_proj")
+        out = n * h * w.a_bytes
+        c.comm("all_reduce", out, comm.all_reduce(net, out, w.tp))
+        return c
+
+    def _expanded(self, c: Cost, m: Machine, w: Work, batch: Array, q_len: Array, kv_len: Array, heads: Array,
+                  count: float, name: str = "attention") -> None:
+        """kv_b_proj over every key, then causal multi-head attention (the prefill path)."""
+        d_n, d_r, d_v = self.qk_nope_head_dim, self.qk_rope_head_dim, self.v_head_dim
+        gemm(c, m, batch * kv_len, heads * (d_n + d_v), self.kv_lora_rank, w.w_bytes, w.a_bytes,
+             name="kv_b_proj" if name == "attention" else "kv_b_proj_chunk")
+        attention_core(c, m, batch, q_len, kv_len, heads, heads, (d_n + d_r + d_v) / 2.0, w.a_bytes, w.a_bytes,
+                       causal=True, count=count, kv_eff=(kv_len + 1) / 2.0, name=name)
+
+    def params(self, plan: Plan) -> Array:
+        h, heads = self.hidden_size, self.num_heads / plan.tp
+        qk = self.qk_nope_head_dim + self.qk_rope_head_dim
+        q = (h * self.q_lora_rank + self.q_lora_rank + self.q_lora_rank * heads * qk) if self.q_lora_rank \
+            else h * heads * qk
+        kv = h * self.latent_width + self.kv_lora_rank + self.kv_lora_rank * heads * (self.qk_nope_head_dim
+                                                                                     + self.v_head_dim)
+        return q + kv + heads * self.v_head_dim * h
+
+    def active_params(self) -> float:
+        return float(self.params(Plan()))
+
+    def kv_values(self, plan: Plan, context: Array) -> Array:
+        """context x (r_kv + d_r): the latent is not split by tp."""
+        return context * float(self.latent_width)
+
+    def activation_values_per_token(self, plan: Plan) -> Array:
+        """q, the latent and the expanded k/v of a prefill token."""
+        heads = self.num_heads / plan.tp
+        return heads * (self.qk_nope_head_dim + self.qk_rope_head_dim) + self.latent_width + \
+            heads * (self.qk_nope_head_dim + self.v_head_dim)
