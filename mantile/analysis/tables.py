@@ -43,7 +43,8 @@ HEADERS: dict[str, str] = {
     "decode_bound": "decode bound", "weights_gb_per_device": "weights GB",
     "kv_cache_budget_gb_per_device": "KV budget GB", "max_batch_size": "max batch (memory)",
     "sla_max_batch_size": "max batch (SLA)", "batch_limit": "batch limit", "limited_by": "limited by",
-    "num_devices": "GPUs", "meets_sla": "meets SLA",
+    "num_devices": "GPUs", "meets_sla": "meets SLA", "concurrency": "clients", "request_rate": "req/s",
+    "running_batch": "running", "ttft_p99_ms": "TTFT p99", "tpot_p99_ms": "TPOT p99",
 }
 KEY_COLUMNS = ("batch_size", "ttft_ms", "tpot_ms", "throughput_tokens_per_s_per_device", "tokens_per_s_per_user",
                "memory_gb_per_device", "fits")
@@ -157,12 +158,22 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def load_column(df: pl.DataFrame) -> str:
+    """The column that holds the load: batch_size, or concurrency / request_rate when the run used them."""
+    for key in ("concurrency", "request_rate"):
+        if key in df.columns and df[key].null_count() < df.height:
+            return key
+    return "batch_size"
+
+
 def table(df: pl.DataFrame, columns: Sequence[str] | None = None, view: View = DEFAULT_VIEW,
           plan_keys: Sequence[str] = PLAN_ORDER, title: str | None = None) -> str:
     """Render ``df`` as a terminal table: a title (shared keys), the plan column (varying keys),
     then ``columns`` (default: the view's metrics); at most ``view.max_rows`` rows."""
     vary, same = varying(df, plan_keys)
-    metrics = list(dict.fromkeys(c for c in (columns or view.metrics()) if c in df.columns and c not in vary))
+    load = load_column(df)
+    wanted = [load if c == "batch_size" else c for c in (columns or view.metrics())]
+    metrics = list(dict.fromkeys(c for c in wanted if c in df.columns and c not in vary))
     shown = df.head(view.max_rows)
     t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     if vary:
