@@ -81,7 +81,9 @@ def _closed(step: StepTime, B: Array, S: Array, O: Array, budget: Array) -> tupl
     room, chunks = _room(budget, B, S)
     # a group's own members are not decoding in its prefill step: g S <= budget - (B - g)
     group = np.minimum(B, np.maximum(1.0, np.floor(room / np.maximum(S - 1.0, 1.0))))
-    ttft = np.where(S > room, chunks * step(np.maximum(B - 1.0, 0.0), room), step(B - group, group * S))
+    ttft = step(B - group, group * S)
+    if np.any(S > room):  # prompts longer than a step's room are chunked over several steps
+        ttft = np.where(S > room, chunks * step(np.maximum(B - 1.0, 0.0), room), ttft)
     tpot = step(B, (B - group) * S / np.maximum(O, 1))
     return ttft, tpot
 

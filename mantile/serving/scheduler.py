@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from mantile.costs.kernels import Array
+from mantile.costs.step import StepCost
 from mantile.serving import queueing
 from mantile.serving.base import Steps, Timings, mean_context
 from mantile.specs.serving import Scheduler
@@ -27,8 +28,11 @@ def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array) -> Timi
     context = mean_context(S, O)
     host_s, per_seq_s = scheduler.host_step_us * 1e-6, scheduler.host_per_sequence_us * 1e-6
 
+    costs: list[StepCost] = []
+
     def step(d: Array, p: Array) -> Array:
         c = steps.decode(d, 1.0, context, mixed_seqs=np.asarray(p) / S, mixed_len=S)
+        costs.append(c)
         hops = (pp - 1) * steps.pipeline_hop_s(np.asarray(d) + np.asarray(p))
         return c.latency_s + hops + host_s + per_seq_s * np.asarray(d)
 
@@ -39,9 +43,13 @@ def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array) -> Timi
     q = queueing.timings(step, S, O, cap, budget, **load)
     B = q.running_batch
     e2e = q.ttft_s + (O - 1) * q.tpot_s
+    if ax.load == "request_rate":  # the breakdown: one prompt's prefill and a decode step at the running batch
+        prefill, decode = steps.prefill(1.0, S), steps.decode(B, 1.0, context)
+    else:  # closed loop: the group's prefill step and the decode step that set TTFT and TPOT
+        prefill, decode = costs[0], costs[-1]
     return Timings(
         ttft_s=q.ttft_s, tpot_s=q.tpot_s, e2e_s=e2e, throughput_tokens_per_s=dp * q.request_throughput_per_s * O,
         decode_throughput_tokens_per_s=dp * B / q.tpot_s, running_batch=B,
-        prefill=steps.prefill(1.0, S), decode=steps.decode(B, 1.0, context),
+        prefill=prefill, decode=decode,
         ttft_p50_s=q.ttft_p50_s, ttft_p99_s=q.ttft_p99_s, tpot_p50_s=q.tpot_p50_s, tpot_p99_s=q.tpot_p99_s,
         sustainable=q.sustainable)
