@@ -149,8 +149,20 @@ class _NoCache:
         return 0.0
 
 
+class _NormParams:
+    """Mixin: a norm holds one scale (RMSNorm) or scale + bias (LayerNorm) of width h, on every device."""
+
+    norm_params: int
+
+    def params(self, plan: Plan) -> Array:
+        return float(self.norm_params)
+
+    def active_params(self) -> float:
+        return float(self.norm_params)
+
+
 @dataclass(frozen=True)
-class Norm(_NoCache):
+class Norm(_NormParams, _NoCache):
     """One pre-norm (RMSNorm/LayerNorm: read x, write y) and the residual add of its block (read 2,
     write 1). Sequence parallel (sp = tp) splits the tokens of the norm region over the tp devices;
     otherwise every tp device normalizes all of its tokens (replicated). Parameters: a scale
@@ -169,15 +181,9 @@ class Norm(_NoCache):
             c.elementwise(m, "residual_add", 3 * rows * h * w.a_bytes, m.stack.residual_kernels)
         return c
 
-    def params(self, plan: Plan) -> Array:
-        return float(self.norm_params)
-
-    def active_params(self) -> float:
-        return float(self.norm_params)
-
 
 @dataclass(frozen=True)
-class FinalNorm(_NoCache):
+class FinalNorm(_NormParams, _NoCache):
     """The model's last norm, on the rows that reach the LM head."""
 
     hidden_size: int
@@ -188,12 +194,6 @@ class FinalNorm(_NoCache):
         c = Cost()
         c.elementwise(m, "final_norm", 2 * w.logits_rows * self.hidden_size * w.a_bytes, m.stack.norm_kernels)
         return c
-
-    def params(self, plan: Plan) -> Array:
-        return float(self.norm_params)
-
-    def active_params(self) -> float:
-        return float(self.norm_params)
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,18 @@ from mantile.costs.dispatch import ep_all_to_all, mode_of
 from mantile.costs.kernels import Array, Cost, Machine, gemm
 
 
+class _Matrices:
+    """Mixin: weight matrices of one MLP: gate, up and down (gated) or up and down."""
+
+    gated: bool
+
+    @property
+    def matrices(self) -> int:
+        return 3 if self.gated else 2
+
+
 @dataclass(frozen=True)
-class DenseMLP:
+class DenseMLP(_Matrices):
     """[gate|up] GEMM (n x h @ h x 2f/tp), activation, down GEMM (n x f/tp @ f/tp x h), all-reduce.
 
     Parameters per device: (3 gated, 2 plain) x h x f / tp. Activation peak per token: up to 3 f/tp
@@ -30,10 +40,6 @@ class DenseMLP:
     intermediate_size: int
     gated: bool
     layer_type: str = "feedforward"
-
-    @property
-    def matrices(self) -> int:
-        return 3 if self.gated else 2
 
     def cost(self, m: Machine, w: Work, net: comm.Network) -> Cost:
         c, h, n = Cost(), self.hidden_size, w.tokens
@@ -62,7 +68,7 @@ class DenseMLP:
 
 
 @dataclass(frozen=True)
-class MoEMLP:
+class MoEMLP(_Matrices):
     """Mixture of experts (E experts, top-k, balanced routing), experts split over ep, then tp/ep inside.
 
     Router GEMM (n x h @ h x E); each of the E/ep local experts gets n*k/E rows; a local expert's weights
@@ -97,10 +103,6 @@ class MoEMLP:
     bias: bool = False
     #: the block runs over the whole replica with expert parallelism (``blocks.Placement``)
     expert_parallel: bool = True
-
-    @property
-    def matrices(self) -> int:
-        return 3 if self.gated else 2
 
     def cost(self, m: Machine, w: Work, net: comm.Network) -> Cost:
         c, h, n = Cost(), self.hidden_size, w.tokens
