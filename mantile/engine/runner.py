@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +87,34 @@ class ParetoSettings:
 
     def front(self, df: pl.DataFrame) -> pl.DataFrame:
         return pareto_front(df, self.latency, self.throughput, self.by, self.cost)
+
+    def fold(self, tables: Iterable[pl.DataFrame]) -> pl.DataFrame:
+        """The front of a table given in pieces (bounded memory whatever the table's size)."""
+        folder = FrontFolder(self)
+        for table in tables:
+            folder.add(self.front(table).to_arrow())
+        return folder.front()
+
+
+@dataclass
+class FrontFolder:
+    """Fronts of pieces folded into one: a front of fronts is the front of the whole. Folded every
+    ``FRONTS_BEFORE_MERGE`` pieces, so memory holds a few fronts, not the table."""
+
+    pareto: ParetoSettings
+    fronts: list[pa.Table] = field(default_factory=list)
+
+    def add(self, front: pa.Table) -> None:
+        self.fronts.append(front)
+        if len(self.fronts) >= FRONTS_BEFORE_MERGE:
+            self.fronts = [self.front().to_arrow()]
+
+    def front(self) -> pl.DataFrame:
+        if not self.fronts:
+            return pl.DataFrame()
+        df = pl.from_arrow(pa.concat_tables(self.fronts))
+        assert isinstance(df, pl.DataFrame)
+        return self.pareto.front(df)
 
 
 @dataclass
@@ -242,7 +270,7 @@ def run(spec: SweepSpec, settings: EngineSettings = EngineSettings(), out_path: 
     parts = writer if isinstance(writer, dataset.DatasetWriter) else None
     tasks = _tasks(spec, settings.chunk_size, pareto, parts, meta)
     kept: list[pa.Table] = []
-    fronts: list[pa.Table] = []
+    fronts = FrontFolder(pareto)
     counts = {"points": 0, "valid": 0, "fits": 0}
     bar = tqdm(total=total, unit="pt", unit_scale=True, file=sys.stderr, delay=1.0,
                disable=not settings.progress, desc="mantile")
@@ -253,9 +281,7 @@ def run(spec: SweepSpec, settings: EngineSettings = EngineSettings(), out_path: 
                     writer.put(res.table)
                 if keep:
                     kept.append(res.table)
-            fronts.append(res.front)
-            if len(fronts) >= FRONTS_BEFORE_MERGE:
-                fronts = [pareto.front(_frame(pa.concat_tables(fronts))).to_arrow()]
+            fronts.add(res.front)
             for key in counts:
                 counts[key] += getattr(res, key)
             bar.update(res.points)
@@ -271,9 +297,7 @@ def run(spec: SweepSpec, settings: EngineSettings = EngineSettings(), out_path: 
         raise
     bar.close()
     results = _frame(pa.concat_tables(kept)) if kept else None
-    front = pareto.front(_frame(pa.concat_tables(fronts)))
-    assert isinstance(front, pl.DataFrame) and (results is None or isinstance(results, pl.DataFrame))
-    return RunResult(total, time.perf_counter() - t0, results, front, out_path, counts)
+    return RunResult(total, time.perf_counter() - t0, results, fronts.front(), out_path, counts)
 
 
 def _frame(table: pa.Table) -> pl.DataFrame:
