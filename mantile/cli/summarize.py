@@ -57,7 +57,8 @@ def merge(root: Path) -> pl.DataFrame:
     files = job_files(root)
     if not files:
         raise FileNotFoundError(f"no results.parquet below {root}")
-    lf = pl.concat([pl.scan_parquet(f) for f in files], how="diagonal_relaxed")
+    scans = [dataset.scan(f) if f.is_dir() else pl.scan_parquet(f) for f in files]
+    lf = pl.concat(scans, how="diagonal_relaxed")
     keys = [c for c in IDENTITY if c in lf.collect_schema().names()]
     return lf.unique(subset=keys, keep="last", maintain_order=True).collect()
 
@@ -116,7 +117,8 @@ def _link_copy(src: Path, dst: Path) -> None:
 def job_config(root: Path) -> dict[str, Any]:
     """The resolved config of the first job (from its Parquet metadata), or {} if there is none."""
     files = job_files(root)
-    text = io.read_metadata(files[0]).get("config", "") if files else ""
+    first = (dataset.parts(files[0]) or [None])[0] if files and files[0].is_dir() else (files or [None])[0]
+    text = io.read_metadata(first).get("config", "") if first else ""
     return (yaml.safe_load(text) or {}) if text else {}
 
 

@@ -18,8 +18,10 @@ directory (``scan`` below restores the column order and dtypes of the in-memory 
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -130,3 +132,11 @@ def link_tree(src: Path, dst: Path) -> None:
             os.link(file, target)
         except OSError:
             shutil.copyfile(file, target)
+
+
+def scratch_path() -> Path:
+    """``results.parquet`` in a new directory under ``$TMPDIR``, deleted when this Python process
+    exits: where ``mantile.sweep`` writes a grid too big to return in memory."""
+    root = Path(tempfile.mkdtemp(prefix="mantile-sweep-"))
+    atexit.register(shutil.rmtree, root, True)
+    return root / "results.parquet"
