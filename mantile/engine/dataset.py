@@ -22,6 +22,7 @@ import atexit
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -35,6 +36,7 @@ from mantile.engine import io
 PARTITION_BY = ("model_id", "hardware_id")
 PART_DIGITS = 6  # part-000042.parquet: names sort in grid order up to a million chunks per sweep
 BATCH_ROWS = 1 << 20  # rows per batch when a dataset is read back in pieces (``batches``)
+ABORT_TRIES, ABORT_RETRY_S = 20, 0.1  # deleting a staging directory that a worker still writes into
 
 
 def partition_dir(root: Path, model_id: str, hardware_id: str) -> Path:
@@ -79,7 +81,11 @@ class DatasetWriter:
         io.replace_path(self.staging, self.path)
 
     def abort(self) -> None:
-        shutil.rmtree(self.staging, ignore_errors=True)
+        for _ in range(ABORT_TRIES):  # a worker may still be finishing a part while the tree goes
+            shutil.rmtree(self.staging, ignore_errors=True)
+            if not self.staging.exists():
+                return
+            time.sleep(ABORT_RETRY_S)
 
 
 def parts(root: Path) -> list[Path]:

@@ -274,8 +274,9 @@ def run(spec: SweepSpec, settings: EngineSettings = EngineSettings(), out_path: 
     counts = {"points": 0, "valid": 0, "fits": 0}
     bar = tqdm(total=total, unit="pt", unit_scale=True, file=sys.stderr, delay=1.0,
                disable=not settings.progress, desc="mantile")
+    stream = _stream(settings, tasks, spill=parts is None)
     try:
-        for res in _stream(settings, tasks, spill=parts is None):
+        for res in stream:
             if isinstance(res.table, pa.Table):
                 if isinstance(writer, io.BackgroundWriter):
                     writer.put(res.table)
@@ -288,6 +289,7 @@ def run(spec: SweepSpec, settings: EngineSettings = EngineSettings(), out_path: 
         if writer:
             writer.commit()
     except BaseException as exc:
+        stream.close()  # stop the workers before deleting what they write
         if writer:
             writer.abort()
         bar.close()
