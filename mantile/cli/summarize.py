@@ -117,8 +117,8 @@ def _link_copy(src: Path, dst: Path) -> None:
 def job_config(root: Path) -> dict[str, Any]:
     """The resolved config of the first job (from its Parquet metadata), or {} if there is none."""
     files = job_files(root)
-    first = (dataset.parts(files[0]) or [None])[0] if files and files[0].is_dir() else (files or [None])[0]
-    text = io.read_metadata(first).get("config", "") if first else ""
+    first = dataset.parts(files[0])[:1] if files and files[0].is_dir() else files[:1]
+    text = io.read_metadata(first[0]).get("config", "") if first else ""
     return (yaml.safe_load(text) or {}) if text else {}
 
 

@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -220,7 +220,7 @@ def _spill_dir(backend: str, wanted: bool = True) -> Iterator[str | None]:
 
 
 def _stream(settings: EngineSettings, tasks: Sequence[tuple[Any, ...]], spill: bool = True
-            ) -> Iterator[ChunkResult]:
+            ) -> Generator[ChunkResult, None, None]:
     """Chunk results in task order, evaluated here or by joblib workers, a window at a time; ``spill``:
     send tables back through shared memory (pointless when the workers write them)."""
     if _in_process(settings, len(tasks)):
