@@ -81,11 +81,17 @@ class DatasetWriter:
         io.replace_path(self.staging, self.path)
 
     def abort(self) -> None:
-        for _ in range(ABORT_TRIES):  # a worker may still be finishing a part while the tree goes
-            shutil.rmtree(self.staging, ignore_errors=True)
-            if not self.staging.exists():
-                return
-            time.sleep(ABORT_RETRY_S)
+        discard(self.path)
+
+
+def discard(path: Path) -> None:
+    """Delete the staging directory of ``path`` (a worker may still be finishing a part meanwhile)."""
+    staging = staging_dir(path)
+    for _ in range(ABORT_TRIES):
+        shutil.rmtree(staging, ignore_errors=True)
+        if not staging.exists():
+            return
+        time.sleep(ABORT_RETRY_S)
 
 
 def parts(root: Path) -> list[Path]:

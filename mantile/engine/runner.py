@@ -259,23 +259,20 @@ def run(spec: SweepSpec, settings: EngineSettings = EngineSettings(), out_path: 
     t0 = time.perf_counter()
     total = spec.n_points
     keep = settings.keep(total, out_path is not None)
-    writer: io.BackgroundWriter | dataset.DatasetWriter | None = None
     meta = io.metadata(config_yaml)
     if out_path is not None:
         limits.check_disk(spec, out_path, settings.n_jobs)
-        if keep:
-            writer = io.BackgroundWriter(io.AtomicParquetWriter(out_path, meta))
-        else:
-            writer = dataset.DatasetWriter(out_path, [(m, s) for m in spec.models for s in spec.systems])
-    parts = writer if isinstance(writer, dataset.DatasetWriter) else None
-    tasks = _tasks(spec, settings.chunk_size, pareto, parts, meta)
+    writer: io.BackgroundWriter | dataset.DatasetWriter | None = None
+    stream: Generator[ChunkResult, None, None] | None = None
     kept: list[pa.Table] = []
     fronts = FrontFolder(pareto)
     counts = {"points": 0, "valid": 0, "fits": 0}
     bar = tqdm(total=total, unit="pt", unit_scale=True, file=sys.stderr, delay=1.0,
                disable=not settings.progress, desc="mantile")
-    stream = _stream(settings, tasks, spill=parts is None)
-    try:
+    try:  # from the first file created: a signal anywhere in here deletes what was written
+        writer = _writer(spec, out_path, keep, meta)
+        parts = writer if isinstance(writer, dataset.DatasetWriter) else None
+        stream = _stream(settings, _tasks(spec, settings.chunk_size, pareto, parts, meta), spill=parts is None)
         for res in stream:
             if isinstance(res.table, pa.Table):
                 if isinstance(writer, io.BackgroundWriter):
@@ -289,9 +286,12 @@ def run(spec: SweepSpec, settings: EngineSettings = EngineSettings(), out_path: 
         if writer:
             writer.commit()
     except BaseException as exc:
-        stream.close()  # stop the workers before deleting what they write
+        if stream is not None:
+            stream.close()  # stop the workers before deleting what they write
         if writer:
             writer.abort()
+        elif out_path is not None and not keep:  # interrupted while the staging directory was made
+            dataset.discard(out_path)
         bar.close()
         cause = _cause(exc)
         if cause:
@@ -300,6 +300,16 @@ def run(spec: SweepSpec, settings: EngineSettings = EngineSettings(), out_path: 
     bar.close()
     results = _frame(pa.concat_tables(kept)) if kept else None
     return RunResult(total, time.perf_counter() - t0, results, fronts.front(), out_path, counts)
+
+
+def _writer(spec: SweepSpec, out_path: Path | None, keep: bool, meta: dict[bytes, bytes]
+            ) -> io.BackgroundWriter | dataset.DatasetWriter | None:
+    """One file written by the parent (a table that is kept), or a dataset written by the workers."""
+    if out_path is None:
+        return None
+    if keep:
+        return io.BackgroundWriter(io.AtomicParquetWriter(out_path, meta))
+    return dataset.DatasetWriter(out_path, [(m, s) for m in spec.models for s in spec.systems])
 
 
 def _frame(table: pa.Table) -> pl.DataFrame:
