@@ -104,3 +104,16 @@ def test_a_grid_too_big_for_the_disk_is_refused_with_its_size_and_time(spec, tmp
     with pytest.raises(SpecError, match=r"512 rows, ~28.2 KB of Parquet, ~0 s.*needs ~33.8 KB free"):
         run(spec, EngineSettings(progress=False), tmp_path / "results.parquet")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_dask_workers_write_the_same_dataset(spec, reference, tmp_path: Path) -> None:
+    from dask.distributed import LocalCluster
+
+    out = tmp_path / "results.parquet"
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        settings = EngineSettings(backend="dask", address=cluster.scheduler_address, n_jobs=2, chunk_size=50,
+                                  keep_in_memory=False, progress=False)
+        res = run(spec, settings, out)
+    assert res.results is None and len(dataset.parts(out)) == 4 * 3  # ceil(128 / 50) chunks per pair
+    assert_frame_equal(res.lazy().collect(), reference.results)
+    assert_frame_equal(res.pareto, reference.pareto)
