@@ -3,7 +3,8 @@
 Python API (one cost model behind every front door):
 
 - ``estimate(model=..., hardware=..., batch_size=..., input_seq=..., output_seq=..., tp=1, ...) -> dict``
-- ``sweep(model=..., hardware=..., batch_size=[...], tp=[...], ...) -> polars.DataFrame``
+- ``sweep(model=..., hardware=..., batch_size=[...], tp=[...], ...) -> polars.DataFrame`` (a LazyFrame
+  over Parquet files past 2M points)
 - ``layer_metrics(model=..., hardware=..., layer_type=..., phase=..., ...) -> dict``
 - ``models()``, ``hardware()`` -> the catalog ids (a list of str, printed with a one-line summary each)
 """

@@ -19,7 +19,8 @@ from mantile.costs.axes import Axes
 from mantile.costs.blocks import LAYER_TYPES, PHASES
 from mantile.costs.checks import INVALID_FIELDS, invalid_codes, reason_messages
 from mantile.costs.kernels import KernelCost
-from mantile.engine.runner import EngineSettings, run
+from mantile.engine.dataset import scratch_path
+from mantile.engine.runner import KEEP_IN_MEMORY_MAX_POINTS, EngineSettings, run
 from mantile.engine.spec import check_axis, make_spec, model_spec, resolve_serving, system_efficiency
 from mantile.engine.table import results_row
 from mantile.serving import system
@@ -165,15 +166,18 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
           batching: str | None = None, concurrency: Any = None, request_rate: Any = None,
           dp_attention: Any = False, redundant_experts: Any = 0, expert_imbalance: Any = 1.0,
           n_jobs: int = 1,
-          backend: str = "loky", chunk_size: int = 250_000, progress: bool = False) -> pl.DataFrame:
+          backend: str = "loky", chunk_size: int = 250_000, progress: bool = False
+          ) -> pl.DataFrame | pl.LazyFrame:
     """Cross every list given (models, hardware and axes) and evaluate all points as one table.
 
     Any argument may be a value or a list of values (a list, tuple, ``range`` or numpy array):
     ``batch_size=range(1, 257, 32)``, ``tp=[1, 2, 4, 8]``, ``model=["llama_3.1_8b", "llama_3.3_70b"]``.
     Catalog ids: ``mantile.models()``, ``mantile.hardware()``.
 
-    Returns a polars DataFrame, one row per point (units in the names; GB = 1e9 bytes; every column
-    in docs/columns.md):
+    Returns a polars DataFrame, one row per point, up to ``KEEP_IN_MEMORY_MAX_POINTS`` (2M) points;
+    beyond, a LazyFrame over a Parquet dataset the workers wrote under ``$TMPDIR`` (deleted at exit;
+    ``.collect(engine="streaming")`` or ``.sink_parquet(...)`` it), so memory stays a few chunks
+    whatever the grid's size. Columns (units in the names; GB = 1e9 bytes; all in docs/columns.md):
 
     - identity: model_id, hardware_id, serving, serving_version, num_devices, dtype, kv_dtype, tp, pp, dp,
       ep, cp, sp, embedding_tp, batch_size, concurrency and request_rate (when given), input_seq, output_seq,
@@ -199,9 +203,9 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
                 dp_attention=dp_attention, redundant_experts=redundant_experts, expert_imbalance=expert_imbalance)
     spec = make_spec(model, hardware, axes, serving, True, batching=batching, comm_overlap=comm_overlap,
                      max_prefill_tokens=max_prefill_tokens, memory_reserve_fraction=memory_reserve_fraction)
-    res = run(spec, EngineSettings(n_jobs=n_jobs, backend=backend, chunk_size=chunk_size, progress=progress))
-    assert res.results is not None
-    return res.results
+    out = scratch_path() if spec.n_points > KEEP_IN_MEMORY_MAX_POINTS else None
+    res = run(spec, EngineSettings(n_jobs=n_jobs, backend=backend, chunk_size=chunk_size, progress=progress), out)
+    return res.results if res.results is not None else res.lazy()
 
 
 def layer_metrics(model: Any, hardware: str, layer_type: str, phase: str = "prefill", batch_size: int = 1,

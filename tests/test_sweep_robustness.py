@@ -27,10 +27,15 @@ def _start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
 
 
+def _started_writing(run_dir: Path) -> bool:
+    """A temp file with a row group in it, or (past 2M points) a staging directory with a part."""
+    return any(tmp.is_file() or any(tmp.rglob("part-*.parquet")) for tmp in run_dir.rglob(".results.parquet.*.tmp"))
+
+
 def _wait_for_temp_file(run_dir: Path, proc: subprocess.Popen[str], timeout_s: float = 60) -> None:
-    """Until the sweep has written its first row group into its temp file (mid-sweep)."""
+    """Until the sweep has written its first row group or part file (mid-sweep)."""
     t0 = time.time()
-    while not list(run_dir.rglob(".results.parquet.*.tmp")):
+    while not _started_writing(run_dir):
         assert proc.poll() is None, proc.communicate()
         assert time.time() - t0 < timeout_s, "the sweep never started writing"
         time.sleep(0.05)

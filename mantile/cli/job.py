@@ -135,7 +135,9 @@ def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str], multirun: b
     write_kernels(spec, res.pareto, out_dir, config_yaml, bool(cfg.get("show_kernels", False)))
     print(summary.describe(res, f"[{choices['model']} on {choices['hardware']}] "))
     if not multirun:  # a multirun prints the merged summary once, at the end
-        report(res.lazy(), res.pareto, out_dir, pareto, sla, bool(cfg.get("plot", False)), view, capacity)
+        # a table that was not kept is scanned from disk: the streaming engine keeps memory bounded
+        with pl.Config(engine_affinity="streaming" if res.results is None else "auto"):
+            report(res.lazy(), res.pareto, out_dir, pareto, sla, bool(cfg.get("plot", False)), view, capacity)
     for path in write_csv(out_dir, fmt):
         print(f"csv: {summary.relative(path)}")
     return res

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import queue
+import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -54,9 +55,36 @@ def remove_stale_temps(path: Path) -> list[Path]:
     for tmp in Path(path).parent.glob(f".{Path(path).name}.*.tmp"):
         pid = tmp.name.rsplit(".", 2)[-2]
         if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            tmp.unlink(missing_ok=True)
+            if tmp.is_dir():  # a big sweep's staging directory (engine/dataset.py)
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed
+
+
+def replace_path(src: Path, dst: Path) -> None:
+    """Move ``src`` (file or directory) to ``dst``, replacing whatever ``dst`` is; the old ``dst`` is
+    renamed aside first, so ``dst`` is at every moment either the old output or the new one."""
+    src, dst = Path(src), Path(dst)
+    if not dst.exists() and not dst.is_symlink():
+        os.replace(src, dst)
+        return
+    if dst.is_file() and src.is_file():
+        os.replace(src, dst)
+        return
+    old = dst.with_name(f".{dst.name}.{os.getpid()}.old")
+    _remove_path(old)
+    os.replace(dst, old)
+    os.replace(src, dst)
+    _remove_path(old)
+
+
+def _remove_path(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 class AtomicParquetWriter:
@@ -108,7 +136,7 @@ class AtomicParquetWriter:
         self._flush()
         if self.writer is not None:
             self.writer.close()
-            os.replace(self.tmp, self.path)
+            replace_path(self.tmp, self.path)
 
     def abort(self) -> None:
         self.pending = []
@@ -189,8 +217,6 @@ def write_hive_dataset(df: pl.DataFrame, root: Path, partition_by: list[str], co
     (the key columns live in the directory names, not in the files), which DuckDB, pandas, Polars,
     pyarrow and Spark read as one table. Written next to ``root`` and swapped in by renames, so a
     reader sees the old dataset or the new one, never a mix."""
-    import shutil
-
     import pyarrow.dataset as ds
 
     root = Path(root)

@@ -1,11 +1,15 @@
 """Evaluate a SweepSpec: chunks of the grid through joblib workers, streamed into Parquet.
 
-A worker evaluates one chunk (``chunk_size`` points, in cache-sized blocks), builds its results
-table and its Pareto front, and returns them as Arrow tables (cheap to pickle). The parent hands each
-table to a background Parquet writer and folds the fronts together, so its own work per point is
-small. Chunks are dispatched in windows of a few per worker: if the writer falls behind, the next
-window waits, so memory stays at a few chunks whatever the sweep size; above
-``KEEP_IN_MEMORY_MAX_POINTS`` the table is not kept in memory (the summary reads the Parquet file).
+A worker evaluates one chunk (``chunk_size`` points, in cache-sized blocks) and builds its results
+table and its Pareto front. Up to ``KEEP_IN_MEMORY_MAX_POINTS`` points the tables come back to the
+parent (as Arrow tables, or Arrow files in shared memory), which keeps them and hands them to a
+background writer of one ``results.parquet`` file. Above it (or with ``keep_in_memory=false``) each
+worker writes its chunk itself as one part file of a hive-partitioned dataset
+(``results.parquet/model_id=.../hardware_id=.../part-N.parquet``, see ``engine/dataset.py``) and sends
+back only its Pareto front and counts: the parent's memory and work stay those of a few fronts
+whatever the sweep size, and writing scales with the workers. Fronts are folded as they arrive (a
+front of fronts is the front). Chunks are dispatched in windows of a few per worker, so at most a
+window of chunks is in flight.
 
 A sweep that is interrupted (Ctrl-C, SIGTERM, a worker killed) deletes its temp file and reports how
 many points were done; the previous ``results.parquet`` (if any) is untouched.
@@ -19,7 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +35,7 @@ from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
 from mantile.analysis.pareto import pareto_front
-from mantile.engine import io
+from mantile.engine import dataset, io, limits
 from mantile.engine.cluster import BACKENDS, LOCAL_BACKENDS, backend_context
 from mantile.engine.grid import chunks, shape
 from mantile.engine.spec import SweepSpec, System
@@ -84,13 +88,41 @@ class ParetoSettings:
     def front(self, df: pl.DataFrame) -> pl.DataFrame:
         return pareto_front(df, self.latency, self.throughput, self.by, self.cost)
 
+    def fold(self, tables: Iterable[pl.DataFrame]) -> pl.DataFrame:
+        """The front of a table given in pieces (bounded memory whatever the table's size)."""
+        folder = FrontFolder(self)
+        for table in tables:
+            folder.add(self.front(table).to_arrow())
+        return folder.front()
+
+
+@dataclass
+class FrontFolder:
+    """Fronts of pieces folded into one: a front of fronts is the front of the whole. Folded every
+    ``FRONTS_BEFORE_MERGE`` pieces, so memory holds a few fronts, not the table."""
+
+    pareto: ParetoSettings
+    fronts: list[pa.Table] = field(default_factory=list)
+
+    def add(self, front: pa.Table) -> None:
+        self.fronts.append(front)
+        if len(self.fronts) >= FRONTS_BEFORE_MERGE:
+            self.fronts = [self.front().to_arrow()]
+
+    def front(self) -> pl.DataFrame:
+        if not self.fronts:
+            return pl.DataFrame()
+        df = pl.from_arrow(pa.concat_tables(self.fronts))
+        assert isinstance(df, pl.DataFrame)
+        return self.pareto.front(df)
+
 
 @dataclass
 class ChunkResult:
     """What a worker sends back for one chunk: its rows (or the Arrow file in shared memory that
     holds them), their Pareto front, and counts."""
 
-    table: pa.Table | str
+    table: pa.Table | str | None  # None: the worker wrote the rows to a part file
     front: pa.Table
     points: int
     valid: int
@@ -105,13 +137,18 @@ class ChunkResult:
 
 
 def run_chunk(model_id: str, model: ModelSpec, sys_: System, spec: SweepSpec, start: int, stop: int,
-              pareto: ParetoSettings, spill_dir: str | None = None) -> ChunkResult:
-    """Evaluate one chunk. With ``spill_dir`` (shared memory of this machine) the rows go to an Arrow
-    file there instead of through the result pipe: a memcpy instead of pickling a few hundred MB."""
+              pareto: ParetoSettings, part: Path | None = None, meta: dict[bytes, bytes] | None = None,
+              spill_dir: str | None = None) -> ChunkResult:
+    """Evaluate one chunk. With ``part`` the rows are written there (a dataset's part file) and only
+    the front and counts come back; else with ``spill_dir`` (shared memory of this machine) they go
+    to an Arrow file there instead of through the result pipe: a memcpy instead of pickling."""
     df = evaluate_chunk(model_id, model, sys_, spec, start, stop)
     arrow = df.to_arrow()
-    table: pa.Table | str = arrow
-    if spill_dir is not None:
+    table: pa.Table | str | None = arrow
+    if part is not None:
+        dataset.write_part(arrow, part, meta or {})
+        table = None
+    elif spill_dir is not None:
         path = os.path.join(spill_dir, f"{start}-{stop}-{uuid.uuid4().hex}.arrow")
         with pa.OSFile(path, "wb") as f, pa.ipc.new_file(f, arrow.schema) as w:
             w.write_table(arrow)
@@ -130,11 +167,12 @@ class RunResult:
     counts: dict[str, int] = field(default_factory=dict)
 
     def lazy(self) -> pl.LazyFrame:
-        """The whole table: in memory, or scanned from the Parquet file when it was not kept."""
+        """The whole table: in memory, or scanned from the Parquet file or dataset when it was not kept
+        (collect big ones with ``engine="streaming"`` to keep memory bounded)."""
         if self.results is not None:
             return self.results.lazy()
         assert self.path is not None, "a run without a file keeps its table in memory"
-        return pl.scan_parquet(self.path)
+        return dataset.scan(self.path) if self.path.is_dir() else pl.scan_parquet(self.path)
 
 
 class SweepInterrupted(RuntimeError):
@@ -147,13 +185,16 @@ class SweepInterrupted(RuntimeError):
         self.done, self.total, self.cause, self.exit_code = done, total, cause, exit_code
 
 
-def _tasks(spec: SweepSpec, chunk_size: int, pareto: ParetoSettings) -> list[tuple[Any, ...]]:
+def _tasks(spec: SweepSpec, chunk_size: int, pareto: ParetoSettings, out: dataset.DatasetWriter | None = None,
+           meta: dict[bytes, bytes] | None = None) -> list[tuple[Any, ...]]:
+    """One task per chunk; with ``out`` each names the part file its worker writes."""
     per = 1
     for n in shape(spec.axes):
         per *= n
-    return [(model_id, model, sys_, spec, start, stop, pareto)
-            for model_id, model in spec.models.items() for sys_ in spec.systems.values()
-            for start, stop in chunks(per, chunk_size)]
+    pairs = [(model_id, model, sys_) for model_id, model in spec.models.items() for sys_ in spec.systems.values()]
+    tasks = [(model_id, model, sys_, spec, start, stop, pareto)
+             for model_id, model, sys_ in pairs for start, stop in chunks(per, chunk_size)]
+    return [(*t, out.part(t[0], t[2].hardware_id, i) if out else None, meta) for i, t in enumerate(tasks)]
 
 
 def _in_process(settings: EngineSettings, n_tasks: int) -> bool:
@@ -164,10 +205,10 @@ def _in_process(settings: EngineSettings, n_tasks: int) -> bool:
 
 
 @contextmanager
-def _spill_dir(backend: str) -> Iterator[str | None]:
+def _spill_dir(backend: str, wanted: bool = True) -> Iterator[str | None]:
     """A temp dir in shared memory for worker processes on this machine (None: send results in-band)."""
     shm = Path(SHARED_MEMORY_DIR)
-    if backend not in ("loky", "multiprocessing") or not shm.is_dir() or \
+    if not wanted or backend not in ("loky", "multiprocessing") or not shm.is_dir() or \
             shutil.disk_usage(shm).free < SPILL_MIN_FREE_BYTES:
         yield None
         return
@@ -178,14 +219,16 @@ def _spill_dir(backend: str) -> Iterator[str | None]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _stream(settings: EngineSettings, tasks: Sequence[tuple[Any, ...]]) -> Iterator[ChunkResult]:
-    """Chunk results in task order, evaluated here or by joblib workers, a window at a time."""
+def _stream(settings: EngineSettings, tasks: Sequence[tuple[Any, ...]], spill: bool = True
+            ) -> Generator[ChunkResult, None, None]:
+    """Chunk results in task order, evaluated here or by joblib workers, a window at a time; ``spill``:
+    send tables back through shared memory (pointless when the workers write them)."""
     if _in_process(settings, len(tasks)):
         yield from (run_chunk(*t) for t in tasks)
         return
     # parallel_config, not Parallel(backend=...): joblib's dask backend breaks when built by name there
     with backend_context(settings.backend, settings.address, settings.n_jobs), \
-            _spill_dir(settings.backend) as spill, parallel_config(backend=settings.backend), \
+            _spill_dir(settings.backend, spill) as spill_dir, parallel_config(backend=settings.backend), \
             Parallel(n_jobs=settings.n_jobs, return_as="generator") as par:
         try:
             workers = max(int(par._effective_n_jobs()), 1)
@@ -193,7 +236,7 @@ def _stream(settings: EngineSettings, tasks: Sequence[tuple[Any, ...]]) -> Itera
             workers = 2
         window = WINDOW_TASKS_PER_WORKER * workers
         for lo in range(0, len(tasks), window):
-            yield from (r.load() for r in par(delayed(run_chunk)(*t, spill) for t in tasks[lo:lo + window]))
+            yield from (r.load() for r in par(delayed(run_chunk)(*t, spill_dir) for t in tasks[lo:lo + window]))
 
 
 def _cause(exc: BaseException) -> tuple[str, int] | None:
@@ -208,36 +251,47 @@ def _cause(exc: BaseException) -> tuple[str, int] | None:
 
 def run(spec: SweepSpec, settings: EngineSettings = EngineSettings(), out_path: Path | None = None,
         config_yaml: str = "", pareto: ParetoSettings = ParetoSettings()) -> RunResult:
-    """Evaluate every point; write ``out_path`` (atomically) if given; return table + Pareto front."""
+    """Evaluate every point; write ``out_path`` (atomically: one file, or a dataset directory when the
+    table is not kept) if given; return the table (if kept) and the Pareto front.
+
+    A sweep whose output would not fit on the disk of ``out_path`` is refused before it starts
+    (``limits.check_disk``: a SpecError with the estimated size and time)."""
     t0 = time.perf_counter()
     total = spec.n_points
-    tasks = _tasks(spec, settings.chunk_size, pareto)
     keep = settings.keep(total, out_path is not None)
-    writer = None
+    meta = io.metadata(config_yaml)
     if out_path is not None:
-        writer = io.BackgroundWriter(io.AtomicParquetWriter(out_path, io.metadata(config_yaml)))
+        limits.check_disk(spec, out_path, settings.n_jobs)
+    writer: io.BackgroundWriter | dataset.DatasetWriter | None = None
+    stream: Generator[ChunkResult, None, None] | None = None
     kept: list[pa.Table] = []
-    fronts: list[pa.Table] = []
+    fronts = FrontFolder(pareto)
     counts = {"points": 0, "valid": 0, "fits": 0}
     bar = tqdm(total=total, unit="pt", unit_scale=True, file=sys.stderr, delay=1.0,
                disable=not settings.progress, desc="mantile")
-    try:
-        for res in _stream(settings, tasks):
-            if writer:
-                writer.put(res.table)
-            if keep:
-                kept.append(res.table)
-            fronts.append(res.front)
-            if len(fronts) >= FRONTS_BEFORE_MERGE:
-                fronts = [pareto.front(_frame(pa.concat_tables(fronts))).to_arrow()]
+    try:  # from the first file created: a signal anywhere in here deletes what was written
+        writer = _writer(spec, out_path, keep, meta)
+        parts = writer if isinstance(writer, dataset.DatasetWriter) else None
+        stream = _stream(settings, _tasks(spec, settings.chunk_size, pareto, parts, meta), spill=parts is None)
+        for res in stream:
+            if isinstance(res.table, pa.Table):
+                if isinstance(writer, io.BackgroundWriter):
+                    writer.put(res.table)
+                if keep:
+                    kept.append(res.table)
+            fronts.add(res.front)
             for key in counts:
                 counts[key] += getattr(res, key)
             bar.update(res.points)
         if writer:
             writer.commit()
     except BaseException as exc:
+        if stream is not None:
+            stream.close()  # stop the workers before deleting what they write
         if writer:
             writer.abort()
+        elif out_path is not None and not keep:  # interrupted while the staging directory was made
+            dataset.discard(out_path)
         bar.close()
         cause = _cause(exc)
         if cause:
@@ -245,9 +299,17 @@ def run(spec: SweepSpec, settings: EngineSettings = EngineSettings(), out_path: 
         raise
     bar.close()
     results = _frame(pa.concat_tables(kept)) if kept else None
-    front = pareto.front(_frame(pa.concat_tables(fronts)))
-    assert isinstance(front, pl.DataFrame) and (results is None or isinstance(results, pl.DataFrame))
-    return RunResult(total, time.perf_counter() - t0, results, front, out_path, counts)
+    return RunResult(total, time.perf_counter() - t0, results, fronts.front(), out_path, counts)
+
+
+def _writer(spec: SweepSpec, out_path: Path | None, keep: bool, meta: dict[bytes, bytes]
+            ) -> io.BackgroundWriter | dataset.DatasetWriter | None:
+    """One file written by the parent (a table that is kept), or a dataset written by the workers."""
+    if out_path is None:
+        return None
+    if keep:
+        return io.BackgroundWriter(io.AtomicParquetWriter(out_path, meta))
+    return dataset.DatasetWriter(out_path, [(m, s) for m in spec.models for s in spec.systems])
 
 
 def _frame(table: pa.Table) -> pl.DataFrame:
