@@ -67,7 +67,9 @@ def _check_size(args: dict[str, Any]) -> int:
 def _sweep(args: dict[str, Any]) -> pl.DataFrame:
     _check_size(args)
     with body_fields(GRID_FIELDS):
-        return mantile.sweep(**args)
+        df = mantile.sweep(**args)
+    # requests are capped far below sweep()'s lazy threshold, so the result is always a DataFrame
+    return df if isinstance(df, pl.DataFrame) else df.collect()
 
 
 def _rows(df: pl.DataFrame) -> list[dict[str, Any]]:
