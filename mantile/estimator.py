@@ -20,6 +20,7 @@ from mantile.costs.blocks import LAYER_TYPES, PHASES
 from mantile.costs.checks import INVALID_FIELDS, invalid_codes, reason_messages
 from mantile.costs.kernels import KernelCost
 from mantile.engine.dataset import scratch_path
+from mantile.engine.bounds import check_size
 from mantile.engine.runner import KEEP_IN_MEMORY_MAX_POINTS, EngineSettings, run
 from mantile.engine.spec import check_axis, make_spec, model_spec, resolve_serving, system_efficiency
 from mantile.engine.table import results_row
@@ -79,7 +80,7 @@ def plan_from_layers(layers: Mapping[str, Mapping[str, Any]], dtype: str) -> dic
 
 def _int(name: str, value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
+        return check_size(name, value)
     raise SpecError("arguments", name, value, "a positive integer")
 
 

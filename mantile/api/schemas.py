@@ -11,13 +11,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mantile.engine.bounds import MAX_BATCH_SIZE, MAX_DEGREE, MAX_SEQ_TOKENS
 from mantile.specs import DTYPES
 from mantile.specs.serving import BATCHING
 
-#: Upper bounds that keep every request's arithmetic finite and its answer quick.
-MAX_BATCH_SIZE = 1_000_000
-MAX_SEQ_TOKENS = 10_000_000
-MAX_DEGREE = 4096
+#: Points of one batch curve (each is one estimate); sizes are bounded by mantile.engine.bounds.
 MAX_CURVE_POINTS = 32
 
 Dtype = Literal[DTYPES]  # type: ignore[valid-type]

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from mantile.engine.bounds import check_size
 from mantile.specs import DTYPES, HardwareSpec, ModelSpec, ServingProfile, SpecError
 from mantile.specs._load import build
 from mantile.specs.catalog import ids, load_engine_efficiency, load_hardware, load_model, load_serving, model_from_dict
@@ -106,7 +107,7 @@ def check_axis(key: str, value: Any) -> list[Any]:
             v = int(v)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise SpecError("sweep", key, v, f"a positive integer or a list of them ({INT_AXES[key]})")
-        out.append(v)
+        out.append(check_size(key, v, "sweep"))
     return out
 
 

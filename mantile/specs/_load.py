@@ -8,6 +8,7 @@ that names the file and the field.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -24,6 +25,8 @@ def _check_scalar(value: Any, tp: Any, where: str, field: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SpecError(where, field, value, "a number")
+        if not math.isfinite(value):
+            raise SpecError(where, field, value, "a finite number (not NaN or infinity)")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -91,6 +94,27 @@ def build(cls: type[T], data: Mapping[str, Any], where: str, prefix: str = "") -
         if e.where == "?":
             raise SpecError(where, prefix + e.field, e.value, e.allowed) from None
         raise
+
+
+#: Physical ranges of catalog figures: name -> (test, what is allowed).
+RANGES: dict[str, tuple[Any, str]] = {
+    "positive": (lambda v: v > 0, "a positive number"),
+    "non_negative": (lambda v: v >= 0, "a number >= 0"),
+    "fraction": (lambda v: 0 < v <= 1, "a fraction in (0, 1]"),
+    "at_least_one": (lambda v: v >= 1, "an integer >= 1"),
+}
+
+
+def check_ranges(obj: Any, kind: str, *names: str) -> None:
+    """Raise a SpecError (where '?': ``build`` adds the file and the field's path) for the first field
+    of ``obj`` named in ``names`` whose value (when not None) is outside the range ``kind``."""
+    test, allowed = RANGES[kind]
+    for name in names:
+        value = getattr(obj, name)
+        values = value.items() if isinstance(value, Mapping) else [(None, value)]
+        for key, v in values:
+            if v is not None and not test(v):
+                raise SpecError("?", name if key is None else f"{name}.{key}", v, allowed)
 
 
 def doc(text: str) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mantile.specs._load import doc
+from mantile.specs._load import check_ranges, doc
 from mantile.specs.errors import SpecError
 
 TOPOLOGIES = ("switch", "fully_connected")
@@ -38,12 +38,10 @@ class DeviceSpec:
     def __post_init__(self) -> None:
         valid = generations()
         if self.generation not in valid:
-            raise SpecError("?", "device.generation", self.generation, valid)
-        for name in ("compute_units", "memory_gib", "hbm_bandwidth_tb_per_s"):
-            if getattr(self, name) <= 0:
-                raise SpecError("?", f"device.{name}", getattr(self, name), "a positive number")
+            raise SpecError("?", "generation", self.generation, valid)
+        check_ranges(self, "positive", "compute_units", "memory_gib", "hbm_bandwidth_tb_per_s", "peak_tflops", "tdp_w")
         if not self.peak_tflops:
-            raise SpecError("?", "device.peak_tflops", self.peak_tflops, "at least one dtype, e.g. {bf16: 989.4}")
+            raise SpecError("?", "peak_tflops", self.peak_tflops, "at least one dtype, e.g. {bf16: 989.4}")
 
     @property
     def memory_bytes(self) -> float:
@@ -84,9 +82,9 @@ class LinkSpec:
         if self.topology == "fully_connected" and not (self.link_bandwidth_gb_per_s or self.links_per_device):
             raise SpecError("?", "link_bandwidth_gb_per_s", None,
                             "required for a fully_connected topology (or links_per_device)")
-        if self.bandwidth_gb_per_s_per_device <= 0 or self.latency_us < 0 or self.domain_size < 1:
-            raise SpecError("?", "bandwidth_gb_per_s_per_device", self.bandwidth_gb_per_s_per_device,
-                            "positive bandwidth, non-negative latency, domain_size >= 1")
+        check_ranges(self, "positive", "bandwidth_gb_per_s_per_device", "link_bandwidth_gb_per_s")
+        check_ranges(self, "non_negative", "latency_us")
+        check_ranges(self, "at_least_one", "domain_size", "links_per_device")
 
     @property
     def bandwidth_bytes_per_s(self) -> float:
@@ -118,8 +116,8 @@ class SystemSpec:
     price_source: str = field(default="", metadata=doc("where the price comes from"))
 
     def __post_init__(self) -> None:
-        if self.num_devices < 1:
-            raise SpecError("?", "system.num_devices", self.num_devices, "a positive integer")
+        check_ranges(self, "at_least_one", "num_devices")
+        check_ranges(self, "non_negative", "price_usd_per_device_hour")
 
 
 @dataclass(frozen=True)
@@ -131,8 +129,8 @@ class GemmConstants:
     gemm_overhead_us: float = field(metadata=doc("extra fixed cost of a GEMM, microseconds"))
 
     def __post_init__(self) -> None:
-        if not 0 < self.gemm_efficiency <= 1:
-            raise SpecError("?", "gemm_efficiency", self.gemm_efficiency, "a fraction in (0, 1]")
+        check_ranges(self, "fraction", "gemm_efficiency")
+        check_ranges(self, "non_negative", "gemm_k_half")  # gemm_overhead_us may be a fitted negative offset
 
 
 @dataclass(frozen=True)
@@ -141,6 +139,10 @@ class CollectiveFit:
 
     latency_us: float = field(metadata=doc("fixed time of one call, microseconds"))
     bus_bandwidth_gb_s: float = field(metadata=doc("achieved bus bandwidth, GB/s (nccl-tests busbw)"))
+
+    def __post_init__(self) -> None:
+        check_ranges(self, "non_negative", "latency_us")
+        check_ranges(self, "positive", "bus_bandwidth_gb_s")
 
 
 @dataclass(frozen=True)
@@ -186,12 +188,22 @@ class EfficiencyProfile:
                                                             self.gemm_overhead_us)
 
     def __post_init__(self) -> None:
-        for name in ("gemm_efficiency", "memory_efficiency", "attention_efficiency",
-                     "scale_up_bandwidth_efficiency", "nvls_bandwidth_efficiency",
-                     "scale_out_bandwidth_efficiency"):
-            v = getattr(self, name)
-            if not 0 < v <= 1:
-                raise SpecError("?", name, v, "a fraction in (0, 1]")
+        check_ranges(self, "fraction", "gemm_efficiency", "memory_efficiency", "attention_efficiency",
+                     "scale_up_bandwidth_efficiency", "nvls_bandwidth_efficiency", "scale_out_bandwidth_efficiency")
+        check_ranges(self, "at_least_one", "gemm_tile_m", "gemm_tile_n", "gemm_split_k_min_depth")
+        check_ranges(self, "non_negative", "gemm_k_half", "attention_head_dim_half", "kernel_overhead_us",
+                     "collective_latency_us", "attention_decode_memory_efficiency")
+        # fitted offsets may be negative; the fixed time of a kernel they adjust may not
+        for name, offset in [("gemm_overhead_us", self.gemm_overhead_us),
+                             ("attention_decode_overhead_us", self.attention_decode_overhead_us),
+                             *((f"gemm_dtypes.{d}.gemm_overhead_us", g.gemm_overhead_us)
+                               for d, g in self.gemm_dtypes.items())]:
+            if self.kernel_overhead_us + offset < 0:
+                raise SpecError("?", name, offset, f"at least -kernel_overhead_us ({-self.kernel_overhead_us}): "
+                                "a kernel's fixed time cannot be negative")
+        if self.attention_decode_memory_efficiency > 1:
+            raise SpecError("?", "attention_decode_memory_efficiency", self.attention_decode_memory_efficiency,
+                            "a fraction in (0, 1], or 0 for memory_efficiency")
 
 
 @dataclass(frozen=True)

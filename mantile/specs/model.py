@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mantile.specs._load import doc
+from mantile.specs._load import check_ranges, doc
 from mantile.specs.errors import SpecError
 
 ACTIVATIONS = ("silu", "gelu", "gelu_pytorch_tanh", "relu")
@@ -78,6 +78,8 @@ class ModelSpec:
                      "num_experts_per_tok", "interleave_moe_layer_step"):
             if getattr(self, name) < 1:
                 raise SpecError("?", name, getattr(self, name), "a positive integer")
+        check_ranges(self, "at_least_one", "head_dim")
+        check_ranges(self, "positive", "rope_theta")
         if self.num_attention_heads % self.num_key_value_heads:
             raise SpecError("?", "num_key_value_heads", self.num_key_value_heads,
                             f"must divide num_attention_heads ({self.num_attention_heads})")

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mantile.specs._load import doc
-from mantile.specs.errors import SpecError
+from mantile.specs._load import check_ranges, doc
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,6 @@ class KernelStack:
         "previous kernel); used unless the efficiency profile's GEMM constants already include it"))
 
     def __post_init__(self) -> None:
-        for name in ("norm_kernels", "rope_kernels", "activation_kernels", "attention_prefill_kernels",
-                     "attention_decode_kernels"):
-            if getattr(self, name) < 0:
-                raise SpecError("?", name, getattr(self, name), "a non-negative integer")
+        check_ranges(self, "non_negative", "norm_kernels", "residual_kernels", "rope_kernels", "rope_traffic",
+                     "activation_kernels", "activation_traffic", "kv_write_kernels_prefill",
+                     "kv_write_kernels_decode", "attention_prefill_kernels", "attention_decode_kernels")
