@@ -70,16 +70,19 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextmanager
-def running_server() -> Iterator[str]:
-    """``python -m mantile.api --host 127.0.0.1 --port <free>``; yields its base URL, stops it after."""
+def running_server(*args: str, pid: list[int] | None = None) -> Iterator[str]:
+    """``python -m mantile.api --host 127.0.0.1 --port <free> [args]``; yields its base URL, stops it
+    after; ``pid`` (a list) receives the server's process id."""
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "server.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "mantile.api", "--host", "127.0.0.1", "--port", str(port),
-                 "--log-level", "warning"],
+                 "--log-level", "warning", *args],
                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+            if pid is not None:
+                pid.append(proc.pid)
             try:
                 url = f"http://127.0.0.1:{port}"
                 _wait_ready(url, proc, log)

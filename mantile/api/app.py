@@ -1,7 +1,10 @@
 """The stateless HTTP service of the product brief, and the web page it serves at ``/``.
 
 ``create_app()`` loads the catalog once; every route is a plain function of its request (no session,
-no global state), run in FastAPI's thread pool. Routes only validate, call the Python API
+no global state). Catalog routes answer from the event loop (prebuilt answers, no blocking); the
+estimate and study routes run in a bounded pool of worker processes (``limits.HeavyRoutes``), so they
+never hold up the loop; bodies over ``ServerLimits.max_body_bytes`` are a 413 (limits.py), and HEAD is
+answered wherever GET is. Routes only validate, call the Python API
 (``mantile.estimate`` / ``mantile.layer_metrics``) or read the catalog, and reshape: see service.py.
 Study routes (``/sweep``, ``/capacity``, ``/sla``) are registered by ``add_study_routes``.
 OpenAPI docs: ``/docs`` (Swagger UI) and ``/redoc``, served with their assets from this server
@@ -10,6 +13,8 @@ OpenAPI docs: ``/docs`` (Swagger UI) and ``/redoc``, served with their assets fr
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -20,8 +25,9 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 import mantile
-from mantile.api import errors, service, studies
+from mantile.api import errors
 from mantile.api.catalog import Catalog, hardware_summary, layer_categories, model_summary
+from mantile.api.limits import HeadAsGet, HeavyRoutes, ServerLimits
 from mantile.api.schemas import (
     BatchCurveRequest,
     BatchCurveResponse,
@@ -51,27 +57,40 @@ BAD_REQUEST: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorResponse, "description": "unknown id, wrong type, out-of-range value, invalid plan"}}
 
 
-def create_app(catalog: Catalog | None = None) -> FastAPI:
-    """The FastAPI app; ``catalog`` defaults to everything under conf/, loaded now (once)."""
+def create_app(catalog: Catalog | None = None, limits: ServerLimits | None = None) -> FastAPI:
+    """The FastAPI app; ``catalog`` defaults to everything under conf/, loaded now (once); ``limits``
+    to ``ServerLimits.from_env()``."""
     cat = catalog or Catalog.load()
-    app = FastAPI(title="Mantile", version=mantile.__version__,
+    limits = limits or ServerLimits.from_env()
+    heavy = HeavyRoutes(limits.heavy_concurrency, limits.heavy_queue, cat)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await heavy.start()
+        yield
+        heavy.close()
+
+    app = FastAPI(lifespan=lifespan, max_body_size=limits.max_body_bytes, title="Mantile",
+                  version=mantile.__version__,
                   description="Stateless LLM inference performance estimates: latency, throughput, memory. "
                               "Every request carries all of its context; every metric comes from the one "
                               "cost model behind mantile.estimate and mantile.layer_metrics.",
                   docs_url=None, redoc_url=None)
     app.state.catalog = cat
+    app.state.limits = limits
     errors.install(app)
+    app.add_middleware(HeadAsGet)
     hardware = HardwareList.model_validate({"configs": sorted(cat.hardware), "summaries": [
         hardware_summary(i, hw) for i, hw in sorted(cat.hardware.items())]})
     models = ModelList.model_validate({"models": [model_summary(i, m) for i, m in sorted(cat.models.items())]})
 
     @app.get("/hardware", response_model=HardwareList, tags=["catalog"])
-    def list_hardware() -> HardwareList:
+    async def list_hardware() -> HardwareList:
         """Hardware ids (``configs``: the valid ``hardware_config`` values) and a summary of each."""
         return hardware
 
     @app.get("/models", response_model=ModelList, tags=["catalog"])
-    def list_models() -> ModelList:
+    async def list_models() -> ModelList:
         """Models (``model_id`` is the valid ``model_id`` value) with their architecture numbers."""
         return models
 
@@ -84,57 +103,57 @@ def create_app(catalog: Catalog | None = None) -> FastAPI:
 
     @app.post("/config/layer-metrics", response_model=LayerMetricsResponse, responses=BAD_REQUEST,
               tags=["metrics"])
-    def layer_metrics(req: LayerMetricsRequest) -> dict[str, Any]:
+    async def layer_metrics(req: LayerMetricsRequest) -> dict[str, Any]:
         """Cost of ONE instance of a layer type on one device (prefill of ``batch_size`` x
         ``seq_length`` tokens, or one decode step over a ``kv_length`` cache)."""
-        return service.layer_metrics(cat, req)
+        return await heavy.run("layer_metrics", req)
 
     @app.post("/config/system-metrics", response_model=SystemMetricsResponse, responses=BAD_REQUEST,
               tags=["metrics"])
-    def system_metrics(req: SystemMetricsRequest) -> dict[str, Any]:
+    async def system_metrics(req: SystemMetricsRequest) -> dict[str, Any]:
         """TTFT, TPOT, throughput, memory per device and fits for the whole deployment, with the
         per-layer-type breakdown. An invalid plan is a 422; a plan that does not fit is a 200 with
         ``fits=false`` and a ``reason``."""
-        return service.system_metrics(cat, req)
+        return await heavy.run("system_metrics", req)
 
     @app.post("/config/batch-curve", response_model=BatchCurveResponse, responses=BAD_REQUEST,
               tags=["metrics"])
-    def batch_curve(req: BatchCurveRequest) -> dict[str, Any]:
+    async def batch_curve(req: BatchCurveRequest) -> dict[str, Any]:
         """The system-metrics body without ``batch_size``, evaluated at each of ``batch_sizes``:
         the latency-vs-throughput curve of the web page."""
-        return service.batch_curve(cat, req)
+        return await heavy.run("batch_curve", req)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
-    add_study_routes(app, cat)
+    add_study_routes(app, heavy)
     add_offline_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _document_ids(app, cat)
     return app
 
 
-def add_study_routes(app: FastAPI, cat: Catalog) -> None:
+def add_study_routes(app: FastAPI, heavy: HeavyRoutes) -> None:
     """``POST /sweep``, ``/capacity`` and ``/sla``: grids of points through ``mantile.sweep`` (studies.py)."""
 
     @app.post("/sweep", response_model=SweepResponse, responses=BAD_REQUEST, tags=["studies"])
-    def sweep(req: SweepRequest) -> dict[str, Any]:
+    async def sweep(req: SweepRequest) -> dict[str, Any]:
         """Cross every list of the body (at most 20,000 points) and return the rows and, per model and
         hardware, the Pareto front of ``pareto_latency`` vs tokens/s per device."""
-        return studies.sweep(cat, req)
+        return await heavy.run("sweep", req)
 
     @app.post("/capacity", response_model=CapacityResponse, responses=BAD_REQUEST, tags=["studies"])
-    def capacity(req: CapacityRequest) -> dict[str, Any]:
+    async def capacity(req: CapacityRequest) -> dict[str, Any]:
         """Per plan of the grid: the largest batch that fits in memory, the largest that meets ``sla``,
         which one limits, and throughput and latency at that batch."""
-        return studies.capacity(cat, req)
+        return await heavy.run("capacity", req)
 
     @app.post("/sla", response_model=SlaResponse, responses=BAD_REQUEST, tags=["studies"])
-    def sla(req: SlaRequest) -> dict[str, Any]:
+    async def sla(req: SlaRequest) -> dict[str, Any]:
         """The grid's points that fit and meet every ``sla`` target, best first by ``rank_by``; and the
         fitting point that misses the targets by the least."""
-        return studies.sla_search(cat, req)
+        return await heavy.run("sla_search", req)
 
 
 def add_offline_docs(app: FastAPI) -> None:

@@ -5,12 +5,15 @@ Bad requests are 422s from two sources: pydantic's validation of the body or que
 enums, unknown keys), and ``SpecError`` raised by the catalog or the Python API (unknown ids, invalid
 plans). Both name the field, the value received and what is valid. Other HTTP errors (404 unknown
 route, 405 wrong method, 413 body too large, ...) name what was asked for in the same shape:
-``error_response`` builds that body for any status.
+``error_response`` builds that body for any status. An error never echoes more than a short excerpt
+of what was sent (``MAX_VALUE_CHARS`` per value, ``MAX_ERRORS`` items), so a bad request costs the
+server no more than a good one.
 """
 
 from __future__ import annotations
 
 import json
+import reprlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,22 +25,30 @@ from starlette.exceptions import HTTPException
 
 from mantile.specs import SpecError
 
-MAX_VALUE_CHARS = 200
+MAX_VALUE_CHARS = 200  # characters of a received value echoed in an error
+MAX_ERRORS = 20  # error items in one answer; the message counts the rest
+_EXCERPT = reprlib.Repr()  # keyword arguments only from Python 3.12
+_EXCERPT.maxlevel, _EXCERPT.maxstring, _EXCERPT.maxlong, _EXCERPT.maxother = 3, MAX_VALUE_CHARS, 40, MAX_VALUE_CHARS
+_EXCERPT.maxdict = _EXCERPT.maxlist = _EXCERPT.maxtuple = _EXCERPT.maxset = 8
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    """An excerpt of ``value``'s repr: its cost does not grow with the size of ``value``."""
+    text = _EXCERPT.repr(value)
     return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "..."
 
 
 def _plain(value: Any) -> Any:
-    """A JSON-safe copy of a received value (anything odd becomes its repr)."""
+    """A JSON-safe copy of a small received value; a large or odd one becomes a short excerpt."""
+    if isinstance(value, (dict, list, tuple, set)) and len(value) > 8 or \
+            isinstance(value, str) and len(value) > MAX_VALUE_CHARS:
+        return _short(value)
     try:
         encoded = jsonable_encoder(value)
-        json.dumps(encoded, allow_nan=False)
-        return encoded
+        text = json.dumps(encoded, allow_nan=False)
     except (TypeError, ValueError):
         return _short(value)
+    return encoded if len(text) <= MAX_VALUE_CHARS else _short(value)
 
 
 def error_response(status: int, items: list[dict[str, Any]], message: Any,
@@ -98,8 +109,8 @@ async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     raw = [dict(e) for e in exc.errors()]
     raw = [e for e in raw if not _wrong_branch(e)] or raw
-    items = [_pydantic_item(e) for e in raw]
-    more = f" (and {len(items) - 1} more)" if len(items) > 1 else ""
+    items = [_pydantic_item(e) for e in raw[:MAX_ERRORS]]
+    more = f" (and {len(raw) - 1} more)" if len(raw) > 1 else ""
     message = (items[0]["msg"] if items else "invalid request") + more
     return _response(items, message)
 

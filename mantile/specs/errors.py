@@ -17,3 +17,7 @@ class SpecError(ValueError):
             allowed = "one of " + ", ".join(repr(a) for a in allowed)
         self.where, self.field, self.value, self.allowed = where, field, value, allowed
         super().__init__(f"{where}: field '{field}' = {value!r} is invalid: {allowed}")
+
+    def __reduce__(self) -> tuple[type[SpecError], tuple[str, str, object, str]]:
+        """Pickle by the four parts (a SpecError raised in a worker process is re-raised here)."""
+        return SpecError, (self.where, self.field, self.value, str(self.allowed))

@@ -1,0 +1,175 @@
+"""What one client may cost the server: body size, heavy-route concurrency, connections, timeouts.
+
+Every limit has a safe default and an environment variable (``MANTILE_API_<NAME>``, e.g.
+``MANTILE_API_MAX_BODY_BYTES=2097152``), which ``python -m mantile.api`` also sets from its flags, so
+every worker process of a ``--workers N`` launch reads the same values. What uvicorn and Starlette
+lack is written here, small (the body limit is FastAPI's ``max_body_size``: a 413 before the body is
+held in memory): a bounded queue in front of the estimate routes (503 when full), HEAD answered wherever GET is, and a
+header timeout with a connection cap at accept time (half-open connections cannot pile up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+ENV_PREFIX = "MANTILE_API_"
+
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Per worker process; a field's environment variable is ``MANTILE_API_`` + its name in capitals."""
+
+    max_body_bytes: int = 64 << 10  # a larger request body is a 413 (the largest valid body is ~2 kB)
+    heavy_concurrency: int = 2  # estimate worker processes (each ~150 MB); the rest wait in a queue
+    heavy_queue: int = 64  # estimate requests waiting beyond the running ones; more are a 503
+    max_connections: int = 1024  # open connections; one more is closed at accept (uvicorn limit_concurrency)
+    header_timeout_s: float = 10.0  # a connection that has not sent a complete request head by then is closed
+    keep_alive_timeout_s: float = 5.0  # idle keep-alive connections are closed after this (uvicorn)
+    max_header_bytes: int = 16 << 10  # request line + headers (uvicorn h11_max_incomplete_event_size)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if not getattr(self, f.name) > 0:
+                raise ValueError(f"{ENV_PREFIX}{f.name.upper()} = {getattr(self, f.name)!r}: must be positive")
+
+    @classmethod
+    def from_env(cls) -> ServerLimits:
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = os.environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                kind = float if f.type in (float, "float") else int
+                try:
+                    values[f.name] = kind(raw)
+                except ValueError:
+                    raise ValueError(f"{ENV_PREFIX}{f.name.upper()} = {raw!r}: must be a number") from None
+        return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        return {ENV_PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+class HeadAsGet:
+    """ASGI middleware: HEAD is served by the GET route, without the body (RFC 9110 9.3.2)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def no_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, no_body)
+
+
+class HeavyRoutes:
+    """The estimate routes run in ``concurrency`` worker processes (``mantile.api.pool``), never on
+    the event loop and never in its process: an estimate can hold the GIL for 200 ms in one numpy or
+    polars call, which in a thread would stall every other request. At most ``queue`` more requests
+    wait; one beyond that is a 503 with Retry-After at once instead of a growing backlog. Workers run
+    at a lower CPU priority (nice), so on a busy machine the event loop is scheduled first. A worker
+    that dies is replaced (its request gets a 503)."""
+
+    def __init__(self, concurrency: int, queue: int, catalog: Any) -> None:
+        self.concurrency, self.capacity, self.catalog = concurrency, concurrency + queue, catalog
+        self.admitted = 0
+        self.executor: ProcessPoolExecutor | None = None
+        self.started: asyncio.Future[None] | None = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self.executor is None:
+            from mantile.api import pool
+
+            self.executor = ProcessPoolExecutor(self.concurrency, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=pool.init, initargs=(self.catalog,))
+        return self.executor
+
+    def _start(self) -> None:
+        """Start every worker and wait until each has the catalog (about a second each). Runs in a
+        thread: spawning blocks until the child has imported mantile."""
+        from mantile.api import pool
+
+        for f in [self._pool().submit(pool.ready) for _ in range(self.concurrency)]:
+            f.result()
+
+    async def start(self) -> None:
+        if self.started is None:
+            self.started = asyncio.ensure_future(asyncio.to_thread(self._start))
+        await asyncio.shield(self.started)
+
+    def close(self) -> None:
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor, self.started = None, None
+
+    async def run(self, route: str, *args: Any) -> Any:
+        if self.admitted >= self.capacity:
+            raise HTTPException(503, f"busy: {self.capacity} estimate requests in progress; retry shortly "
+                                     "(MANTILE_API_HEAVY_CONCURRENCY, MANTILE_API_HEAVY_QUEUE)",
+                                headers={"Retry-After": "1"})
+        from mantile.api import pool
+
+        self.admitted += 1
+        try:
+            await self.start()
+            return await asyncio.get_running_loop().run_in_executor(self._pool(), pool.call, route, *args)
+        except BrokenProcessPool:
+            self.close()
+            raise HTTPException(503, "an estimate worker died; retry", headers={"Retry-After": "1"}) from None
+        finally:
+            self.admitted -= 1
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with two guards it lacks: a connection over ``max_connections`` is
+    closed at accept (its file descriptor is freed at once), and a connection that does not send a
+    complete request head within ``header_timeout_s`` (first request, or the next one after a
+    response) is closed (slowloris, half-open connections)."""
+
+    limits: ServerLimits | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        limits = self._limits()
+        if len(self.connections) > limits.max_connections:
+            transport.close()
+            return
+        self._arm_header_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_header_timer()
+
+    def _limits(self) -> ServerLimits:
+        if GuardedH11Protocol.limits is None:
+            GuardedH11Protocol.limits = ServerLimits.from_env()
+        return GuardedH11Protocol.limits
+
+    def _arm_header_timer(self) -> None:
+        started = self.cycle
+
+        def expire() -> None:
+            idle = self.cycle is started and (started is None or started.response_complete)
+            if idle and not self.transport.is_closing():
+                self.transport.close()
+
+        self.loop.call_later(self._limits().header_timeout_s, expire)

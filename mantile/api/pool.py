@@ -1,0 +1,36 @@
+"""Inside an estimate worker process (``limits.HeavyRoutes``): the catalog, and the routes' work."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from mantile.api import service, studies
+from mantile.api.catalog import Catalog
+
+_catalog: Catalog | None = None
+ROUTES: dict[str, Callable[[Catalog, Any], dict[str, Any]]] = {
+    "layer_metrics": service.layer_metrics, "system_metrics": service.system_metrics,
+    "batch_curve": service.batch_curve, "sweep": studies.sweep, "capacity": studies.capacity,
+    "sla_search": studies.sla_search}
+
+
+WORKER_NICENESS = 10  # below the server process: its event loop answers first on a busy machine
+
+
+def init(catalog: Catalog) -> None:
+    global _catalog
+    _catalog = catalog
+    if hasattr(os, "nice"):
+        os.nice(WORKER_NICENESS)
+
+
+def ready() -> bool:
+    return _catalog is not None
+
+
+def call(route: str, req: Any) -> dict[str, Any]:
+    """``service.<route>(catalog, req)``; a SpecError travels back to the server as itself."""
+    assert _catalog is not None, "pool.init runs first in every worker"
+    return ROUTES[route](_catalog, req)
