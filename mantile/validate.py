@@ -71,21 +71,62 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         raise SpecError("validate", "file", str(path), "an existing .jsonl, .csv or .parquet file")
     if path.suffix == ".jsonl":
         rows = []
-        for number, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise SpecError(str(path), "file", path.name, f"a readable UTF-8 text file ({e})") from None
+        for number, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise SpecError(f"{path}:{number}", "line", line[:60], f"one JSON object ({e.msg})") from None
+                    rows.append(_labelled(json.loads(line), f"{path}:{number}"))
+                except (json.JSONDecodeError, RecursionError) as e:
+                    msg = e.msg if isinstance(e, json.JSONDecodeError) else "nested too deeply"
+                    raise SpecError(f"{path}:{number}", "line", line[:60], f"one JSON object ({msg})") from None
         return rows
     try:
-        if path.suffix == ".csv":
-            return pl.read_csv(path, infer_schema_length=10000).to_dicts()
+        if path.suffix == ".csv":  # row 1 is the header
+            table = pl.read_csv(path, infer_schema_length=10000).to_dicts()
+            return [_labelled(r, f"{path}:{i}") for i, r in enumerate(table, 2)]
         if path.suffix == ".parquet":
-            return pl.read_parquet(path).to_dicts()
-    except (pl.exceptions.PolarsError, OSError) as e:
+            return [_labelled(r, f"{path}:row {i}") for i, r in enumerate(pl.read_parquet(path).to_dicts(), 1)]
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError, ValueError) as e:
         raise SpecError(str(path), "file", path.name, f"a readable table ({str(e).splitlines()[0]})") from None
     raise SpecError(str(path), "file", path.suffix, [".jsonl", ".csv", ".parquet"])
+
+
+WHERE = "_where"  # the file and row number of a row (added by read_rows)
+#: Errors a malformed row can raise while it is predicted: the row is skipped and named, never a traceback.
+ROW_ERRORS = (SpecError, KeyError, TypeError, ValueError, ArithmeticError, AttributeError)
+
+
+def _labelled(row: Any, where: str) -> dict[str, Any]:
+    """A row with its file and row number; a JSON line that is not an object becomes a marker row
+    that ``unusable_rows`` names."""
+    if not isinstance(row, dict):
+        return {WHERE: where, "_not_an_object": type(row).__name__}
+    return {**row, WHERE: where}
+
+
+def _where(row: dict[str, Any], number: int) -> str:
+    return str(row.get(WHERE, f"row {number}"))
+
+
+def _skip_reason(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing column {exc.args[0]!r}"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
+
+
+def unusable_rows(rows: Iterable[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(where, why) of every row that is not an object or has no known ``kind``."""
+    out = []
+    for number, row in enumerate(rows, 1):
+        if "_not_an_object" in row:
+            out.append((_where(row, number), f"a JSON {row['_not_an_object']}, not an object"))
+        elif row.get("kind") not in KINDS and row.get("kind") not in OTHER_KINDS:
+            out.append((_where(row, number), f"unknown kind {row.get('kind')!r}; known: {[*KINDS, *OTHER_KINDS]}"))
+    return out
 
 
 def hardware_for(row: dict[str, Any], override: str | None) -> str:
@@ -238,29 +279,40 @@ def _family(row: dict[str, Any]) -> str:
     return src[:60]
 
 
-def memory_checks(rows: Iterable[dict[str, Any]], hardware: str | None) -> list[tuple[str, bool, bool]]:
-    """(label, predicted fits, ran) for every whole-model row and every out-of-memory error row."""
-    out = []
-    for row in rows:
-        kind = row.get("kind")
-        if kind in ("model_prefill", "model_decode"):
-            seq = _int(row.get("seq") or row.get("context"), 0, "seq")
-            r = estimate(model=row["model"], hardware=hardware_for(row, hardware), batch_size=row["batch"],
-                         input_seq=seq, output_seq=1 if kind == "model_prefill" else 2,
-                         enforce_max_position=False, serving="pytorch")
-            out.append((f"{kind} {row['model']} b={row['batch']} len={seq}", bool(r["fits"]), True))
-        elif kind == "error" and "out of memory" in str(row.get("err", "")).lower():
-            m = re.match(r"model_decode (\S+) b=(\d+)", str(row.get("what", "")))
-            if not m:
-                continue
-            b = int(m.group(2))
-            ctx = row.get("context") or MEASURE_DECODE_CONTEXT.get(b)
-            if ctx is None:
-                continue
-            r = estimate(model=m.group(1), hardware=hardware_for(row, hardware), batch_size=b, input_seq=ctx,
-                         output_seq=2, serving="pytorch")
-            out.append((f"model_decode {m.group(1)} b={b} ctx={ctx} (OOM)", bool(r["fits"]), False))
+def memory_checks(rows: Iterable[dict[str, Any]], hardware: str | None,
+                  errors: list[tuple[str, str]] | None = None) -> list[tuple[str, bool, bool]]:
+    """(label, predicted fits, ran) for every whole-model row and every out-of-memory error row; a
+    row that cannot be checked goes to ``errors`` (or raises, without it)."""
+    out: list[tuple[str, bool, bool]] = []
+    for number, row in enumerate(rows, 1):
+        try:
+            _memory_check(row, hardware, out)
+        except ROW_ERRORS as e:
+            if errors is None:
+                raise
+            errors.append((_where(row, number), "memory check: " + _skip_reason(e)))
     return out
+
+
+def _memory_check(row: dict[str, Any], hardware: str | None, out: list[tuple[str, bool, bool]]) -> None:
+    kind = row.get("kind")
+    if kind in ("model_prefill", "model_decode"):
+        seq = _int(row.get("seq") or row.get("context"), 0, "seq")
+        r = estimate(model=row["model"], hardware=hardware_for(row, hardware), batch_size=row["batch"],
+                     input_seq=seq, output_seq=1 if kind == "model_prefill" else 2,
+                     enforce_max_position=False, serving="pytorch")
+        out.append((f"{kind} {row['model']} b={row['batch']} len={seq}", bool(r["fits"]), True))
+    elif kind == "error" and "out of memory" in str(row.get("err", "")).lower():
+        m = re.match(r"model_decode (\S+) b=(\d+)", str(row.get("what", "")))
+        if not m:
+            return
+        b = int(m.group(2))
+        ctx = row.get("context") or MEASURE_DECODE_CONTEXT.get(b)
+        if ctx is None:
+            return
+        r = estimate(model=m.group(1), hardware=hardware_for(row, hardware), batch_size=b, input_seq=ctx,
+                     output_seq=2, serving="pytorch")
+        out.append((f"model_decode {m.group(1)} b={b} ctx={ctx} (OOM)", bool(r["fits"]), False))
 
 
 def skipped(rows: Iterable[dict[str, Any]], preds: list[Prediction], counted: int = 0) -> dict[str, int]:
@@ -279,25 +331,47 @@ def skipped(rows: Iterable[dict[str, Any]], preds: list[Prediction], counted: in
 
 
 def predictions(rows: Iterable[dict[str, Any]], hardware: str | None = None, eff: EfficiencyProfile | None = None,
-                serving: str = "auto", skips: dict[str, int] | None = None) -> list[Prediction]:
+                serving: str = "auto", skips: dict[str, int] | None = None,
+                errors: list[tuple[str, str]] | None = None,
+                passed: list[tuple[str, str]] | None = None) -> list[Prediction]:
     """Predict every row of a known kind. ``serving='auto'``: our measurements (measure.py) with the
     ``pytorch`` profile, published rows with the engine they name (``row_serving``). Published rows whose
-    model or hardware is not in the catalog are skipped and counted in ``skips`` by reason."""
+    model or hardware is not in the catalog are skipped and counted in ``skips`` by reason. A row that
+    cannot be predicted (a missing or malformed value) goes to ``errors`` as (where, why) when given,
+    else raises; rows left out by design (published rows without lengths or load) go to ``passed``."""
     preds = []
-    for row in rows:
+    for number, row in enumerate(rows, 1):
         if row.get("kind") not in KINDS:
             continue
         profile = serving if serving != "auto" else ("auto" if row.get("kind") == "published" else "pytorch")
         try:
             p = predict_row(row, hardware_for(row, hardware), eff, profile)
+            if p is not None:
+                if not (math.isfinite(float(p.measured)) and float(p.measured) > 0):
+                    raise ValueError(f"measured value {p.measured!r} is not a positive number")
+                if not math.isfinite(float(p.predicted)):
+                    raise ValueError(f"prediction {p.predicted!r} is not finite")
         except SpecError as e:
-            if row.get("kind") != "published" or e.field not in ("model", "hardware") or skips is None:
+            if row.get("kind") == "published" and e.field in ("model", "hardware") and skips is not None:
+                why = f"published rows whose {e.field} is not in the catalog ({e.value})"
+                skips[why] = skips.get(why, 0) + 1
+                if passed is not None:
+                    passed.append((_where(row, number), f"{e.field} {e.value!r} is not in the catalog"))
+                continue
+            if errors is None:
                 raise
-            why = f"published rows whose {e.field} is not in the catalog ({e.value})"
-            skips[why] = skips.get(why, 0) + 1
+            errors.append((_where(row, number), _skip_reason(e)))
             continue
-        if p is not None and p.measured > 0:
+        except ROW_ERRORS as e:
+            if errors is None:
+                raise
+            errors.append((_where(row, number), _skip_reason(e)))
+            continue
+        if p is not None:
             preds.append(p)
+        elif passed is not None:
+            passed.append((_where(row, number), "published row without input/output lengths or a stated load, "
+                                                "or with no value for its metric"))
     return preds
 
 
@@ -350,16 +424,32 @@ def main(argv: list[str] | None = None) -> int:
                     "engine a published row names), or a conf/serving/ id for every row")
     ap.add_argument("--quiet", action="store_true", help="only the MAPE table")
     args = ap.parse_args(argv)
+    errors: list[tuple[str, str]] = []
+    passed: list[tuple[str, str]] = []
     try:
         rows = [r for f in args.files for r in read_rows(f)]
+        errors += unusable_rows(rows)
+        rows = [r for r in rows if "_not_an_object" not in r and r.get("kind") in (*KINDS, *OTHER_KINDS)]
         missing: dict[str, int] = {}
-        preds = predictions(rows, args.hardware, serving=args.serving, skips=missing)
-        checks = memory_checks(rows, args.hardware)
+        preds = predictions(rows, args.hardware, serving=args.serving, skips=missing, errors=errors, passed=passed)
+        checks = memory_checks(rows, args.hardware, errors=errors)
+        text = report(preds, checks, verbose=not args.quiet, skips={**missing, **skipped(rows, preds, sum(missing.values()))})
     except (SpecError, FileNotFoundError) as e:
         print(f"mantile.validate: error: {e}", file=sys.stderr)
         return 2
-    skips = {**missing, **skipped(rows, preds, sum(missing.values()))}
-    print(report(preds, checks, verbose=not args.quiet, skips=skips))
+    except Exception as e:  # noqa: BLE001 - never a traceback: one line, and a non-zero exit
+        print(f"mantile.validate: error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+              file=sys.stderr)
+        return 2
+    print(text)
+    for where, why in passed + errors:
+        print(f"skipped {where}: {why}")
+    if errors:
+        print(f"mantile.validate: {len(errors)} row(s) could not be compared (listed above)", file=sys.stderr)
+        return 1
+    if not preds and not checks:
+        print("mantile.validate: error: no row could be compared", file=sys.stderr)
+        return 1
     return 0
 
 

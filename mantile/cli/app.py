@@ -14,6 +14,7 @@ from omegaconf import DictConfig
 
 from mantile.analysis.tables import wrap
 from mantile.cli import catalogs
+from mantile.cli.guard import fatal_message, output_lock, register_resolvers
 from mantile.cli.job import run_job
 from mantile.cli.overrides import prepare
 from mantile.cli.usage import help_text
@@ -25,12 +26,23 @@ def _completed_jobs(sweep_dir: Path) -> list[str]:
     return sorted((p.parent.name for p in sweep_dir.glob("*/results.parquet")), key=lambda s: (len(s), s))
 
 
+register_resolvers()  # ${mantile_run_id:} in conf/config.yaml's output directories
+
+
 @hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name="config")
 def app(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     multirun = hc.mode == RunMode.MULTIRUN
+    out_dir = Path(hc.runtime.output_dir)
     try:
-        run_job(cfg, Path(hc.runtime.output_dir), dict(hc.runtime.choices), multirun)
+        with output_lock(out_dir):
+            run_job(cfg, out_dir, dict(hc.runtime.choices), multirun)
+    except (OSError, MemoryError) as e:
+        message = fatal_message(e)
+        if message is None:
+            raise
+        print(f"mantile: error: {message}", file=sys.stderr)
+        sys.exit(1)
     except SpecError as e:
         print(f"mantile: error: {e}", file=sys.stderr)
         sys.exit(2)

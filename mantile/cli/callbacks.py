@@ -12,6 +12,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from mantile.cli.guard import require_writable
 from mantile.engine.spec import AXES, check_axis
 from mantile.specs import SpecError, ids
 
@@ -36,7 +37,11 @@ def check_sweep_overrides(overrides: list[str]) -> None:
 
 
 class MergeResults(Callback):
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        require_writable(Path(config.hydra.run.dir))
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        require_writable(Path(config.hydra.sweep.dir))
         try:
             check_sweep_overrides(list(config.hydra.overrides.task))
         except SpecError as e:

@@ -17,7 +17,8 @@ from mantile.analysis import summary
 from mantile.analysis.pareto import DEFAULT_BY
 from mantile.analysis.sla import Sla
 from mantile.analysis.tables import DEFAULT_VIEW, View
-from mantile.engine import io
+from mantile.engine import budget, io
+from mantile.engine.limits import check_size
 from mantile.engine.runner import EngineSettings, ParetoSettings, RunResult, run
 from mantile.engine.spec import AXES, SweepSpec, System, check_axes, system_efficiency
 from mantile.specs import SpecError
@@ -38,7 +39,7 @@ def executor_settings(cfg: DictConfig) -> EngineSettings:
     unknown = sorted(set(raw) - set(EXECUTOR_KEYS))
     if unknown:
         raise SpecError("executor", unknown[0], raw[unknown[0]], f"valid keys: {list(EXECUTOR_KEYS)}")
-    return EngineSettings(**{k: raw[k] for k in EXECUTOR_KEYS if k in raw})
+    return build(EngineSettings, {k: raw[k] for k in EXECUTOR_KEYS if k in raw}, "executor")  # checks types
 
 
 def pareto_settings(cfg: Any) -> ParetoSettings:
@@ -69,7 +70,10 @@ class Study:
         unknown = sorted(set(raw) - {"name", "max_batch_size", "description"})
         if unknown:
             raise SpecError("study", unknown[0], raw[unknown[0]], "valid keys: name, max_batch_size")
-        return cls(raw["name"], int(raw.get("max_batch_size", cls.max_batch_size)))
+        size = raw.get("max_batch_size", cls.max_batch_size)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise SpecError("study", "max_batch_size", size, "a positive integer (the capacity ladder's ceiling)")
+        return cls(raw["name"], check_size("max_batch_size", size, "study"))
 
 
 def spec_from_config(cfg: DictConfig, model_id: str, hardware_id: str, serving_id: str
@@ -123,6 +127,7 @@ def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str], multirun: b
     pareto, sla = pareto_settings(cfg), Sla.from_config(_plain(cfg.get("sla")))
     study = Study.from_config(cfg) if cfg.get("study") is not None else Study()
     view, fmt = View.from_config(_plain(cfg.get("summary"))), output_format(cfg)
+    budget.check_grid(spec, settings.n_jobs, out_dir)  # size and time of a big grid; refuse if it cannot fit
     config_yaml = OmegaConf.to_yaml(cfg)
     capacity = None
     if study.name == "capacity":

@@ -39,7 +39,7 @@ def arrow(df: pl.DataFrame | pa.Table) -> pa.Table:
     return df if isinstance(df, pa.Table) else df.to_arrow()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -54,7 +54,7 @@ def remove_stale_temps(path: Path) -> list[Path]:
     removed = []
     for tmp in Path(path).parent.glob(f".{Path(path).name}.*.tmp"):
         pid = tmp.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             if tmp.is_dir():  # a big sweep's staging directory (engine/dataset.py)
                 shutil.rmtree(tmp, ignore_errors=True)
             else:
@@ -131,18 +131,30 @@ class AtomicParquetWriter:
         self.pending, self.pending_rows = [], 0
 
     def commit(self, empty_like: pl.DataFrame | pa.Table | None = None) -> None:
-        if self.writer is None and not self.pending and empty_like is not None:
-            self.write(empty_like)
-        self._flush()
-        if self.writer is not None:
-            self.writer.close()
-            replace_path(self.tmp, self.path)
+        """Finish the temp file and rename it over ``path``; on any failure (disk full, read-only,
+        out of memory) the temp file is removed and the error raised."""
+        try:
+            if self.writer is None and not self.pending and empty_like is not None:
+                self.write(empty_like)
+            self._flush()
+            if self.writer is not None:
+                self.writer.close()
+                replace_path(self.tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
 
     def abort(self) -> None:
+        """Drop everything and remove the temp file, even when closing it fails (disk full)."""
         self.pending = []
-        if self.writer is not None:
-            self.writer.close()
-        self.tmp.unlink(missing_ok=True)
+        try:
+            if self.writer is not None:
+                self.writer.close()
+        except Exception:  # noqa: BLE001 - the file is being thrown away; its close error does not matter
+            pass
+        finally:
+            self.writer = None
+            self.tmp.unlink(missing_ok=True)
 
     def __enter__(self) -> AtomicParquetWriter:
         return self

@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Generator, Iterable, Iterator, Sequence
@@ -49,11 +50,12 @@ FRONTS_BEFORE_MERGE = 32  # chunk fronts collected before they are folded into o
 SHARED_MEMORY_DIR = "/dev/shm"  # worker results are spilled here as Arrow files (Linux tmpfs)
 SPILL_MIN_FREE_BYTES = 4 << 30  # ... when it has room for a few windows of chunks
 WORKER_DEATHS = ("TerminatedWorkerError", "BrokenProcessPool", "KilledWorker")
+PARENT_CHECK_S = 0.5  # how often a local worker checks that the sweep's process still lives
 
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """``conf/engine/*.yaml``: how to run (never what to compute)."""
+    """``conf/executor/*.yaml``: how to run (never what to compute)."""
 
     n_jobs: int = 1
     backend: str = "loky"
@@ -66,11 +68,11 @@ class EngineSettings:
         from mantile.specs import SpecError
 
         if self.backend not in BACKENDS:
-            raise SpecError("engine", "backend", self.backend, BACKENDS)
+            raise SpecError("executor", "backend", self.backend, BACKENDS)
         if self.chunk_size < 1:
-            raise SpecError("engine", "chunk_size", self.chunk_size, "a positive integer")
+            raise SpecError("executor", "chunk_size", self.chunk_size, "a positive integer")
         if self.n_jobs == 0:
-            raise SpecError("engine", "n_jobs", self.n_jobs, "a positive integer, or -1 for all cores")
+            raise SpecError("executor", "n_jobs", self.n_jobs, "a positive integer, or -1 for all cores")
 
     def keep(self, n_points: int, writes_file: bool) -> bool:
         if not writes_file:
@@ -136,12 +138,36 @@ class ChunkResult:
         return self
 
 
+_watched_parent: int | None = None
+
+
+def _watch_parent(parent_pid: int, spill_dir: str | None) -> None:
+    """In a local worker process: exit (removing the spill dir) within a second of the parent's death,
+    even a ``kill -9``, instead of lingering with its pipes and shared memory."""
+    global _watched_parent
+    if _watched_parent == parent_pid or parent_pid == os.getpid():
+        return
+    _watched_parent = parent_pid
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_CHECK_S)
+        if spill_dir:
+            shutil.rmtree(spill_dir, ignore_errors=True)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="mantile-parent-watch", daemon=True).start()
+
+
 def run_chunk(model_id: str, model: ModelSpec, sys_: System, spec: SweepSpec, start: int, stop: int,
               pareto: ParetoSettings, part: Path | None = None, meta: dict[bytes, bytes] | None = None,
-              spill_dir: str | None = None) -> ChunkResult:
+              spill_dir: str | None = None, parent_pid: int | None = None) -> ChunkResult:
     """Evaluate one chunk. With ``part`` the rows are written there (a dataset's part file) and only
     the front and counts come back; else with ``spill_dir`` (shared memory of this machine) they go
-    to an Arrow file there instead of through the result pipe: a memcpy instead of pickling."""
+    to an Arrow file there instead of through the result pipe: a memcpy instead of pickling.
+    ``parent_pid``: a local worker watches it and exits when it dies."""
+    if parent_pid is not None:
+        _watch_parent(parent_pid, spill_dir)
     df = evaluate_chunk(model_id, model, sys_, spec, start, stop)
     arrow = df.to_arrow()
     table: pa.Table | str | None = arrow
@@ -212,7 +238,11 @@ def _spill_dir(backend: str, wanted: bool = True) -> Iterator[str | None]:
             shutil.disk_usage(shm).free < SPILL_MIN_FREE_BYTES:
         yield None
         return
-    path = tempfile.mkdtemp(prefix="mantile-", dir=shm)
+    for stale in shm.glob("mantile-*-*"):  # left by a sweep killed with SIGKILL
+        pid = stale.name.split("-")[1]
+        if pid.isdigit() and not io.pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    path = tempfile.mkdtemp(prefix=f"mantile-{os.getpid()}-", dir=shm)
     try:
         yield path
     finally:
@@ -236,7 +266,8 @@ def _stream(settings: EngineSettings, tasks: Sequence[tuple[Any, ...]], spill: b
             workers = 2
         window = WINDOW_TASKS_PER_WORKER * workers
         for lo in range(0, len(tasks), window):
-            yield from (r.load() for r in par(delayed(run_chunk)(*t, spill_dir) for t in tasks[lo:lo + window]))
+            parent = os.getpid() if settings.backend in LOCAL_BACKENDS else None
+            yield from (r.load() for r in par(delayed(run_chunk)(*t, spill_dir, parent) for t in tasks[lo:lo + window]))
 
 
 def _cause(exc: BaseException) -> tuple[str, int] | None:
