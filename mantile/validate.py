@@ -433,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
         missing: dict[str, int] = {}
         preds = predictions(rows, args.hardware, serving=args.serving, skips=missing, errors=errors, passed=passed)
         checks = memory_checks(rows, args.hardware, errors=errors)
-        text = report(preds, checks, verbose=not args.quiet, skips={**missing, **skipped(rows, preds, sum(missing.values()))})
+        skips = {**missing, **skipped(rows, preds, sum(missing.values()))}
+        text = report(preds, checks, verbose=not args.quiet, skips=skips)
     except (SpecError, FileNotFoundError) as e:
         print(f"mantile.validate: error: {e}", file=sys.stderr)
         return 2
