@@ -78,7 +78,11 @@ class ModelSpec:
                      "num_experts_per_tok", "interleave_moe_layer_step"):
             if getattr(self, name) < 1:
                 raise SpecError("?", name, getattr(self, name), "a positive integer")
-        check_ranges(self, "at_least_one", "head_dim")
+        check_ranges(self, "non_negative", "head_dim", "q_lora_rank", "kv_lora_rank", "qk_rope_head_dim",
+                     "qk_nope_head_dim", "v_head_dim", "n_shared_experts", "moe_intermediate_size",
+                     "intermediate_size_mlp", "first_k_dense_replace", "sliding_window", "sliding_window_pattern",
+                     "attention_chunk_size", "no_rope_layer_interval", "norms_per_layer", "num_nextn_predict_layers")
+        check_ranges(self, "at_least_one", "interleave_moe_layer_step")
         check_ranges(self, "positive", "rope_theta")
         if self.num_attention_heads % self.num_key_value_heads:
             raise SpecError("?", "num_key_value_heads", self.num_key_value_heads,
