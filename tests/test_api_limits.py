@@ -223,3 +223,18 @@ def test_1_gb_body_leaves_the_server_small() -> None:
         rss = proc.memory_info().rss
         assert rss < 300 * MB, f"server RSS {rss / MB:.0f} MB"
         assert httpx.get(url + "/hardware").status_code == 200
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_server_leaves_no_estimate_worker() -> None:
+    """The estimate pool's processes exit within seconds of a ``kill -9`` of the server."""
+    pid: list[int] = []
+    with running_server(pid=pid) as url:
+        assert httpx.post(url + "/config/system-metrics", content=BRIEF_SYSTEM_BODY,
+                          headers={"Content-Type": "application/json"}, timeout=60).status_code == 200
+        server = psutil.Process(pid[0])
+        workers = server.children(recursive=True)
+        assert workers, "estimates run in worker processes"
+        server.kill()
+        _, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive, alive

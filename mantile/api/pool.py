@@ -8,6 +8,7 @@ from typing import Any
 
 from mantile.api import service, studies
 from mantile.api.catalog import Catalog
+from mantile.engine.runner import exit_with_parent
 
 _catalog: Catalog | None = None
 ROUTES: dict[str, Callable[[Catalog, Any], dict[str, Any]]] = {
@@ -20,8 +21,10 @@ WORKER_NICENESS = 10  # below the server process: its event loop answers first o
 
 
 def init(catalog: Catalog) -> None:
+    """Per worker: the catalog, a lower CPU priority, and an exit when the server process dies."""
     global _catalog
     _catalog = catalog
+    exit_with_parent(os.getppid())
     if hasattr(os, "nice"):
         os.nice(WORKER_NICENESS)
 

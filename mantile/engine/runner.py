@@ -141,9 +141,10 @@ class ChunkResult:
 _watched_parent: int | None = None
 
 
-def _watch_parent(parent_pid: int, spill_dir: str | None) -> None:
-    """In a local worker process: exit (removing the spill dir) within a second of the parent's death,
-    even a ``kill -9``, instead of lingering with its pipes and shared memory."""
+def exit_with_parent(parent_pid: int, spill_dir: str | None = None) -> None:
+    """In a worker process (sweep chunks, the HTTP API's estimate pool): exit, removing ``spill_dir``,
+    within a second of the parent's death, even a ``kill -9``, instead of lingering with its pipes and
+    shared memory. Idempotent per process."""
     global _watched_parent
     if _watched_parent == parent_pid or parent_pid == os.getpid():
         return
@@ -167,7 +168,7 @@ def run_chunk(model_id: str, model: ModelSpec, sys_: System, spec: SweepSpec, st
     to an Arrow file there instead of through the result pipe: a memcpy instead of pickling.
     ``parent_pid``: a local worker watches it and exits when it dies."""
     if parent_pid is not None:
-        _watch_parent(parent_pid, spill_dir)
+        exit_with_parent(parent_pid, spill_dir)
     df = evaluate_chunk(model_id, model, sys_, spec, start, stop)
     arrow = df.to_arrow()
     table: pa.Table | str | None = arrow
