@@ -19,8 +19,8 @@ from mantile.costs.axes import Axes
 from mantile.costs.blocks import LAYER_TYPES, PHASES
 from mantile.costs.checks import INVALID_FIELDS, invalid_codes, reason_messages
 from mantile.costs.kernels import KernelCost
-from mantile.engine.dataset import scratch_path
 from mantile.engine.bounds import check_size
+from mantile.engine.dataset import scratch_path
 from mantile.engine.runner import KEEP_IN_MEMORY_MAX_POINTS, EngineSettings, run
 from mantile.engine.spec import check_axis, make_spec, model_spec, resolve_serving, system_efficiency
 from mantile.engine.table import results_row

@@ -6,6 +6,7 @@ before any work starts: model, hardware, serving, sweep axes, executor, pareto, 
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,8 @@ from mantile.analysis import summary
 from mantile.analysis.pareto import DEFAULT_BY
 from mantile.analysis.sla import Sla
 from mantile.analysis.tables import DEFAULT_VIEW, View
-from mantile.engine import budget, io
-from mantile.engine.limits import check_size
+from mantile.engine import io, limits
+from mantile.engine.bounds import check_size
 from mantile.engine.runner import EngineSettings, ParetoSettings, RunResult, run
 from mantile.engine.spec import AXES, SweepSpec, System, check_axes, system_efficiency
 from mantile.specs import SpecError
@@ -30,6 +31,7 @@ EXECUTOR_KEYS = ("n_jobs", "backend", "address", "chunk_size", "progress", "keep
 LATENCIES = ("tpot_ms", "ttft_ms", "e2e_latency_ms")
 COSTS = (None, "cost_usd_per_million_tokens")
 STUDIES = ("capacity",)
+GRID_NOTICE_POINTS = 5_000_000  # grids from this size on get a size and time estimate before they start
 FORMATS = ("parquet", "csv")
 
 
@@ -127,7 +129,8 @@ def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str], multirun: b
     pareto, sla = pareto_settings(cfg), Sla.from_config(_plain(cfg.get("sla")))
     study = Study.from_config(cfg) if cfg.get("study") is not None else Study()
     view, fmt = View.from_config(_plain(cfg.get("summary"))), output_format(cfg)
-    budget.check_grid(spec, settings.n_jobs, out_dir)  # size and time of a big grid; refuse if it cannot fit
+    if spec.n_points >= GRID_NOTICE_POINTS:  # the runner refuses one whose output cannot fit (limits.check_disk)
+        print(f"mantile: grid of {limits.estimate_output(spec, settings.n_jobs).describe()}", file=sys.stderr)
     config_yaml = OmegaConf.to_yaml(cfg)
     capacity = None
     if study.name == "capacity":
