@@ -259,7 +259,8 @@ def _stream(settings: EngineSettings, tasks: Sequence[tuple[Any, ...]], spill: b
         return
     # parallel_config, not Parallel(backend=...): joblib's dask backend breaks when built by name there
     with backend_context(settings.backend, settings.address, settings.n_jobs), \
-            _spill_dir(settings.backend, spill) as spill_dir, parallel_config(backend=settings.backend), \
+            _spill_dir(settings.backend, spill) as spill_dir, \
+            parallel_config(backend=settings.backend, **_arm_workers(settings.backend, spill_dir)), \
             Parallel(n_jobs=settings.n_jobs, return_as="generator") as par:
         try:
             workers = max(int(par._effective_n_jobs()), 1)
@@ -269,6 +270,14 @@ def _stream(settings: EngineSettings, tasks: Sequence[tuple[Any, ...]], spill: b
         for lo in range(0, len(tasks), window):
             parent = os.getpid() if settings.backend in LOCAL_BACKENDS else None
             yield from (r.load() for r in par(delayed(run_chunk)(*t, spill_dir, parent) for t in tasks[lo:lo + window]))
+
+
+def _arm_workers(backend: str, spill_dir: str | None) -> dict[str, Any]:
+    """loky workers watch this process from the moment they start (not only from their first chunk):
+    a sweep killed before its first task reaches them leaves none idle for loky's 300 s timeout."""
+    if backend != "loky":
+        return {}
+    return {"initializer": exit_with_parent, "initargs": (os.getpid(), spill_dir)}
 
 
 def _cause(exc: BaseException) -> tuple[str, int] | None:
