@@ -16,7 +16,15 @@ import numpy as np
 from mantile.engine.bounds import check_size
 from mantile.specs import DTYPES, HardwareSpec, ModelSpec, ServingProfile, SpecError
 from mantile.specs._load import build
-from mantile.specs.catalog import ids, load_engine_efficiency, load_hardware, load_model, load_serving, model_from_dict
+from mantile.specs.catalog import (
+    has,
+    ids,
+    load_engine_efficiency,
+    load_hardware,
+    load_model,
+    load_serving,
+    model_from_dict,
+)
 from mantile.specs.hardware import EfficiencyProfile
 from mantile.specs.hf import config_path, model_from_config, model_id_of
 
@@ -188,7 +196,7 @@ def model_spec(model: str | ModelSpec | Mapping[str, Any]) -> tuple[str, ModelSp
     if not isinstance(model, str):
         raise SpecError("arguments", "model", model, "a model id, a config.json path or a config mapping")
     spec = load_model(model)
-    local = config_path(model) if model not in ids("model") else None
+    local = config_path(model) if not has("model", model) else None
     return (model_id_of(local) if local is not None else model), spec
 
 

@@ -52,6 +52,11 @@ def ids(group: str) -> list[str]:
     return sorted({p.stem for root in _roots() for p in (root / group).glob("*.yaml") if not p.stem.startswith("_")})
 
 
+def has(group: str, item: str) -> bool:
+    """Whether a catalog holds ``group/item.yaml`` (without listing the whole group)."""
+    return any((root / group / f"{item}.yaml").is_file() for root in _roots())
+
+
 def _where(path: Path) -> str:
     root = conf_dir().parent
     return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
