@@ -97,26 +97,51 @@ def _kv_per_sequence(model: ModelSpec, ax: Axes, setup: Setup, held: Array) -> A
     return per_group / pl.attention_dp
 
 
-def _capacity(model: ModelSpec, hw: HardwareSpec, serving: ServingProfile, ax: Axes, setup: Setup
-              ) -> tuple[Array, Array]:
-    """(bytes free for the KV cache, bytes per running sequence) of the scheduler's KV capacity."""
+@dataclass(frozen=True)
+class _Memory:
+    """Per-device memory terms of one evaluation, computed once: weights, activation bytes per prefill
+    token, fp32 logits per sequence, usable memory, KV bytes one running sequence holds, and the
+    largest prefill one step makes (the scheduler's token budget, else the prefill chunk)."""
+
+    weights: Array
+    act_per_token: Array
+    logits_per_seq: Array
+    usable: float
+    kv_per_seq: Array
+    step_tokens: float
+
+    @property
+    def free_for_kv(self) -> Array:
+        """What weights and one step's prefill activations leave for the KV cache."""
+        return self.usable - self.weights - self.step_tokens * self.act_per_token
+
+    @property
+    def capacity_seqs(self) -> Array:
+        """Running sequences whose KV cache (and logits) fit in ``free_for_kv``."""
+        return np.floor(np.maximum(self.free_for_kv, 0.0) / (self.kv_per_seq + self.logits_per_seq))
+
+
+def _memory(model: ModelSpec, hw: HardwareSpec, serving: ServingProfile, ax: Axes, setup: Setup, mode: str
+            ) -> _Memory:
     S, O = ax.input_seq, ax.output_seq  # noqa: E741
-    chunk = serving.scheduler.max_num_batched_tokens or serving.max_prefill_tokens
-    w = _weights(model, ax, setup)
-    act_token = memory.activation_per_token(model, ax.tp, ax.ep, ax.cp, setup.activation_bytes_per_element)
     fraction = serving.scheduler.kv_cache_memory_fraction or (1 - serving.memory_reserve_fraction)
-    held = S + O if serving.scheduler.kv_reserve == "full" else S + O / 2.0
-    kv_seq = _kv_per_sequence(model, ax, setup, held)
-    free = hw.device.memory_bytes * fraction - w - chunk * act_token
-    return free, kv_seq + model.vocab_size / ax.embedding_tp * 4.0
+    # KV a running sequence holds: all of input + output (static batching, TRT-LLM's no-evict), or on
+    # average input + output/2 (paged blocks that grow with the sequence)
+    held = S + O if mode != "scheduler" or serving.scheduler.kv_reserve == "full" else S + O / 2.0
+    budget = serving.scheduler.max_num_batched_tokens if mode == "scheduler" else 0
+    return _Memory(
+        weights=_weights(model, ax, setup),
+        act_per_token=memory.activation_per_token(model, ax.tp, ax.ep, ax.cp, setup.activation_bytes_per_element),
+        logits_per_seq=model.vocab_size / ax.embedding_tp * 4.0,
+        usable=hw.device.memory_bytes * fraction,
+        kv_per_seq=_kv_per_sequence(model, ax, setup, held),
+        step_tokens=float(budget or serving.max_prefill_tokens))
 
 
-def _timings(mode: str, steps: Steps, serving: ServingProfile, free_bytes: Array, bytes_per_seq: Array
-             ) -> Timings:
-    """The serving mode's timings; the scheduler's running cap includes the sequences whose KV cache
-    fits in ``free_bytes`` (what weights and the prefill activations leave)."""
+def _timings(mode: str, steps: Steps, serving: ServingProfile, mem: _Memory) -> Timings:
+    """The serving mode's timings; the scheduler's running cap includes the KV capacity."""
     if mode == "scheduler":
-        return scheduler.timings(steps, serving.scheduler, np.floor(np.maximum(free_bytes, 0.0) / bytes_per_seq))
+        return scheduler.timings(steps, serving.scheduler, mem.capacity_seqs)
     return (static.timings if mode == "static" else continuous.timings)(steps)
 
 
@@ -133,16 +158,10 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving
     pl = ax.placement
     devices = (pl.devices if setup.wide_ep else ax.tp) * ax.cp * pp * dp
     a_bytes = setup.activation_bytes_per_element
-    w = _weights(model, ax, setup)
-    act_token = memory.activation_per_token(model, ax.tp, ax.ep, ax.cp, a_bytes)
-    logits_seq = model.vocab_size / ax.embedding_tp * 4.0
-    fraction = serving.scheduler.kv_cache_memory_fraction or (1 - serving.memory_reserve_fraction)
-    usable = hw.device.memory_bytes * fraction
-    # KV a running sequence holds: all of input + output (static batching, TRT-LLM's no-evict), or on
-    # average input + output/2 (paged blocks that grow with the sequence)
-    held = S + O if mode != "scheduler" or serving.scheduler.kv_reserve == "full" else S + O / 2.0
-    kv_seq = _kv_per_sequence(model, ax, setup, held)
-    t = _timings(mode, steps, serving, *_capacity(model, hw, serving, ax, setup))
+    mem = _memory(model, hw, serving, ax, setup, mode)
+    w, act_token, logits_seq, usable, kv_seq = (mem.weights, mem.act_per_token, mem.logits_per_seq, mem.usable,
+                                                mem.kv_per_seq)
+    t = _timings(mode, steps, serving, mem)
     B = np.asarray(t.running_batch, dtype=float)
     if mode == "static":
         code = np.where((code == 0) & (ax.load == "request_rate"), 12, code).astype(code.dtype)
@@ -150,10 +169,7 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving
     valid = code == 0
 
     kv = kv_seq * B
-    # the largest prefill in one step: the scheduler's token budget, else the prefill chunk
-    chunk = serving.scheduler.max_num_batched_tokens if mode == "scheduler" else 0
-    act = memory.activation_bytes(model, B, S, ax.tp, ax.ep, ax.cp, ax.embedding_tp, a_bytes,
-                                  chunk or serving.max_prefill_tokens)
+    act = memory.activation_bytes(model, B, S, ax.tp, ax.ep, ax.cp, ax.embedding_tp, a_bytes, mem.step_tokens)
     total = w + kv + act
     biggest = memory.max_batch_size(usable, w, kv_seq, act_token, logits_seq, S, serving.max_prefill_tokens)
     # KV budget: what is left for the cache at the largest batch (weights, activations out)
@@ -209,8 +225,8 @@ def step_kernels(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, ser
                       serving.kv_dtype_for, serving.embedding_dtype_for)
     setup = Setup.of(model, hw, eff, serving, ax)
     steps = Steps(setup)
-    free, per_seq = _capacity(model, hw, serving, ax, setup)
-    t = _timings(_mode(serving, ax), steps, serving, free, per_seq)
+    mode = _mode(serving, ax)
+    t = _timings(mode, steps, serving, _memory(model, hw, serving, ax, setup, mode))
     rows: list[dict[str, Any]] = []
     for phase, step in (("prefill", t.prefill), ("decode", t.decode)):
         for block, times, c in step.parts:
