@@ -58,6 +58,7 @@ class Prediction:
     measured: float
     predicted: float
     group: str = ""  # published rows: the benchmark/software they come from
+    engine: str = ""  # published rows: the serving profile they were predicted with
 
     @property
     def error_pct(self) -> float:
@@ -269,7 +270,7 @@ def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None
     label = (f"{row['model']} {hardware} tp{_int(row.get('tp'))} {key}={n:g} {row.get('input_seq')}/"
              f"{row.get('output_seq')} {profile} {metric}")
     return Prediction(kind="published", label=label, measured=float(row["value"]), predicted=float(value),
-                      group=_family(row))
+                      group=_family(row), engine=profile)
 
 
 def _family(row: dict[str, Any]) -> str:
@@ -397,14 +398,17 @@ def report(preds: list[Prediction], checks: list[tuple[str, bool, bool]], verbos
         counts[p.kind] = counts.get(p.kind, 0) + 1
     for k, v in mape(preds).items():
         lines.append(f"{k:<14} {counts[k]:>5} {v:>7.1f}%")
-    groups: dict[str, list[float]] = {}
-    for p in preds:
-        if p.group:
-            groups.setdefault(p.group, []).append(abs(p.error_pct))
-    if groups:
-        lines.append(f"\n{'source':<60} {'rows':>5} {'MAPE':>8}")
-        for g, errs in sorted(groups.items()):
-            lines.append(f"{g:<60} {len(errs):>5} {sum(errs) / len(errs):>7.1f}%")
+    for title, key in (("engine", "engine"), ("source", "group")):
+        groups: dict[str, list[float]] = {}
+        for p in preds:
+            if getattr(p, key):
+                groups.setdefault(getattr(p, key), []).append(p.error_pct)
+        if groups:
+            lines.append(f"\n{title:<60} {'rows':>5} {'MAPE':>8} {'median':>8}")
+            for g, errs in sorted(groups.items()):
+                median = sorted(errs)[len(errs) // 2]
+                lines.append(f"{g:<60} {len(errs):>5} {sum(abs(e) for e in errs) / len(errs):>7.1f}% "
+                             f"{median:>+7.1f}%")
     for why, n in (skips or {}).items():
         lines.append(f"skipped {n} row(s): {why}")
     if checks:
