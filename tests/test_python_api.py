@@ -134,3 +134,34 @@ def test_estimate_fast_path_equals_the_sweep_row(point: dict, batching: str) -> 
     differ = {k: (est[k], row[k]) for k in row if not _same(est[k], None if row[k] != row[k] else row[k])
               and not (est[k] is None and row[k] is None)}
     assert not differ
+
+
+@pytest.mark.parametrize("model,hardware,point", [
+    ("deepseek_v3", "nvidia_h200_141gb", dict(concurrency=64, input_seq=2048, output_seq=512, tp=8, ep=8,
+                                               dp_attention=True, serving="sglang", dtype="fp8")),
+    ("deepseek_v3", "nvidia_nvl72_rack", dict(request_rate=5.0, input_seq=1024, output_seq=256, tp=8, ep=32,
+                                              dp_attention=True, serving="trtllm", redundant_experts=32,
+                                              dtype="fp4", kv_dtype="fp8")),
+    ("gpt_oss_120b", "nvidia_b200_180gb", dict(concurrency=256, input_seq=1024, output_seq=1024, tp=2,
+                                               serving="vllm", dtype="bf16")),
+    ("qwen3_235b_a22b", "nvidia_h100_80gb", dict(batch_size=32, input_seq=4096, output_seq=256, tp=8, ep=8,
+                                                 dtype="fp8", serving="vllm", expert_imbalance=1.3)),
+    ("llama_3.3_70b", "nvidia_h100_80gb", dict(request_rate=1e4, input_seq=1024, output_seq=128, tp=4,
+                                               serving="vllm")),  # unsustainable
+    ("llama_4_scout", "nvidia_h100_80gb", dict(concurrency=8, input_seq=16384, output_seq=128, tp=4, cp=2,
+                                               serving="trtllm")),
+    ("mixtral_8x22b", "amd_mi300x", dict(batch_size=64, input_seq=512, output_seq=512, tp=4, ep=2, pp=2,
+                                         serving="pytorch")),
+])
+def test_estimate_scalar_path_equals_the_vectorized_sweep(model: str, hardware: str, point: dict) -> None:
+    """estimate() runs one point on numpy scalars (0-d columns); the sweep on arrays. Same physics, same
+    numbers to 1e-9 (relative), over MLA, MoE with wide expert parallelism, windows, every load key."""
+    est = mantile.estimate(model, hardware, **point)
+    row = mantile.sweep(model, hardware, **point).row(0, named=True)
+    assert list(est) == list(row)
+    differ = {k: (est[k], row[k]) for k in row
+              if not (est[k] is None and (row[k] is None or row[k] != row[k]))  # estimate says None for NaN
+              and not (isinstance(est[k], float) and isinstance(row[k], float)
+                       and (abs(est[k] - row[k]) <= 1e-9 * max(abs(est[k]), abs(row[k])) or row[k] != row[k]))
+              and est[k] != row[k]}
+    assert not differ

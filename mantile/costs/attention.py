@@ -16,7 +16,7 @@ import numpy as np
 
 from mantile.costs import comm
 from mantile.costs.blocks import Plan, Work, heads_per_device
-from mantile.costs.kernels import Array, Cost, Machine, attention_core, gemm
+from mantile.costs.kernels import Array, Cost, Machine, any_, attention_core, gemm
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class GQAAttention:
             # (the causal mask among the q_len new tokens is ignored: a few against thousands of keys)
             attention_core(core, m, w.batch, w.q_len, self.keys(w.kv_len) / w.cp, heads, kv_heads, d, w.a_bytes,
                            w.kv_bytes, causal=False, count=st.attention_decode_kernels, split_kv=True, decode=True)
-            if np.any(w.mixed_prefill_seqs):  # chunked prefill riding along (continuous batching)
+            if any_(w.mixed_prefill_seqs):  # chunked prefill riding along (continuous batching)
                 mixed = w.mixed_prefill_len
                 attention_core(core, m, w.mixed_prefill_seqs, mixed, mixed, heads,
                                kv_heads, d, w.a_bytes, w.kv_bytes, causal=True, split_kv=True,

@@ -38,6 +38,8 @@ STRINGS = ("dtype", "kv_dtype", "attention_dtype", "feedforward_dtype", "embeddi
 
 def lookup(values: StrColumn, table: Mapping[str, float]) -> np.ndarray:
     """Map a string column through ``table`` (missing -> nan)."""
+    if isinstance(values, str):  # one point: a numpy scalar
+        return np.float64(table.get(values, np.nan))  # type: ignore[return-value]
     if isinstance(values, Coded):
         return np.array([table.get(c, np.nan) for c in values.choices], dtype=float)[values.codes]
     values = np.asarray(values)
@@ -118,9 +120,10 @@ class Axes:
             raise ValueError(f"exactly one load key of {LOADS} is needed, got {loads}")
         num = {k: np.asarray(col[k], dtype=float) for k in NUMERIC if k in col}
         num.setdefault("embedding_tp", num["tp"])
-        n = int(np.broadcast(*num.values()).size)
-        for k in LOADS:
-            num.setdefault(k, np.zeros(n))
+        shape = np.broadcast(*num.values()).shape
+        n = int(np.prod(shape))
+        for k in LOADS:  # the points' shape: 0-d columns (one point, estimate's scalar path) stay 0-d
+            num.setdefault(k, np.zeros(shape))
         s: dict[str, StrColumn] = {k: col[k] for k in STRINGS if k in col}
         s.setdefault("kv_dtype", map_one(s["dtype"], kv_dtype_for) if kv_dtype_for else s["dtype"])
         s.setdefault("embedding_dtype", map_one(s["dtype"], embedding_dtype_for) if embedding_dtype_for

@@ -71,6 +71,8 @@ def invalid_codes(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, ax
         (13, (ep > tp) & ((ep % tp != 0) | (experts < ep))),
         (14, replica * cp * pp * dp > hw.num_devices),
     ]
+    if np.ndim(tp) == 0:  # one point: the first failing check, as a numpy scalar
+        return np.int16(next((c for c, bad in checks if bad), 0))  # type: ignore[return-value]
     code = np.zeros(ax.n, dtype=np.int16)
     for c, bad in reversed(checks):
         code = np.where(bad, c, code)

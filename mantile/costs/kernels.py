@@ -198,6 +198,11 @@ SUMS = ("flops", "bytes", "weight_bytes", "kv_bytes", "compute_s", "memory_s", "
         "overhead_s", "launches", "comm_bytes", "comm_s")
 
 
+def any_(x: Array) -> bool:
+    """``np.any`` without its dispatch cost on one point's numpy scalars and Python numbers."""
+    return bool(x.any()) if isinstance(x, (np.ndarray, np.generic)) else bool(x)
+
+
 def wave_efficiency(m: Machine, rows: Array, cols: Array, depth: Array) -> tuple[Array, Array]:
     """(fraction of compute units a GEMM keeps busy, split-K factor): tile quantization with split-K.
 
@@ -223,7 +228,7 @@ def gemm(cost: Cost, m: Machine, rows: Array, cols: Array, depth: Array, w_bytes
     epilogue, and the last wave of tiles leaves compute units idle.
     """
     wg = groups if weight_groups is None else weight_groups
-    if np.any(m.quantize):  # the 16-bit input is cast to the weight format first (one kernel)
+    if any_(m.quantize):  # the 16-bit input is cast to the weight format first (one kernel)
         q = m.quantize * rows * depth * groups
         cost.elementwise(m, f"{name}_quantize", q * (a_bytes + w_bytes), m.quantize * m.stack.quantize_kernels)
     efficiency, k_half, fixed_s = m.gemm

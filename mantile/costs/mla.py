@@ -35,7 +35,7 @@ import numpy as np
 
 from mantile.costs import comm
 from mantile.costs.blocks import Plan, Work
-from mantile.costs.kernels import Array, Cost, Machine, attention_core, gemm
+from mantile.costs.kernels import Array, Cost, Machine, any_, attention_core, gemm
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class MLAAttention:
             attention_core(c, m, w.batch, w.q_len, w.kv_len / w.cp, heads, 1.0, (2 * r_kv + d_r) / 2.0, w.a_bytes,
                            w.kv_bytes, causal=False, count=st.attention_decode_kernels, split_kv=True,
                            cache_values_per_token=self.latent_width, decode=True)
-            if np.any(w.mixed_prefill_seqs):
+            if any_(w.mixed_prefill_seqs):
                 self._expanded(c, m, w, w.mixed_prefill_seqs, w.mixed_prefill_len, w.mixed_prefill_len, heads,
                                st.attention_prefill_kernels, name="attention_prefill_chunk")
             q_bytes = w.batch * w.q_len * heads * (r_kv + d_r) * w.a_bytes

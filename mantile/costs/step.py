@@ -43,6 +43,9 @@ class Setup:
     net: comm.Network
     peak_ok: np.ndarray
     comm_overlap: bool
+    #: any point with data-parallel attention, ep > tp, redundant experts or an expert imbalance (else
+    #: every block takes the plain tp path); decided once per evaluation
+    wide_ep: bool
 
     @classmethod
     def of(cls, model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile,
@@ -66,15 +69,10 @@ class Setup:
                 quantize=(w_bytes[kind] < 2.0) * 1.0 if quantizes else 0.0)
         w_bytes["norm"] = w_bytes["embedding"]
         kv = lookup(ax.kv_dtype, BYTES_PER_ELEMENT)
+        wide_ep = bool(np.any(np.asarray(ax.dp_attention) > 0) or np.any(ax.ep > ax.tp)
+                       or np.any(np.asarray(ax.redundant_experts) > 0) or np.any(np.asarray(ax.expert_imbalance) != 1))
         return cls(model, architecture(model), ax, machines, w_bytes, lookup(ax.dtype, ACTIVATION_BYTES), kv,
-                   comm.Network.of(hw, eff), peak_ok & np.isfinite(kv), serving.comm_overlap)
-
-    @property
-    def wide_ep(self) -> bool:
-        """Any point with data-parallel attention, ep > tp or redundant experts (else the plain tp path)."""
-        ax = self.axes
-        return bool(np.any(np.asarray(ax.dp_attention) > 0) or np.any(ax.ep > ax.tp)
-                    or np.any(np.asarray(ax.redundant_experts) > 0) or np.any(np.asarray(ax.expert_imbalance) != 1))
+                   comm.Network.of(hw, eff), peak_ok & np.isfinite(kv), serving.comm_overlap, wide_ep)
 
     def tp_of(self, layer_type: str) -> np.ndarray:
         return self.axes.embedding_tp if layer_type == "embedding" else self.axes.tp

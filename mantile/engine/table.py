@@ -89,9 +89,10 @@ def results_row(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, p
                 ) -> dict[str, Any]:
     """One point's results row as a dict, without building a table (``estimate``'s fast path): the same
     columns, order and values as a row of ``results_frame`` (NaN stays NaN)."""
-    cols = {k: np.asarray([v]) if not isinstance(v, str) else v for k, v in point.items()}
+    # 0-d columns: one point's arithmetic runs on numpy scalars, ~10x cheaper than on 1-element arrays
+    cols = {k: np.float64(v) if not isinstance(v, str) else v for k, v in point.items()}
     res = system.evaluate(model, sys.spec, sys.eff, spec.serving, cols, spec.enforce_max_position)
-    out = {k: v[0] for k, v in res.columns().items()}
+    out = {k: (v.reshape(-1)[0] if isinstance(v, np.ndarray) else v) for k, v in res.columns().items()}
     ident = {k: (int(v) if k not in STR_AXES else v) for k, v in point.items() if k in INT_IDENTITY or k in STR_AXES}
     if "request_rate" in point:
         ident["request_rate"] = float(point["request_rate"])

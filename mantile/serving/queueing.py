@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mantile.costs.kernels import Array
+from mantile.costs.kernels import Array, any_
 
 StepTime = Callable[[Array, Array], Array]
 Z99 = 2.326  # standard normal 99th percentile
@@ -82,7 +82,7 @@ def _closed(step: StepTime, B: Array, S: Array, O: Array, budget: Array) -> tupl
     # a group's own members are not decoding in its prefill step: g S <= budget - (B - g)
     group = np.minimum(B, np.maximum(1.0, np.floor(room / np.maximum(S - 1.0, 1.0))))
     ttft = step(B - group, group * S)
-    if np.any(S > room):  # prompts longer than a step's room are chunked over several steps
+    if any_(S > room):  # prompts longer than a step's room are chunked over several steps
         ttft = np.where(S > room, chunks * step(np.maximum(B - 1.0, 0.0), room), ttft)
     tpot = step(B, (B - group) * S / np.maximum(O, 1))
     return ttft, tpot

@@ -26,6 +26,7 @@ from mantile.specs.model import ModelSpec
 from mantile.specs.serving import ServingProfile
 
 
+@functools.cache
 def conf_dir() -> Path:
     """The config tree: ``mantile/conf`` inside an installed wheel, else the repo's ``conf/``."""
     here = Path(__file__).resolve().parent.parent
@@ -53,7 +54,13 @@ def ids(group: str) -> list[str]:
 
 
 def has(group: str, item: str) -> bool:
-    """Whether a catalog holds ``group/item.yaml`` (without listing the whole group)."""
+    """Whether a catalog holds ``group/item.yaml`` (without listing the whole group); cached per process
+    and ``MANTILE_CATALOG`` value, like the loaded files themselves."""
+    return _has(group, item, os.environ.get(CATALOG_ENV, ""))
+
+
+@functools.cache
+def _has(group: str, item: str, catalogs: str) -> bool:
     return any((root / group / f"{item}.yaml").is_file() for root in _roots())
 
 
