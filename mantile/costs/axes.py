@@ -56,7 +56,7 @@ def map_pairs(a: StrColumn, b: StrColumn, f: Callable[[str, str], str]) -> StrCo
     if isinstance(a, Coded) and isinstance(b, Coded):  # grid columns: pair the codes, not the strings
         keys, inv = np.unique(a.codes * len(b.choices) + b.codes, return_inverse=True)
         return Coded(tuple(f(a.choices[k // len(b.choices)], b.choices[k % len(b.choices)]) for k in keys),
-                     np.asarray(inv).reshape(np.shape(a.codes)))
+                     np.asarray(inv).reshape(np.broadcast(a.codes, b.codes).shape))
     a_arr, b_arr = (_strings(v) for v in (a, b))
     a_arr, b_arr = np.broadcast_arrays(a_arr, b_arr)
     pairs, inv = np.unique(np.stack([a_arr.ravel(), b_arr.ravel()], axis=1), axis=0, return_inverse=True)
@@ -107,6 +107,9 @@ class Axes:
     dp_attention: np.ndarray | float = 0.0
     redundant_experts: np.ndarray | float = 0.0
     expert_imbalance: np.ndarray | float = 1.0
+    #: the points' array shape: (n,) for flat columns, () for one point on numpy scalars (estimate), or
+    #: any shape the given columns broadcast to (every result column comes out in it)
+    shape: tuple[int, ...] = ()
 
     @classmethod
     def resolve(cls, col: Mapping[str, Any], kv_dtype_for: Callable[[str], str] | None = None,
@@ -120,7 +123,9 @@ class Axes:
             raise ValueError(f"exactly one load key of {LOADS} is needed, got {loads}")
         num = {k: np.asarray(col[k], dtype=float) for k in NUMERIC if k in col}
         num.setdefault("embedding_tp", num["tp"])
-        shape = np.broadcast(*num.values()).shape
+        ep_keys = {k: np.asarray(col[k], dtype=float) for k in EXPERT_PARALLEL if k in col}
+        codes = [v.codes for v in col.values() if isinstance(v, Coded)]
+        shape = np.broadcast(*num.values(), *ep_keys.values(), *codes).shape
         n = int(np.prod(shape))
         for k in LOADS:  # the points' shape: 0-d columns (one point, estimate's scalar path) stay 0-d
             num.setdefault(k, np.zeros(shape))
@@ -130,8 +135,7 @@ class Axes:
                      else s["dtype"])
         for kind in ("attention", "feedforward"):
             s.setdefault(f"{kind}_dtype", s["dtype"])
-        ep_keys = {k: np.asarray(col[k], dtype=float) for k in EXPERT_PARALLEL if k in col}
-        return cls(**num, **s, n=n, load=loads[0], **ep_keys)  # type: ignore[arg-type]
+        return cls(**num, **s, n=n, load=loads[0], **ep_keys, shape=shape)  # type: ignore[arg-type]
 
     @property
     def load_value(self) -> np.ndarray:

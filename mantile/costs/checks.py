@@ -73,7 +73,7 @@ def invalid_codes(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, ax
     ]
     if np.ndim(tp) == 0:  # one point: the first failing check, as a numpy scalar
         return np.int16(next((c for c, bad in checks if bad), 0))  # type: ignore[return-value]
-    code = np.zeros(ax.n, dtype=np.int16)
+    code = np.zeros(ax.shape, dtype=np.int16)
     for c, bad in reversed(checks):
         code = np.where(bad, c, code)
     return code
