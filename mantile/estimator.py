@@ -22,7 +22,15 @@ from mantile.costs.kernels import KernelCost
 from mantile.engine.bounds import check_size
 from mantile.engine.dataset import scratch_path
 from mantile.engine.runner import KEEP_IN_MEMORY_MAX_POINTS, EngineSettings, run
-from mantile.engine.spec import check_axis, make_spec, model_spec, resolve_serving, system_efficiency
+from mantile.engine.spec import (
+    DTYPE_AUTO,
+    check_axis,
+    checkpoint_recipe,
+    make_spec,
+    model_spec,
+    resolve_serving,
+    system_efficiency,
+)
 from mantile.engine.table import results_row
 from mantile.serving import system
 from mantile.specs import EfficiencyProfile, SpecError, load_hardware
@@ -113,7 +121,7 @@ def estimate(model: Any, hardware: str, batch_size: int | None = None, input_seq
     (clients in a closed loop) or ``request_rate`` (Poisson arrivals, requests/s).
 
     ``model``: a catalog id, a local HuggingFace config.json / model directory / hub id (local cache
-    only), a ModelSpec, or an inline config mapping. ``dtype`` None takes the checkpoint's
+    only), a ModelSpec, or an inline config mapping. ``dtype`` None or ``auto`` takes the checkpoint's
     quantization (``ModelSpec.recipe``: fp8 for DeepSeek-V3, fp4 experts for GPT-OSS's mxfp4), else
     bf16. ``dp_attention``, ``redundant_experts``, ``expert_imbalance``: expert parallelism with
     data-parallel attention (``costs.blocks.Placement``).
@@ -128,10 +136,10 @@ def estimate(model: Any, hardware: str, batch_size: int | None = None, input_seq
     """
     model_id, mspec = model_spec(model)
     extra: dict[str, Any] = {}
-    if dtype is None:
-        recipe = mspec.recipe
+    if dtype is None or dtype == DTYPE_AUTO:
+        recipe = checkpoint_recipe(mspec, load_hardware(hardware)) if isinstance(hardware, str) else mspec.recipe
         dtype = recipe.pop("dtype", "bf16")
-        extra = recipe if layers is None else {}
+        extra = recipe
     axes: dict[str, Any] = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, batch_size=batch_size,
                                 concurrency=concurrency, request_rate=request_rate,
                                 input_seq=input_seq, output_seq=output_seq, dtype=dtype,
@@ -140,7 +148,9 @@ def estimate(model: Any, hardware: str, batch_size: int | None = None, input_seq
                                 expert_imbalance=expert_imbalance)
     if layers is not None:
         plan = plan_from_layers(layers, dtype)
-        extra = {k: plan.pop(k) for k in ("attention_dtype", "feedforward_dtype", "embedding_dtype") if k in plan}
+        # a layer dtype the plan names wins over the checkpoint recipe's
+        extra = {**extra, **{k: plan.pop(k) for k in ("attention_dtype", "feedforward_dtype", "embedding_dtype")
+                             if k in plan}}
         axes.update(plan)
     for k, v in axes.items():
         if isinstance(v, (list, tuple)):
@@ -161,7 +171,7 @@ def estimate(model: Any, hardware: str, batch_size: int | None = None, input_seq
 
 def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = None, output_seq: Any = None,
           tp: Any = 1, pp: Any = 1,
-          dp: Any = 1, ep: Any = 1, cp: Any = 1, sp: Any = 1, dtype: Any = "bf16", kv_dtype: Any = None,
+          dp: Any = 1, ep: Any = 1, cp: Any = 1, sp: Any = 1, dtype: Any = "auto", kv_dtype: Any = None,
           embedding_tp: Any = None, serving: str = "vllm", comm_overlap: bool | None = None,
           max_prefill_tokens: int | None = None, memory_reserve_fraction: float | None = None,
           batching: str | None = None, concurrency: Any = None, request_rate: Any = None,
@@ -173,7 +183,8 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
 
     Any argument may be a value or a list of values (a list, tuple, ``range`` or numpy array):
     ``batch_size=range(1, 257, 32)``, ``tp=[1, 2, 4, 8]``, ``model=["llama_3.1_8b", "llama_3.3_70b"]``.
-    Catalog ids: ``mantile.models()``, ``mantile.hardware()``.
+    Catalog ids: ``mantile.models()``, ``mantile.hardware()``. ``dtype="auto"`` (the default) runs each
+    model in its checkpoint's format (fp8 DeepSeek-V3, fp4-expert GPT-OSS, else bf16), as ``estimate`` does.
 
     Returns a polars DataFrame, one row per point, up to ``KEEP_IN_MEMORY_MAX_POINTS`` (2M) points;
     beyond, a LazyFrame over a Parquet dataset the workers wrote under ``$TMPDIR`` (deleted at exit;

@@ -165,3 +165,37 @@ def test_estimate_scalar_path_equals_the_vectorized_sweep(model: str, hardware: 
                        and (abs(est[k] - row[k]) <= 1e-9 * max(abs(est[k]), abs(row[k])) or row[k] != row[k]))
               and est[k] != row[k]}
     assert not differ
+
+
+@pytest.mark.parametrize("model,weights_dtype", [("deepseek_v3", "fp8"), ("gpt_oss_120b", "bf16"),
+                                                 ("llama_3.3_70b", "bf16")])
+def test_default_dtype_is_the_checkpoints_in_sweep_and_estimate(model: str, weights_dtype: str) -> None:
+    """dtype=auto (the default everywhere): DeepSeek-V3 ships fp8 weights, GPT-OSS mxfp4 experts beside
+    bf16 attention, Llama bf16; a sweep and estimate run the same format, and naming bf16 changes it."""
+    kw = dict(hardware="nvidia_h200_141gb", tp=8, concurrency=16, input_seq=1024, output_seq=256)
+    est = mantile.estimate(model, **kw)
+    row = mantile.sweep(model, **kw).row(0, named=True)
+    assert est["dtype"] == row["dtype"] == weights_dtype
+    assert est["weights_gb_per_device"] == pytest.approx(row["weights_gb_per_device"], rel=1e-12)
+    bf16 = mantile.sweep(model, dtype="bf16", **kw).row(0, named=True)
+    if model == "llama_3.3_70b":
+        assert bf16["weights_gb_per_device"] == row["weights_gb_per_device"]
+    else:  # fp8 weights: ~1 byte a parameter; mxfp4 experts: ~0.53 (most of GPT-OSS is experts)
+        assert row["weights_gb_per_device"] < 0.6 * bf16["weights_gb_per_device"]
+
+
+def test_mxfp4_checkpoint_runs_weight_only_on_gpus_without_fp4() -> None:
+    """GPT-OSS-120B's experts (36 layers x 128 x 3 x 2880 x 2880 = 114.7e9 params) ship in a 4-bit format;
+    the rest (~2.1e9: attention, router, embeddings, LM head) in bf16. Hopper has no FP4 tensor cores, so
+    the default recipe runs the experts weight-only (w4a16, 0.53125 B a value): 114.7 x 0.53125 + 2.1 x 2
+    = 65 GB on one H100, where it used to be refused ("dtype has no peak"); on a B200, NVFP4
+    (0.5625 B): 64.5 + 4.2 = 68.7 GB."""
+    kw = dict(concurrency=8, input_seq=1024, output_seq=256)
+    h100 = mantile.estimate("gpt_oss_120b", "nvidia_h100_80gb", **kw)
+    b200 = mantile.estimate("gpt_oss_120b", "nvidia_b200_180gb", **kw)
+    assert h100["valid"] and b200["valid"]
+    assert h100["weights_gb_per_device"] == pytest.approx(65.0, rel=0.02)
+    assert b200["weights_gb_per_device"] == pytest.approx(68.7, rel=0.02)
+    with pytest.raises(SpecError, match="dtype"):  # naming fp4 on Hopper stays an error
+        mantile.layer_metrics(model="gpt_oss_120b", hardware="nvidia_h100_80gb", layer_type="feedforward",
+                              dtype="fp4")

@@ -32,7 +32,7 @@ from mantile.analysis.sla import BOUNDS, NO_SLA, Sla
 from mantile.costs.axes import Coded
 from mantile.engine import io
 from mantile.engine.runner import EngineSettings, ParetoSettings, RunResult, run
-from mantile.engine.spec import STR_AXES, SweepSpec
+from mantile.engine.spec import DTYPE_AUTO, STR_AXES, SweepSpec
 from mantile.engine.table import IDENTITY, INT_IDENTITY, results_frame
 
 PLAN = tuple(c for c in IDENTITY if c != "batch_size")
@@ -56,14 +56,17 @@ def largest_fitting_batch(spec: SweepSpec, plans: pl.DataFrame, ceiling: int) ->
     return np.clip(plans["max_batch_size"].to_numpy(), 0, ceiling)
 
 
-def _plan_columns(plans: pl.DataFrame, batch: np.ndarray) -> dict[str, Any]:
-    """Cost-model input (as ``system.evaluate`` takes it) for every plan row at its own ``batch``."""
+def _plan_columns(plans: pl.DataFrame, batch: np.ndarray, auto: str | None = None) -> dict[str, Any]:
+    """Cost-model input (as ``system.evaluate`` takes it) for every plan row at its own ``batch``;
+    ``auto``: the dtype that ``dtype=auto`` resolved to (its rows go back as ``auto``, so the checkpoint
+    recipe's per-layer dtypes apply again)."""
     cols: dict[str, Any] = {k: plans[k].to_numpy().astype(float) for k in INT_IDENTITY
                             if k in plans.columns and k != "batch_size"}
     cols["batch_size"] = batch.astype(float)
     for key in STR_AXES:
-        choices = tuple(STR_AXES[key])
-        codes = np.asarray([choices.index(v) for v in plans[key].cast(pl.String)], dtype=np.int64)
+        choices = tuple(STR_AXES[key]) + ((DTYPE_AUTO,) if key == "dtype" else ())
+        codes = np.asarray([choices.index(DTYPE_AUTO if key == "dtype" and v == auto else v)
+                            for v in plans[key].cast(pl.String)], dtype=np.int64)
         cols[key] = Coded(choices, codes)
     return cols
 
@@ -93,9 +96,14 @@ def exact_limits(spec: SweepSpec, plans: pl.DataFrame, sla: Sla, ceiling: int) -
 def _system_limits(spec: SweepSpec, model_id: str, hardware_id: str, plans: pl.DataFrame, sla: Sla,
                    ceiling: int) -> pl.DataFrame:
     model, sys_ = spec.models[model_id], spec.systems[hardware_id]
+    asked = spec.axes.get("dtype", [])
+    base = model.recipe.get("dtype", "bf16")
+    # rows of dtype=auto: given back as auto unless that dtype was also asked for by name (then ambiguous:
+    # the named one wins, as the recipe's per-layer dtypes differ only for expert-quantized checkpoints)
+    auto = base if DTYPE_AUTO in asked and base not in asked else None
 
     def evaluate(batch: np.ndarray) -> pl.DataFrame:
-        return results_frame(model_id, model, sys_, spec, _plan_columns(plans, batch))
+        return results_frame(model_id, model, sys_, spec, _plan_columns(plans, batch, auto))
 
     def meets(key: str, bound: float) -> Callable[[np.ndarray], np.ndarray]:
         def ok(batch: np.ndarray) -> np.ndarray:

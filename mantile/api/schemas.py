@@ -19,6 +19,8 @@ from mantile.specs.serving import BATCHING
 MAX_CURVE_POINTS = 32
 
 Dtype = Literal[DTYPES]  # type: ignore[valid-type]
+#: a model's dtype: a format, or ``auto`` = the checkpoint's own (``engine.spec.DTYPE_AUTO``)
+ModelDtype = Literal[("auto", *DTYPES)]  # type: ignore[valid-type]
 Batching = Literal[BATCHING]  # type: ignore[valid-type]
 Phase = Literal["prefill", "decode"]
 LayerType = Literal["attention", "feedforward", "norm", "embedding"]
@@ -216,7 +218,8 @@ class _SystemBase(ServingOptions):
     input_seq: Tokens = Field(description="prompt tokens per sequence")
     output_seq: Tokens = Field(description="generated tokens per sequence")
     layers: LayerPlans = Field(default_factory=LayerPlans)
-    dtype: Dtype = Field(default="bf16", description="activations, and weights of layers without a dtype")
+    dtype: ModelDtype = Field(default="auto", description="activations, and weights of layers without a dtype; "
+                              "auto: the checkpoint's format (fp8 DeepSeek-V3, fp4-expert GPT-OSS, else bf16)")
     kv_dtype: Dtype | None = Field(default=None, description="KV cache format (default dtype)")
     pipeline_parallel: Degree = 1
     data_parallel: Degree = 1

@@ -13,7 +13,17 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from mantile.analysis.sla import RANK_BY
-from mantile.api.schemas import HARDWARE_ID, MODEL_ID, BatchSize, Degree, Dtype, ServingOptions, Tokens, _Body
+from mantile.api.schemas import (
+    HARDWARE_ID,
+    MODEL_ID,
+    BatchSize,
+    Degree,
+    Dtype,
+    ModelDtype,
+    ServingOptions,
+    Tokens,
+    _Body,
+)
 
 #: Points one study request may evaluate (about a second of CPU, about 20 MB of JSON rows).
 MAX_SWEEP_POINTS = 20_000
@@ -32,6 +42,7 @@ Ids = str | Annotated[list[str], _LIST]
 TokenValues = Tokens | Annotated[list[Tokens], _LIST]
 Degrees = Degree | Annotated[list[Degree], _LIST]
 Dtypes = Dtype | Annotated[list[Dtype], _LIST]
+ModelDtypes = ModelDtype | Annotated[list[ModelDtype], _LIST]
 BatchSizes = BatchSize | Annotated[list[BatchSize], _LIST]
 
 
@@ -50,7 +61,7 @@ class Grid(ServingOptions):
     embedding_tensor_parallel: Degrees | None = None
     pipeline_parallel: Degrees = 1
     data_parallel: Degrees = 1
-    dtype: Dtypes = "bf16"
+    dtype: ModelDtypes = "auto"
     kv_dtype: Dtypes | None = None
 
 

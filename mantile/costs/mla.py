@@ -31,8 +31,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from mantile.costs import comm
 from mantile.costs.blocks import Plan, Work
 from mantile.costs.kernels import Array, Cost, Machine, any_, attention_core, gemm

@@ -18,7 +18,14 @@ from mantile.costs.axes import Axes, lookup, map_pairs
 from mantile.costs.blocks import LAYER_TYPES, Block, Work
 from mantile.costs.families import Architecture, architecture
 from mantile.costs.kernels import BOUNDS, Array, Cost, Machine
-from mantile.specs.dtypes import ACTIVATION_BYTES, BYTES_PER_ELEMENT, DTYPES, PEAK_KEY, attention_dtype
+from mantile.specs.dtypes import (
+    ACTIVATION_BYTES,
+    BYTES_PER_ELEMENT,
+    DTYPES,
+    PEAK_KEY,
+    QUANTIZES_INPUT,
+    attention_dtype,
+)
 from mantile.specs.hardware import EfficiencyProfile, HardwareSpec
 from mantile.specs.model import ModelSpec
 from mantile.specs.serving import ServingProfile
@@ -66,7 +73,7 @@ class Setup:
                 gemm_k_half=lookup(dtype, {d: g.gemm_k_half for d, g in gemm.items()}),
                 gemm_overhead_s=lookup(dtype, {d: g.gemm_overhead_us * 1e-6 for d, g in gemm.items()}),
                 attention_peak_flops_per_s=np.where(np.isfinite(attn_peak), attn_peak, 1.0),
-                quantize=(w_bytes[kind] < 2.0) * 1.0 if quantizes else 0.0)
+                quantize=lookup(dtype, QUANTIZES_INPUT) if quantizes else 0.0)
         w_bytes["norm"] = w_bytes["embedding"]
         kv = lookup(ax.kv_dtype, BYTES_PER_ELEMENT)
         wide_ep = bool(np.any(np.asarray(ax.dp_attention) > 0) or np.any(ax.ep > ax.tp)

@@ -25,6 +25,7 @@ from mantile.specs.catalog import (
     load_serving,
     model_from_dict,
 )
+from mantile.specs.dtypes import PEAK_KEY
 from mantile.specs.hardware import EfficiencyProfile
 from mantile.specs.hf import config_path, model_from_config, model_id_of
 
@@ -43,9 +44,13 @@ FLOAT_AXES: dict[str, str] = {"request_rate": "requests per second arriving at t
 #: concurrency replaces the workload preset's batch_size.
 LOADS = ("request_rate", "concurrency", "batch_size")
 STR_AXES: dict[str, tuple[str, ...]] = {"dtype": DTYPES, "kv_dtype": DTYPES}
+#: ``dtype=auto``: the checkpoint's own format (``ModelSpec.recipe``: fp8 for DeepSeek-V3's fp8 weights,
+#: fp4 experts for GPT-OSS's mxfp4, else bf16), resolved per model before the cost model runs
+#: (``engine.table.checkpoint_dtypes``), so a sweep, a CLI run, an HTTP body and ``estimate`` default alike.
+DTYPE_AUTO = "auto"
 AXES: tuple[str, ...] = ("tp", "pp", "dp", "ep", "cp", "sp", "batch_size", "input_seq", "output_seq",
                          "dtype", "kv_dtype", "embedding_tp", "concurrency", "request_rate")
-DEFAULTS: dict[str, Any] = {"tp": 1, "pp": 1, "dp": 1, "ep": 1, "cp": 1, "sp": 1, "dtype": "bf16",
+DEFAULTS: dict[str, Any] = {"tp": 1, "pp": 1, "dp": 1, "ep": 1, "cp": 1, "sp": 1, "dtype": DTYPE_AUTO,
                             "kv_dtype": None, "embedding_tp": None}
 #: Expert-parallel serving keys (costs.blocks.Placement, costs.feedforward.MoEMLP): meaning and default.
 EP_AXES: dict[str, tuple[str, Any]] = {
@@ -99,9 +104,10 @@ def check_axis(key: str, value: Any) -> list[Any]:
     if key in EP_AXES:
         return [_ep_value(key, v) for v in values]
     if key in STR_AXES:
+        allowed = (DTYPE_AUTO, *STR_AXES[key]) if key == "dtype" else STR_AXES[key]
         for v in values:
-            if v not in STR_AXES[key]:
-                raise SpecError("sweep", key, v, STR_AXES[key])
+            if v not in allowed:
+                raise SpecError("sweep", key, v, allowed)
         return values
     if key in FLOAT_AXES:
         return [_positive_float(key, v) for v in values]
@@ -210,6 +216,14 @@ def system_efficiency(hw: HardwareSpec, serving: ServingProfile) -> EfficiencyPr
     """The efficiency constants of ``hw`` running ``serving``: fitted to that engine's measured kernel
     tables where the hardware has them (``device.kernel_tables``), else the generation's profile."""
     return load_engine_efficiency(hw.device.generation, hw.device.kernel_tables, serving.kernel_tables)
+
+
+def checkpoint_recipe(model: ModelSpec, hw: HardwareSpec) -> dict[str, str]:
+    """The dtypes ``dtype=auto`` gives ``model`` on ``hw`` (``ModelSpec.recipe``): a 4-bit checkpoint
+    format on a device without FP4 tensor cores runs weight-only (``w4a16``: 4-bit weights, bf16 math),
+    as vLLM and SGLang serve MXFP4 experts on Hopper and Ampere."""
+    fp4 = "fp4" in hw.device.peak_tflops
+    return {k: ("w4a16" if PEAK_KEY.get(v) == "fp4" and not fp4 else v) for k, v in model.recipe.items()}
 
 
 def resolve_systems(hardware: str | Sequence[str], serving: ServingProfile) -> dict[str, System]:

@@ -21,9 +21,9 @@ from mantile.costs.axes import Coded, map_one
 from mantile.costs.checks import INVALID_FIELDS, reason_messages
 from mantile.costs.kernels import BOUNDS
 from mantile.engine.grid import GridIndex, block_columns, chunks
-from mantile.engine.spec import STR_AXES, SweepSpec, System
+from mantile.engine.spec import DTYPE_AUTO, STR_AXES, SweepSpec, System, checkpoint_recipe
 from mantile.serving import system
-from mantile.specs import ModelSpec
+from mantile.specs import HardwareSpec, ModelSpec
 
 SCHEMA_VERSION = "6"  # 2: cost columns; num_devices filled for invalid plans too; 3: invalid_field;
 #: 4: "stack" -> "serving" (the serving profile id); 5: serving_version, load columns (concurrency,
@@ -51,19 +51,39 @@ BLOCK_POINTS = 16_384  # cost-model block: ~60 float64 temporaries of 128 KiB fi
 SECONDS_PER_HOUR = 3600.0
 
 
+def checkpoint_dtypes(model: ModelSpec, hw: HardwareSpec, cols: dict[str, Any]) -> dict[str, Any]:
+    """``cols`` with ``dtype=auto`` resolved to ``model``'s checkpoint recipe (``ModelSpec.recipe``; see
+    ``engine.spec.DTYPE_AUTO``): the dtype column, plus the per-layer-type dtypes a recipe sets (GPT-OSS:
+    fp4 experts beside bf16 attention) for the points that asked for ``auto``."""
+    d = cols.get("dtype")
+    choices = d.choices if isinstance(d, Coded) else (d,) if isinstance(d, str) else ()
+    if DTYPE_AUTO not in choices:
+        return cols
+    recipe = checkpoint_recipe(model, hw)
+    base = recipe.pop("dtype", "bf16")
+    resolved = tuple(base if c == DTYPE_AUTO else c for c in choices)
+    out = dict(cols)
+    for key, value in recipe.items():  # a layer type's dtype: the recipe's where auto, else the point's dtype
+        if key not in out:
+            per = tuple(value if c == DTYPE_AUTO else r for c, r in zip(choices, resolved, strict=True))
+            out[key] = Coded(per, d.codes) if isinstance(d, Coded) else per[0]
+    out["dtype"] = Coded(resolved, d.codes) if isinstance(d, Coded) else resolved[0]
+    return out
+
+
 def evaluate_chunk(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, start: int, stop: int
                    ) -> pl.DataFrame:
     """Evaluate grid points start..stop-1 of one (model, hardware) pair into a results DataFrame."""
     index = GridIndex.of(spec.axes, start, stop)
-    parts = [system.evaluate(model, sys.spec, sys.eff, spec.serving, block_columns(index, lo, hi),
-                                   spec.enforce_max_position).columns()
-             for lo, hi in chunks(index.n_points, BLOCK_POINTS)]
+    parts = [system.evaluate(model, sys.spec, sys.eff, spec.serving,
+                             checkpoint_dtypes(model, sys.spec, block_columns(index, lo, hi)),
+                             spec.enforce_max_position).columns() for lo, hi in chunks(index.n_points, BLOCK_POINTS)]
     out = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     ident: dict[str, Any] = {k: index.column(k, np.int64) for k in INT_IDENTITY if k in spec.axes}
     if "request_rate" in spec.axes:
         ident["request_rate"] = index.column("request_rate", float)
     ident.update({k: index.column(k, t) for k, t in EP_IDENTITY.items() if k in spec.axes})
-    ident["dtype"] = index.column("dtype")
+    ident["dtype"] = checkpoint_dtypes(model, sys.spec, {"dtype": index.column("dtype")})["dtype"]
     ident["kv_dtype"] = (index.column("kv_dtype") if "kv_dtype" in spec.axes
                          else map_one(ident["dtype"], spec.serving.kv_dtype_for))
     ident.setdefault("embedding_tp", ident["tp"])
@@ -73,6 +93,7 @@ def evaluate_chunk(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec
 def results_frame(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, cols: dict[str, Any]
                   ) -> pl.DataFrame:
     """Results rows for explicit cost-model columns (``cols`` as ``system.evaluate`` takes them)."""
+    cols = checkpoint_dtypes(model, sys.spec, cols)
     out = system.evaluate(model, sys.spec, sys.eff, spec.serving, cols, spec.enforce_max_position).columns()
     n = len(out["ttft_ms"])
     ident: dict[str, Any] = {k: (v if isinstance(v, Coded) else np.broadcast_to(np.asarray(v), n).astype(np.int64))

@@ -175,12 +175,14 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving
     # KV budget: what is left for the cache at the largest batch (weights, activations out)
     budget = usable - w - np.minimum(biggest * S, serving.max_prefill_tokens) * act_token - biggest * logits_seq
 
-    if np.ndim(valid) == 0:  # one point on numpy scalars (estimate): nothing to broadcast
-        shaped = lambda v: v  # noqa: E731
-        timed = lambda v: v if valid else np.nan  # noqa: E731
-    else:
-        shaped = lambda v: np.broadcast_to(v, ax.shape)  # noqa: E731
-        timed = lambda v: np.where(valid, shaped(v), np.nan)  # noqa: E731
+    scalar = np.ndim(valid) == 0  # one point on numpy scalars (estimate): nothing to broadcast
+
+    def shaped(v: Any) -> Any:
+        return v if scalar else np.broadcast_to(v, ax.shape)
+
+    def timed(v: Any) -> Any:  # NaN where the point is not valid
+        return (v if valid else np.nan) if scalar else np.where(valid, np.broadcast_to(v, ax.shape), np.nan)
+
     breakdown: dict[str, np.ndarray] = {}
     for phase, step in (("prefill", t.prefill), ("decode", t.decode)):
         for kind in LAYER_TYPES:

@@ -7,6 +7,11 @@ low-precision-inference):
 - ``mxfp4`` (MXFP4, GPT-OSS's experts): 4-bit values plus one 8-bit (E8M0) scale per 32: 0.53125 B;
 - ``fp6`` packs four values in three bytes (scales not counted).
 Both 4-bit formats compute at the device's ``fp4`` peak.
+
+``w4a16`` is weight-only 4-bit: MXFP4-sized weights (0.53125 B; AWQ/GPTQ int4 with a 16-bit scale per
+128 values is 0.516 B) dequantized to bf16 inside the GEMM's main loop (Marlin/Machete-style kernels, how
+vLLM and SGLang serve MXFP4 or int4 checkpoints on GPUs without FP4 tensor cores): weight bytes of a 4-bit
+format, math at the bf16 peak, no activation-quantize kernel.
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ from __future__ import annotations
 #: Bytes per stored element (scales included for the block-scaled formats).
 BYTES_PER_ELEMENT: dict[str, float] = {
     "fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp6": 0.75,
-    "fp4": 0.5 + 1 / 16, "mxfp4": 0.5 + 1 / 32,
+    "fp4": 0.5 + 1 / 16, "mxfp4": 0.5 + 1 / 32, "w4a16": 0.5 + 1 / 32,
 }
 DTYPES: tuple[str, ...] = tuple(BYTES_PER_ELEMENT)
 #: The peak-FLOP/s key of a dtype in a hardware file's ``peak_tflops`` (itself unless listed).
-PEAK_KEY: dict[str, str] = {d: d for d in DTYPES} | {"mxfp4": "fp4"}
+PEAK_KEY: dict[str, str] = {d: d for d in DTYPES} | {"mxfp4": "fp4", "w4a16": "bf16"}
+#: 1.0 where a GEMM in the dtype first casts its 16-bit input to the weight format (8- and 4-bit math)
+QUANTIZES_INPUT: dict[str, float] = {d: float(BYTES_PER_ELEMENT[d] < 2.0 and PEAK_KEY[d] not in ("bf16", "fp16"))
+                                     for d in DTYPES}
 #: Activations of quantized models stay in 16 bits; weights and math use the dtype.
 ACTIVATION_BYTES: dict[str, float] = {d: max(b, 2.0) for d, b in BYTES_PER_ELEMENT.items()}
 
