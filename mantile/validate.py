@@ -260,6 +260,10 @@ def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None
         serving=profile, efficiency=eff, enforce_max_position=False, **load)
     if _present(row.get("kv_dtype")):
         args["kv_dtype"] = row["kv_dtype"]
+    if _present(row.get("ep")):  # expert parallelism as the source ran it (DEP: ep = the attention-DP ranks)
+        args["ep"] = _int(row.get("ep"), field="ep")
+    if _present(row.get("dp_attention")):
+        args["dp_attention"] = str(row["dp_attention"]).strip().lower() in ("true", "1", "yes")
     if row.get("batching") == "static":
         args["batching"] = "static"
     r = estimate(**args)
