@@ -5,6 +5,9 @@ cost model was split into named kernels, layer blocks and serving modes (the spl
 It was regenerated once since, for three physics fixes that move only the fp8 and fp4 rows (issue 10):
 NVFP4 block scales in the bytes (0.5625 B a value), attention computing in bf16 unless the KV cache
 is FP8 (never at the FP4 peak), and per-dtype GEMM constants with an activation-quantize kernel.
+Regenerated again for one physics fix that moves only MoE rows (Mixtral here, issue 11): a grouped
+(expert) GEMM schedules every expert's tiles in one launch, so split-K and the wave count see all
+groups' tiles (it used to split K per expert, adding partial-tile traffic to memory-bound decode steps).
 Regenerate only for a change that is meant to move numbers, and say so in the commit."""
 
 from __future__ import annotations

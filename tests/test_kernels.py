@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -65,3 +69,34 @@ def test_http_layer_metrics_returns_the_kernels() -> None:
     out = res.json()
     assert [k["name"] for k in out["named_kernels"]] == ATTENTION_DECODE
     assert sum(k["time_ms"] for k in out["named_kernels"]) == pytest.approx(out["latency_ms"], rel=1e-9)
+
+
+def test_grouped_expert_gemm_uses_the_fitted_moe_constants_and_all_groups_tiles() -> None:
+    """DeepSeek-V3's routed experts (h 7168, f 2048, 256 experts, top-8) on an H200 with TensorRT-LLM in
+    fp8. 16384 tokens: 512 rows per expert, 4 x 32 tiles of 128 x 128 per expert for gate/up (2f = 4096
+    columns), 256 x 128 = 32768 tiles over 132 SMs: no split-K, 249 waves (efficiency 32768 / (249 x 132)
+    = 0.9969); compute time = 2 x 512 x 4096 x 7168 x 256 / (1978.9e12 x e x 7168 / (7168 + k_half) x 0.9969)
+    with the grouped-GEMM constants e, k_half fitted to the measured fused-MoE tables (read from the
+    fitted file here, not from the code). At 64 tokens (2 rows per expert) the 256 experts' 32 tiles
+    each are 8192 tiles: still no split-K, one launch per GEMM (a per-expert split used to add partials)."""
+    import yaml
+
+    from mantile.specs import load_model
+
+    root = Path(__file__).resolve().parent.parent
+    fit = yaml.safe_load((root / "conf/efficiency/fitted/h200_sxm_trtllm.yaml").read_text())["moe_gemm"]["fp8_block"]
+    eff, k_half = fit["gemm_efficiency"], fit["gemm_k_half"]
+    m = dataclasses.replace(load_model("deepseek_v3"), n_shared_experts=0, first_k_dense_replace=0)
+
+    def kernels(tokens: int) -> dict:
+        lm = mantile.layer_metrics(m, "nvidia_h200_141gb", "feedforward", phase="decode", batch_size=tokens,
+                                   seq_length=1, kv_length=1, dtype="fp8", serving="trtllm", kernels=True)
+        return {k["name"]: k for k in lm["named_kernels"]}
+
+    up = kernels(16384)["experts_gate_up"]
+    waves = 32768 / (math.ceil(32768 / 132) * 132)
+    expected_s = 2 * 512 * 4096 * 7168 * 256 / (1978.9e12 * eff * 7168 / (7168 + k_half) * waves)
+    assert up["launches"] == 1
+    assert up["compute_ms"] == pytest.approx(expected_s * 1e3, rel=1e-6)
+    small = kernels(64)
+    assert small["experts_gate_up"]["launches"] == 1 and small["experts_down"]["launches"] == 1

@@ -162,10 +162,10 @@ def rel(root: Path, path: Path) -> str:
 # Physics (restated from mantile/costs/kernels.py; keep in step with it)
 # --------------------------------------------------------------------------------------------------
 
-def wave_efficiency(dev: Device, rows, cols, depth):
-    """kernels.wave_efficiency: tile quantization with split-K."""
+def wave_efficiency(dev: Device, rows, cols, depth, groups=1.0):
+    """kernels.wave_efficiency: tile quantization with split-K (a grouped GEMM: every group's tiles)."""
     e = dev.eff
-    tiles = np.ceil(rows / e["gemm_tile_m"]) * np.ceil(cols / e["gemm_tile_n"])
+    tiles = np.ceil(rows / e["gemm_tile_m"]) * np.ceil(cols / e["gemm_tile_n"]) * groups
     split = np.maximum(np.minimum(np.floor(dev.sms / np.maximum(tiles, 1)),
                                   np.floor(depth / e["gemm_split_k_min_depth"])), 1.0)
     units = tiles * split
@@ -467,6 +467,93 @@ def moe_report(dev: Device, path: Path) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------
+# MoE: grouped-GEMM constants (costs/feedforward.MoEMLP's experts_gate_up + act_mul + experts_down)
+# --------------------------------------------------------------------------------------------------
+
+# fused-MoE table format -> (Mantile peak key, weight bytes per element incl. scales)
+MOE_DTYPES = {
+    "bfloat16": ("bf16", 2.0),
+    "fp8": ("fp8", 1.0),
+    "fp8_block": ("fp8", 1.0 + 4.0 / 128 ** 2),
+    "nvfp4": ("fp4", 0.5 + 1.0 / 16),
+    "w4a8_mxfp4_mxfp8": ("fp4", 0.5 + 1.0 / 32),  # Mantile mxfp4: computes at the fp4 peak
+    "w4a16_mxfp4": ("bf16", 0.5 + 1.0 / 32),  # Mantile w4a16: bf16 math
+}
+
+
+def moe_tables(root: Path, system: str, engine: str) -> tuple[pd.DataFrame, list[Path]]:
+    """Every version's fused-MoE table of (system, engine), newest first per shape: balanced routing, no
+    TP or EP, gated experts (the non-gated kernels are another layer type)."""
+    base = root / "systems" / "data" / system / "moe" / engine
+    paths = sorted(base.glob("*/moe_perf.parquet"), key=lambda p: _vkey(p.parent.name), reverse=True)
+    frames = []
+    for newness, p in enumerate(reversed(paths)):
+        df = pd.read_parquet(p)
+        df = df[(df.distribution == "balanced") & (df.moe_tp_size == 1) & (df.moe_ep_size == 1)
+                & ~df.kernel_source.str.contains("nongated") & df.moe_dtype.isin(list(MOE_DTYPES))]
+        frames.append(df.assign(_version=newness))
+    if not frames:
+        return pd.DataFrame(), []
+    df = pd.concat(frames)
+    keys = ["moe_dtype", "num_tokens", "hidden_size", "inter_size", "topk", "num_experts"]
+    # the newest version that measured a shape; several kernels of one version: the fastest (the engine picks)
+    df = df[df._version == df.groupby(keys)._version.transform("max")]
+    return df.groupby(keys, as_index=False).latency.min(), paths
+
+
+def moe_time(dev: Device, tok, h, f, k, e, peak, w_bytes, eff, k_half, overhead_us):
+    """MoEMLP's routed experts on one device (ep = tp = 1), seconds: two grouped GEMMs (E groups of
+    tok*k/E rows; weights of the experts at least one token picks) and the gated activation between."""
+    mem_bw = dev.hbm * dev.eff["memory_efficiency"]
+    ko = dev.eff["kernel_overhead_us"] * 1e-6
+    rows = tok * k / e
+    touched = e * (1.0 - (1.0 - k / e) ** tok)
+    total = 0.0
+    for cols, depth in ((2.0 * f, h), (h, f)):
+        flops = 2.0 * rows * cols * depth * e
+        waves, split = wave_efficiency(dev, rows, cols, depth, e)
+        partials = (split > 1) * 8.0 * split * rows * cols * e
+        nbytes = depth * cols * w_bytes * touched + (rows * depth + rows * cols) * 2.0 * e + partials
+        rate = peak * eff * depth / (depth + k_half) * waves
+        total = total + np.maximum(flops / rate, nbytes / mem_bw) + ko * (1.0 + (split > 1)) + overhead_us * 1e-6
+    act = 3.0 * tok * k * f * 2.0 / mem_bw + ko  # gated activation: read 2f, write f (16-bit), one kernel
+    return total + act
+
+
+def fit_moe(dev: Device, df: pd.DataFrame, dense: dict) -> dict:
+    """Per format: the grouped GEMM's efficiency and fixed cost (k_half from the dense fit of the same
+    peak), least squares on log(pred/meas) over every shape and token count; errors overall and by
+    tokens per expert."""
+    out = {}
+    for dtype, g in df.groupby("moe_dtype"):
+        key, wb = MOE_DTYPES[dtype]
+        if key not in dev.peak:
+            continue
+        k_half = next((float(v["gemm_k_half"]) for v in dense.values() if v.get("peak_key") == key), 0.0)
+        tok, h, f, k, e, t = (g[c].to_numpy(float) for c in
+                              ("num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "latency"))
+        t = t * 1e-3
+        peak = dev.peak[key]
+        lo_ov = -dev.eff["kernel_overhead_us"]
+
+        def res(x, tok=tok, h=h, f=f, k=k, e=e, t=t, peak=peak, wb=wb, k_half=k_half):
+            return np.log(moe_time(dev, tok, h, f, k, e, peak, wb, x[0], k_half, x[1]) / t)
+
+        x = fit(res, [0.5, 5.0], [0.02, lo_ov], [1.0, 500.0])
+        pred = moe_time(dev, tok, h, f, k, e, peak, wb, x[0], k_half, x[1])
+        tpe = tok * k / e
+        out[dtype] = {"peak_key": key, "gemm_efficiency": float(x[0]), "gemm_k_half": k_half,
+                      "gemm_overhead_us": float(x[1]), "shapes": int(g.groupby(["hidden_size", "inter_size", "topk",
+                                                                               "num_experts"]).ngroups),
+                      "errors": errors(pred, t)}
+        for lo, hi in ((0, 8), (8, 128), (128, 1e9)):
+            sel = (tpe > lo) & (tpe <= hi)
+            if sel.any():
+                out[dtype][f"errors_tokens_per_expert_{lo:g}-{hi:g}"] = errors(pred[sel], t[sel])
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
 # Driver
 # --------------------------------------------------------------------------------------------------
 
@@ -490,6 +577,10 @@ HEADER = """\
 #         (the whole attention op of the engine; Mantile has no per-sequence term yet)
 #   nccl / engine all-reduce: t = latency_us + wire_bytes / (bus_bandwidth_gb_s * 1e9),
 #         wire = 2(n-1)/n * S (all-reduce), (n-1)/n * S (all-gather, reduce-scatter, all-to-all)
+#   moe_gemm: the fused-MoE op (balanced routing, no TP/EP; every table version, newest per shape) as
+#         two grouped GEMMs over E experts (all groups' tiles in one launch) + the gated activation:
+#         t = sum of gemm(rows = tokens*k/E, groups E, weights of the touched experts) with
+#         gemm_efficiency and gemm_overhead_us fitted per format, gemm_k_half from the dense fit
 #   moe_fraction_of_peak: fused MoE (balanced routing, no TP/EP) achieved FLOP/s / peak, by tokens
 #         per expert (report only)
 # errors: predicted vs measured on the fitted rows: MAPE, median signed error, max |error| (percent).
@@ -529,6 +620,11 @@ def run_system(root: Path, version: str, system: str, engine: str, families: set
             res["engine_all_reduce"] = fit_custom_allreduce(dev, p)
     if "moe" in families and (p := table("moe", "moe_perf.parquet")):
         res["moe_fraction_of_peak"] = moe_report(dev, p)
+    if "moe" in families:
+        moe, paths = moe_tables(root, system, engine)
+        if len(moe):
+            res["moe_gemm"] = fit_moe(dev, moe, res.get("gemm", {}))
+            sources.extend(rel(root, q) for q in paths if rel(root, q) not in sources)
     if len(res) == 3:
         return None
     res["engine_version"] = sorted({s.split("/")[3] for s in sources if s.split("/")[2] == engine},
@@ -568,6 +664,11 @@ def print_result(r: dict) -> None:
             print(f"  {name:<17} {k:<17} lat {c['latency_us']:6.1f} us bw {c['bus_bandwidth_gb_s']:7.1f} GB/s "
                   f"(max {c['max_measured_bus_bandwidth_gb_s']:6.1f}){' NVLS>' + str(nv) if nv else ''} "
                   f"| {fmt_err(c['errors'])}")
+    for dt, g in r.get("moe_gemm", {}).items():
+        print(f"  moe_gemm {dt:<16} eff {g['gemm_efficiency']:.3f} overhead {g['gemm_overhead_us']:+7.2f} us "
+              f"({g['shapes']} shapes) | {fmt_err(g['errors'])}")
+        for part in [p for p in g if p.startswith("errors_tokens")]:
+            print(f"      tokens/expert {part.split('_')[-1]:<9} {fmt_err(g[part])}")
     for dt, m in r.get("moe_fraction_of_peak", {}).items():
         print(f"  moe {dt:<14} " + "  ".join(f"{k.split('_')[-1]}: {v:.3f}" for k, v in m.items() if k != "peak_key"))
 

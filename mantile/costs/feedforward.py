@@ -114,10 +114,12 @@ class MoEMLP(_Matrices):
         gemm(c, m, n / w.attention_dp, experts, h, w.w_bytes, w.a_bytes, name="router")
         rows = n * k / instances * w.expert_imbalance
         touched = local * (1.0 - (1.0 - k / instances) ** n)
-        gemm(c, m, rows, up_cols, h, w.w_bytes, w.a_bytes, groups=local, weight_groups=touched, name="experts_gate_up")
+        gemm(c, m, rows, up_cols, h, w.w_bytes, w.a_bytes, groups=local, weight_groups=touched,
+             name="experts_gate_up", grouped=True)
         act_elems = n * k / w.ep * f * w.expert_imbalance
         c.elementwise(m, "act_mul", m.stack.activation_traffic * act_elems * w.a_bytes, m.stack.activation_kernels)
-        gemm(c, m, rows, h, f, w.w_bytes, w.a_bytes, groups=local, weight_groups=touched, name="experts_down")
+        gemm(c, m, rows, h, f, w.w_bytes, w.a_bytes, groups=local, weight_groups=touched, name="experts_down",
+             grouped=True)
         if self.shared_size:
             self._shared(c, m, w)
         out = n * h * w.a_bytes

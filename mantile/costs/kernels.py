@@ -41,6 +41,9 @@ class Machine:
     gemm_overhead_s: Array | None = None  # None: eff.gemm_overhead_us
     attention_peak_flops_per_s: Array | None = None  # None: peak_flops_per_s
     quantize: Array = 0.0
+    #: (efficiency, k_half, fixed seconds) of grouped (MoE expert) GEMMs, per point; None: ``gemm``'s
+    #: (``EfficiencyProfile.moe_gemm_constants``: fitted to an engine's measured fused-MoE tables)
+    moe_gemm: tuple[Array, Array, Array] | None = None
 
     @property
     def gemm(self) -> tuple[Array, Array, Array]:
@@ -203,15 +206,17 @@ def any_(x: Array) -> bool:
     return bool(x.any()) if isinstance(x, (np.ndarray, np.generic)) else bool(x)
 
 
-def wave_efficiency(m: Machine, rows: Array, cols: Array, depth: Array) -> tuple[Array, Array]:
+def wave_efficiency(m: Machine, rows: Array, cols: Array, depth: Array, groups: Array = 1.0) -> tuple[Array, Array]:
     """(fraction of compute units a GEMM keeps busy, split-K factor): tile quantization with split-K.
 
-    tiles = ceil(rows/tile_m) * ceil(cols/tile_n); when tiles < units, split-K cuts K into at most
-    depth / split_k_min_depth slices; work units are spread in waves over the compute units and the last,
-    partial wave wastes the rest: efficiency = units / (ceil(units / CUs) * CUs).
+    tiles = ceil(rows/tile_m) * ceil(cols/tile_n) per group, times ``groups``: a grouped GEMM (one group
+    per local expert) schedules every group's tiles over the compute units in one launch; when tiles <
+    units, split-K cuts K into at most depth / split_k_min_depth slices; work units are spread in waves
+    over the compute units and the last, partial wave wastes the rest: efficiency = units / (ceil(units /
+    CUs) * CUs).
     """
     e = m.eff
-    tiles = np.ceil(rows / e.gemm_tile_m) * np.ceil(cols / e.gemm_tile_n)
+    tiles = np.ceil(rows / e.gemm_tile_m) * np.ceil(cols / e.gemm_tile_n) * groups
     split = np.maximum(np.minimum(np.floor(m.compute_units / np.maximum(tiles, 1)),
                                   np.floor(depth / e.gemm_split_k_min_depth)), 1.0)
     units = np.maximum(tiles * split, 1.0)  # a GEMM with no rows (an empty batch) does no work anyway
@@ -219,8 +224,9 @@ def wave_efficiency(m: Machine, rows: Array, cols: Array, depth: Array) -> tuple
 
 
 def gemm(cost: Cost, m: Machine, rows: Array, cols: Array, depth: Array, w_bytes: Array, a_bytes: Array,
-         groups: Array = 1.0, weight_groups: Array | None = None, name: str = "gemm") -> None:
-    """``groups`` GEMMs [rows x depth] @ [depth x cols] (weights), e.g. one per local expert.
+         groups: Array = 1.0, weight_groups: Array | None = None, name: str = "gemm", grouped: bool = False) -> None:
+    """``groups`` GEMMs [rows x depth] @ [depth x cols] (weights), e.g. one per local expert; ``grouped``:
+    one grouped-GEMM kernel (fused MoE), with the machine's ``moe_gemm`` constants.
 
     flops = 2 * rows * cols * depth per group; bytes = weights (depth*cols*w_bytes per weight group)
     + input rows*depth + output rows*cols activations. Achieved compute rate = peak * gemm_efficiency *
@@ -231,9 +237,9 @@ def gemm(cost: Cost, m: Machine, rows: Array, cols: Array, depth: Array, w_bytes
     if any_(m.quantize):  # the 16-bit input is cast to the weight format first (one kernel)
         q = m.quantize * rows * depth * groups
         cost.elementwise(m, f"{name}_quantize", q * (a_bytes + w_bytes), m.quantize * m.stack.quantize_kernels)
-    efficiency, k_half, fixed_s = m.gemm
+    efficiency, k_half, fixed_s = m.moe_gemm if grouped and m.moe_gemm is not None else m.gemm
     flops = 2.0 * rows * cols * depth * groups
-    waves, split = wave_efficiency(m, rows, cols, depth)
+    waves, split = wave_efficiency(m, rows, cols, depth, groups)
     # split-K writes fp32 partial tiles and reduces them in a second kernel
     partials = (split > 1) * (8.0 * split * rows * cols * groups)
     weights = depth * cols * w_bytes * wg

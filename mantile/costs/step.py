@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mantile.costs import comm
-from mantile.costs.axes import Axes, lookup, map_pairs
+from mantile.costs.axes import Axes, StrColumn, lookup, map_pairs
 from mantile.costs.blocks import LAYER_TYPES, Block, Work
 from mantile.costs.families import Architecture, architecture
 from mantile.costs.kernels import BOUNDS, Array, Cost, Machine
@@ -26,7 +26,7 @@ from mantile.specs.dtypes import (
     QUANTIZES_INPUT,
     attention_dtype,
 )
-from mantile.specs.hardware import EfficiencyProfile, HardwareSpec
+from mantile.specs.hardware import EfficiencyProfile, GemmConstants, HardwareSpec
 from mantile.specs.model import ModelSpec
 from mantile.specs.serving import ServingProfile
 
@@ -34,6 +34,31 @@ from mantile.specs.serving import ServingProfile
 TOTAL_SLOTS = ("flops", "bytes", "busy_s", "compute_bound_s", "overhead_s", "comm_s")
 #: The machine (dtype peak) each layer type computes on: norms run beside attention.
 MACHINE_OF = {"attention": "attention", "feedforward": "feedforward", "norm": "attention", "embedding": "embedding"}
+
+
+def machine(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, dtype: StrColumn,
+            attention: StrColumn) -> tuple[Machine, np.ndarray]:
+    """(the machine a layer computing in ``dtype`` runs on, whether the device has that dtype's peak), per
+    point: the dtype's peak, its dense and grouped (MoE) GEMM constants, the peak of the format attention
+    computes in (``attention``), and the activation-quantize kernel where the serving stack launches one
+    and the GEMM constants do not already include it."""
+    peaks = {d: hw.device.peak_tflops[k] * 1e12 for d, k in PEAK_KEY.items() if k in hw.device.peak_tflops}
+    gemm = {d: eff.gemm_constants(d) for d in DTYPES}
+    moe = {d: eff.moe_gemm_constants(d) for d in DTYPES}
+    peak, attn_peak = lookup(dtype, peaks), lookup(attention, peaks)
+    quantizes = serving.kernels.quantize_kernels > 0 and not eff.gemm_includes_quantize
+
+    def constants(table: dict[str, GemmConstants]) -> tuple[Array, Array, Array]:
+        return (lookup(dtype, {d: g.gemm_efficiency for d, g in table.items()}),
+                lookup(dtype, {d: g.gemm_k_half for d, g in table.items()}),
+                lookup(dtype, {d: g.gemm_overhead_us * 1e-6 for d, g in table.items()}))
+
+    efficiency, k_half, fixed_s = constants(gemm)
+    m = Machine(np.where(np.isfinite(peak), peak, 1.0), hw.device.hbm_bandwidth_bytes_per_s, hw.device.compute_units,
+                eff, serving.kernels, gemm_efficiency=efficiency, gemm_k_half=k_half, gemm_overhead_s=fixed_s,
+                attention_peak_flops_per_s=np.where(np.isfinite(attn_peak), attn_peak, 1.0),
+                quantize=lookup(dtype, QUANTIZES_INPUT) if quantizes else 0.0, moe_gemm=constants(moe))
+    return m, np.isfinite(peak)
 
 
 @dataclass(frozen=True)
@@ -57,23 +82,13 @@ class Setup:
     @classmethod
     def of(cls, model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile,
            ax: Axes) -> Setup:
-        peaks = {d: hw.device.peak_tflops[k] * 1e12 for d, k in PEAK_KEY.items() if k in hw.device.peak_tflops}
-        gemm = {d: eff.gemm_constants(d) for d in DTYPES}
         machines, w_bytes, peak_ok = {}, {}, np.asarray(True)
-        attn_peak = lookup(map_pairs(ax.dtype, ax.kv_dtype, attention_dtype), peaks)
-        quantizes = serving.kernels.quantize_kernels > 0 and not eff.gemm_includes_quantize
+        attn = map_pairs(ax.dtype, ax.kv_dtype, attention_dtype)
         for kind in ("attention", "feedforward", "embedding"):
             dtype = ax.layer_dtype(kind)
-            peak = lookup(dtype, peaks)
-            peak_ok = peak_ok & np.isfinite(peak)
+            machines[kind], ok = machine(hw, eff, serving, dtype, attn)
+            peak_ok = peak_ok & ok
             w_bytes[kind] = lookup(dtype, BYTES_PER_ELEMENT)
-            machines[kind] = Machine(
-                np.where(np.isfinite(peak), peak, 1.0), hw.device.hbm_bandwidth_bytes_per_s, hw.device.compute_units,
-                eff, serving.kernels, gemm_efficiency=lookup(dtype, {d: g.gemm_efficiency for d, g in gemm.items()}),
-                gemm_k_half=lookup(dtype, {d: g.gemm_k_half for d, g in gemm.items()}),
-                gemm_overhead_s=lookup(dtype, {d: g.gemm_overhead_us * 1e-6 for d, g in gemm.items()}),
-                attention_peak_flops_per_s=np.where(np.isfinite(attn_peak), attn_peak, 1.0),
-                quantize=lookup(dtype, QUANTIZES_INPUT) if quantizes else 0.0)
         w_bytes["norm"] = w_bytes["embedding"]
         kv = lookup(ax.kv_dtype, BYTES_PER_ELEMENT)
         wide_ep = bool(np.any(np.asarray(ax.dp_attention) > 0) or np.any(ax.ep > ax.tp)

@@ -23,11 +23,11 @@ from mantile.costs.axes import Axes
 from mantile.costs.blocks import LAYER_TYPES, PHASES, Plan, Work
 from mantile.costs.checks import invalid_codes
 from mantile.costs.families import architecture
-from mantile.costs.kernels import Array, Cost, Machine
-from mantile.costs.step import Setup, bound_index, exposed_s
+from mantile.costs.kernels import Array, Cost
+from mantile.costs.step import Setup, bound_index, exposed_s, machine
 from mantile.serving import continuous, scheduler, static
 from mantile.serving.base import Steps, Timings
-from mantile.specs.dtypes import ACTIVATION_BYTES, BYTES_PER_ELEMENT
+from mantile.specs.dtypes import ACTIVATION_BYTES, BYTES_PER_ELEMENT, attention_dtype
 from mantile.specs.hardware import EfficiencyProfile, HardwareSpec
 from mantile.specs.model import ModelSpec
 from mantile.specs.serving import Scheduler, ServingProfile
@@ -253,9 +253,9 @@ def layer_cost(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, servi
     decode: ``q_len`` new tokens for each of ``batch`` sequences, over a cache of kv_length tokens.
     The Cost lists the layer's named kernels (``Cost.kernels``); their times sum to ``latency_s``.
     """
-    peak = hw.device.peak_flops_per_s(dtype)
     kv_dtype = kv_dtype or dtype
-    m = Machine(peak, hw.device.hbm_bandwidth_bytes_per_s, hw.device.compute_units, eff, serving.kernels)
+    # the same machine a step's layer computing in ``dtype`` runs on (per-dtype and grouped GEMM constants)
+    m, _ = machine(hw, eff, serving, dtype, attention_dtype(dtype, kv_dtype))
     net = comm.Network.of(hw, eff)
     q, kv_len = (seq_length, seq_length) if phase == "prefill" else (q_len, kv_length)
     w = Work(phase, batch, q, kv_len, BYTES_PER_ELEMENT[dtype], ACTIVATION_BYTES[dtype],

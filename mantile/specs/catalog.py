@@ -151,6 +151,11 @@ def load_serving(serving_id: str) -> ServingProfile:
 
 #: Kernel-table GEMM formats -> Mantile dtypes (nvfp4 tables also stand in for MXFP4 GEMMs).
 TABLE_GEMM_DTYPES = {"bfloat16": ("bf16", "fp16"), "fp8": ("fp8", "int8"), "nvfp4": ("fp4", "mxfp4")}
+#: Fused-MoE table formats -> Mantile dtypes, in order (a later table wins): FP8 MoE checkpoints
+#: (DeepSeek-V3, Qwen3-FP8) are block-scaled, so fp8_block stands for fp8 where measured; MXFP4 experts
+#: run W4A8 (MXFP4 x MXFP8) on Blackwell and W4A16 (Marlin/Triton) elsewhere.
+TABLE_MOE_DTYPES = {"bfloat16": ("bf16", "fp16"), "fp8": ("fp8",), "fp8_block": ("fp8",), "nvfp4": ("fp4",),
+                    "w4a8_mxfp4_mxfp8": ("mxfp4",), "w4a16_mxfp4": ("w4a16",)}
 
 
 @functools.cache
@@ -159,7 +164,8 @@ def load_engine_efficiency(generation: str, kernel_tables: str, engine: str) -> 
     (``conf/efficiency/fitted/<kernel_tables>_<engine>.yaml``, written by
     ``benchmarks/aiconfigurator/fit_kernels.py``): GEMM constants per dtype (their timings include the
     activation quantize), flash-attention prefill constants, the decode attention's cache-read rate and
-    fixed cost, and the engine's all-reduce by group size. Without such a file: the generation's profile."""
+    fixed cost, the engine's all-reduce by group size, and grouped (fused-MoE expert) GEMM constants per
+    format. Without such a file: the generation's profile."""
     base = load_efficiency(generation)
     path = conf_dir() / "efficiency" / "fitted" / f"{kernel_tables}_{engine}.yaml"
     if not kernel_tables or not engine or not path.is_file():
@@ -168,6 +174,7 @@ def load_engine_efficiency(generation: str, kernel_tables: str, engine: str) -> 
     fit = _plain(OmegaConf.load(path))
     data = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
     data["gemm_dtypes"] = {k: dataclasses.asdict(v) for k, v in base.gemm_dtypes.items()}
+    data["moe_gemm_dtypes"] = {k: dataclasses.asdict(v) for k, v in base.moe_gemm_dtypes.items()}
     data["all_reduce_fits"] = {}
     gemm_keys = ("gemm_efficiency", "gemm_k_half", "gemm_overhead_us")
     for table_dtype, dtypes in TABLE_GEMM_DTYPES.items():
@@ -178,6 +185,10 @@ def load_engine_efficiency(generation: str, kernel_tables: str, engine: str) -> 
             data["gemm_dtypes"][dtype] = {k: g[k] for k in gemm_keys}
         if table_dtype == "bfloat16":
             data.update({k: g[k] for k in gemm_keys})
+    for moe_dtype, moe_targets in TABLE_MOE_DTYPES.items():
+        mg = (fit.get("moe_gemm") or {}).get(moe_dtype)
+        if mg:
+            data["moe_gemm_dtypes"].update({d: {k: mg[k] for k in gemm_keys} for d in moe_targets})
     data["gemm_includes_quantize"] = True
     prefill = (fit.get("attention_prefill") or {}).get("bf16_kv_bf16")
     if prefill:

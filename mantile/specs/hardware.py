@@ -172,6 +172,9 @@ class EfficiencyProfile:
     source: str = field(metadata=doc("how the constants were obtained"))
     gemm_dtypes: dict[str, GemmConstants] = field(default_factory=dict, metadata=doc(
         "GEMM constants per number format (fp8, fp4, ...); formats not listed use the gemm_* fields"))
+    moe_gemm_dtypes: dict[str, GemmConstants] = field(default_factory=dict, metadata=doc(
+        "grouped (fused-MoE expert) GEMM constants per number format, fitted to an engine's measured MoE "
+        "tables; formats not listed use the dense GEMM constants"))
     gemm_includes_quantize: bool = field(default=False, metadata=doc(
         "the GEMM constants were measured on a 16-bit input: activation quantization is inside them"))
     attention_decode_memory_efficiency: float = field(default=0.0, metadata=doc(
@@ -187,6 +190,10 @@ class EfficiencyProfile:
         return self.gemm_dtypes.get(dtype) or GemmConstants(self.gemm_efficiency, self.gemm_k_half,
                                                             self.gemm_overhead_us)
 
+    def moe_gemm_constants(self, dtype: str) -> GemmConstants:
+        """The grouped (MoE expert) GEMM constants of ``dtype`` (the dense ones unless moe_gemm_dtypes lists it)."""
+        return self.moe_gemm_dtypes.get(dtype) or self.gemm_constants(dtype)
+
     def __post_init__(self) -> None:
         check_ranges(self, "fraction", "gemm_efficiency", "memory_efficiency", "attention_efficiency",
                      "scale_up_bandwidth_efficiency", "nvls_bandwidth_efficiency", "scale_out_bandwidth_efficiency")
@@ -197,7 +204,9 @@ class EfficiencyProfile:
         for name, offset in [("gemm_overhead_us", self.gemm_overhead_us),
                              ("attention_decode_overhead_us", self.attention_decode_overhead_us),
                              *((f"gemm_dtypes.{d}.gemm_overhead_us", g.gemm_overhead_us)
-                               for d, g in self.gemm_dtypes.items())]:
+                               for d, g in self.gemm_dtypes.items()),
+                             *((f"moe_gemm_dtypes.{d}.gemm_overhead_us", g.gemm_overhead_us)
+                               for d, g in self.moe_gemm_dtypes.items())]:
             if self.kernel_overhead_us + offset < 0:
                 raise SpecError("?", name, offset, f"at least -kernel_overhead_us ({-self.kernel_overhead_us}): "
                                 "a kernel's fixed time cannot be negative")
