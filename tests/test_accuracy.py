@@ -99,11 +99,12 @@ def test_fp8_and_long_prefill_file_meets_its_gate() -> None:
 #: dp_attention columns, so DeepSeek-R1 "DEP4/DEP8" rows ran as plain TP. Run as stated they come out
 #: -8% to +36% on Blackwell (were -30% to -67%) and +63% to +92% too fast on H200 DEP8; Qwen3-235B moved
 #: from 13.5% to 24.9%, Llama 4 Maverick from 28.5% to 40.9% (both too fast at DEP on Hopper).
-#: Then 49.1%: the grouped-GEMM fix above (no split-K per expert) made memory-bound MoE decode steps
-#: faster and the fitted fused-MoE constants (conf/efficiency/fitted/*: kernel tables, not these rows)
-#: made compute-bound ones slower; the MoE op now matches the measured tables (H200 fp8_block 15% MAPE)
-#: while the serving rows stay too fast on Hopper: what is missing is outside the expert GEMMs.
-SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 49.5}
+#: Then 50.1%: the grouped-GEMM fix (no split-K per expert) made memory-bound MoE decode steps faster,
+#: and the fused-MoE efficiencies fitted to the engines' kernel tables (not to these rows) slowed the
+#: compute-bound ones; on aiconfigurator's silicon sample (never fitted) the same change took MoE TPOT
+#: MAPE from 69% to 59% (DeepSeek-R1), 35% to 28% (V3), 27% to 21% (Qwen3-235B): these max-throughput
+#: rows, too fast at large batch on Hopper, miss something outside the expert GEMMs.
+SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 50.5}
 
 
 @pytest.mark.parametrize("name,limit", sorted(SERVING_GATES.items()))

@@ -28,17 +28,30 @@ MODELS = {  # model_path -> Mantile conf/model id (same architecture)
     "meta-llama/Llama-3.1-8B-Instruct": "llama_3.1_8b",
     "nvidia/Llama-3.1-8B-Instruct-FP8": "llama_3.1_8b",
     "meta-llama/Llama-3.1-70B": "llama_3.3_70b",  # Llama 3.3 70B has the Llama 3.1 70B architecture
+    "Qwen/Qwen3-32B": "qwen3_32b",
+    "nvidia/Qwen3-32B-NVFP4": "qwen3_32b",
+    "Qwen/Qwen3-235B-A22B-FP8": "qwen3_235b_a22b",
+    "deepseek-ai/DeepSeek-V3": "deepseek_v3",
+    "deepseek-ai/DeepSeek-R1": "deepseek_r1",
+    "nvidia/DeepSeek-R1-NVFP4": "deepseek_r1",
+    "openai/gpt-oss-120b": "gpt_oss_120b",
 }
+#: checkpoints whose format is per layer type (GPT-OSS: MXFP4 experts beside bf16 attention): the row
+#: takes dtype=auto, Mantile's recipe for the checkpoint on that GPU, whatever the sample's label
+RECIPE_MODELS = {"gpt_oss_120b"}
 SYSTEMS = {  # aiconfigurator system -> Mantile conf/hardware id
     "h100_sxm": "nvidia_h100_80gb",
     "h200_sxm": "nvidia_h200_141gb",
     "b200_sxm": "nvidia_b200_180gb",
     "gb200": "nvidia_nvl72_rack",  # GB200 NVL72: one NVLink domain of 72 GPUs
     "a100_sxm": "nvidia_a100_80gb",
+    "b300_sxm": "nvidia_b300",
+    "gb300": "nvidia_gb300_nvl72",  # GB300 NVL72: one NVLink domain of 72 GPUs
 }
 DTYPES = {"bf16": "bf16", "fp8": "fp8", "fp4": "fp4", "int4": "int4"}
 QUANT = {"fp8": "fp8", "fp8_block": "fp8", "nvfp4": "fp4", "int4_wo": "int4"}
-FIELDS = ["kind", "model", "hardware", "dtype", "tp", "pp", "dp", "batch", "input_seq", "output_seq", "batching",
+FIELDS = ["kind", "model", "hardware", "dtype", "tp", "pp", "dp", "ep", "dp_attention", "batch", "input_seq",
+          "output_seq", "batching",
           "metric", "value", "software", "source", "notes", "serving", "serving_version", "concurrency",
           "request_rate", "disagg", "mapped"]
 
@@ -68,12 +81,20 @@ def convert(row: dict, version: str) -> list[dict]:
                      f"(tp {num(row['decode_tp_size'])}, batch {num(row['decode_batch_size'])}); tp/pp/dp/batch "
                      "columns are the decode workers'")
     dtype = DTYPES.get(row["precision"]) or QUANT.get(row["gemm_quant_mode"], "bf16")
+    if model in RECIPE_MODELS:
+        dtype = "auto"
+    # parallelism as Mantile states it: a replica of tp x attention_dp devices; experts over ep, split tp/ep
+    # inside; data-parallel attention when attention_dp > 1
+    adp = max(int(float(row[p + "attention_dp_size"] or 1)), 1)  # some samples say 0 for none
+    tp = int(float(row[p + "tp_size"] or 1)) * adp
+    ep = int(float(row[p + "moe_ep_size"] or 1))
     if not row["precision"]:
         notes.append("precision not given in the sample (no quant mode): bf16 checkpoint assumed [inferred]")
     notes.append(f"measurement: {src}")
     base = {
         "kind": "published", "model": model, "hardware": hw, "dtype": dtype,
-        "tp": num(row[p + "tp_size"]), "pp": num(row[p + "pp_size"]), "dp": num(row[p + "attention_dp_size"]),
+        "tp": str(tp), "pp": num(row[p + "pp_size"]), "dp": "", "ep": str(ep) if ep > 1 else "",
+        "dp_attention": "true" if adp > 1 else "",
         "batch": num(row[p + "batch_size"]), "input_seq": row["isl"], "output_seq": row["osl"],
         "batching": "continuous", "software": f"{row['backend']} {row['backend_version']}".strip(),
         "source": f"{PACKAGE}=={version} aiconfigurator_core/systems/silicon_sample.csv id={row['id']}",
