@@ -390,8 +390,10 @@ def predictions(rows: Iterable[dict[str, Any]], hardware: str | None = None, eff
                 if not math.isfinite(float(p.predicted)):
                     raise ValueError(f"prediction {p.predicted!r} is not finite")
         except SpecError as e:
-            if row.get("kind") == "published" and e.field in ("model", "hardware") and skips is not None:
-                why = f"published rows whose {e.field} is not in the catalog ({e.value})"
+            if row.get("kind") == "published" and e.field in ("model", "hardware", "spec_method") \
+                    and skips is not None:
+                why = (f"published rows whose {e.field} is not in the catalog ({e.value})" if e.field != "spec_method"
+                       else f"published rows whose spec_method Mantile cannot run from the table ({e.value})")
                 skips[why] = skips.get(why, 0) + 1
                 if passed is not None:
                     passed.append((_where(row, number), f"{e.field} {e.value!r} is not in the catalog"))
