@@ -18,6 +18,8 @@ import pytest
 
 import mantile
 from mantile.api.app import create_app
+from mantile.engine.spec import make_spec
+from mantile.serving.system import step_kernels
 from mantile.specs import SpecError, load_model
 from mantile.specs.speculative import METHODS, defaults, tokens_from_rates, tokens_per_step
 from mantile.validate import SPEC_WITHIN_PCT, predictions, read_rows, speculative_summary
@@ -109,6 +111,19 @@ def test_eagle_draft_cost_is_k_layers_and_lm_heads() -> None:
     assert r["decode_draft_ms"] > k * layer
 
 
+def test_draft_kernels_sum_to_the_draft_time() -> None:
+    spec = make_spec("llama_3.1_8b", "nvidia_h100_80gb", {"batch_size": 4, "input_seq": 1024, "output_seq": 256},
+                     "pytorch", draft_model="llama_3.2_1b")
+    system, model = next(iter(spec.systems.values())), next(iter(spec.models.values()))
+    for method in ("eagle", "draft"):
+        point = dict(batch_size=4, input_seq=1024, output_seq=256, tp=1, pp=1, dp=1, ep=1, cp=1, sp=1, dtype="bf16",
+                     spec_method=method, spec_num_tokens=3, spec_acceptance=0.0)
+        rows = step_kernels(model, system.spec, system.eff, spec.serving, point)
+        shown = sum(r["total_ms"] for r in rows if r["phase"] == "draft")
+        row = est(batch_size=4, spec_method=method, spec_num_tokens=3, spec_draft_model="llama_3.2_1b")
+        assert shown == pytest.approx(row["decode_draft_ms"], rel=1e-9), method
+
+
 def test_drafter_weights() -> None:
     h, kv, f = 4096, 1024, 14336  # Llama 3.1 8B
     plain = est(batch_size=1)
@@ -157,6 +172,24 @@ def test_scheduler_budget_counts_k_plus_1_tokens() -> None:
     assert mantile.estimate(**kw)["running_batch"] == 481
     spec = mantile.estimate(**kw, spec_method="ngram", spec_num_tokens=3, spec_acceptance=2.0)
     assert spec["running_batch"] == int(8192 // (4 + 4096 / (255 / 2 + 1)))
+
+
+def test_kv_capacity_counts_the_drafter() -> None:
+    """vLLM on one H100 (0.9 x 85.5 GB = 76.9 GB usable), 32768/1024 tokens, many clients: the running batch
+    is what the KV cache holds. Per sequence (input + output/2 = 33,280 tokens held): the 8B keeps 131,072
+    bytes per token (4.362 GB); with a 1B draft model 131,072 + 32,768 bytes per token over 33,283 tokens
+    (3 draft tokens) = 5.453 GB, and the drafter's 2.47 GB of weights come off the free memory. The
+    prefill activations of one 8192-token step take under 1 GB, so the batch is
+    floor((usable - weights - [0, 1] GB) / per sequence) either way: 13 and 10."""
+    kw = dict(model="llama_3.1_8b", hardware="nvidia_h100_80gb", input_seq=32768, output_seq=1024, concurrency=4000,
+              serving="vllm")
+    plain = mantile.estimate(**kw)
+    draft = mantile.estimate(**kw, spec_method="draft", spec_num_tokens=3, spec_draft_model="llama_3.2_1b")
+    for row, per_token, held in ((plain, 131072, 33280), (draft, 131072 + 32768, 33283)):
+        free = (row["usable_memory_gb_per_device"] - row["weights_gb_per_device"]) * 1e9
+        per_seq = per_token * held
+        assert int(free // per_seq) == int((free - 1e9) // per_seq) == row["running_batch"]
+    assert (plain["running_batch"], draft["running_batch"]) == (13, 10)
 
 
 # ---- prefix caching ----------------------------------------------------------------------------------

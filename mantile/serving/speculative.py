@@ -36,7 +36,7 @@ from mantile.costs import memory
 from mantile.costs.blocks import Block, MTPHead, Plan
 from mantile.costs.families import architecture
 from mantile.costs.families.dense import dense_mlp
-from mantile.costs.kernels import Array
+from mantile.costs.kernels import Array, Cost
 from mantile.costs.step import Setup, block_cost, exposed_s, forward
 from mantile.specs import speculative
 from mantile.specs.model import ModelSpec
@@ -76,24 +76,34 @@ class Speculation:
         return cls(k + 1.0, tokens, bool(np.any(~none)))
 
 
+def draft_parts(setup: Setup, draft: Setup | None, method: str, batch: Array, kv_len: Array
+                ) -> tuple[tuple[Block, float, Cost], ...]:
+    """One proposer pass of ``method`` for ``batch`` sequences over ``kv_len`` keys: every block with how
+    often it runs in the pass and its Cost (named kernels); empty for ngram, none, or a method the model
+    cannot run (MTP without modules, draft without a draft model)."""
+    if method in ("eagle", "mtp") and (method == "eagle" or setup.model.num_nextn_predict_layers):
+        blocks = (*draft_layer(setup.model, method), (setup.arch.embedding, 1.0))
+        return tuple((b, t, block_cost(setup, b, "decode", batch, 1.0, kv_len, logits_rows=batch)) for b, t in blocks)
+    if method == "draft" and draft is not None:
+        return forward(draft, "decode", batch, 1.0, kv_len).parts
+    return ()
+
+
 def draft_step_s(setup: Setup, draft: Setup | None, batch: Array, kv_len: Array) -> Array:
-    """Seconds of one step's drafting on one device for ``batch`` sequences (see module docstring)."""
+    """Seconds of one step's drafting on one device for ``batch`` sequences: k proposer passes (see module
+    docstring), each the sum of its blocks' exposed times."""
     ax = setup.axes
     k = np.asarray(ax.spec_num_tokens, dtype=float)
     total: Array = np.zeros(ax.shape)
-    for method in ("eagle", "mtp"):
+    for method in ("eagle", "mtp", "draft"):
         mask = ax.is_method(method)
-        if not np.any(mask) or (method == "mtp" and not setup.model.num_nextn_predict_layers):
+        if not np.any(mask):
             continue
-        blocks = (*draft_layer(setup.model, method), (setup.arch.embedding, 1.0))
+        overlap = (draft if method == "draft" and draft is not None else setup).comm_overlap
         one: Array = 0.0
-        for block, times in blocks:
-            c = block_cost(setup, block, "decode", batch, 1.0, kv_len, logits_rows=batch)
-            one = one + times * np.asarray(exposed_s(c, setup.comm_overlap))
+        for _, times, c in draft_parts(setup, draft, method, batch, kv_len):
+            one = one + times * np.asarray(exposed_s(c, overlap))
         total = np.where(mask, k * one, total)
-    mask = ax.is_method("draft")
-    if draft is not None and np.any(mask):
-        total = np.where(mask, k * forward(draft, "decode", batch, 1.0, kv_len).latency_s, total)
     return total
 
 

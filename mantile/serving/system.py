@@ -253,7 +253,8 @@ def step_kernels(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, ser
     """The named kernels behind one point's TTFT and TPOT: for the prefill and the decode step the
     serving mode costs, every kernel of every block with ``instances`` (how often the block runs in
     the pass) and its time per instance; ``total_ms`` = instances x time_ms sums to the step's time
-    (without collective overlap)."""
+    (without collective overlap). With speculative decoding the decode step is the verify pass and the
+    ``draft`` phase lists the k proposer passes (their total is ``decode_draft_ms``)."""
     ax = Axes.resolve({k: np.asarray([v]) if not isinstance(v, str) else v for k, v in point.items()},
                       serving.kv_dtype_for, serving.embedding_dtype_for)
     setup = Setup.of(model, hw, eff, serving, ax)
@@ -262,13 +263,19 @@ def step_kernels(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, ser
     mode = _mode(serving, ax)
     t = _timings(mode, steps, serving, _memory(model, hw, serving, ax, setup, mode, draft))
     rows: list[dict[str, Any]] = []
-    for phase, step in (("prefill", t.prefill), ("decode", t.decode)):
-        for block, times, c in step.parts:
+    parts = [("prefill", 1.0, t.prefill.parts), ("decode", 1.0, t.decode.parts)]
+    if steps.spec.active:  # speculative decoding: the k proposer passes of a decode step
+        method = str(point.get("spec_method", "none"))
+        batch = t.running_batch if mode == "scheduler" else steps.batch / steps.micro_batches
+        parts.append(("draft", float(point.get("spec_num_tokens", 0)),
+                      speculative.draft_parts(setup, draft, method, batch, mean_context(ax.input_seq, ax.output_seq))))
+    for phase, passes, blocks in parts:
+        for block, times, c in blocks:
             for k in c.kernels:
                 one = float(np.asarray(k.time_s).reshape(-1)[0])
                 rows.append({"phase": phase, "layer_type": block.layer_type, "block": type(block).__name__,
-                             "kernel": k.name, "instances": times, "time_ms": one * 1e3,
-                             "total_ms": times * one * 1e3, "bound": k.bound})
+                             "kernel": k.name, "instances": passes * times, "time_ms": one * 1e3,
+                             "total_ms": passes * times * one * 1e3, "bound": k.bound})
     return rows
 
 
