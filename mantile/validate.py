@@ -303,8 +303,8 @@ def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None
         return None
     (key, n), = load.items()
     spec_label = f" {spec['spec_method']}{spec['spec_num_tokens']}" if "spec_method" in spec else ""
-    label = (f"{row['model']} {hardware} tp{_int(row.get('tp'))} {key}={n:g} {row.get('input_seq')}/"
-             f"{row.get('output_seq')} {profile}{spec_label} {metric}")
+    label = (f"{row['model']}{spec_label} {hardware} tp{_int(row.get('tp'))} {key}={n:g} {row.get('input_seq')}/"
+             f"{row.get('output_seq')} {profile} {metric}")
     return Prediction(kind="published", label=label, measured=float(row["value"]), predicted=float(value),
                       group=_family(row), engine=profile, speculative="spec_method" in spec,
                       disaggregated=_present(row.get("disagg")))
