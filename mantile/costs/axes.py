@@ -158,9 +158,21 @@ class Axes:
         """How a replica's devices run attention and experts (``blocks.Placement``)."""
         return Placement(self.tp, self.ep, self.dp_attention)
 
+    @property
+    def speculates(self) -> bool:
+        """Whether any point decodes speculatively (``spec_method`` other than none)."""
+        col = self.spec_method
+        if isinstance(col, str):
+            return col != "none"
+        if isinstance(col, Coded):
+            return any(c != "none" for c in col.choices)
+        return bool(np.any(np.asarray(col, dtype=str) != "none"))
+
     def is_method(self, method: str) -> np.ndarray:
         """Per point, whether ``spec_method`` is ``method`` (a bool array of the points' shape)."""
         col = self.spec_method
+        if isinstance(col, str):
+            return np.broadcast_to(col == method, self.shape)
         if isinstance(col, Coded):
             hit = np.array([c == method for c in col.choices], dtype=bool)
             return np.broadcast_to(hit[col.codes], self.shape)

@@ -79,10 +79,13 @@ def invalid_codes(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, ax
         (10, (tp * cp) % ax.embedding_tp != 0),
         (13, (ep > tp) & ((ep % tp != 0) | (experts < ep))),
         (14, replica * cp * pp * dp > hw.num_devices),
-        (15, ax.is_method("mtp") & (model.num_nextn_predict_layers == 0)),
-        (16, ~ax.is_method("none") & (np.asarray(ax.spec_acceptance) > np.asarray(ax.spec_num_tokens) + 1)),
-        (17, ax.is_method("draft") & (not has_draft)),
     ]
+    if ax.speculates:
+        checks += [
+            (15, ax.is_method("mtp") & (model.num_nextn_predict_layers == 0)),
+            (16, ~ax.is_method("none") & (np.asarray(ax.spec_acceptance) > np.asarray(ax.spec_num_tokens) + 1)),
+            (17, ax.is_method("draft") & (not has_draft)),
+        ]
     if np.ndim(tp) == 0:  # one point: the first failing check, as a numpy scalar
         return np.int16(next((c for c, bad in checks if bad), 0))  # type: ignore[return-value]
     code = np.zeros(ax.shape, dtype=np.int16)

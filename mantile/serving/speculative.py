@@ -66,6 +66,8 @@ class Speculation:
     @classmethod
     def of(cls, setup: Setup) -> Speculation:
         ax = setup.axes
+        if not ax.speculates:  # plain decoding everywhere: one token in, one out
+            return cls(np.asarray(1.0), np.asarray(1.0), False)
         none = ax.is_method("none")
         k = np.where(none, 0.0, np.broadcast_to(np.asarray(ax.spec_num_tokens, dtype=float), ax.shape))
         rate = np.zeros(ax.shape)

@@ -164,7 +164,7 @@ def _timings(mode: str, steps: Steps, serving: ServingProfile, mem: _Memory) -> 
 def _draft_setup(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, ax: Axes) -> Setup | None:
     """The draft model's Setup (speculative decoding with ``spec_method=draft``), on the same devices,
     plan and dtypes as the target; None when no point drafts with a model or none is named."""
-    if not serving.draft_model or not np.any(ax.is_method("draft")):
+    if not serving.draft_model or not ax.speculates or not np.any(ax.is_method("draft")):
         return None
     return Setup.of(load_model(serving.draft_model), hw, eff, serving, ax)
 
