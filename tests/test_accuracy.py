@@ -99,7 +99,8 @@ def test_fp8_and_long_prefill_file_meets_its_gate() -> None:
 #: dp_attention columns, so DeepSeek-R1 "DEP4/DEP8" rows ran as plain TP. Run as stated they come out
 #: -8% to +36% on Blackwell (were -30% to -67%) and +63% to +92% too fast on H200 DEP8; Qwen3-235B moved
 #: from 13.5% to 24.9%, Llama 4 Maverick from 28.5% to 40.9% (both too fast at DEP on Hopper).
-SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 49.0}
+#: Issue 12: the speculative-decoding rows run with their spec columns (MTP 1-5 on DeepSeek-R1): 46.3%.
+SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 46.5}
 
 
 @pytest.mark.parametrize("name,limit", sorted(SERVING_GATES.items()))
