@@ -7,7 +7,7 @@ then calls the engine (``estimate``/``sweep``) or the layer cost functions (``la
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -35,6 +35,7 @@ from mantile.engine.table import results_row
 from mantile.serving import system
 from mantile.specs import EfficiencyProfile, SpecError, load_hardware
 from mantile.specs.dtypes import BYTES_PER_ELEMENT
+from mantile.specs.speculative import tokens_from_rates
 
 PLAN_KEYS = {
     "attention": ("tensor_parallel", "context_parallel", "dtype"),
@@ -115,7 +116,9 @@ def estimate(model: Any, hardware: str, batch_size: int | None = None, input_seq
              efficiency: EfficiencyProfile | None = None, enforce_max_position: bool = True,
              batching: str | None = None, concurrency: int | None = None,
              request_rate: float | None = None, dp_attention: bool = False, redundant_experts: int = 0,
-             expert_imbalance: float = 1.0) -> dict[str, Any]:
+             expert_imbalance: float = 1.0, spec_method: str = "none", spec_num_tokens: int = 0,
+             spec_acceptance: float | Sequence[float] = 0.0, spec_draft_model: str | None = None,
+             prefix_cache_hit_rate: float = 0.0) -> dict[str, Any]:
     """One point -> one results-table row as a dict (units in the keys; the columns of
     ``help(mantile.sweep)``). The load is one of ``batch_size`` (a fixed running batch), ``concurrency``
     (clients in a closed loop) or ``request_rate`` (Poisson arrivals, requests/s).
@@ -133,6 +136,13 @@ def estimate(model: Any, hardware: str, batch_size: int | None = None, input_seq
     ``enforce_max_position=False`` accepts prompts longer than the model's context (timing studies);
     ``serving`` is a profile id of ``conf/serving/`` (kernel stack, batching, memory reserve); ``batching``,
     ``comm_overlap``, ``max_prefill_tokens`` and ``memory_reserve_fraction`` replace its values when given.
+
+    Speculative decoding (``mantile.serving.speculative``): ``spec_method`` none | draft | eagle | mtp |
+    ngram, ``spec_num_tokens`` k draft tokens per verify step, ``spec_acceptance`` 0 (the method's default,
+    ``conf/speculative.yaml``), one acceptance rate per position in (0, 1), a mean acceptance length >= 1
+    (tokens per verify step, the bonus token counted), or a list of per-position rates (the first k
+    used); ``spec_draft_model`` a catalog model id (spec_method=draft). ``prefix_cache_hit_rate``: the
+    fraction of prompt tokens found in the prefix cache (prefill computes only the misses).
     """
     model_id, mspec = model_spec(model)
     extra: dict[str, Any] = {}
@@ -145,7 +155,9 @@ def estimate(model: Any, hardware: str, batch_size: int | None = None, input_seq
                                 input_seq=input_seq, output_seq=output_seq, dtype=dtype,
                                 kv_dtype=kv_dtype, embedding_tp=tp if embedding_tp is None else embedding_tp,
                                 dp_attention=dp_attention, redundant_experts=redundant_experts,
-                                expert_imbalance=expert_imbalance)
+                                expert_imbalance=expert_imbalance, spec_method=spec_method,
+                                spec_num_tokens=spec_num_tokens, prefix_cache_hit_rate=prefix_cache_hit_rate,
+                                spec_acceptance=_acceptance(spec_acceptance, spec_num_tokens, spec_method))
     if layers is not None:
         plan = plan_from_layers(layers, dtype)
         # a layer dtype the plan names wins over the checkpoint recipe's
@@ -157,7 +169,7 @@ def estimate(model: Any, hardware: str, batch_size: int | None = None, input_seq
             raise SpecError("estimate", k, v, "a single value (use mantile.sweep for lists)")
     spec = make_spec(mspec, hardware, axes, serving, enforce_max_position, batching=batching,
                      comm_overlap=comm_overlap, max_prefill_tokens=max_prefill_tokens,
-                     memory_reserve_fraction=memory_reserve_fraction)
+                     memory_reserve_fraction=memory_reserve_fraction, draft_model=spec_draft_model)
     _, sys_ = next(iter(spec.systems.items()))
     if efficiency is not None:
         sys_ = replace(sys_, eff=efficiency)
@@ -169,6 +181,17 @@ def estimate(model: Any, hardware: str, batch_size: int | None = None, input_seq
     return {k: _scalar(v) for k, v in row.items()}
 
 
+def _acceptance(value: Any, k: Any, method: Any) -> Any:
+    """``spec_acceptance`` of one point: a list of per-position rates becomes the mean tokens per verify
+    step it implies for k draft tokens (``specs.speculative.tokens_from_rates``); a number stays."""
+    if isinstance(value, (list, tuple, np.ndarray)) and method != "none":
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise SpecError("estimate", "spec_num_tokens", k, "an integer >= 1 (draft tokens per verify step) "
+                            f"when spec_method is {method!r}")
+        return tokens_from_rates([float(v) for v in value], int(k))
+    return value
+
+
 def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = None, output_seq: Any = None,
           tp: Any = 1, pp: Any = 1,
           dp: Any = 1, ep: Any = 1, cp: Any = 1, sp: Any = 1, dtype: Any = "auto", kv_dtype: Any = None,
@@ -176,7 +199,8 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
           max_prefill_tokens: int | None = None, memory_reserve_fraction: float | None = None,
           batching: str | None = None, concurrency: Any = None, request_rate: Any = None,
           dp_attention: Any = False, redundant_experts: Any = 0, expert_imbalance: Any = 1.0,
-          n_jobs: int = 1,
+          spec_method: Any = "none", spec_num_tokens: Any = 0, spec_acceptance: Any = 0.0,
+          spec_draft_model: str | None = None, prefix_cache_hit_rate: Any = 0.0, n_jobs: int = 1,
           backend: str = "loky", chunk_size: int = 250_000, progress: bool = False
           ) -> pl.DataFrame | pl.LazyFrame:
     """Cross every list given (models, hardware and axes) and evaluate all points as one table.
@@ -193,7 +217,10 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
 
     - identity: model_id, hardware_id, serving, serving_version, num_devices, dtype, kv_dtype, tp, pp, dp,
       ep, cp, sp, embedding_tp, batch_size, concurrency and request_rate (when given), input_seq, output_seq,
-      dp_attention, redundant_experts, expert_imbalance (expert parallelism: ``costs.blocks.Placement``)
+      dp_attention, redundant_experts, expert_imbalance (expert parallelism: ``costs.blocks.Placement``),
+      spec_method, spec_num_tokens, spec_acceptance, prefix_cache_hit_rate (speculative decoding and
+      prefix caching: ``estimate``'s docstring; ``spec_draft_model`` is one id per sweep)
+    - speculative decoding: spec_tokens_per_step (mean tokens a decode step yields), decode_draft_ms
     - load: running_batch, request_throughput_per_s, ttft_p50_ms, ttft_p99_ms, tpot_p50_ms, tpot_p99_ms
     - latency and throughput: ttft_ms, tpot_ms, e2e_latency_ms, throughput_tokens_per_s,
       throughput_tokens_per_s_per_device, decode_throughput_tokens_per_s, tokens_per_s_per_user
@@ -212,9 +239,12 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
     axes = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, batch_size=batch_size, concurrency=concurrency,
                 request_rate=request_rate, input_seq=input_seq,
                 output_seq=output_seq, dtype=dtype, kv_dtype=kv_dtype, embedding_tp=embedding_tp,
-                dp_attention=dp_attention, redundant_experts=redundant_experts, expert_imbalance=expert_imbalance)
+                dp_attention=dp_attention, redundant_experts=redundant_experts, expert_imbalance=expert_imbalance,
+                spec_method=spec_method, spec_num_tokens=spec_num_tokens, spec_acceptance=spec_acceptance,
+                prefix_cache_hit_rate=prefix_cache_hit_rate)
     spec = make_spec(model, hardware, axes, serving, True, batching=batching, comm_overlap=comm_overlap,
-                     max_prefill_tokens=max_prefill_tokens, memory_reserve_fraction=memory_reserve_fraction)
+                     max_prefill_tokens=max_prefill_tokens, memory_reserve_fraction=memory_reserve_fraction,
+                     draft_model=spec_draft_model)
     out = scratch_path() if spec.n_points > KEEP_IN_MEMORY_MAX_POINTS else None
     res = run(spec, EngineSettings(n_jobs=n_jobs, backend=backend, chunk_size=chunk_size, progress=progress), out)
     return res.results if res.results is not None else res.lazy()

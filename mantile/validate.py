@@ -19,6 +19,10 @@ Mapping (README "Accuracy"):
   estimated with enforce_max_position=False.
 - error rows that ran out of memory -> estimate(...)["fits"] must be False; every model row that ran
   must fit.
+- published rows with speculative decoding (``spec_method`` mtp, eagle, eagle3, ngram; ``spec_num_tokens``
+  k; ``spec_acceptance_length`` when the source states it, else the method's default) and a
+  ``prefix_cache_hit_rate`` are estimated with them (``SPEC_METHODS``); a draft-model row names no draft
+  model and is skipped. ``report`` prints their MAPE and how many are within 20%.
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ class Prediction:
     predicted: float
     group: str = ""  # published rows: the benchmark/software they come from
     engine: str = ""  # published rows: the serving profile they were predicted with
+    speculative: bool = False  # published rows run with speculative decoding (MTP, EAGLE, n-gram)
+    disaggregated: bool = False  # published rows from a disaggregated (P/D) deployment
 
     @property
     def error_pct(self) -> float:
@@ -240,6 +246,29 @@ def _load(row: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+#: A published row's spec_method -> Mantile's (EAGLE-3 drafts with an EAGLE head: one layer + LM head).
+SPEC_METHODS = {"": "none", "none": "none", "mtp": "mtp", "eagle": "eagle", "eagle3": "eagle", "ngram": "ngram"}
+#: The error within which a speculative-decoding row counts as reproduced (issue 12's done-when line).
+SPEC_WITHIN_PCT = 20.0
+
+
+def _speculation(row: dict[str, Any]) -> dict[str, Any]:
+    """estimate() keys of a published row's speculative decoding and prefix caching (empty: neither)."""
+    method = str(row.get("spec_method") or "").strip().lower()
+    if method not in SPEC_METHODS:
+        raise SpecError("validate", "spec_method", method, f"{sorted(SPEC_METHODS)} (a draft-model row names no "
+                        "draft model)")
+    out: dict[str, Any] = {}
+    if SPEC_METHODS[method] != "none":
+        out = {"spec_method": SPEC_METHODS[method], "spec_num_tokens": _int(row.get("spec_num_tokens"), 0,
+                                                                             "spec_num_tokens")}
+        if _present(row.get("spec_acceptance_length")):
+            out["spec_acceptance"] = float(row["spec_acceptance_length"])
+    if _present(row.get("prefix_cache_hit_rate")):
+        out["prefix_cache_hit_rate"] = float(row["prefix_cache_hit_rate"])
+    return out
+
+
 def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None, serving: str) -> Prediction | None:
     """A published result under the load it states (a fixed batch, concurrency, or a request rate;
     an offline throughput run is its whole request set at once). Rows without lengths, or latency rows
@@ -266,15 +295,19 @@ def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None
         args["dp_attention"] = str(row["dp_attention"]).strip().lower() in ("true", "1", "yes")
     if row.get("batching") == "static":
         args["batching"] = "static"
+    spec = _speculation(row)
+    args.update(spec)
     r = estimate(**args)
     value = r.get(PUBLISHED_COLUMNS.get(metric, metric))
     if value is None:
         return None
     (key, n), = load.items()
-    label = (f"{row['model']} {hardware} tp{_int(row.get('tp'))} {key}={n:g} {row.get('input_seq')}/"
+    spec_label = f" {spec['spec_method']}{spec['spec_num_tokens']}" if "spec_method" in spec else ""
+    label = (f"{row['model']}{spec_label} {hardware} tp{_int(row.get('tp'))} {key}={n:g} {row.get('input_seq')}/"
              f"{row.get('output_seq')} {profile} {metric}")
     return Prediction(kind="published", label=label, measured=float(row["value"]), predicted=float(value),
-                      group=_family(row), engine=profile)
+                      group=_family(row), engine=profile, speculative="spec_method" in spec,
+                      disaggregated=_present(row.get("disagg")))
 
 
 def _family(row: dict[str, Any]) -> str:
@@ -357,8 +390,10 @@ def predictions(rows: Iterable[dict[str, Any]], hardware: str | None = None, eff
                 if not math.isfinite(float(p.predicted)):
                     raise ValueError(f"prediction {p.predicted!r} is not finite")
         except SpecError as e:
-            if row.get("kind") == "published" and e.field in ("model", "hardware") and skips is not None:
-                why = f"published rows whose {e.field} is not in the catalog ({e.value})"
+            if row.get("kind") == "published" and e.field in ("model", "hardware", "spec_method") \
+                    and skips is not None:
+                why = (f"published rows whose {e.field} is not in the catalog ({e.value})" if e.field != "spec_method"
+                       else f"published rows whose spec_method Mantile cannot run from the table ({e.value})")
                 skips[why] = skips.get(why, 0) + 1
                 if passed is not None:
                     passed.append((_where(row, number), f"{e.field} {e.value!r} is not in the catalog"))
@@ -387,6 +422,17 @@ def mape(preds: Iterable[Prediction]) -> dict[str, float]:
     return {k: sum(v) / len(v) for k, v in by.items()}
 
 
+def speculative_summary(preds: Iterable[Prediction]) -> dict[str, Any]:
+    """Rows predicted with speculative decoding: their count, MAPE and how many are within
+    SPEC_WITHIN_PCT, overall and for aggregated deployments (disaggregated ones need issue 12's P/D
+    model, which this estimate does not apply)."""
+    rows = [p for p in preds if p.speculative]
+    agg = [p for p in rows if not p.disaggregated]
+    within = lambda ps: sum(1 for p in ps if abs(p.error_pct) <= SPEC_WITHIN_PCT)  # noqa: E731
+    return {"rows": len(rows), "aggregated": len(agg), "within": within(rows), "aggregated_within": within(agg),
+            "mape": sum(abs(p.error_pct) for p in rows) / len(rows) if rows else float("nan")}
+
+
 def report(preds: list[Prediction], checks: list[tuple[str, bool, bool]], verbose: bool = True,
            skips: dict[str, int] | None = None) -> str:
     lines = []
@@ -413,6 +459,11 @@ def report(preds: list[Prediction], checks: list[tuple[str, bool, bool]], verbos
                 median = sorted(errs)[len(errs) // 2]
                 lines.append(f"{g:<60} {len(errs):>5} {sum(abs(e) for e in errs) / len(errs):>7.1f}% "
                              f"{median:>+7.1f}%")
+    spec = speculative_summary(preds)
+    if spec["rows"]:
+        lines.append(f"\nspeculative decoding rows: {spec['rows']} (aggregated {spec['aggregated']}), MAPE "
+                     f"{spec['mape']:.1f}%; within {SPEC_WITHIN_PCT:g}%: {spec['within']} "
+                     f"(aggregated {spec['aggregated_within']})")
     for why, n in (skips or {}).items():
         lines.append(f"skipped {n} row(s): {why}")
     if checks:

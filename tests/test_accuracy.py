@@ -104,7 +104,9 @@ def test_fp8_and_long_prefill_file_meets_its_gate() -> None:
 #: compute-bound ones; on aiconfigurator's silicon sample (never fitted) the same change took MoE TPOT
 #: MAPE from 69% to 59% (DeepSeek-R1), 35% to 28% (V3), 27% to 21% (Qwen3-235B): these max-throughput
 #: rows, too fast at large batch on Hopper, miss something outside the expert GEMMs.
-SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 50.5}
+#: Issue 12: the speculative-decoding rows run with their spec columns (MTP 1-5 on DeepSeek-R1): 47.6%
+#: with all of the above (46.3% on the spec branch before the MoE changes).
+SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 48.0}
 
 
 @pytest.mark.parametrize("name,limit", sorted(SERVING_GATES.items()))

@@ -28,7 +28,8 @@ CARD_KEYS = ("ttft_ms", "tpot_ms", "throughput_tokens_per_s", "throughput_tokens
              "tokens_per_s_per_user", "memory_gb_per_device", "usable_memory_gb_per_device",
              "weights_gb_per_device", "kv_cache_gb_per_device", "activation_gb_per_device",
              "cost_usd_per_million_tokens", "num_devices", "max_batch_size")
-SERVING_KEYS = ("kv_dtype", "batching", "comm_overlap", "max_prefill_tokens", "memory_reserve_fraction")
+SERVING_KEYS = ("kv_dtype", "batching", "comm_overlap", "max_prefill_tokens", "memory_reserve_fraction",
+                "spec_method", "spec_num_tokens", "spec_acceptance", "spec_draft_model", "prefix_cache_hit_rate")
 TIMEOUT_MS = 30_000
 DESKTOP = {"width": 1400, "height": 1100}
 PHONE = {"width": 390, "height": 844}
@@ -180,6 +181,20 @@ def test_page_shows_the_apis_numbers_and_follows_inputs(page: Any, server: str) 
                        pipeline_parallel=2, memory_reserve_fraction=0.2)
     assert (body["serving"], body["batching"], body["kv_dtype"]) == ("fused", "continuous", "fp8")
     _assert_page_equals_api(page, server, body)
+
+
+def test_speculative_decoding_and_prefix_cache_controls(page: Any, server: str) -> None:
+    page.select_option("#spec_method", "eagle")
+    page.fill("#spec_num_tokens", "3")
+    page.fill("#prefix_cache_hit_rate", "0.5")
+    body = _wait_ready(page, spec_method="eagle", spec_num_tokens=3, prefix_cache_hit_rate=0.5)
+    _assert_page_equals_api(page, server, body)
+    page.select_option("#spec_method", "none")
+    page.fill("#prefix_cache_hit_rate", "")
+    page.wait_for_function(
+        """() => document.body.dataset.state === "ready" &&
+          !("spec_method" in JSON.parse(document.getElementById("results").dataset.request || "{}"))""",
+        timeout=TIMEOUT_MS)
 
 
 def test_errors_clear_stale_numbers_and_recover(page: Any, server: str) -> None:

@@ -33,7 +33,7 @@ from mantile.costs.axes import Coded
 from mantile.engine import io
 from mantile.engine.runner import EngineSettings, ParetoSettings, RunResult, run
 from mantile.engine.spec import DTYPE_AUTO, STR_AXES, SweepSpec
-from mantile.engine.table import IDENTITY, INT_IDENTITY, results_frame
+from mantile.engine.table import EP_IDENTITY, IDENTITY, INT_IDENTITY, results_frame
 
 PLAN = tuple(c for c in IDENTITY if c != "batch_size")
 AT_LIMIT = ("throughput_tokens_per_s_per_device", "throughput_tokens_per_s", "ttft_ms", "tpot_ms",
@@ -63,6 +63,7 @@ def _plan_columns(plans: pl.DataFrame, batch: np.ndarray, auto: str | None = Non
     cols: dict[str, Any] = {k: plans[k].to_numpy().astype(float) for k in INT_IDENTITY
                             if k in plans.columns and k != "batch_size"}
     cols["batch_size"] = batch.astype(float)
+    cols.update({k: plans[k].to_numpy().astype(float) for k in EP_IDENTITY if k in plans.columns})
     for key in STR_AXES:
         choices = tuple(STR_AXES[key]) + ((DTYPE_AUTO,) if key == "dtype" else ())
         codes = np.asarray([choices.index(DTYPE_AUTO if key == "dtype" and v == auto else v)

@@ -31,9 +31,13 @@ from mantile.specs import SpecError
 
 #: identity keys in the order the plan column names them
 PLAN_ORDER = ("model_id", "hardware_id", "serving", "tp", "pp", "dp", "ep", "cp", "sp", "embedding_tp", "dtype",
-              "kv_dtype", "input_seq", "output_seq")
+              "kv_dtype", "input_seq", "output_seq", "spec_method", "spec_num_tokens", "spec_acceptance",
+              "prefix_cache_hit_rate")
 #: parallel degrees shown only where they vary or are not 1
 QUIET_IF_ONE = ("pp", "dp", "ep", "cp", "sp")
+#: keys shown only where they vary or differ from their default (no speculation, no prefix cache)
+QUIET_DEFAULT: dict[str, Any] = {"spec_method": "none", "spec_num_tokens": 0, "spec_acceptance": 0.0,
+                                 "prefix_cache_hit_rate": 0.0}
 #: column -> short header (units in the header)
 HEADERS: dict[str, str] = {
     "plan": "plan", "batch_size": "batch", "ttft_ms": "TTFT ms", "tpot_ms": "TPOT ms",
@@ -101,7 +105,8 @@ def varying(df: pl.DataFrame, keys: Sequence[str] = PLAN_ORDER) -> tuple[list[st
     vary = [k for k in present if df[k].n_unique() > 1]
     same = [k for k in present if k not in vary]
     vary = [k for k in vary if not _repeats(df, k)]
-    same = [k for k in same if not _repeats(df, k) and not (k in QUIET_IF_ONE and df[k][0] == 1)]
+    same = [k for k in same if not _repeats(df, k) and not (k in QUIET_IF_ONE and df[k][0] == 1)
+            and not (k in QUIET_DEFAULT and df[k].cast(pl.String)[0] == str(QUIET_DEFAULT[k]))]
     return vary, same
 
 
@@ -116,7 +121,8 @@ def _fmt_key(key: str, value: Any) -> str:
     if key in ("model_id", "hardware_id", "serving", "dtype"):
         return str(value)
     short = {"input_seq": "in", "output_seq": "out", "kv_dtype": "kv",
-             "embedding_tp": "emb_tp"}
+             "embedding_tp": "emb_tp", "spec_method": "spec", "spec_num_tokens": "k", "spec_acceptance": "acc",
+             "prefix_cache_hit_rate": "prefix_hit"}
     return f"{short.get(key, key)}={value}"
 
 

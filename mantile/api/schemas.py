@@ -13,7 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mantile.engine.bounds import MAX_BATCH_SIZE, MAX_DEGREE, MAX_SEQ_TOKENS
 from mantile.specs import DTYPES
+from mantile.specs.errors import SpecError
 from mantile.specs.serving import BATCHING
+from mantile.specs.speculative import METHODS, tokens_from_rates
 
 #: Points of one batch curve (each is one estimate); sizes are bounded by mantile.engine.bounds.
 MAX_CURVE_POINTS = 32
@@ -22,6 +24,8 @@ Dtype = Literal[DTYPES]  # type: ignore[valid-type]
 #: a model's dtype: a format, or ``auto`` = the checkpoint's own (``engine.spec.DTYPE_AUTO``)
 ModelDtype = Literal[("auto", *DTYPES)]  # type: ignore[valid-type]
 Batching = Literal[BATCHING]  # type: ignore[valid-type]
+SpecMethod = Literal[METHODS]  # type: ignore[valid-type]
+MAX_SPEC_TOKENS = 64  # draft tokens per verify step (engines run up to about 10)
 Phase = Literal["prefill", "decode"]
 LayerType = Literal["attention", "feedforward", "norm", "embedding"]
 Degree = Annotated[int, Field(strict=True, ge=1, le=MAX_DEGREE)]
@@ -48,12 +52,37 @@ class ServingOptions(_Body):
     max_prefill_tokens: Tokens | None = Field(default=None, description="prefill chunk, tokens")
     memory_reserve_fraction: float | None = Field(default=None, strict=True, ge=0, lt=1,
                                                   description="device memory kept by the runtime")
+    spec_method: SpecMethod = Field(default="none", description="speculative decoding: none, draft (a draft "
+                                    "model), eagle (an EAGLE head), mtp (the model's MTP modules), ngram")
+    spec_num_tokens: int = Field(default=0, strict=True, ge=0, le=MAX_SPEC_TOKENS,
+                                 description="draft tokens per verify step (>= 1 with a spec_method)")
+    spec_acceptance: Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)] | \
+        list[Annotated[float, Field(strict=True, ge=0, le=1, allow_inf_nan=False)]] = Field(
+        default=0.0, description="0: the method's default; a per-position acceptance rate in (0, 1); a mean "
+        "acceptance length >= 1 (tokens per verify step, bonus token counted); or a list of per-position rates")
+    spec_draft_model: str | None = Field(default=None, description="draft model id from GET /models "
+                                         "(spec_method=draft)")
+    prefix_cache_hit_rate: float = Field(default=0.0, strict=True, ge=0, le=1, allow_inf_nan=False,
+                                         description="fraction of prompt tokens found in the prefix cache")
 
     def serving_options(self) -> dict[str, Any]:
-        """The Python API's keyword arguments for these fields."""
+        """The Python API's keyword arguments for these fields (a list of per-position acceptance rates
+        becomes the mean tokens per verify step it implies)."""
+        acceptance: Any = self.spec_acceptance
+        if isinstance(acceptance, list):
+            if self.spec_method == "none":
+                acceptance = 0.0
+            else:
+                if self.spec_num_tokens < 1:
+                    raise SpecError("body", "spec_num_tokens", self.spec_num_tokens,
+                                    f"an integer >= 1 (draft tokens per verify step) with spec_method "
+                                    f"{self.spec_method!r}")
+                acceptance = tokens_from_rates(acceptance, self.spec_num_tokens)
         return {"serving": self.serving, "batching": self.batching, "comm_overlap": self.comm_overlap,
                 "max_prefill_tokens": self.max_prefill_tokens,
-                "memory_reserve_fraction": self.memory_reserve_fraction}
+                "memory_reserve_fraction": self.memory_reserve_fraction, "spec_method": self.spec_method,
+                "spec_num_tokens": self.spec_num_tokens, "spec_acceptance": acceptance,
+                "spec_draft_model": self.spec_draft_model, "prefix_cache_hit_rate": self.prefix_cache_hit_rate}
 
 
 # ---- GET /hardware, /models, /api/layers -----------------------------------------------------------

@@ -30,7 +30,8 @@ SYSTEM_FIELDS = {"tp": "layers.attention.tensor_parallel", "cp": "layers.attenti
                  "embedding_tp": "layers.embedding.tensor_parallel", "pp": "pipeline_parallel",
                  "dp": "data_parallel", "model": "model_id", "hardware": "hardware_config"}
 #: invalid_field of an invalid row (mantile.costs.checks.INVALID_FIELDS) -> the body field it is about.
-INVALID_BODY_FIELDS = {**SYSTEM_FIELDS, "input_seq": "input_seq", "dtype": "dtype"}
+INVALID_BODY_FIELDS = {**SYSTEM_FIELDS, "input_seq": "input_seq", "dtype": "dtype", "spec_method": "spec_method",
+                       "spec_acceptance": "spec_acceptance", "spec_draft_model": "spec_draft_model"}
 #: "more devices than the system": the first of these above 1 is named (the degree added last).
 DEVICE_FIELDS = ("data_parallel", "pipeline_parallel", "layers.attention.context_parallel",
                  "layers.attention.tensor_parallel")

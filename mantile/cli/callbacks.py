@@ -13,7 +13,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from mantile.cli.guard import require_writable
-from mantile.engine.spec import AXES, check_axis
+from mantile.engine.spec import AXES, CLI_SPEC_KEYS, check_axis
 from mantile.specs import SpecError, ids
 
 GROUPS = ("model", "hardware", "parallelism", "workload", "serving", "executor", "study", "experiment",
@@ -24,7 +24,7 @@ def check_sweep_overrides(overrides: list[str]) -> None:
     """Validate the values of every job of a ``-m`` sweep (sweep keys and catalog ids) up front, so a
     bad value in the last job stops the run before the first job does any work."""
     for override in OverridesParser.create().parse_overrides(overrides):
-        key = override.key_or_group
+        key = CLI_SPEC_KEYS.get(override.key_or_group, override.key_or_group)
         values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
         for value in values:
             if key in AXES and value is not None:

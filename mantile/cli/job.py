@@ -21,7 +21,15 @@ from mantile.analysis.tables import DEFAULT_VIEW, View
 from mantile.engine import io, limits
 from mantile.engine.bounds import check_size
 from mantile.engine.runner import EngineSettings, ParetoSettings, RunResult, run
-from mantile.engine.spec import AXES, SweepSpec, System, check_axes, system_efficiency
+from mantile.engine.spec import (
+    AXES,
+    CLI_SPEC_KEYS,
+    SweepSpec,
+    System,
+    check_axes,
+    resolve_serving,
+    system_efficiency,
+)
 from mantile.specs import SpecError
 from mantile.specs._load import build
 from mantile.specs.catalog import hardware_from_dict, model_from_dict, serving_from_dict
@@ -84,7 +92,17 @@ def spec_from_config(cfg: DictConfig, model_id: str, hardware_id: str, serving_i
     model = model_from_dict(cfg.model, f"conf/model/{model_id}.yaml")
     hw = hardware_from_dict(cfg.hardware, f"conf/hardware/{hardware_id}.yaml")
     serving = serving_from_dict(cfg.serving, f"conf/serving/{serving_id}.yaml")
-    axes = check_axes({k: _plain(cfg.get(k)) for k in AXES if cfg.get(k) is not None})
+    raw = {k: _plain(cfg.get(k)) for k in AXES if cfg.get(k) is not None}
+    spec_section = _plain(cfg.get("spec")) or {}
+    unknown = sorted(set(spec_section) - {"method", "num_tokens", "acceptance", "draft_model"})
+    if unknown:
+        raise SpecError("spec", unknown[0], spec_section[unknown[0]],
+                        "valid keys: method, num_tokens, acceptance, draft_model")
+    raw.update({CLI_SPEC_KEYS[f"spec.{k}"]: v for k, v in spec_section.items()
+                if f"spec.{k}" in CLI_SPEC_KEYS and v is not None})
+    if spec_section.get("draft_model") is not None:
+        serving = resolve_serving(serving, draft_model=str(spec_section["draft_model"]))
+    axes = check_axes(raw)
     settings = executor_settings(cfg)
     # +efficiency=<generation> replaces the card's own profile (e.g. Hopper constants on another card)
     eff = (build(EfficiencyProfile, _plain(cfg.efficiency), "conf/efficiency")

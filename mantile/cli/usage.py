@@ -7,7 +7,7 @@ prints the composed config of a command line.
 from __future__ import annotations
 
 from mantile.analysis.tables import terminal_width, wrap
-from mantile.engine.spec import INT_AXES, STR_AXES
+from mantile.engine.spec import CLI_SPEC_KEYS, INT_AXES, SPEC_AXES, STR_AXES
 from mantile.specs import conf_dir, ids
 
 EXAMPLES = (
@@ -36,9 +36,13 @@ def _key_lines(width: int) -> list[str]:
     lines = []
     for key, meaning in INT_AXES.items():
         lines.append(f"  {key:<13} {meaning}")
-    for key in STR_AXES:
+    for key in ("dtype", "kv_dtype"):
         meaning = "weights and math: " + " ".join(STR_AXES[key]) if key == "dtype" else KV_DTYPE
         lines.append(f"  {key:<13} {meaning}")
+    for key, (meaning, _) in SPEC_AXES.items():
+        name = next((k for k, v in CLI_SPEC_KEYS.items() if v == key), key)
+        lines.append(f"  {name:<13} {meaning}")
+    lines.append(f"  {'spec.draft_model':<13} draft model id for spec.method=draft (one per run)")
     return [wrap(line, width) for line in lines]
 
 

@@ -19,6 +19,20 @@ from mantile.costs.blocks import Plan, Work, heads_per_device
 from mantile.costs.kernels import Array, Cost, Machine, any_, attention_core, gemm
 
 
+def causal_keys(q_len: Array, kv_len: Array) -> Array:
+    """Mean keys per query when q_len new tokens come last among kv_len keys (causal): kv_len - (q_len - 1)/2;
+    (kv_len + 1)/2 for a whole prompt (q_len = kv_len), more when a cached prefix is read, not computed
+    (prefix caching). A sliding window keeps its whole-prompt mean (``local_keys``)."""
+    return kv_len - (q_len - 1.0) / 2.0
+
+
+def mixed_keys(w: Work) -> Array:
+    """Keys of the prompts riding along a decode pass: their own tokens, or more with a prefix-cache hit."""
+    if not any_(w.mixed_prefill_kv):
+        return w.mixed_prefill_len
+    return np.where(np.asarray(w.mixed_prefill_kv) > 0, w.mixed_prefill_kv, w.mixed_prefill_len)
+
+
 @dataclass(frozen=True)
 class GQAAttention:
     """Q, K, V projections, RoPE, KV-cache write, flash attention, output projection, TP all-reduce.
@@ -87,7 +101,7 @@ class GQAAttention:
         if w.phase == "prefill":
             attention_core(core, m, w.batch, w.q_len / w.cp, w.kv_len, heads, kv_heads, d, w.a_bytes,
                            w.kv_bytes, causal=True, count=st.attention_prefill_kernels,
-                           kv_eff=self.local_keys(w.kv_len) if self.window else (w.kv_len + 1) / 2.0)
+                           kv_eff=self.local_keys(w.kv_len) if self.window else causal_keys(w.q_len, w.kv_len))
             c.include(core)
             ring_bytes = (w.cp - 1) * w.batch * (w.kv_len / w.cp) * 2 * kv_heads * d * w.kv_bytes
             # cp peers are tp devices apart (tp inside): the ring leaves the domain when tp*cp exceeds it
@@ -99,11 +113,11 @@ class GQAAttention:
             attention_core(core, m, w.batch, w.q_len, self.keys(w.kv_len) / w.cp, heads, kv_heads, d, w.a_bytes,
                            w.kv_bytes, causal=False, count=st.attention_decode_kernels, split_kv=True, decode=True)
             if any_(w.mixed_prefill_seqs):  # chunked prefill riding along (continuous batching)
-                mixed = w.mixed_prefill_len
-                attention_core(core, m, w.mixed_prefill_seqs, mixed, mixed, heads,
+                mixed, keys = w.mixed_prefill_len, mixed_keys(w)
+                attention_core(core, m, w.mixed_prefill_seqs, mixed, keys, heads,
                                kv_heads, d, w.a_bytes, w.kv_bytes, causal=True, split_kv=True,
                                count=st.attention_prefill_kernels,
-                               kv_eff=self.local_keys(mixed) if self.window else (mixed + 1) / 2.0,
+                               kv_eff=self.local_keys(keys) if self.window else causal_keys(mixed, keys),
                                name="attention_prefill_chunk")
             c.include(core)
             q_bytes = w.batch * w.q_len * heads * d * w.a_bytes

@@ -34,6 +34,10 @@ LOADS = ("batch_size", "concurrency", "request_rate")
 #: Expert-parallel serving keys (``blocks.Placement``, ``feedforward.MoEMLP``) and their defaults.
 EXPERT_PARALLEL = {"dp_attention": 0.0, "redundant_experts": 0.0, "expert_imbalance": 1.0}
 STRINGS = ("dtype", "kv_dtype", "attention_dtype", "feedforward_dtype", "embedding_dtype")
+#: Speculative decoding and prefix caching keys (``serving.speculative``, ``serving.base.Steps``) and their
+#: defaults: the method (``specs.speculative.METHODS``), draft tokens per step k, the acceptance (0 = the
+#: method's default; a rate in (0, 1); or a mean length >= 1), the fraction of prompt tokens found cached.
+SPECULATIVE = {"spec_num_tokens": 0.0, "spec_acceptance": 0.0, "prefix_cache_hit_rate": 0.0}
 
 
 def lookup(values: StrColumn, table: Mapping[str, float]) -> np.ndarray:
@@ -110,6 +114,10 @@ class Axes:
     #: the points' array shape: (n,) for flat columns, () for one point on numpy scalars (estimate), or
     #: any shape the given columns broadcast to (every result column comes out in it)
     shape: tuple[int, ...] = ()
+    spec_method: StrColumn = "none"
+    spec_num_tokens: np.ndarray | float = 0.0
+    spec_acceptance: np.ndarray | float = 0.0
+    prefix_cache_hit_rate: np.ndarray | float = 0.0
 
     @classmethod
     def resolve(cls, col: Mapping[str, Any], kv_dtype_for: Callable[[str], str] | None = None,
@@ -123,7 +131,7 @@ class Axes:
             raise ValueError(f"exactly one load key of {LOADS} is needed, got {loads}")
         num = {k: np.asarray(col[k], dtype=float) for k in NUMERIC if k in col}
         num.setdefault("embedding_tp", num["tp"])
-        ep_keys = {k: np.asarray(col[k], dtype=float) for k in EXPERT_PARALLEL if k in col}
+        ep_keys = {k: np.asarray(col[k], dtype=float) for k in (*EXPERT_PARALLEL, *SPECULATIVE) if k in col}
         codes = [v.codes for v in col.values() if isinstance(v, Coded)]
         shape = np.broadcast(*num.values(), *ep_keys.values(), *codes).shape
         n = int(np.prod(shape))
@@ -135,6 +143,8 @@ class Axes:
                      else s["dtype"])
         for kind in ("attention", "feedforward"):
             s.setdefault(f"{kind}_dtype", s["dtype"])
+        if "spec_method" in col:
+            s["spec_method"] = col["spec_method"]
         return cls(**num, **s, n=n, load=loads[0], **ep_keys, shape=shape)  # type: ignore[arg-type]
 
     @property
@@ -147,6 +157,26 @@ class Axes:
     def placement(self) -> Placement:
         """How a replica's devices run attention and experts (``blocks.Placement``)."""
         return Placement(self.tp, self.ep, self.dp_attention)
+
+    @property
+    def speculates(self) -> bool:
+        """Whether any point decodes speculatively (``spec_method`` other than none)."""
+        col = self.spec_method
+        if isinstance(col, str):
+            return col != "none"
+        if isinstance(col, Coded):
+            return any(c != "none" for c in col.choices)
+        return bool(np.any(np.asarray(col, dtype=str) != "none"))
+
+    def is_method(self, method: str) -> np.ndarray:
+        """Per point, whether ``spec_method`` is ``method`` (a bool array of the points' shape)."""
+        col = self.spec_method
+        if isinstance(col, str):
+            return np.broadcast_to(col == method, self.shape)
+        if isinstance(col, Coded):
+            hit = np.array([c == method for c in col.choices], dtype=bool)
+            return np.broadcast_to(hit[col.codes], self.shape)
+        return np.broadcast_to(np.asarray(col, dtype=str) == method, self.shape)
 
     def layer_dtype(self, layer_type: str) -> StrColumn:
         """The dtype a layer type's weights and math use (norms: the embedding's, i.e. the model's)."""

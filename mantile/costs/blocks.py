@@ -34,7 +34,8 @@ LAYER_TYPES = ("attention", "feedforward", "norm", "embedding")
 class Work:
     """One layer's forward pass on one device, as arrays over sweep points.
 
-    phase: 'prefill' (q_len = kv_len = prompt length, causal) or 'decode' (q_len new tokens per
+    phase: 'prefill' (q_len new prompt tokens at the end of kv_len keys, causal: q_len = kv_len without a
+    prefix-cache hit) or 'decode' (q_len new tokens per
     sequence, each attending to the kv_len cached keys; q_len = 1 for plain decoding, k + 1 for the
     verify step of speculative decoding).
     batch: sequences in this pass (per replica, per pipeline micro-batch).
@@ -57,6 +58,9 @@ class Work:
     #: continuous batching: prompts prefilled in the same pass as the decode tokens (chunked prefill)
     mixed_prefill_seqs: Array = 0.0
     mixed_prefill_len: Array = 0.0
+    #: keys each riding prompt's new tokens attend to (0: mixed_prefill_len; more with a prefix-cache hit,
+    #: whose cached tokens are read, not computed)
+    mixed_prefill_kv: Array = 0.0
     #: rows that reach the LM head (the last position of each sequence)
     logits_rows: Array = 0.0
     #: expert parallelism (``Placement``): attention groups whose tokens meet in the MoE layer (1: the
@@ -241,13 +245,18 @@ class MTPHead(_NoCache):
     """The extra parts of one multi-token-prediction module (DeepSeek-V3 §2.2; config
     ``num_nextn_predict_layers``): enorm and hnorm (2 h) and eh_proj, a 2h x h projection; its decoder
     layer is an ordinary layer block and its embedding and output head are shared with the model.
-    Held in the weights; not run by plain decoding (speculative decoding runs it)."""
+    Held in the weights; not run by plain decoding (speculative decoding runs it: the two norms and
+    eh_proj over the draft tokens, a [n x 2h] @ [2h x h] GEMM held whole on every device). An EAGLE head's
+    input projection (fc, 2h -> h in EAGLE-1) is the same shape."""
 
     hidden_size: int
     layer_type: str = "feedforward"
 
     def cost(self, m: Machine, w: Work, net: comm.Network) -> Cost:
-        return Cost()
+        c, h, n = Cost(), self.hidden_size, w.tokens
+        c.elementwise(m, "mtp_norms", 2 * 2 * n * h * w.a_bytes, 2 * m.stack.norm_kernels)
+        gemm(c, m, n, h, 2 * h, w.w_bytes, w.a_bytes, name="eh_proj")
+        return c
 
     def params(self, plan: Plan) -> Array:
         h = self.hidden_size

@@ -24,6 +24,11 @@ INVALID = {
     13: "ep={ep} larger than tp={tp}: ep must be a multiple of tp and at most num_local_experts ({experts}) "
         "plus the redundant experts",
     14: "plan needs max(tp,ep)*cp*pp*dp devices, more than the system's {devices} devices",
+    15: "spec_method=mtp needs a model with multi-token-prediction layers (num_nextn_predict_layers = "
+        "{mtp_layers}); use draft, eagle or ngram",
+    16: "spec_acceptance is a mean acceptance length above spec_num_tokens + 1 (a verify step yields at most "
+        "k + 1 tokens); give a length in [1, k + 1] or a per-position rate in (0, 1)",
+    17: "spec_method=draft needs a draft model: set spec_draft_model to a catalog model id",
     # set by the serving mode, after the plan checks:
     11: "request_rate is more than this plan serves: requests would queue without bound",
     12: "request_rate needs a continuous-batching serving profile (a static batch has no arrivals)",
@@ -35,6 +40,7 @@ def reason_messages(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile) 
     facts = dict(heads=model.num_attention_heads, kv_heads=model.num_key_value_heads,
                  experts=model.num_local_experts, layers=model.num_hidden_layers, devices=hw.num_devices,
                  max_pos=model.max_position_embeddings, device=hw.device.name,
+                 mtp_layers=model.num_nextn_predict_layers,
                  dtypes=sorted(hw.device.peak_tflops), min_tokens=eff.gemm_tile_m)
     out = {}
     for code, text in INVALID.items():
@@ -46,12 +52,15 @@ def reason_messages(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile) 
 
 #: The key each invalid-plan code is about (for front doors that must name a field).
 INVALID_FIELDS = {1: "tp", 2: "tp", 3: "ep", 4: "sp", 5: "cp", 6: "pp", 7: "dp", 8: "input_seq", 9: "dtype",
-                  10: "embedding_tp", 11: "request_rate", 12: "serving", 13: "ep", 14: "ep"}
+                  10: "embedding_tp", 11: "request_rate", 12: "serving", 13: "ep", 14: "ep", 15: "spec_method",
+                  16: "spec_acceptance", 17: "spec_draft_model"}
 
 
 def invalid_codes(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, ax: Axes,
-                  peak_ok: np.ndarray | bool, enforce_max_position: bool = True) -> np.ndarray:
-    """Per point, the first failing check of INVALID (0 = a valid plan)."""
+                  peak_ok: np.ndarray | bool, enforce_max_position: bool = True, has_draft: bool = False
+                  ) -> np.ndarray:
+    """Per point, the first failing check of INVALID (0 = a valid plan); ``has_draft``: a draft model is
+    named (speculative decoding with spec_method=draft)."""
     tp, ep, sp, cp, pp, dp = ax.tp, ax.ep, ax.sp, ax.cp, ax.pp, ax.dp
     nh, nkv = model.num_attention_heads, model.num_key_value_heads
     attn_tp, replica = ax.placement.attention_tp, ax.placement.devices
@@ -71,6 +80,12 @@ def invalid_codes(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, ax
         (13, (ep > tp) & ((ep % tp != 0) | (experts < ep))),
         (14, replica * cp * pp * dp > hw.num_devices),
     ]
+    if ax.speculates:
+        checks += [
+            (15, ax.is_method("mtp") & (model.num_nextn_predict_layers == 0)),
+            (16, ~ax.is_method("none") & (np.asarray(ax.spec_acceptance) > np.asarray(ax.spec_num_tokens) + 1)),
+            (17, ax.is_method("draft") & (not has_draft)),
+        ]
     if np.ndim(tp) == 0:  # one point: the first failing check, as a numpy scalar
         return np.int16(next((c for c, bad in checks if bad), 0))  # type: ignore[return-value]
     code = np.zeros(ax.shape, dtype=np.int16)

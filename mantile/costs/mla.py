@@ -32,6 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mantile.costs import comm
+from mantile.costs.attention import causal_keys, mixed_keys
 from mantile.costs.blocks import Plan, Work
 from mantile.costs.kernels import Array, Cost, Machine, any_, attention_core, gemm
 
@@ -77,15 +78,18 @@ class MLAAttention:
             c.elementwise(m, "kv_cache_write", n * self.latent_width * (w.a_bytes + w.kv_bytes), kv_kernels,
                           kv_bytes=n * self.latent_width * w.kv_bytes)
         if w.phase == "prefill":
-            self._expanded(c, m, w, w.batch, w.q_len / w.cp, w.kv_len, heads, st.attention_prefill_kernels)
+            self._expanded(c, m, w, w.batch, w.q_len / w.cp, w.kv_len, heads, st.attention_prefill_kernels,
+                           kv_eff=causal_keys(w.q_len, w.kv_len))
         else:
             gemm(c, m, n, heads * r_kv, d_n, w.w_bytes, w.a_bytes, name="q_absorb_uk")
             attention_core(c, m, w.batch, w.q_len, w.kv_len / w.cp, heads, 1.0, (2 * r_kv + d_r) / 2.0, w.a_bytes,
                            w.kv_bytes, causal=False, count=st.attention_decode_kernels, split_kv=True,
                            cache_values_per_token=self.latent_width, decode=True)
             if any_(w.mixed_prefill_seqs):
-                self._expanded(c, m, w, w.mixed_prefill_seqs, w.mixed_prefill_len, w.mixed_prefill_len, heads,
-                               st.attention_prefill_kernels, name="attention_prefill_chunk")
+                keys = mixed_keys(w)
+                self._expanded(c, m, w, w.mixed_prefill_seqs, w.mixed_prefill_len, keys, heads,
+                               st.attention_prefill_kernels, name="attention_prefill_chunk",
+                               kv_eff=causal_keys(w.mixed_prefill_len, keys))
             q_bytes = w.batch * w.q_len * heads * (r_kv + d_r) * w.a_bytes
             partial_bytes = w.batch * w.q_len * heads * (r_kv + 1) * 4.0
             c.comm("cp_all_gather_q", q_bytes, comm.all_gather(net, q_bytes, w.cp, w.tp))
@@ -97,13 +101,15 @@ class MLAAttention:
         return c
 
     def _expanded(self, c: Cost, m: Machine, w: Work, batch: Array, q_len: Array, kv_len: Array, heads: Array,
-                  count: float, name: str = "attention") -> None:
-        """kv_b_proj over every key, then causal multi-head attention (the prefill path)."""
+                  count: float, name: str = "attention", kv_eff: Array | None = None) -> None:
+        """kv_b_proj over every key (a cached prefix's latents are expanded too), then causal multi-head
+        attention (the prefill path); ``kv_eff``: mean keys per query (default: a whole prompt's)."""
         d_n, d_r, d_v = self.qk_nope_head_dim, self.qk_rope_head_dim, self.v_head_dim
         gemm(c, m, batch * kv_len, heads * (d_n + d_v), self.kv_lora_rank, w.w_bytes, w.a_bytes,
              name="kv_b_proj" if name == "attention" else "kv_b_proj_chunk")
         attention_core(c, m, batch, q_len, kv_len, heads, heads, (d_n + d_r + d_v) / 2.0, w.a_bytes, w.a_bytes,
-                       causal=True, count=count, kv_eff=(kv_len + 1) / 2.0, name=name)
+                       causal=True, count=count, kv_eff=(kv_len + 1) / 2.0 if kv_eff is None else kv_eff,
+                       name=name)
 
     def params(self, plan: Plan) -> Array:
         h, heads = self.hidden_size, self.num_heads / plan.tp

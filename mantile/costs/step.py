@@ -119,7 +119,8 @@ def exposed_s(c: Cost, overlap: bool) -> Array:
 
 
 def block_cost(s: Setup, block: Block, phase: str, batch: Array, q_len: Array, kv_len: Array,
-               mixed_seqs: Array = 0.0, mixed_len: Array = 0.0, logits_rows: Array = 0.0) -> Cost:
+               mixed_seqs: Array = 0.0, mixed_len: Array = 0.0, logits_rows: Array = 0.0,
+               mixed_kv: Array = 0.0) -> Cost:
     """One instance of ``block`` for one pass. ``batch`` is the replica's; with expert parallelism over
     data-parallel attention (``blocks.Placement``) an expert-parallel block sees the whole replica's
     tokens over R devices and every other block its attention group's share."""
@@ -142,21 +143,25 @@ def block_cost(s: Setup, block: Block, phase: str, batch: Array, q_len: Array, k
             extra["attention_dp"] = 1.0
     w = Work(phase, batch, q_len, kv_len, s.weight_bytes_per_element[kind], s.activation_bytes_per_element,
              s.kv_bytes_per_element, tp=tp, cp=ax.cp, sp=ax.sp, ep=ep, mixed_prefill_seqs=mixed_seqs,
-             mixed_prefill_len=mixed_len, logits_rows=logits_rows, **extra)
+             mixed_prefill_len=mixed_len, mixed_prefill_kv=mixed_kv, logits_rows=logits_rows, **extra)
     return block.cost(s.machines[MACHINE_OF[kind]], w, s.net)
 
 
 def forward(s: Setup, phase: str, batch: Array, q_len: Array, kv_len: Array, mixed_seqs: Array = 0.0,
-            mixed_len: Array = 0.0) -> StepCost:
+            mixed_len: Array = 0.0, mixed_kv: Array = 0.0) -> StepCost:
     """One forward pass of one (micro-)batch through every block: ``batch`` sequences of ``q_len`` new
-    tokens over ``kv_len`` keys; ``mixed_seqs`` prompts of ``mixed_len`` tokens ride along a decode
-    pass (continuous batching). The LM head runs on the last position of each sequence."""
+    tokens over ``kv_len`` keys; ``mixed_seqs`` prompts of ``mixed_len`` new tokens (over ``mixed_kv``
+    keys with a prefix-cache hit) ride along a decode pass (continuous batching). The LM head runs on the
+    last position of each prompt and on every new token of a decode pass (q_len > 1 is the verify step of
+    speculative decoding, which needs the logits of every draft position)."""
     by_type = {kind: Cost() for kind in LAYER_TYPES}
     total, latency = Cost(), np.asarray(0.0)
     blocks: list[tuple[Block, float]] = [*s.arch.layer_blocks(), (s.arch.embedding, 1.0), (s.arch.final_norm, 1.0)]
     parts = []
     for block, times in blocks:
-        c = block_cost(s, block, phase, batch, q_len, kv_len, mixed_seqs, mixed_len, logits_rows=batch)
+        rows = batch * q_len if phase == "decode" else batch
+        c = block_cost(s, block, phase, batch, q_len, kv_len, mixed_seqs, mixed_len, logits_rows=rows,
+                       mixed_kv=mixed_kv)
         by_type[block.layer_type].add(c, times)
         total.add(c, times, TOTAL_SLOTS)
         latency = latency + times * np.asarray(exposed_s(c, s.comm_overlap))

@@ -1,7 +1,8 @@
 """Per-kernel tables for chosen points: why a point's TTFT and TPOT are what they are, kernel by kernel.
 
 ``kernel_frame`` takes result rows (e.g. a Pareto front) and lists, for each, the named kernels of
-its prefill and decode steps (``serving.system.step_kernels``): phase, layer type, block, kernel,
+its prefill and decode steps (and, with speculative decoding, the ``draft`` passes of a decode step;
+``serving.system.step_kernels``): phase, layer type, block, kernel,
 instances in the pass, time per instance and in total. The CLI writes it as ``kernels.parquet``.
 """
 
@@ -16,7 +17,7 @@ from mantile.serving.system import step_kernels
 
 #: Result columns that define a point for the cost model.
 POINT_KEYS = ("batch_size", "input_seq", "output_seq", "tp", "pp", "dp", "ep", "cp", "sp", "embedding_tp",
-              "dtype", "kv_dtype")
+              "dtype", "kv_dtype", "spec_method", "spec_num_tokens", "spec_acceptance", "prefix_cache_hit_rate")
 #: Points listed at most (a front is usually a few dozen points).
 MAX_POINTS = 200
 
@@ -27,7 +28,8 @@ def kernel_frame(spec: SweepSpec, rows: pl.DataFrame, max_points: int = MAX_POIN
     valid = rows.filter(pl.col("valid")) if "valid" in rows.columns else rows
     for row in valid.head(max_points).iter_rows(named=True):
         model, system = spec.models[row["model_id"]], spec.systems[row["hardware_id"]]
-        point = {k: (str(row[k]) if k in ("dtype", "kv_dtype") else row[k]) for k in POINT_KEYS}
+        point = {k: (str(row[k]) if k in ("dtype", "kv_dtype", "spec_method") else row[k]) for k in POINT_KEYS
+                 if k in row}
         ident = {"model_id": row["model_id"], "hardware_id": row["hardware_id"], **point}
         for k in step_kernels(model, system.spec, system.eff, spec.serving, point, spec.enforce_max_position):
             out.append({**ident, **k})

@@ -28,6 +28,7 @@ from mantile.specs.catalog import (
 from mantile.specs.dtypes import PEAK_KEY
 from mantile.specs.hardware import EfficiencyProfile
 from mantile.specs.hf import config_path, model_from_config, model_id_of
+from mantile.specs.speculative import METHODS
 
 #: Sweepable integer axes (short CLI keys) and their meaning.
 INT_AXES: dict[str, str] = {
@@ -60,6 +61,21 @@ EP_AXES: dict[str, tuple[str, Any]] = {
 }
 AXES = AXES + tuple(EP_AXES)
 DEFAULTS.update({k: default for k, (_, default) in EP_AXES.items()})
+#: Speculative decoding and prefix caching (serving.speculative, serving.base.Steps): meaning and default.
+SPEC_AXES: dict[str, tuple[str, Any]] = {
+    "spec_method": (f"speculative decoding: one of {list(METHODS)}", "none"),
+    "spec_num_tokens": ("draft tokens per verify step k, an integer >= 1 when spec_method is set", 0),
+    "spec_acceptance": ("0 = the method's default (conf/speculative.yaml); a per-position acceptance rate in "
+                        "(0, 1); or a mean acceptance length >= 1 (tokens per verify step, bonus token counted)", 0.0),
+    "prefix_cache_hit_rate": ("fraction of prompt tokens found in the prefix cache, in [0, 1]", 0.0),
+}
+STR_AXES["spec_method"] = METHODS
+#: The CLI's ``spec:`` section (conf/config.yaml) -> sweep keys; ``spec.draft_model`` is the serving
+#: profile's ``draft_model`` (one id per run).
+CLI_SPEC_KEYS = {"spec.method": "spec_method", "spec.num_tokens": "spec_num_tokens",
+                 "spec.acceptance": "spec_acceptance"}
+AXES = AXES + tuple(SPEC_AXES)
+DEFAULTS.update({k: default for k, (_, default) in SPEC_AXES.items()})
 
 
 @dataclass(frozen=True)
@@ -103,6 +119,8 @@ def check_axis(key: str, value: Any) -> list[Any]:
     values = _as_list(key, value)
     if key in EP_AXES:
         return [_ep_value(key, v) for v in values]
+    if key in SPEC_AXES and key not in STR_AXES:
+        return [_spec_value(key, v) for v in values]
     if key in STR_AXES:
         allowed = (DTYPE_AUTO, *STR_AXES[key]) if key == "dtype" else STR_AXES[key]
         for v in values:
@@ -158,6 +176,31 @@ def _ep_value(key: str, v: Any) -> Any:
     raise SpecError("sweep", key, v, EP_AXES[key][0])
 
 
+def _spec_value(key: str, v: Any) -> Any:
+    """One value of a numeric SPEC_AXES key (strings from the CLI parsed): spec_num_tokens an integer >= 0,
+    spec_acceptance a number >= 0, prefix_cache_hit_rate a fraction in [0, 1]."""
+    try:
+        f = float(v.strip() if isinstance(v, str) else v)
+    except (TypeError, ValueError):
+        f = float("nan")
+    ok = not isinstance(v, bool) and np.isfinite(f) and f >= 0
+    if key == "spec_num_tokens" and ok and f.is_integer():
+        return check_size(key, int(f), "sweep")
+    if key == "prefix_cache_hit_rate" and ok and f <= 1:
+        return f
+    if key == "spec_acceptance" and ok:
+        return f
+    raise SpecError("sweep", key, v, SPEC_AXES[key][0])
+
+
+def _check_speculation(axes: Mapping[str, list[Any]]) -> None:
+    """A speculating point needs k >= 1 draft tokens (spec_num_tokens), whatever the other axes."""
+    methods, ks = axes.get("spec_method", ["none"]), axes.get("spec_num_tokens", [0])
+    if any(m != "none" for m in methods) and min(ks) < 1:
+        raise SpecError("sweep", "spec_num_tokens", min(ks), f"an integer >= 1 (draft tokens per verify step) "
+                        f"when spec_method is {[m for m in methods if m != 'none'][0]!r}")
+
+
 def check_axes(raw: Mapping[str, Any]) -> dict[str, list[Any]]:
     """All axes with defaults filled in; kv_dtype/embedding_tp None mean 'the serving profile's recipe'
     and 'tp'. The load is the strongest of LOADS given (request_rate, concurrency, batch_size)."""
@@ -184,6 +227,7 @@ def check_axes(raw: Mapping[str, Any]) -> dict[str, list[Any]]:
                 raise SpecError("sweep", key, None, f"a value: {INT_AXES.get(key, 'one of ' + str(STR_AXES.get(key)))}")
             continue
         axes[key] = check_axis(key, value)
+    _check_speculation(axes)
     return axes
 
 
@@ -243,7 +287,7 @@ def make_spec(model: Any, hardware: Any, axes: Mapping[str, Any], serving: str |
 
 
 #: Serving-profile fields a caller may replace for one run (None = the profile's value).
-SERVING_OVERRIDES = ("batching", "comm_overlap", "max_prefill_tokens", "memory_reserve_fraction")
+SERVING_OVERRIDES = ("batching", "comm_overlap", "max_prefill_tokens", "memory_reserve_fraction", "draft_model")
 
 
 def resolve_serving(serving: str | ServingProfile, **overrides: Any) -> ServingProfile:
@@ -257,6 +301,8 @@ def resolve_serving(serving: str | ServingProfile, **overrides: Any) -> ServingP
     if unknown:
         raise SpecError("arguments", unknown[0], overrides[unknown[0]], f"valid keys: {list(SERVING_OVERRIDES)}")
     given = {k: v for k, v in overrides.items() if v is not None}
+    if given.get("draft_model") is not None and given["draft_model"] not in ids("model"):
+        raise SpecError("arguments", "spec_draft_model", given["draft_model"], ids("model"))
     if not given:
         return serving
     data = asdict(serving)

@@ -62,23 +62,27 @@ class QueueTimings:
     sustainable: np.ndarray
 
 
-def running_cap(max_seqs: Array, kv_capacity_seqs: Array, budget: Array, S: Array, O: Array) -> np.ndarray:  # noqa: E741
+def running_cap(max_seqs: Array, kv_capacity_seqs: Array, budget: Array, S: Array, O: Array,  # noqa: E741
+                q: Array = 1.0) -> np.ndarray:
     """Sequences that can run at once: the engine's cap, the KV cache, and the token budget of a step
-    (B decode tokens plus B*S/O prefill tokens per step must fit in it); 0 = no limit; at least 1."""
+    (B q decode tokens plus B*S/O prefill tokens per step must fit in it; q = k + 1 per sequence in a
+    speculative verify step, O then counts steps); 0 = no limit; at least 1."""
     cap = np.minimum(np.where(max_seqs > 0, max_seqs, np.inf), kv_capacity_seqs)
-    by_budget = np.where(budget > 0, np.floor(budget / (1.0 + S / np.maximum(O, 1))), np.inf)
+    by_budget = np.where(budget > 0, np.floor(budget / (q + S / np.maximum(O, 1))), np.inf)
     return np.maximum(np.minimum(cap, by_budget), 1.0)
 
 
-def _room(budget: Array, B: Array, S: Array) -> tuple[Array, Array]:
-    """(prefill tokens a step can take beside B decodes, steps a prompt needs if it does not fit)."""
-    room = np.where(budget > 0, np.maximum(budget - B, 1.0), B * S + S)
+def _room(budget: Array, B: Array, S: Array, q: Array = 1.0) -> tuple[Array, Array]:
+    """(prefill tokens a step can take beside B decodes of q tokens each, steps a prompt needs if it
+    does not fit)."""
+    room = np.where(budget > 0, np.maximum(budget - B * q, 1.0), B * S + S)
     return room, np.ceil(S / room)
 
 
-def _closed(step: StepTime, B: Array, S: Array, O: Array, budget: Array) -> tuple[Array, Array]:  # noqa: E741
+def _closed(step: StepTime, B: Array, S: Array, O: Array, budget: Array, q: Array = 1.0  # noqa: E741
+            ) -> tuple[Array, Array]:
     """(TTFT in slot, TPOT) of a closed loop with B running, fixed lengths (see module docstring)."""
-    room, chunks = _room(budget, B, S)
+    room, chunks = _room(budget, B, S, q)
     # a group's own members are not decoding in its prefill step: g S <= budget - (B - g)
     group = np.minimum(B, np.maximum(1.0, np.floor(room / np.maximum(S - 1.0, 1.0))))
     ttft = step(B - group, group * S)
@@ -88,7 +92,7 @@ def _closed(step: StepTime, B: Array, S: Array, O: Array, budget: Array) -> tupl
     return ttft, tpot
 
 
-def _open(step: StepTime, B: Array, S: Array, O: Array, budget: Array, lam: Array  # noqa: E741
+def _open(step: StepTime, B: Array, S: Array, O: Array, budget: Array, lam: Array, q: Array = 1.0  # noqa: E741
           ) -> tuple[Array, Array, Array, Array, Array]:
     """(mean TTFT, its p99, mean step = TPOT, TPOT spread, prefill utilization rho) of an open loop.
 
@@ -97,7 +101,7 @@ def _open(step: StepTime, B: Array, S: Array, O: Array, budget: Array, lam: Arra
     residual t (1 + cv^2) / 2, cv^2 = the variance of the step from its Poisson prefill) and is prefilled
     in the next, which carries its S tokens and the others': step(B, S + lambda t S). The 99th percentile
     takes the 99th-percentile arrival count (normal approximation of the Poisson count) in both steps."""
-    room, chunks = _room(budget, B, S)
+    room, chunks = _room(budget, B, S, q)
     t = step(B, 0.0)
     for _ in range(ITERATIONS):
         t = step(B, np.minimum(lam * t * S, room))
@@ -114,14 +118,16 @@ def _open(step: StepTime, B: Array, S: Array, O: Array, budget: Array, lam: Arra
 
 
 def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch: Array | None = None,  # noqa: E741
-            concurrency: Array | None = None, request_rate: Array | None = None) -> QueueTimings:
+            concurrency: Array | None = None, request_rate: Array | None = None, q: Array = 1.0) -> QueueTimings:
     """Per-replica timings for exactly one load: a fixed running ``batch``, ``concurrency`` clients in a
-    closed loop, or Poisson arrivals at ``request_rate`` (requests/s to this replica)."""
+    closed loop, or Poisson arrivals at ``request_rate`` (requests/s to this replica). ``q``: budget
+    tokens a decoding sequence takes per step (k + 1 in a speculative verify step; O is then the output
+    length in steps and the per-token times are per step)."""
     S, O, cap, budget = (np.asarray(v, dtype=float) for v in (S, O, cap, budget))  # noqa: E741
     if request_rate is None:
         n = np.asarray(batch if batch is not None else concurrency, dtype=float)
         B = n if batch is not None else np.minimum(n, cap)  # a fixed batch is taken as given
-        ttft, tpot = _closed(step, B, S, O, budget)
+        ttft, tpot = _closed(step, B, S, O, budget, q)
         busy = ttft + (O - 1) * tpot
         same = np.asarray(ttft + np.maximum(n - B, 0.0) / B * busy)
         tpot = np.asarray(tpot)
@@ -130,9 +136,9 @@ def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch
     lam = np.asarray(request_rate, dtype=float)
     B = np.minimum(np.maximum(lam * step(1.0, S), 1.0), cap)
     for _ in range(ITERATIONS):
-        ttft, _, tpot, *_ = _open(step, B, S, O, budget, lam)
+        ttft, _, tpot, *_ = _open(step, B, S, O, budget, lam, q)
         B = np.minimum(np.maximum(lam * (ttft + (O - 1) * tpot), 1.0), cap)
-    ttft, ttft99, tpot, spread, rho = _open(step, B, S, O, budget, lam)
+    ttft, ttft99, tpot, spread, rho = _open(step, B, S, O, budget, lam, q)
     sustainable = lam * (ttft + (O - 1) * tpot) <= cap * (1 + 1e-6)
     # prefill demand near the step's room: prompts also wait whole steps (M/D/1 in units of a step)
     wait = rho / (2.0 * (1.0 - rho)) * tpot

@@ -9,6 +9,12 @@ stage-to-stage hops. The running cap is the profile's ``max_num_seqs``, the sequ
 fits (``kv_capacity_seqs``, from the memory model) and the step's token budget. Loads are per
 replica: a deployment's ``concurrency`` clients and ``request_rate`` split evenly over dp replicas.
 With pp > 1 the pass is not pipelined across micro-batches here (a conservative simplification).
+
+Speculative decoding (``serving.speculative``): a decoding sequence takes k + 1 tokens of the step's
+budget and the step adds the drafting; the queueing runs in steps (a request's output is
+(output_seq - 1) / tokens_per_step + 1 steps) and TPOT is the step over tokens_per_step (p50/p99 too: the
+spread of accepted tokens per step is not modelled). Prefix caching: a prompt's prefill is its cache
+misses, ``Steps.prompt_tokens`` tokens attending to the whole prompt.
 """
 
 from __future__ import annotations
@@ -30,26 +36,31 @@ def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array) -> Timi
 
     costs: list[StepCost] = []
 
+    spec, S_new, mixed_kv = steps.spec, steps.prompt_tokens, steps.mixed_kv()
+
     def step(d: Array, p: Array) -> Array:
-        c = steps.decode(d, 1.0, context, mixed_seqs=np.asarray(p) / S, mixed_len=S)
+        c = steps.decode(d, spec.q_len, context, mixed_seqs=np.asarray(p) / S_new, mixed_len=S_new,
+                         mixed_kv=mixed_kv)
         costs.append(c)
-        hops = (pp - 1) * steps.pipeline_hop_s(np.asarray(d) + np.asarray(p))
-        return c.latency_s + hops + host_s + per_seq_s * np.asarray(d)
+        hops = (pp - 1) * steps.pipeline_hop_s(np.asarray(d) * spec.q_len + np.asarray(p))
+        return c.latency_s + steps.draft_s(d, context) + hops + host_s + per_seq_s * np.asarray(d)
 
     budget = float(scheduler.max_num_batched_tokens)
-    cap = queueing.running_cap(float(scheduler.max_num_seqs), kv_capacity_seqs, budget, S, O)
+    out_steps = steps.decode_steps(O)
+    cap = queueing.running_cap(float(scheduler.max_num_seqs), kv_capacity_seqs, budget, S_new, out_steps, spec.q_len)
     load = {"batch_size": {"batch": ax.batch_size}, "concurrency": {"concurrency": ax.concurrency / dp},
             "request_rate": {"request_rate": ax.request_rate / dp}}[ax.load]
-    q = queueing.timings(step, S, O, cap, budget, **load)
-    B = q.running_batch
-    e2e = q.ttft_s + (O - 1) * q.tpot_s
+    q = queueing.timings(step, S_new, out_steps, cap, budget, q=spec.q_len, **load)
+    B, per = q.running_batch, spec.tokens_per_step
+    tpot = q.tpot_s / per
+    e2e = q.ttft_s + (O - 1) * tpot
     if ax.load == "request_rate":  # the breakdown: one prompt's prefill and a decode step at the running batch
-        prefill, decode = steps.prefill(1.0, S), steps.decode(B, 1.0, context)
+        prefill, decode = steps.prefill(1.0, S), steps.decode(B, spec.q_len, context)
     else:  # closed loop: the group's prefill step and the decode step that set TTFT and TPOT
         prefill, decode = costs[0], costs[-1]
     return Timings(
-        ttft_s=q.ttft_s, tpot_s=q.tpot_s, e2e_s=e2e, throughput_tokens_per_s=dp * q.request_throughput_per_s * O,
-        decode_throughput_tokens_per_s=dp * B / q.tpot_s, running_batch=B,
+        ttft_s=q.ttft_s, tpot_s=tpot, e2e_s=e2e, throughput_tokens_per_s=dp * q.request_throughput_per_s * O,
+        decode_throughput_tokens_per_s=dp * B / tpot, running_batch=B,
         prefill=prefill, decode=decode,
-        ttft_p50_s=q.ttft_p50_s, ttft_p99_s=q.ttft_p99_s, tpot_p50_s=q.tpot_p50_s, tpot_p99_s=q.tpot_p99_s,
-        sustainable=q.sustainable)
+        ttft_p50_s=q.ttft_p50_s, ttft_p99_s=q.ttft_p99_s, tpot_p50_s=q.tpot_p50_s / per,
+        tpot_p99_s=q.tpot_p99_s / per, sustainable=q.sustainable)

@@ -25,8 +25,10 @@ from mantile.costs.checks import invalid_codes
 from mantile.costs.families import architecture
 from mantile.costs.kernels import Array, Cost
 from mantile.costs.step import Setup, bound_index, exposed_s, machine
-from mantile.serving import continuous, scheduler, static
-from mantile.serving.base import Steps, Timings
+from mantile.serving import continuous, scheduler, speculative, static
+from mantile.serving.base import Steps, Timings, mean_context
+from mantile.serving.speculative import Speculation
+from mantile.specs.catalog import load_model
 from mantile.specs.dtypes import ACTIVATION_BYTES, BYTES_PER_ELEMENT, attention_dtype
 from mantile.specs.hardware import EfficiencyProfile, HardwareSpec
 from mantile.specs.model import ModelSpec
@@ -87,14 +89,20 @@ def _weights(model: ModelSpec, ax: Axes, setup: Setup) -> Array:
                                per["feedforward"], ax.dp_attention, ax.redundant_experts)
 
 
-def _kv_per_sequence(model: ModelSpec, ax: Axes, setup: Setup, held: Array) -> Array:
+def _kv_per_sequence(model: ModelSpec, ax: Axes, setup: Setup, held: Array, draft: Setup | None = None) -> Array:
     """KV bytes one running sequence of the replica costs a device: with data-parallel attention groups
-    (``costs.blocks.Placement``) a device keeps its group's sequences, 1/attention_dp of them."""
-    if not setup.wide_ep:
-        return memory.kv_cache_bytes(model, 1.0, held, ax.tp, ax.pp, ax.cp, setup.kv_bytes_per_element)
+    (``costs.blocks.Placement``) a device keeps its group's sequences, 1/attention_dp of them. A
+    speculating sequence also keeps its k draft tokens' KV and its drafter's cache
+    (``speculative.draft_kv_values``)."""
     pl = ax.placement
-    per_group = memory.kv_cache_bytes(model, 1.0, held, pl.attention_tp, ax.pp, ax.cp, setup.kv_bytes_per_element)
-    return per_group / pl.attention_dp
+    tp, share = (pl.attention_tp, pl.attention_dp) if setup.wide_ep else (ax.tp, 1.0)
+    spec = Speculation.of(setup)
+    if spec.active:
+        held = held + spec.q_len - 1.0
+    per_group = memory.kv_cache_bytes(model, 1.0, held, tp, ax.pp, ax.cp, setup.kv_bytes_per_element)
+    if spec.active:
+        per_group = per_group + speculative.draft_kv_values(setup, draft, tp, held) * setup.kv_bytes_per_element / ax.cp
+    return per_group / share
 
 
 @dataclass(frozen=True)
@@ -121,20 +129,28 @@ class _Memory:
         return np.floor(np.maximum(self.free_for_kv, 0.0) / (self.kv_per_seq + self.logits_per_seq))
 
 
-def _memory(model: ModelSpec, hw: HardwareSpec, serving: ServingProfile, ax: Axes, setup: Setup, mode: str
-            ) -> _Memory:
+def _memory(model: ModelSpec, hw: HardwareSpec, serving: ServingProfile, ax: Axes, setup: Setup, mode: str,
+            draft: Setup | None = None) -> _Memory:
     S, O = ax.input_seq, ax.output_seq  # noqa: E741
     fraction = serving.scheduler.kv_cache_memory_fraction or (1 - serving.memory_reserve_fraction)
     # KV a running sequence holds: all of input + output (static batching, TRT-LLM's no-evict), or on
-    # average input + output/2 (paged blocks that grow with the sequence)
+    # average input + output/2 (paged blocks that grow with the sequence). Prefix caching: a sequence
+    # holds its whole prompt's blocks, the cached (shared) ones included, counted once per running
+    # sequence (an upper bound: sequences that share a prefix share its blocks); cached blocks no running
+    # sequence uses sit in the free pool and are evicted first, so they take no capacity.
     held = S + O if mode != "scheduler" or serving.scheduler.kv_reserve == "full" else S + O / 2.0
     budget = serving.scheduler.max_num_batched_tokens if mode == "scheduler" else 0
+    spec = Speculation.of(setup)
+    weights = _weights(model, ax, setup)
+    if spec.active:
+        weights = weights + speculative.draft_weight_bytes(setup, draft)
     return _Memory(
-        weights=_weights(model, ax, setup),
+        weights=weights,
         act_per_token=memory.activation_per_token(model, ax.tp, ax.ep, ax.cp, setup.activation_bytes_per_element),
-        logits_per_seq=model.vocab_size / ax.embedding_tp * 4.0,
+        # fp32 logits of every position the LM head scores: k + 1 per sequence in a verify step
+        logits_per_seq=model.vocab_size / ax.embedding_tp * 4.0 * spec.q_len,
         usable=hw.device.memory_bytes * fraction,
-        kv_per_seq=_kv_per_sequence(model, ax, setup, held),
+        kv_per_seq=_kv_per_sequence(model, ax, setup, held, draft),
         step_tokens=float(budget or serving.max_prefill_tokens))
 
 
@@ -145,20 +161,29 @@ def _timings(mode: str, steps: Steps, serving: ServingProfile, mem: _Memory) -> 
     return (static.timings if mode == "static" else continuous.timings)(steps)
 
 
+def _draft_setup(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, ax: Axes) -> Setup | None:
+    """The draft model's Setup (speculative decoding with ``spec_method=draft``), on the same devices,
+    plan and dtypes as the target; None when no point drafts with a model or none is named."""
+    if not serving.draft_model or not ax.speculates or not np.any(ax.is_method("draft")):
+        return None
+    return Setup.of(load_model(serving.draft_model), hw, eff, serving, ax)
+
+
 def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile,
              col: Mapping[str, Any] | Axes, enforce_max_position: bool = True) -> Result:
     """Results-table metrics for every point of ``col`` (raw columns, resolved by ``Axes.resolve`` with the
     serving profile's quantization recipe for a KV or embedding dtype left unset)."""
     ax = col if isinstance(col, Axes) else Axes.resolve(col, serving.kv_dtype_for, serving.embedding_dtype_for)
     setup = Setup.of(model, hw, eff, serving, ax)
-    code = invalid_codes(model, hw, eff, ax, setup.peak_ok, enforce_max_position)
-    steps = Steps(setup)
+    draft = _draft_setup(hw, eff, serving, ax)
+    code = invalid_codes(model, hw, eff, ax, setup.peak_ok, enforce_max_position, has_draft=draft is not None)
+    steps = Steps(setup, draft)
     mode = _mode(serving, ax)
     S, O, pp, dp = ax.input_seq, ax.output_seq, ax.pp, ax.dp  # noqa: E741
     pl = ax.placement
     devices = (pl.devices if setup.wide_ep else ax.tp) * ax.cp * pp * dp
     a_bytes = setup.activation_bytes_per_element
-    mem = _memory(model, hw, serving, ax, setup, mode)
+    mem = _memory(model, hw, serving, ax, setup, mode, draft)
     w, act_token, logits_seq, usable, kv_seq = (mem.weights, mem.act_per_token, mem.logits_per_seq, mem.usable,
                                                 mem.kv_per_seq)
     t = _timings(mode, steps, serving, mem)
@@ -193,7 +218,10 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving
         breakdown[f"{phase}_bytes"] = timed(step.total.bytes * mb / pp)
         breakdown[f"{phase}_bound"] = shaped(bound_index(step.total))
     pick = lambda v, mean: timed((mean if v is None else v) * 1e3)  # noqa: E731
+    context = mean_context(ax.input_seq, ax.output_seq)
+    draft_s = steps.draft_s(B if mode == "scheduler" else steps.batch / steps.micro_batches, context)
     breakdown.update(
+        decode_draft_ms=timed(np.asarray(draft_s) * 1e3), spec_tokens_per_step=timed(steps.spec.tokens_per_step),
         running_batch=timed(B), request_throughput_per_s=timed(t.throughput_tokens_per_s / O),
         ttft_p50_ms=pick(t.ttft_p50_s, t.ttft_s), ttft_p99_ms=pick(t.ttft_p99_s, t.ttft_s),
         tpot_p50_ms=pick(t.tpot_p50_s, t.tpot_s), tpot_p99_ms=pick(t.tpot_p99_s, t.tpot_s))
@@ -225,21 +253,29 @@ def step_kernels(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, ser
     """The named kernels behind one point's TTFT and TPOT: for the prefill and the decode step the
     serving mode costs, every kernel of every block with ``instances`` (how often the block runs in
     the pass) and its time per instance; ``total_ms`` = instances x time_ms sums to the step's time
-    (without collective overlap)."""
+    (without collective overlap). With speculative decoding the decode step is the verify pass and the
+    ``draft`` phase lists the k proposer passes (their total is ``decode_draft_ms``)."""
     ax = Axes.resolve({k: np.asarray([v]) if not isinstance(v, str) else v for k, v in point.items()},
                       serving.kv_dtype_for, serving.embedding_dtype_for)
     setup = Setup.of(model, hw, eff, serving, ax)
-    steps = Steps(setup)
+    draft = _draft_setup(hw, eff, serving, ax)
+    steps = Steps(setup, draft)
     mode = _mode(serving, ax)
-    t = _timings(mode, steps, serving, _memory(model, hw, serving, ax, setup, mode))
+    t = _timings(mode, steps, serving, _memory(model, hw, serving, ax, setup, mode, draft))
     rows: list[dict[str, Any]] = []
-    for phase, step in (("prefill", t.prefill), ("decode", t.decode)):
-        for block, times, c in step.parts:
+    parts = [("prefill", 1.0, t.prefill.parts), ("decode", 1.0, t.decode.parts)]
+    if steps.spec.active:  # speculative decoding: the k proposer passes of a decode step
+        method = str(point.get("spec_method", "none"))
+        batch = t.running_batch if mode == "scheduler" else steps.batch / steps.micro_batches
+        parts.append(("draft", float(point.get("spec_num_tokens", 0)),
+                      speculative.draft_parts(setup, draft, method, batch, mean_context(ax.input_seq, ax.output_seq))))
+    for phase, passes, blocks in parts:
+        for block, times, c in blocks:
             for k in c.kernels:
                 one = float(np.asarray(k.time_s).reshape(-1)[0])
                 rows.append({"phase": phase, "layer_type": block.layer_type, "block": type(block).__name__,
-                             "kernel": k.name, "instances": times, "time_ms": one * 1e3,
-                             "total_ms": times * one * 1e3, "bound": k.bound})
+                             "kernel": k.name, "instances": passes * times, "time_ms": one * 1e3,
+                             "total_ms": passes * times * one * 1e3, "bound": k.bound})
     return rows
 
 

@@ -66,6 +66,8 @@ class ServingProfile:
     kv_dtype_default: str = field(default="dtype", metadata=doc(
         f"KV-cache format when kv_dtype is not given, one of {KV_DEFAULTS}: the model dtype; 16-bit; or "
         "FP8 for an 8- or 4-bit checkpoint (TensorRT-LLM's FP8/NVFP4 recipes)"))
+    draft_model: str = field(default="", metadata=doc(
+        "catalog model id of the draft model for speculative decoding with spec_method=draft (empty: none)"))
     keep_16bit_embedding: bool = field(default=False, metadata=doc(
         "embedding and LM head stay 16-bit in an 8- or 4-bit checkpoint (as FP8/NVFP4 checkpoints ship)"))
 

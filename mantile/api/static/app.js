@@ -11,7 +11,8 @@ const DTYPE_ORDER = ["bf16", "fp16", "fp8", "int8", "fp4", "fp32", "tf32"];
 const CONTROLS = ["model_id", "hardware_config", "batch_size", "input_seq", "output_seq", "dtype", "kv_dtype",
   "attention_tp", "attention_cp", "feedforward_sp", "feedforward_ep", "norm_tp", "embedding_tp",
   "pipeline_parallel", "data_parallel", "serving", "batching", "comm_overlap", "max_prefill_tokens",
-  "memory_reserve_fraction", "sla_ttft_ms", "sla_tpot_ms", "rank_by"];
+  "memory_reserve_fraction", "spec_method", "spec_num_tokens", "spec_acceptance", "spec_draft_model",
+  "prefix_cache_hit_rate", "sla_ttft_ms", "sla_tpot_ms", "rank_by"];
 const VIEW = ["layer_phase", "chart_y"];
 const DEFAULTS = { model_id: "llama_3.3_70b", hardware_config: "nvidia_nvl72_rack", attention_tp: "8",
   serving: "pytorch" };
@@ -23,6 +24,8 @@ const FIELD_INPUTS = {
   sequence_parallel: "feedforward_sp", expert_parallel: "feedforward_ep", pipeline_parallel: "pipeline_parallel",
   data_parallel: "data_parallel", serving: "serving", batching: "batching", comm_overlap: "comm_overlap",
   max_prefill_tokens: "max_prefill_tokens", memory_reserve_fraction: "memory_reserve_fraction",
+  spec_method: "spec_method", spec_num_tokens: "spec_num_tokens", spec_acceptance: "spec_acceptance",
+  spec_draft_model: "spec_draft_model", prefix_cache_hit_rate: "prefix_cache_hit_rate",
   "layers.attention.tensor_parallel": "attention_tp", "layers.attention.context_parallel": "attention_cp",
   "layers.feedforward.tensor_parallel": "attention_tp", "layers.feedforward.sequence_parallel": "feedforward_sp",
   "layers.feedforward.expert_parallel": "feedforward_ep", "layers.norm.tensor_parallel": "norm_tp",
@@ -113,6 +116,13 @@ function servingOptions(c) {
   if (c.comm_overlap) out.comm_overlap = c.comm_overlap === "true";
   if (String(c.max_prefill_tokens).trim()) out.max_prefill_tokens = number(c.max_prefill_tokens);
   if (String(c.memory_reserve_fraction).trim()) out.memory_reserve_fraction = number(c.memory_reserve_fraction);
+  if (c.spec_method && c.spec_method !== "none") {  // speculative decoding (mantile/serving/speculative.py)
+    out.spec_method = c.spec_method;
+    out.spec_num_tokens = String(c.spec_num_tokens).trim() ? number(c.spec_num_tokens) : 3;
+    if (String(c.spec_acceptance).trim()) out.spec_acceptance = number(c.spec_acceptance);
+    if (String(c.spec_draft_model).trim()) out.spec_draft_model = String(c.spec_draft_model).trim();
+  }
+  if (String(c.prefix_cache_hit_rate).trim()) out.prefix_cache_hit_rate = number(c.prefix_cache_hit_rate);
   return out;
 }
 
@@ -339,6 +349,7 @@ async function init() {
   state.servings = schema.components.schemas.SystemMetricsRequest.properties.serving.enum || ["pytorch"];
   options($("model_id"), Object.keys(state.models), id => `${state.models[id].name} (${id})`);
   options($("hardware_config"), hw.configs, id => state.hardware[id].name);
+  $("draft_models").replaceChildren(...Object.keys(state.models).map(id => new Option(state.models[id].name, id)));
   const { params, cfg } = readUrl();
   const fromLink = Object.keys(cfg).length > 0;
   applyConfig(fromLink ? cfg : { ...DEFAULTS, dtype: "bf16" });
