@@ -150,13 +150,15 @@ def test_draft_model_kv_cache() -> None:
 
 
 def test_mtp_uses_the_models_own_modules() -> None:
-    """DeepSeek-R1 ships one MTP module: already in the weights, so MTP adds no weights; it adds the
-    module's (MLA latent) cache per sequence and its passes per step."""
+    """DeepSeek-R1 ships one MTP module (11.61B parameters, tests/test_models.py), which engines load only
+    to speculate with it: MTP adds its weights, about 11.61e9 x 0.5625 B (fp4) / 8 GPUs = 0.82 GB a GPU
+    (the replicated router and 16-bit norms and projection a little more), the module's (MLA latent)
+    cache per sequence and its passes per step."""
     kw = dict(model="deepseek_r1", hardware="nvidia_b200_180gb", tp=8, dtype="fp4", input_seq=1024,
               output_seq=2048, concurrency=1, serving="trtllm_bench")
     plain, mtp = mantile.estimate(**kw), mantile.estimate(**kw, spec_method="mtp", spec_num_tokens=3,
                                                           spec_acceptance=2.82)
-    assert mtp["weights_gb_per_device"] == plain["weights_gb_per_device"]
+    assert mtp["weights_gb_per_device"] - plain["weights_gb_per_device"] == pytest.approx(0.82, rel=0.1)
     assert mtp["decode_draft_ms"] > 0
     # 61 layers + 1 MTP module keep latents; at batch 1 the cache grows by about 1/61 (+3 draft tokens)
     assert mtp["kv_cache_gb_per_device"] > plain["kv_cache_gb_per_device"] * (1 + 1 / 61)

@@ -51,9 +51,12 @@ def block_plan(block: Block, placement: Placement, tp_emb: Array, redundant_expe
 
 def weight_bytes(model: ModelSpec, tp: Array, ep: Array, tp_emb: Array, pp: Array, w_bytes: Array,
                  w_bytes_attn: Array | None = None, w_bytes_ffn: Array | None = None, dp_attention: Array = 0,
-                 redundant_experts: Array = 0) -> Array:
+                 redundant_experts: Array = 0, mtp_loaded: Array = 0.0) -> Array:
     """Weight bytes on the busiest device (see module docstring): each block's parameters times the
-    bytes of its layer type's dtype (``w_bytes`` for norms and vocab tables)."""
+    bytes of its layer type's dtype (``w_bytes`` for norms and vocab tables). The multi-token-prediction
+    modules count where ``mtp_loaded`` is 1: engines load them only to speculate with them (vLLM's
+    DeepSeek loader skips the checkpoint's MTP layer otherwise; TensorRT-LLM and SGLang alike), and
+    DeepSeek-V3's is 11.6B parameters, 2.9 GB a GPU at fp8 over four."""
     arch = architecture(model)
     placement = Placement(tp, ep, dp_attention)
     classic = Plan(tp=tp, ep=ep, tp_emb=tp_emb)
@@ -69,9 +72,9 @@ def weight_bytes(model: ModelSpec, tp: Array, ep: Array, tp_emb: Array, pp: Arra
     tables = np.where((pp == 1) & (not model.tie_word_embeddings), 2.0, 1.0)
     vocab = tables * arch.embedding.params(classic) * w_bytes
     total = arch.stage_sum(pp, layers) + vocab + arch.final_norm.params(classic) * w_bytes
-    for block, times in arch.mtp:
+    for block, times in arch.mtp if np.any(mtp_loaded) else ():
         plan = block_plan(block, placement, tp_emb, redundant_experts) if wide else classic
-        total = total + times * block.params(plan) * per_type[block.layer_type]
+        total = total + mtp_loaded * times * block.params(plan) * per_type[block.layer_type]
     return total
 
 

@@ -111,7 +111,8 @@ def draft_step_s(setup: Setup, draft: Setup | None, batch: Array, kv_len: Array)
 
 def draft_weight_bytes(setup: Setup, draft: Setup | None) -> Array:
     """Weight bytes of the drafter on one device: the draft model (whole, split over tp) or the EAGLE
-    layer (attention and MLP over tp, the fc whole); MTP modules are already in the model's weights."""
+    layer (attention and MLP over tp, the fc whole); MTP modules are counted with the model's weights
+    where spec_method is mtp (``memory.weight_bytes``'s ``mtp_loaded``)."""
     ax, per = setup.axes, setup.weight_bytes_per_element
     plan = Plan(tp=ax.tp, ep=1, tp_emb=ax.embedding_tp)
     total: Array = np.zeros(ax.shape)

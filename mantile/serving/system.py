@@ -86,7 +86,8 @@ def _weights(model: ModelSpec, ax: Axes, setup: Setup) -> Array:
     """Weight bytes on the busiest device (``memory.weight_bytes``, expert-parallel keys included)."""
     per = setup.weight_bytes_per_element
     return memory.weight_bytes(model, ax.tp, ax.ep, ax.embedding_tp, ax.pp, per["embedding"], per["attention"],
-                               per["feedforward"], ax.dp_attention, ax.redundant_experts)
+                               per["feedforward"], ax.dp_attention, ax.redundant_experts,
+                               mtp_loaded=ax.is_method("mtp") * 1.0 if model.num_nextn_predict_layers else 0.0)
 
 
 def _kv_per_sequence(model: ModelSpec, ax: Axes, setup: Setup, held: Array, draft: Setup | None = None) -> Array:
