@@ -43,8 +43,9 @@ def machine(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, d
     computes in (``attention``), and the activation-quantize kernel where the serving stack launches one
     and the GEMM constants do not already include it."""
     peaks = {d: hw.device.peak_tflops[k] * 1e12 for d, k in PEAK_KEY.items() if k in hw.device.peak_tflops}
-    gemm = {d: eff.gemm_constants(d) for d in DTYPES}
-    moe = {d: eff.moe_gemm_constants(d) for d in DTYPES}
+    formats = (dtype,) if isinstance(dtype, str) and dtype in DTYPES else DTYPES  # one point: its format only
+    gemm = {d: eff.gemm_constants(d) for d in formats}
+    moe = {d: eff.moe_gemm_constants(d) for d in formats}
     peak, attn_peak = lookup(dtype, peaks), lookup(attention, peaks)
     quantizes = serving.kernels.quantize_kernels > 0 and not eff.gemm_includes_quantize
 
