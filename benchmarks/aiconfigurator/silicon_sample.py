@@ -83,11 +83,14 @@ def convert(row: dict, version: str) -> list[dict]:
     dtype = DTYPES.get(row["precision"]) or QUANT.get(row["gemm_quant_mode"], "bf16")
     if model in RECIPE_MODELS:
         dtype = "auto"
-    # parallelism as Mantile states it: a replica of tp x attention_dp devices; experts over ep, split tp/ep
-    # inside; data-parallel attention when attention_dp > 1
+    # parallelism as Mantile states it: a replica of max(tp x attention_dp, moe_tp x moe_ep) devices (vLLM
+    # rows give tp 1 with moe_tp 2: two data-parallel attention ranks over tensor-parallel experts); experts
+    # over ep, split tp/ep inside; data-parallel attention when the replica is wider than the attention tp
     adp = max(int(float(row[p + "attention_dp_size"] or 1)), 1)  # some samples say 0 for none
-    tp = int(float(row[p + "tp_size"] or 1)) * adp
-    ep = int(float(row[p + "moe_ep_size"] or 1))
+    attn_tp = max(int(float(row[p + "tp_size"] or 1)), 1)
+    ep = max(int(float(row[p + "moe_ep_size"] or 1)), 1)
+    tp = max(attn_tp * adp, max(int(float(row[p + "moe_tp_size"] or 1)), 1) * ep)
+    adp = tp // attn_tp
     if not row["precision"]:
         notes.append("precision not given in the sample (no quant mode): bf16 checkpoint assumed [inferred]")
     notes.append(f"measurement: {src}")
