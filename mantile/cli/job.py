@@ -37,7 +37,7 @@ from mantile.specs.hardware import EfficiencyProfile
 
 EXECUTOR_KEYS = ("n_jobs", "backend", "address", "chunk_size", "progress", "keep_in_memory")
 LATENCIES = ("tpot_ms", "ttft_ms", "e2e_latency_ms")
-COSTS = (None, "cost_usd_per_million_tokens")
+COSTS = (None, "cost_usd_per_million_tokens", "energy_j_per_token")
 STUDIES = ("capacity",)
 GRID_NOTICE_POINTS = 5_000_000  # grids from this size on get a size and time estimate before they start
 FORMATS = ("parquet", "csv")

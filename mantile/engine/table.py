@@ -216,7 +216,8 @@ def _prices(sys: System, throughput_tokens_per_s: np.ndarray, num_devices: np.nd
     usd_per_hour = num_devices * (np.nan if price is None else float(price))
     with np.errstate(divide="ignore", invalid="ignore"):
         usd_per_token = usd_per_hour / SECONDS_PER_HOUR / throughput_tokens_per_s
-        return {"cost_usd_per_million_tokens": usd_per_token * 1e6,
+        return {"usd_per_hour": np.broadcast_to(usd_per_hour, np.shape(throughput_tokens_per_s)).astype(float),
+                "cost_usd_per_million_tokens": usd_per_token * 1e6,
                 "throughput_tokens_per_s_per_usd_hour": throughput_tokens_per_s / usd_per_hour}
 
 

@@ -25,7 +25,7 @@ from mantile.costs.checks import invalid_codes
 from mantile.costs.families import architecture
 from mantile.costs.kernels import Array, Cost
 from mantile.costs.step import Setup, bound_index, exposed_s, machine
-from mantile.serving import continuous, scheduler, speculative, static
+from mantile.serving import continuous, energy, scheduler, speculative, static
 from mantile.serving.base import Steps, Timings, mean_context
 from mantile.serving.speculative import Speculation
 from mantile.specs.catalog import load_model
@@ -170,6 +170,20 @@ def _draft_setup(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfi
     return Setup.of(load_model(serving.draft_model), hw, eff, serving, ax)
 
 
+def _utilization(mode: str, t: Timings, ax: Axes, tokens_per_step: Array = 1.0) -> np.ndarray:
+    """Busy fraction of a device over the steady state (``serving.energy``: per mode). A scheduler step
+    lasts TPOT x the tokens it yields per sequence (more than one when speculating)."""
+    if mode == "scheduler":
+        u = energy.phase_utilization(t.decode.total.busy_s, t.tpot_s * tokens_per_step)
+    else:
+        u = energy.request_utilization(energy.phase_utilization(t.prefill.total.busy_s, t.prefill.latency_s),
+                                       energy.phase_utilization(t.decode.total.busy_s, t.decode.latency_s),
+                                       t.ttft_s, t.tpot_s, ax.output_seq)
+    if ax.load == "request_rate":
+        u = u * energy.open_loop_busy_probability(ax.request_rate / ax.dp * t.e2e_s)  # Little: N = rate x e2e
+    return np.asarray(u, dtype=float)
+
+
 def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile,
              col: Mapping[str, Any] | Axes, enforce_max_position: bool = True) -> Result:
     """Results-table metrics for every point of ``col`` (raw columns, resolved by ``Axes.resolve`` with the
@@ -226,6 +240,10 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving
         running_batch=timed(B), request_throughput_per_s=timed(t.throughput_tokens_per_s / O),
         ttft_p50_ms=pick(t.ttft_p50_s, t.ttft_s), ttft_p99_ms=pick(t.ttft_p99_s, t.ttft_s),
         tpot_p50_ms=pick(t.tpot_p50_s, t.tpot_s), tpot_p99_ms=pick(t.tpot_p99_s, t.tpot_s))
+    u = _utilization(mode, t, ax, steps.spec.tokens_per_step)
+    power = devices * energy.device_power_w(hw.device.idle_w, hw.device.tdp_w, u)
+    breakdown.update(device_utilization=timed(u), power_w=timed(power),
+                     energy_j_per_token=timed(energy.energy_j_per_token(power, t.throughput_tokens_per_s)))
     return Result(
         num_devices=shaped(devices),
         ttft_ms=timed(t.ttft_s * 1e3),

@@ -31,6 +31,10 @@ class DeviceSpec:
     hbm_bandwidth_tb_per_s: float = field(metadata=doc("peak HBM bandwidth, TB/s"))
     source: str = field(metadata=doc("datasheet / document the figures come from"))
     tdp_w: float | None = field(default=None, metadata=doc("board power, W"))
+    idle_w: float | None = field(default=None, metadata=doc(
+        "power of a device with a serving engine loaded and no work (clocks up, P0), W; the floor of the "
+        "energy model (serving/energy.py); null = no energy columns (NaN)"))
+    idle_source: str = field(default="", metadata=doc("where idle_w comes from"))
     kernel_tables: str = field(default="", metadata=doc(
         "system name of the measured per-engine kernel tables fitted in conf/efficiency/fitted/ "
         "(<kernel_tables>_<engine>.yaml); empty = the generation's profile for every serving engine"))
@@ -39,7 +43,10 @@ class DeviceSpec:
         valid = generations()
         if self.generation not in valid:
             raise SpecError("?", "generation", self.generation, valid)
-        check_ranges(self, "positive", "compute_units", "memory_gib", "hbm_bandwidth_tb_per_s", "peak_tflops", "tdp_w")
+        check_ranges(self, "positive", "compute_units", "memory_gib", "hbm_bandwidth_tb_per_s", "peak_tflops", "tdp_w",
+                     "idle_w")
+        if self.idle_w is not None and self.tdp_w is not None and self.idle_w > self.tdp_w:
+            raise SpecError("?", "idle_w", self.idle_w, f"at most tdp_w ({self.tdp_w} W)")
         if not self.peak_tflops:
             raise SpecError("?", "peak_tflops", self.peak_tflops, "at least one dtype, e.g. {bf16: 989.4}")
 
