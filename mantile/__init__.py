@@ -6,12 +6,15 @@ Python API (one cost model behind every front door):
 - ``sweep(model=..., hardware=..., batch_size=[...], tp=[...], ...) -> polars.DataFrame`` (a LazyFrame
   over Parquet files past 2M points)
 - ``layer_metrics(model=..., hardware=..., layer_type=..., phase=..., ...) -> dict``
+- ``estimate_disagg(model=..., input_seq=..., output_seq=..., prefill={...}, decode={...}, concurrency=...)``:
+  P prefill and D decode instances (disaggregated serving) -> dict
 - ``models()``, ``hardware()`` -> the catalog ids (a list of str, printed with a one-line summary each)
 """
 
 __version__ = "0.1.0"
 
 from mantile.catalog_api import hardware, models  # noqa: E402
+from mantile.disaggregated import estimate_disagg  # noqa: E402
 from mantile.estimator import estimate, layer_metrics, sweep  # noqa: E402
 
-__all__ = ["__version__", "estimate", "hardware", "layer_metrics", "models", "sweep"]
+__all__ = ["__version__", "estimate", "estimate_disagg", "hardware", "layer_metrics", "models", "sweep"]

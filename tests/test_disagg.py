@@ -1,0 +1,95 @@
+"""Disaggregated serving (mantile/serving/disagg.py, mantile.estimate_disagg): hand-derived values and
+properties that could fail."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import mantile
+from mantile.costs import comm
+from mantile.engine.spec import model_spec, resolve_serving, resolve_systems
+from mantile.serving import disagg
+from mantile.specs import SpecError
+
+H100 = "nvidia_h100_80gb"
+KW = dict(model="llama_3.3_70b", input_seq=2048, output_seq=256)
+
+
+def _row(**kw: object) -> dict:
+    args = dict(KW, prefill={"hardware": H100, "tp": 4, "instances": 2}, decode={"hardware": H100, "tp": 8})
+    args.update(kw)
+    return mantile.estimate_disagg(**args)  # type: ignore[arg-type]
+
+
+def test_mva_matches_the_recursion_by_hand() -> None:
+    # s = 1, P = 1, Z = 1: n=1: R=1, X=1/2, Q=1/2; n=2: R=1.5, X=2/2.5=0.8
+    R, X = disagg.closed_loop_mva(1.0, 1.0, 1.0, np.array([1.0, 2.0]))
+    assert R.tolist() == pytest.approx([1.0, 1.5])
+    assert X.tolist() == pytest.approx([0.5, 0.8])
+    # many clients: throughput tends to the station's capacity P / s = 2 per second
+    _, X = disagg.closed_loop_mva(1.0, 2.0, 1.0, 500.0)
+    assert X == pytest.approx(2.0, rel=5e-3) and X < 2.0
+
+
+def test_kv_transfer_is_the_whole_kv_cache_over_parallel_streams() -> None:
+    # Llama 3.3 70B: 80 layers x (K + V) x 8 KV heads x 128 x 2 bytes = 327,680 B per token; 2048 tokens
+    # = 671,088,640 B, sent by min(4, 8) = 4 prefill devices over the network (4 + 8 > 8 GPUs per NVLink node)
+    r = _row(concurrency=1)
+    assert r["kv_link"] == "network"
+    sys_ = resolve_systems(H100, resolve_serving("vllm"))[H100]
+    net = comm.Network.of(sys_.spec, sys_.eff)
+    expected = net.call_s + net.out_latency_s + 671_088_640 / 4 / net.out_bytes_per_s
+    assert r["kv_transfer_ms"] == pytest.approx(expected * 1e3)
+
+
+def test_one_nvlink_domain_moves_kv_over_nvlink_and_faster() -> None:
+    rack = dict(prefill={"hardware": "nvidia_nvl72_rack", "tp": 4}, decode={"hardware": "nvidia_nvl72_rack", "tp": 8})
+    nv = _row(concurrency=1, **rack)
+    assert nv["kv_link"] == "nvlink"
+    assert nv["kv_transfer_ms"] < _row(concurrency=1)["kv_transfer_ms"] / 5
+
+
+def test_whole_deployment_counts_in_throughput_per_device() -> None:
+    r = _row(concurrency=32)
+    assert r["num_devices"] == 2 * 4 + 8
+    assert r["throughput_tokens_per_s_per_device"] == pytest.approx(r["request_throughput_per_s"] * 256 / 16)
+    assert r["running_batch"] == 32  # one decode instance holds every client
+    assert r["e2e_latency_ms"] == pytest.approx(r["ttft_ms"] + 255 * r["tpot_ms"])
+
+
+def test_ttft_includes_the_transfer_and_grows_with_load() -> None:
+    low, high = _row(concurrency=1), _row(concurrency=512)
+    assert low["ttft_ms"] > low["kv_transfer_ms"] > 0
+    assert high["ttft_ms"] > low["ttft_ms"] and high["tpot_ms"] > low["tpot_ms"]
+
+
+def test_open_loop_beyond_prefill_capacity_is_not_sustainable() -> None:
+    ok, too_much = _row(request_rate=2.0), _row(request_rate=500.0)
+    assert ok["valid"] and ok["request_throughput_per_s"] == pytest.approx(2.0)
+    assert ok["ttft_p99_ms"] >= ok["ttft_ms"]
+    assert not too_much["valid"] and too_much["ttft_ms"] is None and "capacity" in too_much["reason"]
+
+
+def test_matched_ratio_balances_the_two_sides() -> None:
+    row = _row(concurrency=64)
+    # the same deployment's sides, one instance each: a prefill instance does b/t_p requests/s, a decode
+    # instance B/((O-1) TPOT); at P/D = matched ratio both sides carry the same request rate
+    model = model_spec("llama_3.3_70b")[1]
+    sys_ = resolve_systems(H100, resolve_serving("vllm"))[H100]
+    one = lambda v: np.array([v])  # noqa: E731
+    col = lambda tp, out: {"tp": one(tp), "pp": one(1), "dp": one(1), "ep": one(1), "cp": one(1),  # noqa: E731
+                           "sp": one(1), "embedding_tp": one(tp), "batch_size": one(1), "input_seq": one(2048),
+                           "output_seq": one(out), "dtype": "bf16"}
+    pre = disagg.Side.of(model, sys_.spec, sys_.eff, resolve_serving("vllm"), col(4, 1))
+    dec = disagg.Side.of(model, sys_.spec, sys_.eff, resolve_serving("vllm"), col(8, 256))
+    ratio = float(disagg.matched_instances(pre, dec, 64.0)[0])
+    t_p = float(pre.prefill_pass_s()[0][0])
+    assert ratio * (1 / t_p) == pytest.approx(64 / (255 * row["tpot_ms"] / 1e3), rel=1e-6)
+
+
+def test_bad_side_keys_name_the_field() -> None:
+    with pytest.raises(SpecError, match="decode.tpp"):
+        _row(concurrency=1, decode={"hardware": H100, "tpp": 8})
+    with pytest.raises(SpecError, match="prefill.tp"):
+        _row(concurrency=1, prefill={"hardware": H100, "tp": 0})
