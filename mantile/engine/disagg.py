@@ -66,7 +66,8 @@ def side_cols(model: ModelSpec, side: Mapping[str, Any], input_seq: Any, output_
                             "cp": arr(1), "sp": arr(1), "embedding_tp": arr(side["tp"]),
                             "batch_size": arr(side["batch_size"]), "input_seq": arr(input_seq),
                             "output_seq": arr(output_seq), "dtype": dtype,
-                            "dp_attention": arr(bool(side["dp_attention"])), "redundant_experts": arr(0),
+                            "dp_attention": arr(np.asarray(side["dp_attention"], dtype=bool)),
+                            "redundant_experts": arr(0),
                             "expert_imbalance": arr(1.0), **extra}
     if side.get("kv_dtype") is not None:
         cols["kv_dtype"] = side["kv_dtype"]
