@@ -222,3 +222,26 @@ def test_docs_reference_only_local_assets_that_exist(client: TestClient, page: s
     assert "http://" not in html.text and "https://" not in html.text
     for u in urls:
         assert client.get(u).status_code == 200, u
+
+
+RECOMMEND = {"model_id": "llama_3.1_8b", "input_seq": 1024, "output_seq": 128, "request_rate": 6.0,
+             "sla": {"ttft_ms": 400, "tpot_ms": 25}, "hardware_config": ["nvidia_h100_80gb"], "serving": ["vllm"],
+             "dtype": ["bf16"], "tensor_parallel": [1, 2], "max_devices": 16}
+
+
+def test_recommend_route_matches_the_python_api(client: TestClient) -> None:
+    r = client.post("/recommend", json=RECOMMEND)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    rec = mantile.recommend("llama_3.1_8b", 1024, 128, 6.0, 400, 25, hardware=["nvidia_h100_80gb"], serving=["vllm"],
+                            dtype=["bf16"], tp=[1, 2], max_devices=16)
+    assert body["by_gpus"][0]["num_devices"] == rec.by_gpus["num_devices"][0]
+    assert body["commands"]["fewest GPUs"][0].startswith("vllm serve ")
+    assert all(row["ttft_p99_ms"] <= 400 and row["tpot_p99_ms"] <= 25 for row in body["by_gpus"])
+
+
+def test_recommend_errors_name_the_field(client: TestClient) -> None:
+    r = client.post("/recommend", json={**RECOMMEND, "hardware_config": ["nvidia_h999"]})
+    assert r.status_code in (404, 422) and "nvidia_h999" in r.text
+    r = client.post("/recommend", json={**RECOMMEND, "sla": {"ttft_ms": -1, "tpot_ms": 25}})
+    assert r.status_code == 422 and "ttft_ms" in r.text

@@ -43,6 +43,8 @@ from mantile.api.schemas import (
 from mantile.api.study_schemas import (
     CapacityRequest,
     CapacityResponse,
+    RecommendRequest,
+    RecommendResponse,
     SlaRequest,
     SlaResponse,
     SweepRequest,
@@ -154,6 +156,12 @@ def add_study_routes(app: FastAPI, heavy: HeavyRoutes) -> None:
         """The grid's points that fit and meet every ``sla`` target, best first by ``rank_by``; and the
         fitting point that misses the targets by the least."""
         return await heavy.run("sla_search", req)
+
+    @app.post("/recommend", response_model=RecommendResponse, responses=BAD_REQUEST, tags=["studies"])
+    async def recommend(req: RecommendRequest) -> dict[str, Any]:
+        """The cheapest deployments serving ``request_rate`` requests/s under the ``sla`` targets: ranked by
+        GPUs, dollars per hour and energy, the Pareto front and launch commands (``mantile.recommend``)."""
+        return await heavy.run("recommend", req)
 
 
 def add_offline_docs(app: FastAPI) -> None:

@@ -14,7 +14,7 @@ _catalog: Catalog | None = None
 ROUTES: dict[str, Callable[[Catalog, Any], dict[str, Any]]] = {
     "layer_metrics": service.layer_metrics, "system_metrics": service.system_metrics,
     "batch_curve": service.batch_curve, "sweep": studies.sweep, "capacity": studies.capacity,
-    "sla_search": studies.sla_search}
+    "sla_search": studies.sla_search, "recommend": studies.recommend}
 
 
 WORKER_NICENESS = 10  # below the server process: its event loop answers first on a busy machine

@@ -22,6 +22,7 @@ from mantile.api.study_schemas import (
     MAX_SWEEP_POINTS,
     CapacityRequest,
     Grid,
+    RecommendRequest,
     SlaRequest,
     SlaTargets,
     SweepRequest,
@@ -116,3 +117,28 @@ def sla_search(catalog: Catalog, req: SlaRequest) -> dict[str, Any]:
     misses = sla_mod.miss_text(failing.row(0, named=True), sla) if failing.height else None
     return {"points": df.height, "fitting": fitting, "meeting": meeting, "top": _rows(top),
             "best_failing": best, "best_failing_misses": misses}
+
+
+#: Python API argument -> recommend body field.
+RECOMMEND_FIELDS = {"model": "model_id", "hardware": "hardware_config", "tp": "tensor_parallel",
+                    "pp": "pipeline_parallel", "request_rate": "request_rate", "ttft_ms": "sla.ttft_ms",
+                    "tpot_ms": "sla.tpot_ms", "percentile": "sla.percentile"}
+
+
+def recommend(catalog: Catalog, req: RecommendRequest) -> dict[str, Any]:
+    """``mantile.recommend`` for the body: rankings, Pareto front and launch commands."""
+    catalog.model(req.model_id)
+    for hardware_id in req.hardware_config or []:
+        catalog.hardware_spec(hardware_id)
+    for engine in req.serving:
+        catalog.serving(engine)
+    with body_fields(RECOMMEND_FIELDS):
+        rec = mantile.recommend(req.model_id, req.input_seq, req.output_seq, req.request_rate, req.sla.ttft_ms,
+                                req.sla.tpot_ms, percentile=req.sla.percentile, hardware=req.hardware_config,
+                                serving=req.serving, dtype=req.dtype, tp=req.tensor_parallel,
+                                pp=req.pipeline_parallel, disaggregated=req.disaggregated,
+                                max_devices=req.max_devices, top=req.top)
+    out = rec.to_dict()
+    for key in ("by_gpus", "by_usd_per_hour", "by_energy", "pareto"):
+        out[key] = [finite(r) for r in out[key]]
+    return out

@@ -114,3 +114,43 @@ class SlaResponse(_Rows):
     top: list[dict[str, Any]] = Field(description="points meeting the SLA, best first by rank_by")
     best_failing: dict[str, Any] | None = Field(description="the fitting point that misses by the least")
     best_failing_misses: str | None
+
+
+class RecommendSla(_Body):
+    """The targets every recommended deployment meets."""
+
+    ttft_ms: float = Field(gt=0, description="time to first token, at most (ms)")
+    tpot_ms: float = Field(gt=0, description="time per output token, at most (ms)")
+    percentile: Literal["p99", "mean"] = Field(default="p99", description="which TTFT and TPOT the targets bound")
+
+
+class RecommendRequest(_Body):
+    """``POST /recommend``: the workload, the load and the SLA; the search space (defaults: every
+    hardware system of the catalog, the vllm, sglang and trtllm engines, bf16 and fp8, tp 1-8, and
+    aggregated and disaggregated deployments)."""
+
+    model_id: str = MODEL_ID
+    input_seq: Tokens = Field(description="prompt tokens per request")
+    output_seq: Tokens = Field(description="generated tokens per request (at least 2)")
+    request_rate: float = Field(gt=0, le=1e6, description="requests per second to serve (Poisson arrivals)")
+    sla: RecommendSla
+    hardware_config: Annotated[list[str], _LIST] | None = Field(default=None, description="hardware ids; null = all")
+    serving: Annotated[list[str], _LIST] = Field(default=["vllm", "sglang", "trtllm"], description="engines")
+    dtype: Annotated[list[Dtype], _LIST] = Field(default=["bf16", "fp8"])
+    tensor_parallel: Annotated[list[Degree], _LIST] = Field(default=[1, 2, 4, 8])
+    pipeline_parallel: Annotated[list[Degree], _LIST] = Field(default=[1])
+    disaggregated: bool = True
+    max_devices: int = Field(default=256, strict=True, ge=1, le=4096)
+    top: int = Field(default=5, strict=True, ge=1, le=100, description="rows per ranking")
+
+
+class RecommendResponse(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+    by_gpus: list[dict[str, Any]] = Field(description="deployments meeting the SLA, fewest GPUs first")
+    by_usd_per_hour: list[dict[str, Any]] = Field(description="lowest dollars per hour first")
+    by_energy: list[dict[str, Any]] = Field(description="lowest energy per generated token first")
+    pareto: list[dict[str, Any]] = Field(description="front of tokens/s per GPU against tokens/s per user")
+    commands: dict[str, list[str]] = Field(description="launch commands of the best of each ranking")
+    searched: dict[str, int] = Field(description="groups and plans searched, pruned and verified")
+    deployments: int = Field(description="verified deployments meeting the SLA")
+    seconds: float

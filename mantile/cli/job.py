@@ -38,7 +38,7 @@ from mantile.specs.hardware import EfficiencyProfile
 EXECUTOR_KEYS = ("n_jobs", "backend", "address", "chunk_size", "progress", "keep_in_memory")
 LATENCIES = ("tpot_ms", "ttft_ms", "e2e_latency_ms")
 COSTS = (None, "cost_usd_per_million_tokens", "energy_j_per_token")
-STUDIES = ("capacity",)
+STUDIES = ("capacity", "recommend")
 GRID_NOTICE_POINTS = 5_000_000  # grids from this size on get a size and time estimate before they start
 FORMATS = ("parquet", "csv")
 
@@ -71,6 +71,7 @@ class Study:
 
     name: str | None = None
     max_batch_size: int = 16384  # capacity: ceiling of the batch ladder
+    settings: dict[str, Any] | None = None  # recommend: the search space (conf/study/recommend.yaml)
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> Study:
@@ -78,6 +79,8 @@ class Study:
         if raw.get("name") not in STUDIES:
             raise SpecError("study", "name", raw.get("name"), STUDIES)
         unknown = sorted(set(raw) - {"name", "max_batch_size", "description"})
+        if raw["name"] == "recommend":  # its keys are checked by cli.recommend
+            return cls("recommend", cls.max_batch_size, raw)
         if unknown:
             raise SpecError("study", unknown[0], raw[unknown[0]], "valid keys: name, max_batch_size")
         size = raw.get("max_batch_size", cls.max_batch_size)
@@ -151,6 +154,11 @@ def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str], multirun: b
         print(f"mantile: grid of {limits.estimate_output(spec, settings.n_jobs).describe()}", file=sys.stderr)
     config_yaml = OmegaConf.to_yaml(cfg)
     capacity = None
+    if study.name == "recommend":
+        from mantile.cli.recommend import run_recommend
+
+        run_recommend(study.settings or {}, choices["model"], cfg, out_dir, config_yaml)
+        return RunResult(0, 0.0, pl.DataFrame(), pl.DataFrame())
     if study.name == "capacity":
         from mantile.analysis.capacity import run_capacity
 

@@ -31,7 +31,10 @@ FLAGS_WITH_VALUE = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "-
 #: groups of the defaults list whose options are files of conf/<group>/
 ADD_ONLY_GROUPS = ("efficiency",)
 #: sub-keys of sections that are not spelled out in conf/config.yaml
-SECTION_KEYS: dict[str, tuple[str, ...]] = {"executor": EXECUTOR_KEYS, "study": ("name", "max_batch_size")}
+SECTION_KEYS: dict[str, tuple[str, ...]] = {
+    "executor": EXECUTOR_KEYS,
+    "study": ("name", "max_batch_size", "hardware", "serving", "dtype", "tp", "pp", "ep", "dp_attention",
+              "disaggregated", "percentile", "max_devices", "top")}  # capacity's, then recommend's
 #: sections whose contents are validated by the spec loaders (unknown fields are errors there)
 FREE_SECTIONS = ("hydra", "model", "hardware", "serving", "efficiency", "experiment", "parallelism", "workload")
 
