@@ -382,3 +382,22 @@ def test_docs_render_with_the_network_off(browser: Any, server: str) -> None:
     assert {"/config/system-metrics", "/sweep", "/capacity", "/sla"} <= set(paths)
     assert offsite == []
     context.close()
+
+
+def test_recommend_panel_shows_the_apis_best_and_a_launch_command(browser: Any, server: str) -> None:
+    p = Page(browser, server)
+    page = p.open(server + "/?hw=nvidia_h100_80gb")
+    page.fill("#rec_rate", "2")
+    for engine in ("sglang", "trtllm"):
+        page.uncheck(f'#rec_engines input[value="{engine}"]')
+    page.click("#rec_run")
+    page.wait_for_selector('#recommend[data-state="ready"]', timeout=4 * TIMEOUT_MS)
+    gpus = page.eval_on_selector_all('#rec-table td[data-key="num_devices"]',
+                                     "tds => tds.map(t => Number(t.dataset.value))")
+    body = {"model_id": page.input_value("#model_id"), "input_seq": int(page.input_value("#input_seq")),
+            "output_seq": int(page.input_value("#output_seq")), "request_rate": 2,
+            "sla": {"ttft_ms": 1000, "tpot_ms": 50}, "hardware_config": ["nvidia_h100_80gb"], "serving": ["vllm"]}
+    api = httpx.post(server + "/recommend", json=body, timeout=300).json()
+    assert gpus and gpus[0] == api["by_gpus"][0]["num_devices"] and gpus == sorted(gpus)
+    assert page.text_content("#rec-commands").startswith("vllm serve ")
+    p.close()
