@@ -9,14 +9,17 @@ The search is exact on the cost model but does not evaluate every point. It rest
 - a decode step's time rises with its batch and a prefill never gets cheaper with more load, so a
   plan whose prefill of one prompt misses the TTFT target, or whose decode step of one sequence misses
   the TPOT target, is dropped at once;
-- a rigorous lower bound on the replicas a plan needs comes from its pure decode step (no prefill
-  riding along, which only adds time): with B_T the largest batch whose decode step meets the TPOT
-  target (found by bisection, B / step(B) rising with B), one replica serves at most
-  B_T / ((O - 1) step(B_T)) requests/s, so it needs r >= lambda (O - 1) step(B_T) / B_T replicas.
+- a lower bound on the replicas a plan needs comes from its engine step: a replica serving lambda_r
+  requests/s at mean TPOT t decodes at least lambda_r (O - 1) t sequences per step while prefilling
+  lambda_r t S prompt tokens (Little's law), so with d the largest decode batch whose step (carrying
+  d S / (O - 1) prefill tokens) meets the TPOT target, lambda_r <= d / ((O - 1) step(d)) and
+  r >= lambda (O - 1) step(d) / d (``_largest_batch``; it assumes, as the cost model gives, that
+  requests per second rise with the load).
   Lower bounds of devices, dollars per hour (x price) and energy per token (x idle power, the least a
   device draws) rank the candidates; groups (a hardware system and engine) are then verified exactly
   (``system.evaluate`` under the open-loop load at each candidate replica count, vectorized over the
-  group's plans) best bound first, and the search stops when the best verified deployment of each
+  group's plans whose bound can still match the best found) best bound first, and the search stops when
+  the best verified deployment of each
   objective beats the lower bound of every group not yet verified (branch and bound): the best by GPUs
   and by dollars per hour are exact; the rest of each ranking, the energy ranking and the Pareto front
   are over the groups verified.
@@ -46,12 +49,13 @@ from mantile.engine.disagg import evaluate_disagg, side_system
 from mantile.engine.spec import check_axis
 from mantile.serving import disagg, system
 from mantile.specs import SpecError
+from mantile.specs.catalog import load_hardware
 from mantile.specs.model import ModelSpec
 
 ENGINES = ("vllm", "sglang", "trtllm")
 LADDER = np.unique(np.round(2.0 ** (np.arange(0, 57) / 4.0)))  # decode batches 1 .. 2^14, 4 per octave
 RHO_BISECTIONS = 40
-WINDOW = 24  # replica counts r_lb .. r_lb + 23 tried in the first exact pass (one vectorized call)
+WINDOW = 12  # replica counts r_lb .. r_lb + 11 tried in the first exact pass (one vectorized call)
 WINDOW_FACTORS = (1.5, 2.0, 3.0, 4.0, 6.0, 8.0)
 #: objectives the branch and bound is exact for; energy per token is ranked over the groups verified for
 #: these (its lower bound, every device at idle power, is too loose to prune by)
@@ -177,29 +181,46 @@ def _group(model: ModelSpec, hardware_id: str, serving_id: str, plans: list[dict
     cap = side.decode_cap()[first]
     target_tpot, target_ttft = t.tpot_ms / 1e3, t.ttft_ms / 1e3
     runs = np.asarray(res.valid & res.fits)[first] & (cap >= 1) & (devices <= max_devices)
-    b_t, step_t, step1 = _largest_batch(side, n, np.maximum(cap, 1.0), target_tpot)
+    budget = float(profile.scheduler.max_num_batched_tokens)
+    b_t, step_t, d_mix, step_mix, step1 = _largest_batch(side, n, np.maximum(cap, 1.0), target_tpot, t, budget)
     ok = runs & (one_pass <= target_ttft) & (step1 <= target_tpot)
-    r_lb = np.maximum(np.ceil(t.request_rate * (t.output_seq - 1) * step_t / b_t - 1e-9), 1.0)
+    r_lb = np.maximum(np.ceil(t.request_rate * (t.output_seq - 1) * step_mix / d_mix - 1e-9), 1.0)
     ok &= r_lb * devices <= max_devices
     price = hw.system.price_usd_per_device_hour
     return _Group(hardware_id, serving_id, plans, devices, runs, ok, r_lb, b_t, step_t, one_pass,
                   math.inf if price is None else float(price), float(hw.device.idle_w or 0.0))
 
 
-def _largest_batch(side: disagg.Side, n: int, cap: np.ndarray, target_s: float
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(B, decode step at B, decode step at batch 1) per plan; ``side`` holds each plan repeated over
-    ``LADDER`` (1, 2^(1/4), ... in whole numbers). B is the first ladder batch whose pure decode step misses
-    ``target_s`` (or the cap): at or above the largest batch B_T that meets it, so B / step(B) >=
-    B_T / step(B_T) and the replica bound lambda (O - 1) step(B) / B stays a lower bound."""
+def _largest_batch(side: disagg.Side, n: int, cap: np.ndarray, target_s: float, t: Target, budget: float
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per plan, from one ladder of decode batches d (1, 2^(1/4), ... in whole numbers; ``side`` holds each
+    plan repeated over ``LADDER``): (d_pure, step at d_pure, d_mixed, step at d_mixed, pure step at 1).
+
+    d_pure: the first batch whose pure decode step misses ``target_s`` (or the cap): at or above the largest
+    batch that meets it, so d / step(d) bounds a decode instance's rate from above.
+    d_mixed: the same for the aggregated engine's step, which carries the prefill of the requests that
+    replace the finishing ones: d / (O - 1) requests per step, d S / (O - 1) prefill tokens (at most the
+    step's token budget). A replica serving lambda_r requests/s with mean TPOT t decodes at least
+    lambda_r (O - 1) t sequences while prefilling lambda_r t S tokens per step, so lambda_r <=
+    d / ((O - 1) step(d, d S / (O - 1))) at the largest d whose step meets the target: with d_mixed (above
+    it) this is an upper bound of lambda_r, assuming requests per second rise with the load."""
     k = LADDER.size
-    batch = np.minimum(np.tile(LADDER, n), np.repeat(cap, k))
-    step = side.decode_step_s(batch)[0].reshape(n, k)
-    batch = batch.reshape(n, k)
-    meets = step <= target_s
-    first_miss = np.where(meets.all(axis=1), k - 1, np.argmax(~meets, axis=1))
+    d = np.minimum(np.tile(LADDER, n), np.repeat(cap, k))
+    pure = side.decode_step_s(d)[0].reshape(n, k)
+    tokens = d * t.input_seq / (t.output_seq - 1)
+    room = budget if budget > 0 else np.inf
+    mixed = side.decode_step_s(d, np.minimum(tokens, room))[0].reshape(n, k)
+    d = d.reshape(n, k)
+    mixed = np.where(tokens.reshape(n, k) > room, np.inf, mixed)  # more prefill than a step takes: not sustainable
     rows = np.arange(n)
-    return batch[rows, first_miss], step[rows, first_miss], step[:, 0]
+    out = []
+    for step in (pure, mixed):
+        meets = step <= target_s
+        first_miss = np.where(meets.all(axis=1), k - 1, np.argmax(~meets, axis=1))
+        dd, ss = d[rows, first_miss], step[rows, first_miss]
+        ss = np.where(np.isfinite(ss), ss, pure[rows, first_miss])  # past the budget: the pure step bounds it
+        out += [dd, ss]
+    return out[0], out[1], out[2], out[3], pure[:, 0]
 
 
 def _feasible(out: dict[str, np.ndarray], t: Target) -> np.ndarray:
@@ -209,10 +230,15 @@ def _feasible(out: dict[str, np.ndarray], t: Target) -> np.ndarray:
                 & (out[tpot] <= t.tpot_ms))
 
 
-def _verify_aggregated(model: ModelSpec, g: _Group, t: Target, max_devices: int) -> None:
-    """The fewest replicas of each surviving plan meeting the SLA, exactly (see module docstring)."""
+def _verify_aggregated(model: ModelSpec, g: _Group, t: Target, max_devices: int,
+                       incumbent: dict[str, float]) -> None:
+    """The fewest replicas of each surviving plan meeting the SLA, exactly (see module docstring). Plans
+    whose lower bound cannot match the best verified GPUs or dollars per hour (``incumbent``) are skipped:
+    they cannot be the best of either."""
     hw, eff, profile = side_system(g.hardware_id, g.serving_id)
-    idx = np.flatnonzero(g.ok)
+    lb_devices = g.r_lb * g.replica_devices
+    useful = (lb_devices <= incumbent["num_devices"]) | (lb_devices * g.price <= incumbent["usd_per_hour"])
+    idx = np.flatnonzero(g.ok & useful)
     if not idx.size:
         return
     r_max = np.floor(max_devices / g.replica_devices[idx])
@@ -237,8 +263,10 @@ def _verify_aggregated(model: ModelSpec, g: _Group, t: Target, max_devices: int)
                     best[a] = {key: v[m * k + c] for key, v in out.items()}
                 elif not ok[m, c] and lo[a] < r < hi[a]:
                     lo[a] = r
-        rows = np.flatnonzero(np.isfinite(hi) & (hi - lo > 1))  # bisect between the last miss and the first hit
-        trial = np.floor((lo[rows] + hi[rows]) / 2)[:, None]
+        # between the last miss and the first hit: 8 points per round (a 9-ary search), one call per round
+        rows = np.flatnonzero(np.isfinite(hi) & (hi - lo > 1))
+        steps = np.arange(1, 9) / 9.0
+        trial = np.minimum(lo[rows, None] + np.ceil((hi[rows, None] - lo[rows, None]) * steps), hi[rows, None])
     for a, i in enumerate(int(x) for x in idx):
         if a in best:
             g.rows.append(_aggregated_row(g, g.plans[i], int(hi[a]), best[a], t))
@@ -333,7 +361,7 @@ def _distinct(hardware: Sequence[str]) -> list[str]:
     ``nvidia_h100_80gb_x4`` is four ``nvidia_h100_80gb`` nodes, and replicas are counted anyway)."""
     seen, out = set(), []
     for h in hardware:
-        hw = side_system(h, "vllm")[0]
+        hw = load_hardware(h)
         key = (hw.device.name, hw.interconnect.scale_up.domain_size, hw.interconnect.scale_up.name)
         if key not in seen:
             seen.add(key)
@@ -360,7 +388,7 @@ def recommend(model: ModelSpec, model_id: str, target: Target, hardware: Sequenc
         raise SpecError("recommend", "sla.percentile", target.percentile, ("p99", "mean"))
     plans = _plan_space(model, dtypes, tp, pp, ep, dp_attention)
     groups = [_group(model, h, s, plans, target, max_devices) for h in _distinct(hardware) for s in serving
-              if side_system(h, s)[0].device.vendor in ENGINE_VENDORS.get(s, (side_system(h, s)[0].device.vendor,))]
+              if load_hardware(h).device.vendor in ENGINE_VENDORS.get(s, (load_hardware(h).device.vendor,))]
     rate_tokens = target.request_rate * target.output_seq
     searched = {"groups": len(groups), "plans": len(plans) * len(groups),
                 "pruned_by_bounds": int(sum((~g.ok).sum() for g in groups)), "groups_verified": 0}
@@ -378,7 +406,9 @@ def recommend(model: ModelSpec, model_id: str, target: Target, hardware: Sequenc
 
     while (obj := unresolved()) is not None:
         g = min((g for g in groups if not g.verified), key=lambda g: g.bounds(rate_tokens)[obj])
-        _verify_aggregated(model, g, target, max_devices)
+        rows = [r for gr in groups for r in gr.rows]
+        incumbent = {k: min((v for r in rows if (v := r[k]) is not None), default=math.inf) for k in BOUNDED}
+        _verify_aggregated(model, g, target, max_devices, incumbent)
         if disaggregated:
             _disaggregated(model, g, target, max_devices)
         g.verified = True

@@ -95,11 +95,14 @@ class Side:
         hops = (ax.pp - 1) * self.steps.pipeline_hop_s(b * ax.input_seq / ax.cp)
         return np.asarray(c.latency_s + hops + self._host_s(b)), np.asarray(c.total.busy_s)
 
-    def decode_step_s(self, seqs: Array) -> tuple[np.ndarray, np.ndarray]:
-        """(wall seconds, kernel-busy seconds) of one decode step of ``seqs`` sequences."""
+    def decode_step_s(self, seqs: Array, prefill_tokens: Array = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """(wall seconds, kernel-busy seconds) of one decode step of ``seqs`` sequences; with
+        ``prefill_tokens`` of prompts riding along it is the aggregated scheduler's step
+        (``scheduler.timings``: the same pass, host time and hops)."""
         ax = self.steps.axes
-        c = self.steps.decode(seqs, 1.0, mean_context(ax.input_seq, ax.output_seq))
-        hops = (ax.pp - 1) * self.steps.pipeline_hop_s(seqs)
+        c = self.steps.decode(seqs, 1.0, mean_context(ax.input_seq, ax.output_seq),
+                              mixed_seqs=np.asarray(prefill_tokens) / ax.input_seq, mixed_len=ax.input_seq)
+        hops = (ax.pp - 1) * self.steps.pipeline_hop_s(np.asarray(seqs) + np.asarray(prefill_tokens))
         return np.asarray(c.latency_s + hops + self._host_s(seqs)), np.asarray(c.total.busy_s)
 
     def decode_cap(self) -> np.ndarray:
