@@ -39,6 +39,7 @@ from typing import Any
 
 import polars as pl
 
+from mantile.disaggregated import estimate_disagg
 from mantile.estimator import estimate, layer_metrics
 from mantile.specs import EfficiencyProfile, SpecError
 
@@ -282,6 +283,8 @@ def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None
     if load is None:
         return None
     profile = row_serving(row) if serving == "auto" else serving
+    if str(row.get("disagg") or "").strip().lower() not in NOT_DISAGGREGATED:
+        return _disaggregated(row, hardware, profile, load)
     args: dict[str, Any] = dict(
         model=row["model"], hardware=hardware, input_seq=_int(row.get("input_seq")),
         output_seq=_int(row.get("output_seq")), tp=_int(row.get("tp"), field="tp"),
@@ -308,6 +311,40 @@ def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None
     return Prediction(kind="published", label=label, measured=float(row["value"]), predicted=float(value),
                       group=_family(row), engine=profile, speculative="spec_method" in spec,
                       disaggregated=_present(row.get("disagg")))
+
+
+#: ``disagg`` values of an aggregated row; any other (``decode``, ``1P1D``, ...) is a disaggregated one.
+NOT_DISAGGREGATED = ("", "false", "none", "no", "nan")
+
+
+def _disaggregated(row: dict[str, Any], hardware: str, profile: str, load: dict[str, Any]) -> Prediction | None:
+    """A disaggregated row whose decode side was measured (``disagg=decode``): the decode instances of
+    ``mantile.estimate_disagg`` under the row's concurrency, with the plan the row states (tp, ep,
+    dp_attention; num_devices / tp instances). Rows without that plan, a concurrency, or both lengths
+    (most published PD results state neither) are left out; the prefill side is not measured there."""
+    metric = str(row.get("metric"))
+    if (not _present(row.get("tp")) or "concurrency" not in load or metric not in DECODE_METRICS
+            or str(row.get("disagg")).strip().lower() != "decode"):
+        return None
+    tp = _int(row.get("tp"), field="tp")
+    side = {"hardware": hardware, "serving": profile, "tp": tp, "ep": _int(row.get("ep"), field="ep"),
+            "dp_attention": str(row.get("dp_attention")).strip().lower() == "true", "dtype": row.get("dtype") or "bf16"}
+    instances = max(_int(row.get("num_devices"), tp, "num_devices") // tp, 1)
+    r = estimate_disagg(model=row["model"], input_seq=_int(row.get("input_seq")),
+                        output_seq=_int(row.get("output_seq")), concurrency=load["concurrency"], prefill=side,
+                        decode={**side, "instances": instances})
+    if r["tpot_ms"] is None:
+        return None
+    value = (r["running_batch"] / (r["tpot_ms"] / 1e3) / r["decode_devices"]
+             if metric == "throughput_tokens_per_s_per_device" else r["tpot_ms"])
+    label = (f"{row['model']} {hardware} decode tp{tp} x{instances} concurrency={load['concurrency']} "
+             f"{row.get('input_seq')}/{row.get('output_seq')} {profile} {metric} (disaggregated)")
+    return Prediction(kind="published", label=label, measured=float(row["value"]), predicted=float(value),
+                      group=_family(row), engine=profile)
+
+
+#: metrics of a decode-side measurement: output tokens/s per decode GPU, or the TPOT
+DECODE_METRICS = ("throughput_tokens_per_s_per_device", "tpot_ms", "itl_ms")
 
 
 def _family(row: dict[str, Any]) -> str:
@@ -411,7 +448,8 @@ def predictions(rows: Iterable[dict[str, Any]], hardware: str | None = None, eff
             preds.append(p)
         elif passed is not None:
             passed.append((_where(row, number), "published row without input/output lengths or a stated load, "
-                                                "or with no value for its metric"))
+                                                "or with no value for its metric, or a disaggregated row "
+                                                "without its decode plan"))
     return preds
 
 

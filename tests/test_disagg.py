@@ -93,3 +93,17 @@ def test_bad_side_keys_name_the_field() -> None:
         _row(concurrency=1, decode={"hardware": H100, "tpp": 8})
     with pytest.raises(SpecError, match="prefill.tp"):
         _row(concurrency=1, prefill={"hardware": H100, "tp": 0})
+
+
+def test_validate_predicts_a_decode_side_row_with_its_plan_and_skips_the_others() -> None:
+    from mantile.validate import predictions
+
+    base = {"kind": "published", "model": "llama_3.3_70b", "hardware": H100, "serving": "vllm", "dtype": "bf16",
+            "tp": "8", "ep": "", "dp_attention": "", "num_devices": "16", "concurrency": "64", "input_seq": "2048",
+            "output_seq": "256", "disagg": "decode", "metric": "throughput_tokens_per_s_per_device", "value": "100",
+            "source": "synthetic"}
+    preds = predictions([base, {**base, "tp": ""}, {**base, "disagg": "1P1D"}], skips={}, passed=[])
+    assert len(preds) == 1
+    # two decode instances of tp 8 share the 64 clients: 32 sequences each, 32 / TPOT tokens/s over 8 GPUs
+    r = _row(concurrency=64, prefill={"hardware": H100, "tp": 8}, decode={"hardware": H100, "tp": 8, "instances": 2})
+    assert preds[0].predicted == pytest.approx(32 / (r["tpot_ms"] / 1e3) / 8)
