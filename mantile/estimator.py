@@ -224,8 +224,10 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
     - load: running_batch, request_throughput_per_s, ttft_p50_ms, ttft_p99_ms, tpot_p50_ms, tpot_p99_ms
     - latency and throughput: ttft_ms, tpot_ms, e2e_latency_ms, throughput_tokens_per_s,
       throughput_tokens_per_s_per_device, decode_throughput_tokens_per_s, tokens_per_s_per_user
-    - cost (hardware price per device-hour): cost_usd_per_million_tokens,
+    - cost (hardware price per device-hour): usd_per_hour, cost_usd_per_million_tokens,
       throughput_tokens_per_s_per_usd_hour
+    - energy (device idle power + dynamic up to TDP, ``serving/energy.py``): device_utilization, power_w,
+      energy_j_per_token
     - memory per device: weights_gb_per_device, kv_cache_gb_per_device, activation_gb_per_device,
       memory_gb_per_device, usable_memory_gb_per_device, kv_cache_budget_gb_per_device,
       max_batch_size (largest batch that fits)
