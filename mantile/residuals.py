@@ -81,14 +81,14 @@ def _band(level: tuple[str, ...], key: tuple[str, ...], rs: list[Residual], wide
     med, q10, q90 = np.quantile(logs, [0.5, 0.1, 0.9])
     lo, hi = med - widen * (med - q10), med + widen * (q90 - med)
     cols = dict(zip(level, key, strict=True))
-    regime = [cols.get(c, bands.ANY) for c in bands.REGIME]
-    what = "/".join(v for v in regime if v != bands.ANY) or "all regimes"
+    regime = {c: cols.get(c, bands.ANY) for c in bands.REGIME}
+    what = "/".join(v for v in regime.values() if v != bands.ANY) or "all regimes"
     basis = f"{len(rs)} residuals from {families} source families ({what})"
     if level != bands.REGIME:
         basis += f"; fewer than {MIN_RESIDUALS} for the point's own regime: backed off to {what}"
     if widen != 1.0:
         basis += f", widened x{widen:g}"
-    return bands.Band(*regime, residuals=len(rs), families=families, p10_ratio=float(np.exp(lo)),
+    return bands.Band(**regime, residuals=len(rs), families=families, p10_ratio=float(np.exp(lo)),
                       p90_ratio=float(np.exp(hi)), basis=basis)
 
 

@@ -19,8 +19,9 @@ inefficiencies taken out, so no real measurement of the same work can beat it. W
   and no split-K traffic (``costs.kernels.wave_efficiency`` = 1).
 - ``LinkSpec``: no per-hop latency (scale-up and scale-out).
 - ``ServingProfile``: collectives overlap compute (only their excess over a layer's kernels shows);
-  elementwise traffic fused into neighbouring kernels (RoPE, activation, KV-cache write, attention
-  output copy and quantize kernels move no extra bytes; norms keep their 2 x rows x hidden bytes);
+  elementwise traffic fused into neighbouring kernels (RoPE, activation, residual add, KV-cache write,
+  attention output copy and quantize kernels move no extra bytes; norms keep their 2 x rows x hidden
+  bytes: a norm reads and writes the hidden state once);
   no host time per step or per sequence; the whole device memory holds weights and KV cache
   (``memory_reserve_fraction = 0``, ``kv_cache_memory_fraction = 1``), so the ideal running batch is
   at least the engine's. The scheduler caps (``max_num_seqs``, the token budget) and the batching
@@ -71,7 +72,8 @@ def hardware(hw: HardwareSpec) -> HardwareSpec:
 
 def serving(profile: ServingProfile) -> ServingProfile:
     """``profile`` with fused elementwise traffic, overlapped collectives, no host time, all memory."""
-    stack = dataclasses.replace(profile.kernels, rope_traffic=0.0, activation_traffic=0.0, kv_write_kernels_prefill=0,
+    stack = dataclasses.replace(profile.kernels, rope_traffic=0.0, activation_traffic=0.0, residual_kernels=0,
+                                kv_write_kernels_prefill=0,
                                 kv_write_kernels_decode=0, attention_output_copy=False, quantize_kernels=0)
     sched = dataclasses.replace(profile.scheduler, host_step_us=0.0, host_per_sequence_us=0.0,
                                 kv_cache_memory_fraction=1.0)

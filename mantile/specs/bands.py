@@ -63,7 +63,7 @@ def read(path: Path) -> tuple[Band, ...]:
     out = []
     for number, row in enumerate(csv.DictReader(lines), 2):
         try:
-            band = Band(*(row[k] for k in REGIME), residuals=int(row["residuals"]), families=int(row["families"]),
+            band = Band(**{k: row[k] for k in REGIME}, residuals=int(row["residuals"]), families=int(row["families"]),
                         p10_ratio=float(row["p10_ratio"]), p90_ratio=float(row["p90_ratio"]), basis=row["basis"])
         except (KeyError, TypeError, ValueError) as e:
             raise SpecError(f"{path}:{number}", "row", str(e), "the columns of benchmarks/make_bands.py") from None
