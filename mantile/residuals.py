@@ -129,7 +129,7 @@ def coverage(rs: list[Residual]) -> dict[str, tuple[int, int]]:
 
 def coverage_report(rs: list[Residual]) -> str:
     cov = coverage(rs)
-    lines = [f"\n{'held-out 80% band coverage (leave one source family out)':<60} {'rows':>5} {'inside':>8}"]
+    lines = [f"\n\n{'held-out 80% band coverage (leave one source family out)':<60} {'rows':>5} {'inside':>8}"]
     for engine, (inside, total) in sorted(cov.items()):
         lines.append(f"{engine:<60} {total:>5} {inside / total:>8.0%}")
     inside, total = (sum(v[i] for v in cov.values()) for i in (0, 1))
