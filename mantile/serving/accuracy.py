@@ -33,8 +33,8 @@ def band_columns(model: ModelSpec, hw: HardwareSpec, serving: ServingProfile, ax
         "tpot_p10_ms": np.maximum(tpot_ms * low, tpot_floor), "tpot_p90_ms": np.maximum(tpot_ms * high, tpot_floor),
         "throughput_p10_tokens_per_s": np.minimum(throughput / high, ceiling),
         "throughput_p90_tokens_per_s": np.minimum(throughput / low, ceiling),
-        "band_residuals": np.broadcast_to(count, ttft_ms.shape).astype(np.int64),
-        "band_basis": _basis(ax, found, ttft_ms.shape),
+        "band_residuals": np.broadcast_to(count, ax.shape).astype(np.int64),
+        "band_basis": _basis(ax, found, ax.shape),
     }
 
 
