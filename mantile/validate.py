@@ -203,9 +203,10 @@ def predict_row(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | Non
         main = layer_metrics(layer_type=row["layer"], **args)
         norm = layer_metrics(layer_type="norm", **args)
         pred = main["latency_ms"] - main["comm_ms"] + norm["latency_ms"]
+        floor = main["latency_floor_ms"] - main["comm_floor_ms"] + norm["latency_floor_ms"]
         where = f"s={seq}" if phase == "prefill" else f"ctx={seq}"
         label = f"{row['model']} {row['layer']} b={row['batch']} {where}"
-        return Prediction(kind, label, row["ms"], pred)
+        return Prediction(kind, label, row["ms"], pred, metric="layer_latency_ms", floor=floor)
     if kind == "model_prefill":
         r = estimate(model=row["model"], hardware=hardware, batch_size=row["batch"], input_seq=row["seq"],
                      output_seq=1, serving=serving, efficiency=eff, enforce_max_position=False, **_dtypes(row))

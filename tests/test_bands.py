@@ -219,3 +219,12 @@ def test_http_responses_carry_floor_and_band() -> None:
         assert row["throughput_tokens_per_s"] <= row["throughput_ceiling_tokens_per_s"]
         assert row["throughput_p10_tokens_per_s"] <= row["throughput_p90_tokens_per_s"]
         assert "residuals" in row["band_basis"]
+
+
+def test_layer_floor_is_the_layers_bytes_over_bandwidth() -> None:
+    # Llama 3.1 8B feedforward, one decode token: 3 x 4096 x 14336 x 2 B = 352.3 MB of weights -> 0.1052 ms
+    # at 3.35 TB/s (the activations of one token add ~0.1%)
+    r = mantile.layer_metrics("llama_3.1_8b", "nvidia_h100_80gb", "feedforward", phase="decode", batch_size=1,
+                              seq_length=1, kv_length=1)
+    by_hand = 3 * 4096 * 14336 * 2 / H100_BW * 1e3
+    assert by_hand <= r["latency_floor_ms"] <= by_hand * 1.002 and r["latency_floor_ms"] < r["latency_ms"]
