@@ -229,6 +229,10 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
     - memory per device: weights_gb_per_device, kv_cache_gb_per_device, activation_gb_per_device,
       memory_gb_per_device, usable_memory_gb_per_device, kv_cache_budget_gb_per_device,
       max_batch_size (largest batch that fits)
+    - physics floors (the ideal machine, ``serving/ideal.py``): ttft_floor_ms, tpot_floor_ms,
+      throughput_ceiling_tokens_per_s, throughput_ceiling_tokens_per_s_per_device
+    - 80% error bands (``conf/bands.csv``): ttft_p10_ms, ttft_p90_ms, tpot_p10_ms, tpot_p90_ms,
+      throughput_p10_tokens_per_s, throughput_p90_tokens_per_s, band_residuals, band_basis
     - validity: fits, valid, reason (why invalid or not fitting), invalid_field, prefill_bound,
       decode_bound (compute | memory | communication | overhead)
     - per-layer breakdown of one prefill and one decode step (whole model): prefill_attention_ms,
