@@ -7,7 +7,7 @@ inefficiencies taken out, so no real measurement of the same work can beat it. W
 
 - ``EfficiencyProfile``: GEMM and attention at 100% of the datasheet dense peak of their dtype
   (``gemm_efficiency = attention_efficiency = 1``, no K-loop or head_dim penalty: ``gemm_k_half =
-  attention_head_dim_half = 0``, no per-dtype GEMM constants); HBM streamed at 100% of its datasheet
+  attention_head_dim_half = 0``, no per-dtype or grouped-MoE GEMM constants); HBM streamed at 100% of its datasheet
   bandwidth (``memory_efficiency = 1``, decode attention too); no fixed cost per kernel, GEMM,
   attention call or collective call; collectives at 100% of the links' datasheet bandwidth (ring,
   in-switch and one-shot algorithms alike; no measured all-reduce fits); the activation cast of an
@@ -58,6 +58,7 @@ def efficiency(eff: EfficiencyProfile) -> EfficiencyProfile:
         scale_up_bandwidth_efficiency=1.0, nvls_bandwidth_efficiency=1.0, collective_latency_us=0.0,
         scale_out_bandwidth_efficiency=1.0, gemm_dtypes={}, gemm_includes_quantize=True,
         attention_decode_memory_efficiency=0.0, attention_decode_overhead_us=0.0, all_reduce_fits={},
+        moe_gemm_dtypes={},
         expert_reads="minimal", source=f"ideal machine of {eff.name} (mantile/serving/ideal.py)")
 
 
