@@ -32,7 +32,7 @@ from mantile.engine.spec import (
     system_efficiency,
 )
 from mantile.engine.table import results_row
-from mantile.serving import system
+from mantile.serving import ideal, system
 from mantile.specs import EfficiencyProfile, SpecError, load_hardware
 from mantile.specs.dtypes import BYTES_PER_ELEMENT
 from mantile.specs.speculative import tokens_from_rates
@@ -231,6 +231,10 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
     - memory per device: weights_gb_per_device, kv_cache_gb_per_device, activation_gb_per_device,
       memory_gb_per_device, usable_memory_gb_per_device, kv_cache_budget_gb_per_device,
       max_batch_size (largest batch that fits)
+    - physics floors (the ideal machine, ``serving/ideal.py``): ttft_floor_ms, tpot_floor_ms,
+      throughput_ceiling_tokens_per_s, throughput_ceiling_tokens_per_s_per_device
+    - 80% error bands (``conf/bands.csv``): ttft_p10_ms, ttft_p90_ms, tpot_p10_ms, tpot_p90_ms,
+      throughput_p10_tokens_per_s, throughput_p90_tokens_per_s, band_residuals, band_basis
     - validity: fits, valid, reason (why invalid or not fitting), invalid_field, prefill_bound,
       decode_bound (compute | memory | communication | overhead)
     - per-layer breakdown of one prefill and one decode step (whole model): prefill_attention_ms,
@@ -262,7 +266,8 @@ def layer_metrics(model: Any, hardware: str, layer_type: str, phase: str = "pref
     prefill: ``batch_size`` x ``seq_length`` tokens (causal); decode: ``batch_size`` new tokens over a
     KV cache of ``kv_length`` (default ``seq_length``) tokens. Returns flops, bytes (split into
     weight_bytes_read, kv_bytes_read_written, activation_bytes), compute_ms, memory_ms, overhead_ms,
-    comm_ms, comm_bytes, latency_ms, bound, kernels, count (instances in the model),
+    comm_ms, comm_bytes, latency_ms, bound, kernels, count (instances in the model), latency_floor_ms and
+    comm_floor_ms (the same on the ideal machine of ``serving/ideal.py``: no measurement can be faster),
     arithmetic_intensity_flops_per_byte, and the footprint of this instance on one device:
     weights_bytes_per_device, kv_cache_bytes_per_device (attention: this layer's cache for the
     batch), memory_footprint_bytes_per_device. ``q_len``: new tokens per sequence in a decode step (1;
@@ -287,6 +292,10 @@ def layer_metrics(model: Any, hardware: str, layer_type: str, phase: str = "pref
     _check_plan(m, hw, eff, layer_type, seq_length, kv_length, tp, cp, sp, ep, enforce_max_position)
     c = system.layer_cost(m, hw, eff, st, layer_type, phase, batch_size, seq_length,
                           kv_length, tp=tp, cp=cp, sp=sp, ep=ep, dtype=dt, kv_dtype=kvdt, q_len=q_len)
+    # the physics floor of this instance: the same layer on the ideal machine (serving/ideal.py)
+    i_hw, i_eff, i_st = ideal.machine(hw, eff, st)
+    floor = system.layer_cost(m, i_hw, i_eff, i_st, layer_type, phase, batch_size, seq_length, kv_length, tp=tp,
+                              cp=cp, sp=sp, ep=ep, dtype=dt, kv_dtype=kvdt, q_len=q_len)
     count = {"attention": m.num_hidden_layers, "feedforward": m.num_hidden_layers,
              "norm": 2 * m.num_hidden_layers + 1, "embedding": 1}[layer_type]
     tables = 1 if m.tie_word_embeddings or layer_type != "embedding" else 2  # embedding + untied LM head
@@ -309,6 +318,7 @@ def layer_metrics(model: Any, hardware: str, layer_type: str, phase: str = "pref
         "memory_footprint_bytes_per_device": weights + cache,
         "bound": max(parts, key=lambda k: parts[k]),
         "arithmetic_intensity_flops_per_byte": f(c.flops) / f(c.bytes) if f(c.bytes) else None,
+        "latency_floor_ms": f(floor.latency_s) * 1e3, "comm_floor_ms": f(floor.comm_s) * 1e3,
     }
     if kernels:
         out["named_kernels"] = [kernel_row(k) for k in c.kernels]

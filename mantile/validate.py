@@ -56,6 +56,11 @@ PUBLISHED_METRICS = ("throughput_tokens_per_s", "throughput_tokens_per_s_per_dev
                      "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms", "itl_ms", "itl_p50_ms", "itl_p99_ms")
 
 
+#: Metrics where more is better; every other compared metric is a time.
+RATE_METRICS = ("throughput_tokens_per_s", "throughput_tokens_per_s_per_device", "tokens_per_s_per_user",
+                "request_throughput_per_s")
+
+
 @dataclass
 class Prediction:
     kind: str
@@ -66,10 +71,31 @@ class Prediction:
     engine: str = ""  # published rows: the serving profile they were predicted with
     speculative: bool = False  # published rows run with speculative decoding (MTP, EAGLE, n-gram)
     disaggregated: bool = False  # published rows from a disaggregated (P/D) deployment
+    #: what the floors and bands need (mantile.residuals, mantile.check): the predicted row's regime,
+    #: its metric, the physics floor (a ceiling for rates) and the 80% band of that metric
+    model: str = ""
+    hardware: str = ""
+    dtype: str = ""
+    load: str = ""
+    metric: str = ""
+    floor: float = math.nan
+    band_low: float = math.nan
+    band_high: float = math.nan
+    where: str = ""
 
     @property
     def error_pct(self) -> float:
         return (self.predicted - self.measured) / self.measured * 100.0
+
+    @property
+    def is_rate(self) -> bool:
+        """A throughput-like metric (more is better): its floor is a ceiling."""
+        return self.metric in RATE_METRICS
+
+    @property
+    def time_ratio(self) -> float:
+        """Measured over predicted time (per token for a rate): r > 1 means the model was optimistic."""
+        return self.predicted / self.measured if self.is_rate else self.measured / self.predicted
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -103,6 +129,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 WHERE = "_where"  # the file and row number of a row (added by read_rows)
+MARK = "check"  # a row's reason for being impossible as stated, set at its source (mantile.check)
 #: Errors a malformed row can raise while it is predicted: the row is skipped and named, never a traceback.
 ROW_ERRORS = (SpecError, KeyError, TypeError, ValueError, ArithmeticError, AttributeError)
 
@@ -177,17 +204,20 @@ def predict_row(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | Non
         main = layer_metrics(layer_type=row["layer"], **args)
         norm = layer_metrics(layer_type="norm", **args)
         pred = main["latency_ms"] - main["comm_ms"] + norm["latency_ms"]
+        floor = main["latency_floor_ms"] - main["comm_floor_ms"] + norm["latency_floor_ms"]
         where = f"s={seq}" if phase == "prefill" else f"ctx={seq}"
         label = f"{row['model']} {row['layer']} b={row['batch']} {where}"
-        return Prediction(kind, label, row["ms"], pred)
+        return Prediction(kind, label, row["ms"], pred, metric="layer_latency_ms", floor=floor)
     if kind == "model_prefill":
         r = estimate(model=row["model"], hardware=hardware, batch_size=row["batch"], input_seq=row["seq"],
                      output_seq=1, serving=serving, efficiency=eff, enforce_max_position=False, **_dtypes(row))
-        return Prediction(kind, f"{row['model']} b={row['batch']} s={row['seq']}", row["ms"], r["ttft_ms"])
+        return Prediction(kind, f"{row['model']} b={row['batch']} s={row['seq']}", row["ms"], r["ttft_ms"],
+                          **_checked(row, r, hardware, "ttft_ms", "batch_size"))
     if kind == "model_decode":
         r = estimate(model=row["model"], hardware=hardware, batch_size=row["batch"], input_seq=row["context"],
                      output_seq=2, serving=serving, efficiency=eff, enforce_max_position=False, **_dtypes(row))
-        return Prediction(kind, f"{row['model']} b={row['batch']} ctx={row['context']}", row["ms"], r["tpot_ms"])
+        return Prediction(kind, f"{row['model']} b={row['batch']} ctx={row['context']}", row["ms"], r["tpot_ms"],
+                          **_checked(row, r, hardware, "tpot_ms", "batch_size"))
     if kind == "published":
         return _published(row, hardware, eff, serving)
     return None
@@ -310,7 +340,47 @@ def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None
              f"{row.get('output_seq')} {profile} {metric}")
     return Prediction(kind="published", label=label, measured=float(row["value"]), predicted=float(value),
                       group=_family(row), engine=profile, speculative="spec_method" in spec,
-                      disaggregated=_present(row.get("disagg")))
+                      disaggregated=_present(row.get("disagg")), **_checked(row, r, hardware, metric, key))
+
+
+#: A compared metric -> (its floor or ceiling column, its band's (low, high) columns) in a results row.
+#: Percentiles are held to the mean's floor: on the ideal machine every request's prefill and decode
+#: steps are at least its floor's (queueing aside, which the ideal machine also has less of).
+FLOOR_BAND = {
+    "ttft_ms": ("ttft_floor_ms", "ttft_p10_ms", "ttft_p90_ms"),
+    "tpot_ms": ("tpot_floor_ms", "tpot_p10_ms", "tpot_p90_ms"),
+    "throughput_tokens_per_s": ("throughput_ceiling_tokens_per_s", "throughput_p10_tokens_per_s",
+                                "throughput_p90_tokens_per_s"),
+}
+FLOOR_BAND.update({m: FLOOR_BAND["ttft_ms"] for m in ("ttft_p50_ms", "ttft_p99_ms")})
+FLOOR_BAND.update({m: FLOOR_BAND["tpot_ms"] for m in ("tpot_p50_ms", "tpot_p99_ms", "itl_ms", "itl_p50_ms",
+                                                      "itl_p99_ms")})
+
+
+def floor_and_band(r: dict[str, Any], metric: str, output_seq: int) -> tuple[float, float, float]:
+    """(floor or ceiling, band low, band high) of ``metric`` in results row ``r``; derived metrics
+    scale the throughput or combine TTFT and TPOT as the results table defines them."""
+    if metric in FLOOR_BAND:
+        return tuple(float(r[c]) for c in FLOOR_BAND[metric])  # type: ignore[return-value]
+    thr = [float(r[c]) for c in FLOOR_BAND["throughput_tokens_per_s"]]
+    if metric == "throughput_tokens_per_s_per_device":
+        return tuple(v / float(r["num_devices"]) for v in thr)  # type: ignore[return-value]
+    if metric == "request_throughput_per_s":
+        return tuple(v / output_seq for v in thr)  # type: ignore[return-value]
+    if metric == "tokens_per_s_per_user":
+        return 1000.0 / float(r["tpot_floor_ms"]), 1000.0 / float(r["tpot_p90_ms"]), 1000.0 / float(r["tpot_p10_ms"])
+    if metric == "e2e_latency_ms":
+        steps = max(output_seq - 1, 0)
+        return tuple(float(r[a]) + steps * float(r[b]) for a, b in (  # type: ignore[return-value]
+            ("ttft_floor_ms", "tpot_floor_ms"), ("ttft_p10_ms", "tpot_p10_ms"), ("ttft_p90_ms", "tpot_p90_ms")))
+    return math.nan, math.nan, math.nan
+
+
+def _checked(row: dict[str, Any], r: dict[str, Any], hardware: str, metric: str, load: str) -> dict[str, Any]:
+    """The Prediction fields mantile.check and the bands read (regime, metric, floor, band)."""
+    floor, low, high = floor_and_band(r, metric, _int(row.get("output_seq"), 2, "output_seq"))
+    return dict(model=str(row["model"]), hardware=hardware, dtype=str(r["dtype"]), load=load, metric=metric,
+                floor=floor, band_low=low, band_high=high)
 
 
 #: ``disagg`` values of an aggregated row; any other (``decode``, ``1P1D``, ...) is a disaggregated one.
@@ -408,15 +478,24 @@ def skipped(rows: Iterable[dict[str, Any]], preds: list[Prediction], counted: in
 def predictions(rows: Iterable[dict[str, Any]], hardware: str | None = None, eff: EfficiencyProfile | None = None,
                 serving: str = "auto", skips: dict[str, int] | None = None,
                 errors: list[tuple[str, str]] | None = None,
-                passed: list[tuple[str, str]] | None = None) -> list[Prediction]:
+                passed: list[tuple[str, str]] | None = None, marked: bool = False) -> list[Prediction]:
     """Predict every row of a known kind. ``serving='auto'``: our measurements (measure.py) with the
     ``pytorch`` profile, published rows with the engine they name (``row_serving``). Published rows whose
     model or hardware is not in the catalog are skipped and counted in ``skips`` by reason. A row that
     cannot be predicted (a missing or malformed value) goes to ``errors`` as (where, why) when given,
-    else raises; rows left out by design (published rows without lengths or load) go to ``passed``."""
+    else raises; rows left out by design (published rows without lengths or load) go to ``passed``.
+    A row marked impossible as stated (its ``check`` column, ``mantile.check``) is left out unless
+    ``marked``, counted in ``skips`` and named in ``passed``."""
     preds = []
     for number, row in enumerate(rows, 1):
         if row.get("kind") not in KINDS:
+            continue
+        if _present(row.get(MARK)) and not marked:
+            why = "rows marked impossible as stated (column 'check', python -m mantile.check)"
+            if skips is not None:
+                skips[why] = skips.get(why, 0) + 1
+            if passed is not None:
+                passed.append((_where(row, number), f"marked: {row[MARK]}"))
             continue
         profile = serving if serving != "auto" else ("auto" if row.get("kind") == "published" else "pytorch")
         try:
@@ -445,6 +524,7 @@ def predictions(rows: Iterable[dict[str, Any]], hardware: str | None = None, eff
             errors.append((_where(row, number), _skip_reason(e)))
             continue
         if p is not None:
+            p.where = _where(row, number)
             preds.append(p)
         elif passed is not None:
             passed.append((_where(row, number), "published row without input/output lengths or a stated load, "
@@ -513,6 +593,15 @@ def report(preds: list[Prediction], checks: list[tuple[str, bool, bool]], verbos
     return "\n".join(lines)
 
 
+def _coverage(preds: list[Prediction]) -> str:
+    """The held-out coverage of the error bands per engine (``mantile.residuals``), where the rows come
+    from at least two source families."""
+    from mantile import residuals  # it reads Prediction from this module
+
+    rs = residuals.residuals(preds)
+    return residuals.coverage_report(rs) if len({r.family for r in rs}) > 1 else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mantile.validate", description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="+", type=Path, help="measurement files (.jsonl, .csv, .parquet)")
@@ -531,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
         preds = predictions(rows, args.hardware, serving=args.serving, skips=missing, errors=errors, passed=passed)
         checks = memory_checks(rows, args.hardware, errors=errors)
         skips = {**missing, **skipped(rows, preds, sum(missing.values()))}
-        text = report(preds, checks, verbose=not args.quiet, skips=skips)
+        text = report(preds, checks, verbose=not args.quiet, skips=skips) + _coverage(preds)
     except (SpecError, FileNotFoundError) as e:
         print(f"mantile.validate: error: {e}", file=sys.stderr)
         return 2

@@ -27,7 +27,9 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 CARD_KEYS = ("ttft_ms", "tpot_ms", "throughput_tokens_per_s", "throughput_tokens_per_s_per_device",
              "tokens_per_s_per_user", "memory_gb_per_device", "usable_memory_gb_per_device",
              "weights_gb_per_device", "kv_cache_gb_per_device", "activation_gb_per_device",
-             "cost_usd_per_million_tokens", "num_devices", "max_batch_size")
+             "cost_usd_per_million_tokens", "num_devices", "max_batch_size", "ttft_floor_ms", "tpot_floor_ms",
+             "throughput_ceiling_tokens_per_s", "ttft_p10_ms", "ttft_p90_ms", "tpot_p10_ms", "tpot_p90_ms",
+             "throughput_p10_tokens_per_s", "throughput_p90_tokens_per_s")
 SERVING_KEYS = ("kv_dtype", "batching", "comm_overlap", "max_prefill_tokens", "memory_reserve_fraction",
                 "spec_method", "spec_num_tokens", "spec_acceptance", "spec_draft_model", "prefix_cache_hit_rate")
 TIMEOUT_MS = 30_000

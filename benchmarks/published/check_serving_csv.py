@@ -22,7 +22,7 @@ COLUMNS = [
     "kind", "model", "hardware", "num_devices", "serving", "serving_version", "dtype", "kv_dtype",
     "tp", "pp", "dp", "ep", "dp_attention", "batch", "concurrency", "request_rate", "num_requests",
     "input_seq", "output_seq", "dataset", "spec_method", "spec_num_tokens", "spec_acceptance_length",
-    "disagg", "prefix_cache_hit_rate", "metric", "value", "source", "notes",
+    "disagg", "prefix_cache_hit_rate", "metric", "value", "source", "notes", "check",
 ]
 INT_COLS = ["num_devices", "tp", "pp", "dp", "ep", "batch", "concurrency", "num_requests", "spec_num_tokens"]
 FLOAT_COLS = ["input_seq", "output_seq", "spec_acceptance_length", "prefix_cache_hit_rate", "value", "request_rate"]

@@ -69,12 +69,28 @@ def breakdown_text(df: pl.DataFrame, view: View = DEFAULT_VIEW) -> str:
         table(shares, BREAKDOWN, view)
 
 
+BANDS = ("batch_size", "ttft_p10_ms", "ttft_ms", "ttft_p90_ms", "ttft_floor_ms", "tpot_p10_ms", "tpot_ms",
+         "tpot_p90_ms", "tpot_floor_ms", "throughput_p10_tokens_per_s", "throughput_tokens_per_s",
+         "throughput_p90_tokens_per_s", "throughput_ceiling_tokens_per_s")
+
+
+def band_text(df: pl.DataFrame, view: View = DEFAULT_VIEW) -> str:
+    """Each point's 80% error band and physics floor (ceiling for throughput), and what the bands rest on."""
+    if df.height == 0 or "ttft_floor_ms" not in df.columns:
+        return ""
+    basis = df["band_basis"].drop_nulls().unique(maintain_order=True).to_list() if "band_basis" in df.columns else []
+    head = tables.wrap("Error band (80%: p10-p90 of the model's out-of-sample error in this regime) and physics "
+                       "floor (datasheet peaks, no overhead: no measurement can beat it):", view.line_width())
+    notes = "\n".join(tables.wrap(f"band basis: {b}", view.line_width()) for b in basis[:3])
+    return head + "\n" + table(df, BANDS, view) + ("\n" + notes if notes else "")
+
+
 def pareto_text(front: pl.DataFrame, latency: str, throughput: str, view: View = DEFAULT_VIEW) -> str:
     if front.height == 0:
         return "Pareto front: empty (no point is both a valid plan and fits in memory; see the reasons)"
     head = tables.wrap(f"Pareto front ({front.height} points): min {latency} vs max {throughput}",
                        view.line_width())
-    text = head + "\n" + table(front, None, view)
+    text = head + "\n" + table(front, None, view) + "\n" + band_text(front, view)
     if view.wide:
         return text + "\n" + breakdown_text(front, view)
     return text + "\n(per-layer breakdown and more columns: summary.wide=true; any columns: summary.columns=[...])"

@@ -49,6 +49,10 @@ HEADERS: dict[str, str] = {
     "sla_max_batch_size": "max batch (SLA)", "batch_limit": "batch limit", "limited_by": "limited by",
     "num_devices": "GPUs", "meets_sla": "meets SLA", "concurrency": "clients", "request_rate": "req/s",
     "running_batch": "running", "ttft_p99_ms": "TTFT p99", "tpot_p99_ms": "TPOT p99",
+    "ttft_p10_ms": "TTFT p10", "ttft_p90_ms": "TTFT p90", "ttft_floor_ms": "TTFT floor",
+    "tpot_p10_ms": "TPOT p10", "tpot_p90_ms": "TPOT p90", "tpot_floor_ms": "TPOT floor",
+    "throughput_p10_tokens_per_s": "tok/s p10", "throughput_p90_tokens_per_s": "tok/s p90",
+    "throughput_ceiling_tokens_per_s": "tok/s ceiling",
 }
 KEY_COLUMNS = ("batch_size", "ttft_ms", "tpot_ms", "throughput_tokens_per_s_per_device", "tokens_per_s_per_user",
                "memory_gb_per_device", "fits")

@@ -280,6 +280,16 @@ class _Performance(BaseModel):
     memory_gb_per_device: float | None
     fits: bool
     reason: str | None
+    ttft_floor_ms: float | None = Field(description="physics floor of ttft_ms (datasheet peaks, no overhead)")
+    tpot_floor_ms: float | None = Field(description="physics floor of tpot_ms")
+    throughput_ceiling_tokens_per_s: float | None = Field(description="physics ceiling of throughput_tokens_per_s")
+    ttft_p10_ms: float | None = Field(description="the model's 80% error band of ttft_ms: low end")
+    ttft_p90_ms: float | None = Field(description="the model's 80% error band of ttft_ms: high end")
+    tpot_p10_ms: float | None = Field(description="80% error band of tpot_ms: low end")
+    tpot_p90_ms: float | None = Field(description="80% error band of tpot_ms: high end")
+    throughput_p10_tokens_per_s: float | None = Field(description="80% error band of the throughput: low end")
+    throughput_p90_tokens_per_s: float | None = Field(description="80% error band of the throughput: high end")
+    band_basis: str | None = Field(description="the regime and evidence the band comes from, and why widened")
 
 
 class SystemMetricsResponse(_Performance):

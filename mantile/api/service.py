@@ -37,7 +37,9 @@ DEVICE_FIELDS = ("data_parallel", "pipeline_parallel", "layers.attention.context
                  "layers.attention.tensor_parallel")
 CURVE_KEYS = ("batch_size", "ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s",
               "throughput_tokens_per_s_per_device", "tokens_per_s_per_user", "memory_gb_per_device", "fits",
-              "reason")
+              "reason", "ttft_floor_ms", "tpot_floor_ms", "throughput_ceiling_tokens_per_s", "ttft_p10_ms",
+              "ttft_p90_ms", "tpot_p10_ms", "tpot_p90_ms", "throughput_p10_tokens_per_s",
+              "throughput_p90_tokens_per_s", "band_basis")
 
 
 @contextmanager

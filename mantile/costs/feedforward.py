@@ -114,6 +114,8 @@ class MoEMLP(_Matrices):
         gemm(c, m, n / w.attention_dp, experts, h, w.w_bytes, w.a_bytes, name="router")
         rows = n * k / instances * w.expert_imbalance
         touched = local * (1.0 - (1.0 - k / instances) ** n)
+        if m.eff.expert_reads == "minimal":  # the ideal machine (serving/ideal.py): the least any routing reads
+            touched = np.minimum(touched, np.ceil(k / w.ep))
         gemm(c, m, rows, up_cols, h, w.w_bytes, w.a_bytes, groups=local, weight_groups=touched,
              name="experts_gate_up", grouped=True)
         act_elems = n * k / w.ep * f * w.expert_imbalance

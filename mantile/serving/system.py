@@ -25,7 +25,7 @@ from mantile.costs.checks import invalid_codes
 from mantile.costs.families import architecture
 from mantile.costs.kernels import Array, Cost
 from mantile.costs.step import Setup, bound_index, exposed_s, machine
-from mantile.serving import continuous, energy, scheduler, speculative, static
+from mantile.serving import accuracy, continuous, energy, ideal, scheduler, speculative, static
 from mantile.serving.base import Steps, Timings, mean_context
 from mantile.serving.speculative import Speculation
 from mantile.specs.catalog import load_model
@@ -42,6 +42,9 @@ class Result:
     """Per point metrics (arrays of one evaluation); ``columns()`` gives them as results-table columns.
 
     Metrics of invalid points are NaN (memory columns stay: they say how far a plan is from fitting).
+    Floors (``ttft_floor_ms``, ``tpot_floor_ms``, ``throughput_ceiling_tokens_per_s`` and per device, in
+    ``breakdown``) are the same serving mode on the ideal machine (``serving/ideal.py``); the error band
+    columns (``ttft_p10_ms`` ... ``band_basis``) come from ``serving/accuracy.py``.
     ``breakdown``: ``{phase}_{layer type}_ms``, ``{phase}_comm_ms``, ``{phase}_flops``, ``{phase}_bytes``
     (one device, its stage's layers, every micro-batch) and ``{phase}_bound`` (index into BOUNDS).
     """
@@ -184,6 +187,17 @@ def _utilization(mode: str, t: Timings, ax: Axes, tokens_per_step: Array = 1.0) 
     return np.asarray(u, dtype=float)
 
 
+def _floor(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, ax: Axes,
+           mode: str) -> Timings:
+    """The physics floors: the same serving mode at the same plan and load on the ideal machine
+    (``serving/ideal.py``: datasheet peaks, no efficiency, no fixed cost, no host time), with the same
+    speculation (draft model on the ideal machine too; the acceptance the point states)."""
+    i_hw, i_eff, i_serving = ideal.machine(hw, eff, serving)
+    i_ax = ideal.axes(ax)
+    setup, draft = Setup.of(model, i_hw, i_eff, i_serving, i_ax), _draft_setup(i_hw, i_eff, i_serving, i_ax)
+    return _timings(mode, Steps(setup, draft), i_serving, _memory(model, i_hw, i_serving, i_ax, setup, mode, draft))
+
+
 def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile,
              col: Mapping[str, Any] | Axes, enforce_max_position: bool = True) -> Result:
     """Results-table metrics for every point of ``col`` (raw columns, resolved by ``Axes.resolve`` with the
@@ -202,6 +216,7 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving
     w, act_token, logits_seq, usable, kv_seq = (mem.weights, mem.act_per_token, mem.logits_per_seq, mem.usable,
                                                 mem.kv_per_seq)
     t = _timings(mode, steps, serving, mem)
+    floor = _floor(model, hw, eff, serving, ax, mode)
     B = np.asarray(t.running_batch, dtype=float)
     if mode == "static":
         code = np.where((code == 0) & (ax.load == "request_rate"), 12, code).astype(code.dtype)
@@ -232,6 +247,10 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving
         breakdown[f"{phase}_flops"] = timed(step.total.flops * mb / pp)
         breakdown[f"{phase}_bytes"] = timed(step.total.bytes * mb / pp)
         breakdown[f"{phase}_bound"] = shaped(bound_index(step.total))
+    floors = {"ttft_floor_ms": timed(floor.ttft_s * 1e3), "tpot_floor_ms": timed(floor.tpot_s * 1e3),
+              "throughput_ceiling_tokens_per_s": timed(floor.throughput_tokens_per_s),
+              "throughput_ceiling_tokens_per_s_per_device": timed(floor.throughput_tokens_per_s / devices)}
+    ttft, tpot, throughput = timed(t.ttft_s * 1e3), timed(t.tpot_s * 1e3), timed(t.throughput_tokens_per_s)
     pick = lambda v, mean: timed((mean if v is None else v) * 1e3)  # noqa: E731
     context = mean_context(ax.input_seq, ax.output_seq)
     draft_s = steps.draft_s(B if mode == "scheduler" else steps.batch / steps.micro_batches, context)
@@ -239,17 +258,18 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving
         decode_draft_ms=timed(np.asarray(draft_s) * 1e3), spec_tokens_per_step=timed(steps.spec.tokens_per_step),
         running_batch=timed(B), request_throughput_per_s=timed(t.throughput_tokens_per_s / O),
         ttft_p50_ms=pick(t.ttft_p50_s, t.ttft_s), ttft_p99_ms=pick(t.ttft_p99_s, t.ttft_s),
-        tpot_p50_ms=pick(t.tpot_p50_s, t.tpot_s), tpot_p99_ms=pick(t.tpot_p99_s, t.tpot_s))
+        tpot_p50_ms=pick(t.tpot_p50_s, t.tpot_s), tpot_p99_ms=pick(t.tpot_p99_s, t.tpot_s), **floors,
+        **accuracy.band_columns(model, hw, serving, ax, ttft, tpot, throughput, floors))
     u = _utilization(mode, t, ax, steps.spec.tokens_per_step)
     power = devices * energy.device_power_w(hw.device.idle_w, hw.device.tdp_w, u)
     breakdown.update(device_utilization=timed(u), power_w=timed(power),
                      energy_j_per_token=timed(energy.energy_j_per_token(power, t.throughput_tokens_per_s)))
     return Result(
         num_devices=shaped(devices),
-        ttft_ms=timed(t.ttft_s * 1e3),
-        tpot_ms=timed(t.tpot_s * 1e3),
+        ttft_ms=ttft,
+        tpot_ms=tpot,
         e2e_latency_ms=timed(t.e2e_s * 1e3),
-        throughput_tokens_per_s=timed(t.throughput_tokens_per_s),
+        throughput_tokens_per_s=throughput,
         throughput_tokens_per_s_per_device=timed(t.throughput_tokens_per_s / devices),
         decode_throughput_tokens_per_s=timed(t.decode_throughput_tokens_per_s),
         tokens_per_s_per_user=timed(1.0 / t.tpot_s),

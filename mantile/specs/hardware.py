@@ -8,6 +8,7 @@ from mantile.specs._load import check_ranges, doc
 from mantile.specs.errors import SpecError
 
 TOPOLOGIES = ("switch", "fully_connected")
+EXPERT_READS = ("expected", "minimal")
 
 
 def generations() -> list[str]:
@@ -191,6 +192,10 @@ class EfficiencyProfile:
     all_reduce_fits: dict[str, CollectiveFit] = field(default_factory=dict, metadata=doc(
         "measured all-reduce inside the scale-up domain by group size ('2', '4', '8'): replaces the "
         "algorithm model there"))
+    expert_reads: str = field(default="expected", metadata=doc(
+        f"weights an MoE device reads per step, one of {EXPERT_READS}: 'expected' = the local experts at "
+        "least one of the step's tokens picks under balanced random routing (1 - (1 - k/E)^n of them); "
+        "'minimal' = ceil(k / ep), every token picking the same experts (the ideal machine of the floors)"))
 
     def gemm_constants(self, dtype: str) -> GemmConstants:
         """The GEMM constants of ``dtype`` (the gemm_* fields unless gemm_dtypes lists it)."""
@@ -217,6 +222,8 @@ class EfficiencyProfile:
             if self.kernel_overhead_us + offset < 0:
                 raise SpecError("?", name, offset, f"at least -kernel_overhead_us ({-self.kernel_overhead_us}): "
                                 "a kernel's fixed time cannot be negative")
+        if self.expert_reads not in EXPERT_READS:
+            raise SpecError("?", "expert_reads", self.expert_reads, EXPERT_READS)
         if self.attention_decode_memory_efficiency > 1:
             raise SpecError("?", "attention_decode_memory_efficiency", self.attention_decode_memory_efficiency,
                             "a fraction in (0, 1], or 0 for memory_efficiency")

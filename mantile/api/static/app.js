@@ -239,7 +239,9 @@ function readUrl() {
 const CARD_KEYS = ["ttft_ms", "tpot_ms", "throughput_tokens_per_s", "throughput_tokens_per_s_per_device",
   "tokens_per_s_per_user", "memory_gb_per_device", "usable_memory_gb_per_device", "weights_gb_per_device",
   "kv_cache_gb_per_device", "activation_gb_per_device", "cost_usd_per_million_tokens",
-  "throughput_tokens_per_s_per_usd_hour", "num_devices", "max_batch_size"];
+  "throughput_tokens_per_s_per_usd_hour", "num_devices", "max_batch_size", "ttft_floor_ms", "tpot_floor_ms",
+  "throughput_ceiling_tokens_per_s", "ttft_p10_ms", "ttft_p90_ms", "tpot_p10_ms", "tpot_p90_ms",
+  "throughput_p10_tokens_per_s", "throughput_p90_tokens_per_s"];
 
 function badge(el, value, yes, no) {
   el.textContent = value === null ? "" : value ? yes : no;
@@ -249,6 +251,7 @@ function badge(el, value, yes, no) {
 
 function renderSystem(s, capacity, sla) {
   for (const k of CARD_KEYS) show(k, s ? s[k] : null);
+  $("band_basis").textContent = (s && s.band_basis) || "";
   show("sla_max_batch_size", capacity ? capacity.batch_limit : null);
   badge($("fits"), s ? s.fits : null, "fits", "does not fit");
   badge($("sla"), s ? meetsSla(s, sla) : null, "meets SLA", "misses SLA");
