@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+from rich import box
+from rich.table import Table
 
-from mantile.analysis import summary
+from mantile.analysis import summary, tables
 from mantile.engine import io
 from mantile.planning import recommend
 from mantile.specs import SpecError
@@ -45,20 +47,57 @@ def _shown(df: pl.DataFrame) -> list[str]:
             and (c not in ("pp", "ep", "dp_attention", "mode") or df[c].n_unique() > 1)]
 
 
+#: The metrics of a deployment under short headers; every other shown column goes into its plan.
+METRICS = {"num_devices": "GPUs", "ttft_p99_ms": "TTFT p99 ms", "tpot_p99_ms": "TPOT p99 ms",
+           "tokens_per_s_per_user": "tok/s/user", "usd_per_hour": "$/hour", "energy_j_per_token": "J/token"}
+
+
+def _plan(row: dict[str, Any], keys: list[str]) -> str:
+    """'disaggregated nvidia_gb300_nvl72 sglang fp8 tp=1 P4 D1 dtp=4' from the row's shown plan keys."""
+    label = {"replicas": "x", "prefill_instances": "P", "decode_instances": "D", "decode_tp": "dtp=",
+             "tp": "tp=", "pp": "pp=", "ep": "ep=", "dp_attention": "dp_attention="}
+    return " ".join(f"{label.get(k, '')}{row[k]}" for k in keys if row.get(k) is not None)
+
+
+def _table(df: pl.DataFrame, shown: list[str]) -> str:
+    """One ranking as a terminal table no wider than the terminal (cells fold)."""
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
+    keys = [c for c in shown if c not in METRICS]
+    metrics = [c for c in METRICS if c in shown]
+    t.add_column("deployment", overflow="fold")
+    for c in metrics:
+        t.add_column(METRICS[c], justify="right", overflow="fold")
+    for row in df.head(20).iter_rows(named=True):
+        t.add_row(_plan(row, keys), *("-" if row[c] is None else f"{row[c]:,.2f}" if isinstance(row[c], float)
+                                      else str(row[c]) for c in metrics))
+    return tables.render(t, tables.terminal_width())
+
+
 def report(rec: Any, model_id: str) -> str:
     lines = [f"recommend {model_id}: {rec.deployments.height} deployments meet the SLA "
              f"({rec.searched.get('groups_verified', 0)} of {rec.searched.get('groups', 0)} hardware x engine groups "
              f"verified, {rec.seconds:.1f} s)"]
-    with pl.Config(tbl_rows=20, tbl_cols=len(SHOWN), tbl_width_chars=240, tbl_hide_dataframe_shape=True,
-                   float_precision=2):
-        for title, df in (("Best by GPUs", rec.by_gpus), ("Best by $/hour", rec.by_usd_per_hour),
-                          ("Best by energy per token", rec.by_energy),
-                          ("Pareto front: tokens/s per GPU vs tokens/s per user", rec.pareto)):
-            if df.height:
-                lines += ["", f"{title}:", str(df.select(_shown(rec.deployments)))]
+    shown = _shown(rec.deployments)
+    for title, df in (("Best by GPUs", rec.by_gpus), ("Best by $/hour", rec.by_usd_per_hour),
+                      ("Best by energy per token", rec.by_energy),
+                      ("Pareto front: tokens/s per GPU vs tokens/s per user", rec.pareto)):
+        if df.height:
+            lines += ["", f"{title}:", _table(df, shown)]
     for title, cmds in rec.commands.items():
-        lines += ["", f"Launch ({title}):", *[f"  {c}" for c in cmds]]
+        lines += ["", f"Launch ({title}):", *[_shell_lines(c, tables.terminal_width()) for c in cmds]]
     return "\n".join(lines)
+
+
+def _shell_lines(command: str, width: int) -> str:
+    """``command`` indented, broken before a flag with a shell continuation where it would pass ``width``
+    (still one command when pasted)."""
+    out, line = [], "  "
+    for word in command.split(" "):
+        if word.startswith("--") and len(line) + 1 + len(word) + 2 > width and line.strip():
+            out.append(line + " \\")
+            line = "      "
+        line = line + ("" if line.endswith(" ") else " ") + word
+    return "\n".join([*out, line])
 
 
 __all__ = ["run_recommend"]
