@@ -243,8 +243,10 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", create_app())
           database=None)
 def test_schema_fuzz_finds_no_server_error(case: schemathesis.Case) -> None:
     """Generated bodies (valid and invalid by the schema): never a 500, always a documented answer.
-    Schema-valid bodies may still be rejected (an id with no such plan), so that check is off."""
-    case.call_and_validate(excluded_checks=[positive_data_acceptance])
+    Schema-valid bodies may still be rejected (an id with no such plan), so that check is off.
+    POST /recommend searches for seconds (bounded by ``MAX_RECOMMEND_GROUPS``): it gets a minute."""
+    timeout = 60 if case.path == "/recommend" else 10
+    case.call_and_validate(excluded_checks=[positive_data_acceptance], timeout=timeout)
 
 
 # ---- concurrency ----------------------------------------------------------------------------------

@@ -245,3 +245,23 @@ def test_recommend_errors_name_the_field(client: TestClient) -> None:
     assert r.status_code in (404, 422) and "nvidia_h999" in r.text
     r = client.post("/recommend", json={**RECOMMEND, "sla": {"ttft_ms": -1, "tpot_ms": 25}})
     assert r.status_code == 422 and "ttft_ms" in r.text
+
+
+def test_recommend_refuses_a_search_too_large_before_any_work(client: TestClient) -> None:
+    """Eight distinct dtypes over the whole catalog, three engines and tp 1-8: 21 x 3 x 8 x 4 = 2,016 plan
+    groups, over MAX_RECOMMEND_GROUPS (1,024): a 422 that names the dtype list and the size, at once."""
+    import time
+
+    from mantile.api.studies import MAX_RECOMMEND_GROUPS
+    from mantile.specs import ids
+
+    body = {"model_id": "llama_3.1_8b", "input_seq": 512, "output_seq": 128, "request_rate": 5,
+            "sla": {"ttft_ms": 1000, "tpot_ms": 50},
+            "dtype": ["bf16", "fp16", "fp8", "fp4", "mxfp4", "w4a16", "fp32", "tf32"]}
+    size = len(ids("hardware")) * 3 * 8 * 4
+    assert size > MAX_RECOMMEND_GROUPS
+    t0 = time.perf_counter()
+    r = client.post("/recommend", json=body)
+    assert time.perf_counter() - t0 < 5
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["field"] == "dtype" and f"{size:,}" in r.text
