@@ -147,7 +147,7 @@ def estimate(model: Any, hardware: str, batch_size: int | None = None, input_seq
     model_id, mspec = model_spec(model)
     extra: dict[str, Any] = {}
     if dtype is None or dtype == DTYPE_AUTO:
-        recipe = checkpoint_recipe(mspec, load_hardware(hardware)) if isinstance(hardware, str) else mspec.recipe
+        recipe = checkpoint_recipe(mspec, load_hardware(hardware))
         dtype = recipe.pop("dtype", "bf16")
         extra = recipe
     axes: dict[str, Any] = dict(tp=tp, pp=pp, dp=dp, ep=ep, cp=cp, sp=sp, batch_size=batch_size,

@@ -126,20 +126,21 @@ RECOMMEND_FIELDS = {"model": "model_id", "hardware": "hardware_config", "tp": "t
 
 
 #: Plan groups one recommend request may search (hardware x engines x dtypes x tp x pp, distinct values):
-#: the default body (every catalog system, three engines, bf16 and fp8, tp 1-8) is 22 x 3 x 2 x 4 = 528
-#: and answers in seconds; a larger space is a 422 before any work, so one body cannot hold a worker
-#: for minutes (use ``mantile.recommend`` in Python for bigger searches).
+#: the default body (every catalog system, 21 today, three engines, bf16 and fp8, tp 1-8) is
+#: 21 x 3 x 2 x 4 = 504 and answers in seconds; a larger space is a 422 before any work, so one body
+#: cannot hold a worker for minutes (use ``mantile.recommend`` in Python for bigger searches).
 MAX_RECOMMEND_GROUPS = 1024
 
 
 def recommend(catalog: Catalog, req: RecommendRequest) -> dict[str, Any]:
     """``mantile.recommend`` for the body: rankings, Pareto front and launch commands."""
     catalog.model(req.model_id)
-    lists = {"hardware": req.hardware_config or ids("hardware"), "serving": req.serving, "dtype": req.dtype,
-             "tp": req.tensor_parallel, "pp": req.pipeline_parallel}
+    fields = {"hardware": "hardware_config", "serving": "serving", "dtype": "dtype", "tp": "tensor_parallel",
+              "pp": "pipeline_parallel"}
+    lists = {k: getattr(req, f) or ids("hardware") for k, f in fields.items()}
     size = math.prod(len(set(v)) for v in lists.values())
     if size > MAX_RECOMMEND_GROUPS:
-        default = {"hardware": len(ids("hardware")), "serving": 3, "dtype": 2, "tp": 4, "pp": 1}
+        default = {k: len(RecommendRequest.model_fields[f].default or ids("hardware")) for k, f in fields.items()}
         widest = max(lists, key=lambda k: len(set(lists[k])) / default[k])  # the list grown most past its default
         with body_fields(RECOMMEND_FIELDS):
             raise SpecError("recommend", widest, f"{len(set(lists[widest]))} values",

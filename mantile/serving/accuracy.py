@@ -22,7 +22,8 @@ def band_columns(model: ModelSpec, hw: HardwareSpec, serving: ServingProfile, ax
                  ) -> dict[str, np.ndarray]:
     """``ttft_p10_ms ttft_p90_ms tpot_p10_ms tpot_p90_ms throughput_p10_tokens_per_s
     throughput_p90_tokens_per_s band_residuals band_basis`` (see ``specs/bands.py``)."""
-    found = {d: bands.find(serving.name, hw.device.generation, d, model.is_moe, ax.load) for d in DTYPES}
+    formats = (ax.dtype,) if isinstance(ax.dtype, str) else DTYPES  # one point: its own format only
+    found = {d: bands.find(serving.name, hw.device.generation, d, model.is_moe, ax.load) for d in formats}
     low = lookup(ax.dtype, {d: b.p10_ratio for d, b in found.items()})
     high = lookup(ax.dtype, {d: b.p90_ratio for d, b in found.items()})
     count = lookup(ax.dtype, {d: float(b.residuals) for d, b in found.items()})
