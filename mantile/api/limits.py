@@ -99,7 +99,7 @@ class HeavyRoutes:
             from mantile.api import pool
 
             self.executor = ProcessPoolExecutor(self.concurrency, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=pool.init, initargs=(self.catalog,))
+                                                initializer=pool.init, initargs=(self.catalog, os.getpid()))
         return self.executor
 
     def _start(self) -> None:

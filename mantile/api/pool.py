@@ -20,11 +20,13 @@ ROUTES: dict[str, Callable[[Catalog, Any], dict[str, Any]]] = {
 WORKER_NICENESS = 10  # below the server process: its event loop answers first on a busy machine
 
 
-def init(catalog: Catalog) -> None:
-    """Per worker: the catalog, a lower CPU priority, and an exit when the server process dies."""
+def init(catalog: Catalog, server_pid: int) -> None:
+    """Per worker: the catalog, a lower CPU priority, and an exit when the server process dies. The
+    server's pid comes from the server: a worker whose server died before this ran has been reparented,
+    and ``os.getppid()`` would name its new parent, which it would then wait for forever."""
     global _catalog
     _catalog = catalog
-    exit_with_parent(os.getppid())
+    exit_with_parent(server_pid)
     if hasattr(os, "nice"):
         os.nice(WORKER_NICENESS)
 
