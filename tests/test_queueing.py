@@ -8,7 +8,8 @@ TTFT and TPOT percentiles where the times are deterministic (closed loop, N <= 8
 when this was written and asserted only as bounds so that they can be tightened: open-loop p99s come
 out 25-70% short (bursts of arrivals make long steps that draw more arrivals, which the model does not
 chain), open-loop mean TTFT 12-50% short above half of capacity, and at the running cap the closed loop's
-throughput is 15-20% high."""
+throughput is 15-20% high. On a concave (MoE-like) step at 5% of capacity the open-loop TPOT comes out
+17-22% short: a request sees itself beside the others (B + 1 running), the model the time-average B."""
 
 from __future__ import annotations
 
@@ -62,6 +63,37 @@ def test_open_loop_at_a_fifth_of_capacity(S: int, O: int) -> None:  # noqa: E741
         assert abs(_off(model, sim, key)) <= 0.15, (key, model[key], sim[key])
     for key in ("ttft_p99", "tpot_p99"):  # known gap: tails are short, but not by more than half
         assert -0.6 <= _off(model, sim, key) <= 0.15, (key, model[key], sim[key])
+
+
+def concave_step(d: object, p: object) -> np.ndarray:
+    """An MoE-like step: the first tokens are expensive (each routes to experts not yet read), then
+    the weights are read and a token costs 2 us: 1 ms + 6 ms (1 - e^(-n/16)) + 2 us n, n = d + p."""
+    n = np.asarray(d, dtype=float) + np.asarray(p, dtype=float)
+    return 1e-3 + 6e-3 * (1 - np.exp(-n / 16.0)) + 2e-6 * n
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("S,O", [(512, 128), (1024, 64), (8192, 1024)])
+@pytest.mark.parametrize("clients", [4, 8, 64])
+def test_prefills_come_whole_on_a_concave_step(S: int, O: int, clients: int) -> None:  # noqa: E741
+    """Prompts reach a step whole (a group, or a budget's chunk), so a request's TPOT is the mean of
+    decode-only steps and prefill steps, not a step with the mean S/O prefill tokens per sequence: on a
+    step time that is not linear in its tokens the two differ by 2-3x at 4-8 clients (measured when
+    this was written). Closed loop TPOT and throughput within 15% of the simulation; open loop at a
+    fifth of capacity too."""
+    cap = float(running_cap(CAP, np.inf, BUDGET, S, O))
+    a = timings(concave_step, S, O, cap, BUDGET, concurrency=clients)
+    sim = simulate(lambda d, p: float(concave_step(d, p)), S, O, int(cap), BUDGET, requests=600, warmup=150,
+                   concurrency=clients)
+    assert abs(float(a.tpot_s) / sim["tpot_mean"] - 1) <= 0.15, (float(a.tpot_s), sim["tpot_mean"])
+    assert abs(float(a.request_throughput_per_s) / sim["throughput_req_s"] - 1) <= 0.15
+    if S <= 1024 and clients == 8:
+        peak = float(timings(concave_step, S, O, cap, BUDGET, concurrency=cap).request_throughput_per_s)
+        rate = 0.2 * peak
+        a = timings(concave_step, S, O, cap, BUDGET, request_rate=rate)
+        sim = simulate(lambda d, p: float(concave_step(d, p)), S, O, int(cap), BUDGET, requests=1500,
+                       warmup=300, request_rate=rate)
+        assert abs(float(a.tpot_s) / sim["tpot_mean"] - 1) <= 0.15, (float(a.tpot_s), sim["tpot_mean"])
 
 
 @pytest.mark.slow

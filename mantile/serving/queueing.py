@@ -12,8 +12,9 @@ replaced, so B*S/O prefill tokens per step are needed on average):
 - closed loop (``concurrency`` N clients, fixed lengths, as benchmark clients run): requests that
   finish together resubmit together, so prompts arrive in groups of g = min(B, max(1, floor(c / (S - 1))))
   (the group's own members do not decode in its prefill step: g S <= budget - (B - g))
-  that one step prefills: TTFT = step(B - g, g S); a request's TPOT = step(B, (B - g) S / O), the
-  other groups' prefills riding along its decode steps; with N above the running cap, N - B clients
+  that one step prefills: TTFT = step(B - g, g S); a request's TPOT is the mean step it decodes
+  through: pure decode steps step(B, 0) and, a fraction f = (B / g - 1) / (O - 1) of them, the
+  other groups' prefill steps (``_closed``); with N above the running cap, N - B clients
   wait for a slot, (N - B) / B * (TTFT + (O - 1) TPOT) on average (Little's law); every request sees
   the same times (p50 = p99 = mean);
 - open loop (Poisson arrivals at ``request_rate`` lambda): a prompt arrives mid-step and joins the
@@ -21,8 +22,9 @@ replaced, so B*S/O prefill tokens per step are needed on average):
   prompts' prefill is M/D/1 in units of a step at token utilization rho = p / c:
   W = rho / (2 (1 - rho)) * step, with P(wait > 0) = rho and an exponential tail beyond it (Kingman's
   heavy-traffic approximation), so its q-quantile is max(0, W / rho * ln(rho / (1 - q))). A request's
-  TPOT is the mean of O - 1 steps, each carrying S prefill tokens per arrival (Poisson, lambda * step
-  per step): p50 = step(B, p), p99 = p50 + 2.326 (step(B, p + S) - step(B, p)) sqrt(lambda step / (O - 1)).
+  TPOT is the mean of O - 1 steps, each carrying the whole prompts that arrived during the one before
+  (a Poisson count N, mean lambda * step): p50 = E[step(B, N S)] (``_open``),
+  p99 = p50 + 2.326 (step(B, p + S) - step(B, p)) sqrt(lambda step / (O - 1)).
   B solves B = lambda (TTFT + (O - 1) TPOT) (fixed-point iteration from below, Little's law), capped at
   the running cap; a rate the cap cannot sustain is marked;
 - a fixed running ``batch`` is the closed loop at N = batch, taken as given (not capped: memory and
@@ -82,13 +84,33 @@ def _room(budget: Array, B: Array, S: Array, q: Array = 1.0) -> tuple[Array, Arr
 def _closed(step: StepTime, B: Array, S: Array, O: Array, budget: Array, q: Array = 1.0  # noqa: E741
             ) -> tuple[Array, Array]:
     """(TTFT in slot, TPOT) of a closed loop with B running, fixed lengths (see module docstring)."""
-    room, chunks = _room(budget, B, S, q)
+    room, _ = _room(budget, B, S, q)
     # a group's own members are not decoding in its prefill step: g S <= budget - (B - g)
     group = np.minimum(B, np.maximum(1.0, np.floor(room / np.maximum(S - 1.0, 1.0))))
-    ttft = step(B - group, group * S)
-    if any_(S > room):  # prompts longer than a step's room are chunked over several steps
-        ttft = np.where(S > room, chunks * step(np.maximum(B - 1.0, 0.0), room), ttft)
-    tpot = step(B, (B - group) * S / np.maximum(O, 1))
+    prefill = step(B - group, group * S)  # the step that prefills one group
+    ttft, steps_per_group = prefill, np.ones(np.shape(prefill))
+    # a prompt longer than its own step's room (the budget less the others' decode tokens) is chunked
+    # over several steps: full chunks, then the rest
+    own = np.where(budget > 0, np.maximum(budget - (B - 1.0) * q, 1.0), S)
+    long = S > own
+    if any_(long):
+        chunks = np.ceil(S / own)
+        full, last = step(np.maximum(B - 1.0, 0.0), own), step(np.maximum(B - 1.0, 0.0), S - (chunks - 1) * own)
+        prefill = np.where(long, ((chunks - 1) * full + last) / chunks, prefill)  # the mean chunk step
+        ttft = np.where(long, (chunks - 1) * full + last, ttft)
+        group = np.where(long, 1.0, group)
+        steps_per_group = np.where(long, chunks, 1.0)
+    # Prompts reach the GPU whole (a group, or the budget's chunks of one long prompt), not as a
+    # trickle of S/O tokens per step: most steps decode only, and some carry a group's prefill. Over
+    # one request's cycle (its group's `chunks` prefill steps, then O - 1 steps that each give it a
+    # token) the B / g - 1 other groups each prefill once, inside its decode window, so a fraction
+    # f = (B / g - 1) chunks / (O - 1) of the steps it decodes through carry a prefill:
+    # TPOT = (1 - f) step(B, 0) + f step(prefill). The mean of the two kinds, not a step with the
+    # mean prefill: a step's time is not linear in its tokens (a small batch reads few experts of an
+    # MoE layer, a prefill chunk reads them all; a memory-bound decode step hides a few prefill
+    # tokens that a compute-bound chunk does not).
+    f = np.clip((B / group - 1.0) * steps_per_group / np.maximum(O - 1.0, 1.0), 0.0, 1.0)
+    tpot = (1 - f) * step(B, 0.0) + f * prefill
     return ttft, tpot
 
 
@@ -102,9 +124,15 @@ def _open(step: StepTime, B: Array, S: Array, O: Array, budget: Array, lam: Arra
     in the next, which carries its S tokens and the others': step(B, S + lambda t S). The 99th percentile
     takes the 99th-percentile arrival count (normal approximation of the Poisson count) in both steps."""
     room, chunks = _room(budget, B, S, q)
-    t = step(B, 0.0)
+    # The prompts a step carries are a Poisson count N (mean k = lambda t), and whole: the mean step is
+    # E[step(B, N S)], not step(B, k S) (a step's time is not linear in its tokens: see ``_closed``).
+    # Taken in two parts: no prompt (probability e^-k) and at least one (E[N | N >= 1] = k / (1 - e^-k)).
+    decode = step(B, 0.0)
+    t = decode
     for _ in range(ITERATIONS):
-        t = step(B, np.minimum(lam * t * S, room))
+        k = lam * t
+        none = np.exp(-k)
+        t = none * decode + (1 - none) * step(B, np.minimum(k * S / np.maximum(1 - none, 1e-12), room))
     k = lam * t
     per_token = (step(B, np.minimum(S + k * S, room)) - t) / np.maximum(S, 1.0)
     cv2 = per_token**2 * k * S**2 / t**2
