@@ -263,17 +263,21 @@ def _present(v: Any) -> bool:
 
 
 def _load(row: dict[str, Any]) -> dict[str, Any] | None:
-    """The row's load as estimate() takes it; None when a latency row states no load."""
-    requests = _int(row.get("num_requests"), 0, "num_requests") or OFFLINE_REQUESTS * _int(row.get("dp"), 1, "dp")
+    """The row's load as estimate() takes it; None when a latency row states no load. A row that states
+    its ``num_requests`` is a finite benchmark run (``serving.queueing._finite_closed``/``_finite_open``:
+    the start-up burst and the run's duration count); without it, the steady state."""
+    stated = _int(row.get("num_requests"), 0, "num_requests")
+    requests = stated or OFFLINE_REQUESTS * _int(row.get("dp"), 1, "dp")
+    run = {"num_requests": stated} if stated else {}
     if _present(row.get("concurrency")):  # a closed loop (a source may also list it as the batch)
-        return {"concurrency": _int(row.get("concurrency"), field="concurrency")}
+        return {"concurrency": _int(row.get("concurrency"), field="concurrency"), **run}
     if _present(row.get("batch")):
         return {"batch_size": _int(row.get("batch"), field="batch")}
     if _present(row.get("request_rate")):
         rate = float(row["request_rate"])
-        return {"concurrency": requests} if math.isinf(rate) else {"request_rate": rate}
+        return {"concurrency": requests, **run} if math.isinf(rate) else {"request_rate": rate, **run}
     if str(row.get("metric", "")).startswith(("throughput", "request_throughput")):
-        return {"concurrency": requests}  # offline max throughput: every request sent at once
+        return {"concurrency": requests, **run}  # offline max throughput: every request sent at once
     return None
 
 
@@ -334,7 +338,8 @@ def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None
     value = r.get(PUBLISHED_COLUMNS.get(metric, metric))
     if value is None:
         return None
-    (key, n), = load.items()
+    key = next(k for k in load if k != "num_requests")
+    n = load[key]
     spec_label = f" {spec['spec_method']}{spec['spec_num_tokens']}" if "spec_method" in spec else ""
     label = (f"{row['model']}{spec_label} {hardware} tp{_int(row.get('tp'))} {key}={n:g} {row.get('input_seq')}/"
              f"{row.get('output_seq')} {profile} {metric}")

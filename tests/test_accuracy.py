@@ -120,3 +120,22 @@ def test_published_serving_results_gate(name: str, limit: float) -> None:
     print(report(preds, [], verbose=False))
     assert len(preds) >= 20
     assert errors["published"] <= limit, f"{name}: MAPE {errors['published']:.2f}% > {limit}%"
+
+
+def test_a_row_that_states_its_run_length_is_estimated_as_that_run() -> None:
+    """A published row's num_requests reaches the estimate (the run's start-up burst counts): 64 clients
+    sending 64 prompts at once wait behind each other's prefills, so its mean TTFT is above the steady
+    state's, where each prompt arrives with at most a step's worth of others; without num_requests the row
+    is the steady state."""
+    from mantile.validate import _load
+
+    row = dict(kind="published", model="llama_3.1_8b", hardware="nvidia_h100_80gb", dtype="bf16", tp=1,
+               input_seq=1024, output_seq=128, metric="ttft_ms", value=100.0, software="vLLM", source="constructed",
+               concurrency=64)
+    assert _load(row) == {"concurrency": 64}
+    assert _load({**row, "num_requests": 64}) == {"concurrency": 64, "num_requests": 64}
+    assert _load({**row, "concurrency": None, "metric": "throughput_tokens_per_s", "num_requests": 3000}) == \
+        {"concurrency": 3000, "num_requests": 3000}  # offline: every request at once
+    steady, = predictions([row])
+    run, = predictions([{**row, "num_requests": 64}])
+    assert run.predicted > steady.predicted

@@ -7,7 +7,7 @@ prints the composed config of a command line.
 from __future__ import annotations
 
 from mantile.analysis.tables import terminal_width, wrap
-from mantile.engine.spec import CLI_SPEC_KEYS, INT_AXES, SPEC_AXES, STR_AXES
+from mantile.engine.spec import CLI_SPEC_KEYS, INT_AXES, RUN_AXES, SPEC_AXES, STR_AXES
 from mantile.specs import conf_dir, ids
 
 EXAMPLES = (
@@ -43,6 +43,8 @@ def _key_lines(width: int) -> list[str]:
         name = next((k for k, v in CLI_SPEC_KEYS.items() if v == key), key)
         lines.append(f"  {name:<13} {meaning}")
     lines.append(f"  {'spec.draft_model':<13} draft model id for spec.method=draft (one per run)")
+    for key, (meaning, _) in RUN_AXES.items():
+        lines.append(f"  {key:<13} {meaning}")
     return [wrap(line, width) for line in lines]
 
 

@@ -38,6 +38,8 @@ STRINGS = ("dtype", "kv_dtype", "attention_dtype", "feedforward_dtype", "embeddi
 #: defaults: the method (``specs.speculative.METHODS``), draft tokens per step k, the acceptance (0 = the
 #: method's default; a rate in (0, 1); or a mean length >= 1), the fraction of prompt tokens found cached.
 SPECULATIVE = {"spec_num_tokens": 0.0, "spec_acceptance": 0.0, "prefix_cache_hit_rate": 0.0}
+#: The length of a benchmark run (``serving.queueing``): requests sent in all, 0 = a steady state.
+RUN = {"num_requests": 0.0}
 
 
 def lookup(values: StrColumn, table: Mapping[str, float]) -> np.ndarray:
@@ -118,6 +120,7 @@ class Axes:
     spec_num_tokens: np.ndarray | float = 0.0
     spec_acceptance: np.ndarray | float = 0.0
     prefix_cache_hit_rate: np.ndarray | float = 0.0
+    num_requests: np.ndarray | float = 0.0
 
     @classmethod
     def resolve(cls, col: Mapping[str, Any], kv_dtype_for: Callable[[str], str] | None = None,
@@ -131,7 +134,8 @@ class Axes:
             raise ValueError(f"exactly one load key of {LOADS} is needed, got {loads}")
         num = {k: np.asarray(col[k], dtype=float) for k in NUMERIC if k in col}
         num.setdefault("embedding_tp", num["tp"])
-        ep_keys = {k: np.asarray(col[k], dtype=float) for k in (*EXPERT_PARALLEL, *SPECULATIVE) if k in col}
+        ep_keys = {k: np.asarray(col[k], dtype=float) for k in (*EXPERT_PARALLEL, *SPECULATIVE, *RUN)
+                   if k in col}
         codes = [v.codes for v in col.values() if isinstance(v, Coded)]
         shape = np.broadcast(*num.values(), *ep_keys.values(), *codes).shape
         n = int(np.prod(shape))

@@ -12,6 +12,7 @@ from mantile.specs import SpecError
 MAX_BATCH_SIZE = 1_000_000  # concurrent sequences per replica
 MAX_SEQ_TOKENS = 10_000_000  # prompt or generated tokens per sequence, KV cache length
 MAX_DEGREE = 65_536  # any parallel degree (tp, pp, dp, ep, cp, sp, embedding_tp)
+MAX_REQUESTS = 1_000_000_000  # requests of a benchmark run (num_requests)
 
 #: field name (CLI key, Python API argument or HTTP body field) -> its largest accepted value
 TOKEN_FIELDS = ("input_seq", "output_seq", "seq_length", "kv_length")
@@ -25,6 +26,8 @@ def max_value(field: str) -> int:
         return MAX_BATCH_SIZE
     if name in TOKEN_FIELDS:
         return MAX_SEQ_TOKENS
+    if name == "num_requests":
+        return MAX_REQUESTS
     return MAX_DEGREE
 
 

@@ -76,6 +76,15 @@ CLI_SPEC_KEYS = {"spec.method": "spec_method", "spec.num_tokens": "spec_num_toke
                  "spec.acceptance": "spec_acceptance"}
 AXES = AXES + tuple(SPEC_AXES)
 DEFAULTS.update({k: default for k, (_, default) in SPEC_AXES.items()})
+#: The length of a benchmark run (serving.queueing): meaning and default (0 = serving that runs on).
+RUN_AXES: dict[str, tuple[str, Any]] = {
+    "num_requests": ("requests a benchmark run sends in all, an integer >= 0 (0: a steady state). Under "
+                     "concurrency the clients' first requests arrive at once, and TTFT and throughput are the "
+                     "run's means (InferenceMAX sends 10 x concurrency; trtllm-bench's offline runs send all at "
+                     "once); under request_rate the run ends when its last request does", 0),
+}
+AXES = AXES + tuple(RUN_AXES)
+DEFAULTS.update({k: default for k, (_, default) in RUN_AXES.items()})
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,8 @@ def check_axis(key: str, value: Any) -> list[Any]:
         return [_ep_value(key, v) for v in values]
     if key in SPEC_AXES and key not in STR_AXES:
         return [_spec_value(key, v) for v in values]
+    if key in RUN_AXES:
+        return [_run_value(key, v) for v in values]
     if key in STR_AXES:
         allowed = (DTYPE_AUTO, *STR_AXES[key]) if key == "dtype" else STR_AXES[key]
         for v in values:
@@ -191,6 +202,17 @@ def _spec_value(key: str, v: Any) -> Any:
     if key == "spec_acceptance" and ok:
         return f
     raise SpecError("sweep", key, v, SPEC_AXES[key][0])
+
+
+def _run_value(key: str, v: Any) -> int:
+    """One value of a RUN_AXES key: an integer >= 0 (strings from the CLI parsed)."""
+    try:
+        f = float(v.strip() if isinstance(v, str) else v)
+    except (TypeError, ValueError):
+        f = float("nan")
+    if not isinstance(v, bool) and np.isfinite(f) and f >= 0 and f.is_integer():
+        return check_size(key, int(f), "sweep")
+    raise SpecError("sweep", key, v, RUN_AXES[key][0])
 
 
 def _check_speculation(axes: Mapping[str, list[Any]]) -> None:

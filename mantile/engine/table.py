@@ -25,16 +25,16 @@ from mantile.engine.spec import DTYPE_AUTO, STR_AXES, SweepSpec, System, checkpo
 from mantile.serving import system
 from mantile.specs import HardwareSpec, ModelSpec
 
-SCHEMA_VERSION = "7"  # 2: cost columns; num_devices filled for invalid plans too; 3: invalid_field;
+SCHEMA_VERSION = "8"  # 2: cost columns; num_devices filled for invalid plans too; 3: invalid_field;
 #: 4: "stack" -> "serving" (the serving profile id); 5: serving_version, load columns (concurrency,
 #: request_rate; batch_size null under them), running_batch, request throughput, TTFT/TPOT p50/p99;
 #: 6: expert-parallel keys dp_attention, redundant_experts, expert_imbalance; 7: speculative decoding and
 #: prefix caching keys spec_method, spec_num_tokens, spec_acceptance, prefix_cache_hit_rate, and the
-#: columns spec_tokens_per_step, decode_draft_ms
+#: columns spec_tokens_per_step, decode_draft_ms; 8: num_requests (the length of a benchmark run)
 IDENTITY = ("model_id", "hardware_id", "serving", "serving_version", "num_devices", "dtype", "kv_dtype", "tp", "pp",
             "dp", "ep", "cp", "sp", "embedding_tp", "batch_size", "concurrency", "request_rate", "input_seq",
             "output_seq", "dp_attention", "redundant_experts", "expert_imbalance", "spec_method", "spec_num_tokens",
-            "spec_acceptance", "prefix_cache_hit_rate")
+            "spec_acceptance", "prefix_cache_hit_rate", "num_requests")
 #: identity columns written only when the run uses them (batch_size is always written, null under another load)
 OPTIONAL_IDENTITY = ("concurrency", "request_rate")
 METRICS = ("ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s",
@@ -48,7 +48,8 @@ INT_IDENTITY = ("tp", "pp", "dp", "ep", "cp", "sp", "embedding_tp", "batch_size"
                 "output_seq")
 #: Expert-parallel serving keys (engine.spec.EP_AXES) and their column types; they follow IDENTITY.
 EP_IDENTITY = {"dp_attention": bool, "redundant_experts": np.int64, "expert_imbalance": float,
-               "spec_num_tokens": np.int64, "spec_acceptance": float, "prefix_cache_hit_rate": float}
+               "spec_num_tokens": np.int64, "spec_acceptance": float, "prefix_cache_hit_rate": float,
+               "num_requests": np.int64}
 PLAN_KEYS = ("tp", "pp", "dp", "ep", "cp", "sp")
 BOUND_ENUM = pl.Enum(list(BOUNDS))
 BLOCK_POINTS = 16_384  # cost-model block: ~60 float64 temporaries of 128 KiB fit a 2 MiB L2 cache

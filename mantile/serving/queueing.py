@@ -37,6 +37,7 @@ the same scheduler (``tests/sim/scheduler_des.py``) within 15% over a grid of lo
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -146,11 +147,14 @@ def _open(step: StepTime, B: Array, S: Array, O: Array, budget: Array, lam: Arra
 
 
 def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch: Array | None = None,  # noqa: E741
-            concurrency: Array | None = None, request_rate: Array | None = None, q: Array = 1.0) -> QueueTimings:
+            concurrency: Array | None = None, request_rate: Array | None = None, q: Array = 1.0,
+            requests: Array = 0.0) -> QueueTimings:
     """Per-replica timings for exactly one load: a fixed running ``batch``, ``concurrency`` clients in a
     closed loop, or Poisson arrivals at ``request_rate`` (requests/s to this replica). ``q``: budget
     tokens a decoding sequence takes per step (k + 1 in a speculative verify step; O is then the output
-    length in steps and the per-token times are per step)."""
+    length in steps and the per-token times are per step). ``requests`` > 0: the means and percentiles
+    of a benchmark run of that many requests to this replica (``_finite_closed``, ``_finite_open``);
+    0: the steady state."""
     S, O, cap, budget = (np.asarray(v, dtype=float) for v in (S, O, cap, budget))  # noqa: E741
     if request_rate is None:
         n = np.asarray(batch if batch is not None else concurrency, dtype=float)
@@ -159,8 +163,11 @@ def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch
         busy = ttft + (O - 1) * tpot
         same = np.asarray(ttft + np.maximum(n - B, 0.0) / B * busy)
         tpot = np.asarray(tpot)
-        return QueueTimings(np.asarray(B), same, same, same, tpot, tpot, tpot, np.asarray(B / busy),
-                            np.ones(np.shape(same), dtype=bool))
+        steady = QueueTimings(np.asarray(B), same, same, same, tpot, tpot, tpot, np.asarray(B / busy),
+                              np.ones(np.shape(same), dtype=bool))
+        if concurrency is None or not any_(np.asarray(requests) > 0):
+            return steady
+        return _finite_closed(step, steady, S, O, budget, q, np.asarray(requests, dtype=float))
     lam = np.asarray(request_rate, dtype=float)
     B = np.minimum(np.maximum(lam * step(1.0, S), 1.0), cap)
     for _ in range(ITERATIONS):
@@ -172,7 +179,84 @@ def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch
     wait = rho / (2.0 * (1.0 - rho)) * tpot
     tail = wait / np.maximum(rho, 1e-12)
     wait99 = np.where(rho > 0.01, tail * np.log(np.maximum(rho, 1e-12) / 0.01), 0.0)
-    return QueueTimings(np.asarray(B), np.asarray(ttft + wait), np.asarray(ttft + wait),
-                        np.asarray(ttft99 + wait99), np.asarray(tpot), np.asarray(tpot),
-                        np.asarray(tpot + Z99 * spread), np.asarray(B / (ttft + (O - 1) * tpot)),
-                        np.asarray(sustainable))
+    out = QueueTimings(np.asarray(B), np.asarray(ttft + wait), np.asarray(ttft + wait),
+                       np.asarray(ttft99 + wait99), np.asarray(tpot), np.asarray(tpot),
+                       np.asarray(tpot + Z99 * spread), np.asarray(B / (ttft + (O - 1) * tpot)),
+                       np.asarray(sustainable))
+    if not any_(np.asarray(requests) > 0):
+        return out
+    return _finite_open(out, lam, O, np.asarray(requests, dtype=float))
+
+
+def _finite_closed(step: StepTime, steady: QueueTimings, S: Array, O: Array, budget: Array, q: Array,  # noqa: E741
+                   R: np.ndarray) -> QueueTimings:
+    """A closed-loop benchmark run of R requests (``vllm bench serve --max-concurrency N --num-prompts R``,
+    trtllm-bench's offline runs with R = N): the first wave of w = min(running cap, R) prompts arrives at
+    once, and the engine prefills it at the step's room (the budget less the wave's decode tokens, half
+    of them decoding on average) in n_b = w S / room burst steps (at least one) of step(w / 2, room) each; prompt
+    i has its first token after ceil(i S / room) of them (mean m = c (w + 1) / 2 + (1 - min(c, 1)) / 2
+    steps, c = S / room, at least one). The rest of the run is the steady state, so
+    - TTFT: the mean over the run, w burst values and R - w steady ones; its percentiles from that mix
+      (burst values spread evenly over 1..n_b steps);
+    - TPOT: a first-wave request decodes through the rest of the burst (about n_b - m steps of the burst's
+      length), then through decode-only steps step(w, 0) (the next prompts come as the wave finishes);
+      later requests at the steady TPOT;
+    - throughput: R requests over the run's duration: the burst (w S / room steps), the wave's last
+      prompt's O - 1 decode-only steps, and the R - w later requests at the steady rate X:
+      T = n_b t_b + (O - 1) step(w, 0) + (R - w) / X (the drain at the end, a shrinking batch, is not
+      modelled).
+    Points with R = 0 keep the steady state."""
+    B, X = steady.running_batch, steady.request_throughput_per_s
+    finite = R > 0
+    Rn = np.where(finite, np.maximum(R, 1.0), 1.0)
+    w = np.minimum(B, Rn)
+    room = np.where(budget > 0, np.maximum(budget - 0.5 * w * q, 1.0), w * S)
+    room = np.minimum(room, w * S)
+    c = S / room
+    t_b = step(0.5 * w, room)
+    n_b = np.maximum(w * c, 1.0)  # burst steps, the last one partly filled counted as a fraction
+    m = np.maximum(c * (w + 1) / 2 + 0.5 * (1 - np.minimum(c, 1.0)), 1.0)
+    burst = np.minimum(m, n_b) * t_b
+    f = w / Rn  # the share of the run's requests in the burst
+    ttft = f * burst + (1 - f) * steady.ttft_s
+    # percentiles of the mix: burst values x = t_b * max(u c w, 1) for u uniform on (0, 1], the rest steady
+    span = np.maximum(c * w, 1.0) * t_b
+    below = f * np.clip(steady.ttft_s / span, 0.0, 1.0)  # share of the run faster than the steady TTFT
+
+    def burst_at(u: np.ndarray) -> np.ndarray:  # the u-th fraction of the wave: whole burst steps
+        return np.maximum(np.ceil(u * c * w - 1e-9), 1.0) * t_b
+
+    def quantile(p: float) -> np.ndarray:
+        u_low, u_high = p / np.maximum(f, 1e-12), (p - (1 - f)) / np.maximum(f, 1e-12)
+        return np.where(p < below, burst_at(u_low), np.where(p < below + (1 - f), steady.ttft_s, burst_at(u_high)))
+
+    # The first wave decodes through the rest of the burst, then through decode-only steps: the next
+    # prompts come only as the wave's first requests finish, O steps on.
+    steps = np.maximum(O - 1, 1.0)
+    pure = step(w, 0.0)
+    in_burst = np.clip(n_b - m, 0.0, steps)
+    first = (in_burst * t_b + (steps - in_burst) * pure) / steps
+    first_slowest = (np.clip(n_b - 1, 0.0, steps) * t_b + (steps - np.clip(n_b - 1, 0.0, steps)) * pure) / steps
+    decode = steady.tpot_s
+    tpot = f * first + (1 - f) * decode
+    duration = n_b * t_b + (O - 1) * pure + (Rn - w) / X  # the wave's last prompt decodes after the burst
+    pick = lambda a, b: np.asarray(np.where(finite, a, b))  # noqa: E731
+    return QueueTimings(steady.running_batch, pick(ttft, steady.ttft_s), pick(quantile(0.5), steady.ttft_p50_s),
+                        pick(quantile(0.99), steady.ttft_p99_s), pick(tpot, decode),
+                        pick(np.where(f < 0.5, decode, first), steady.tpot_p50_s),
+                        pick(np.where(f > 0.01, np.maximum(first_slowest, decode), decode), steady.tpot_p99_s),
+                        pick(Rn / duration, X), steady.sustainable)
+
+
+def _finite_open(steady: QueueTimings, lam: np.ndarray, O: Array, R: np.ndarray) -> QueueTimings:  # noqa: E741
+    """An open-loop benchmark run of R requests (``--request-rate`` with ``--num-prompts R``): the last
+    one arrives after about R / rate seconds (or R / X when the rate is beyond what the replica
+    sustains) and finishes one request latency later, so the run's throughput is R over that; TTFT and
+    TPOT stay the steady state's (the run starts from an empty server and fills up)."""
+    finite = R > 0
+    Rn = np.where(finite, R, 1.0)
+    e2e = steady.ttft_s + (np.asarray(O, dtype=float) - 1) * steady.tpot_s
+    rate = np.minimum(lam, steady.request_throughput_per_s)
+    duration = Rn / rate + e2e
+    return dataclasses.replace(steady, request_throughput_per_s=np.asarray(
+        np.where(finite, Rn / duration, steady.request_throughput_per_s)))

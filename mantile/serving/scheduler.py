@@ -7,7 +7,8 @@ mean cache length input + output/2) while ``p`` prefill tokens of waiting prompt
 profile's host time per step (``host_step_us + host_per_sequence_us * d``) and, with pp > 1, the
 stage-to-stage hops. The running cap is the profile's ``max_num_seqs``, the sequences whose KV cache
 fits (``kv_capacity_seqs``, from the memory model) and the step's token budget. Loads are per
-replica: a deployment's ``concurrency`` clients and ``request_rate`` split evenly over dp replicas.
+replica: a deployment's ``concurrency`` clients and ``request_rate`` split evenly over dp replicas, and so
+do the ``num_requests`` of a finite benchmark run (``queueing._finite_closed``, ``_finite_open``).
 With pp > 1 the pass is not pipelined across micro-batches here (a conservative simplification).
 
 Speculative decoding (``serving.speculative``): a decoding sequence takes k + 1 tokens of the step's
@@ -50,7 +51,9 @@ def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array) -> Timi
     cap = queueing.running_cap(float(scheduler.max_num_seqs), kv_capacity_seqs, budget, S_new, out_steps, spec.q_len)
     load = {"batch_size": {"batch": ax.batch_size}, "concurrency": {"concurrency": ax.concurrency / dp},
             "request_rate": {"request_rate": ax.request_rate / dp}}[ax.load]
-    q = queueing.timings(step, S_new, out_steps, cap, budget, q=spec.q_len, **load)
+    # a benchmark run's requests split over the replicas like its load (0: the steady state)
+    requests = np.asarray(ax.num_requests, dtype=float) / dp
+    q = queueing.timings(step, S_new, out_steps, cap, budget, q=spec.q_len, requests=requests, **load)
     B, per = q.running_batch, spec.tokens_per_step
     tpot = q.tpot_s / per
     e2e = q.ttft_s + (O - 1) * tpot

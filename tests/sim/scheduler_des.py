@@ -1,6 +1,10 @@
 """A small discrete-event simulation of a continuous-batching scheduler (the one that
 ``mantile/serving/queueing.py`` models in closed form), used only by tests.
 
+``finite``: a benchmark run of exactly ``warmup + requests`` requests (clients stop resubmitting once
+that many were sent; with warmup 0 the statistics cover the whole run, start-up burst and drain
+included); otherwise clients resubmit until that many finished.
+
 Per step: admit waiting requests FCFS while fewer than ``cap`` run; every running request past its
 prefill decodes one token; the rest of the step's token ``budget`` goes to prefill chunks of running
 requests in admission order. A step of d decode tokens and p prefill tokens takes ``step(d, p)``
@@ -30,12 +34,15 @@ class _Request:
 
 def simulate(step: Callable[[float, float], float], S: int, O: int, cap: int, budget: int,  # noqa: E741
              concurrency: int | None = None, request_rate: float | None = None, requests: int = 4000,
-             warmup: int = 500, seed: int = 0) -> dict[str, float]:
+             warmup: int = 500, seed: int = 0, finite: bool = False) -> dict[str, float]:
     rng = np.random.default_rng(seed)
     now, waiting, running, done = 0.0, deque[_Request](), list[_Request](), list[_Request]()
     arrivals: list[float] = []
+    sent = 0
     if concurrency is not None:
-        waiting.extend(_Request(0.0, S, O) for _ in range(concurrency))
+        first = min(concurrency, requests + warmup) if finite else concurrency
+        waiting.extend(_Request(0.0, S, O) for _ in range(first))
+        sent = first
     else:
         assert request_rate is not None
         t = 0.0
@@ -73,8 +80,9 @@ def simulate(step: Callable[[float, float], float], S: int, O: int, cap: int, bu
             running.remove(r)
             done.append(r)
             finished += 1
-            if concurrency is not None:
+            if concurrency is not None and (not finite or sent < requests + warmup):
                 waiting.append(_Request(now, S, O))
+                sent += 1
     kept = done[warmup:]
     ttft = np.array([r.first_token - r.arrival for r in kept])
     tpot = np.array([(r.token_times[-1] - r.token_times[0]) / max(len(r.token_times) - 1, 1) for r in kept])
