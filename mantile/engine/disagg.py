@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from mantile.engine.spec import check_axis, resolve_serving, resolve_systems
+from mantile.engine.spec import DTYPE_AUTO, STR_AXES, check_axis, resolve_serving, resolve_systems
 from mantile.serving import disagg, energy
-from mantile.specs import SpecError
+from mantile.specs import SpecError, ids
+from mantile.specs.catalog import has
 from mantile.specs.hardware import EfficiencyProfile, HardwareSpec
 from mantile.specs.model import ModelSpec
 from mantile.specs.serving import ServingProfile
@@ -47,9 +48,31 @@ def side_args(name: str, side: Mapping[str, Any] | None) -> dict[str, Any]:
             raise SpecError("estimate_disagg", f"{name}.{k}", v, "a positive integer")
     if "hardware" not in side:
         raise SpecError("estimate_disagg", f"{name}.hardware", None, "a hardware id (mantile.hardware())")
+    for key, group in (("hardware", "hardware"), ("serving", "serving")):
+        if key in side and (not isinstance(side[key], str) or not has(group, side[key])):
+            raise SpecError("estimate_disagg", f"{name}.{key}", side[key], ids(group))
+    for key in ("dtype", "kv_dtype"):
+        allowed = (DTYPE_AUTO, *STR_AXES[key]) if key == "dtype" else STR_AXES[key]
+        if side.get(key) is not None and side[key] not in allowed:
+            raise SpecError("estimate_disagg", f"{name}.{key}", side[key], allowed)
+    if "dp_attention" in side and not isinstance(side["dp_attention"], (bool, np.bool_)):
+        raise SpecError("estimate_disagg", f"{name}.dp_attention", side["dp_attention"], "true or false")
     out = {"serving": "vllm", "tp": 1, "pp": 1, "ep": 1, "dp_attention": False, "batch_size": 1, "instances": 1}
     out.update(side)
+    if out.get("dtype") == DTYPE_AUTO:  # the checkpoint's own format, as ``dtype=None``
+        out["dtype"] = None
     return out
+
+
+def sides(model: ModelSpec, prefill: Mapping[str, Any], decode: Mapping[str, Any], input_seq: Any,
+          output_seq: Any, n: int) -> tuple[disagg.Side, disagg.Side]:
+    """One prefill and one decode instance (``serving.disagg.Side``) over ``n`` points."""
+    out = []
+    for side in (prefill, decode):
+        hw, eff, profile = side_system(side["hardware"], side["serving"])
+        out_seq = 1 if side is prefill else output_seq  # a prefill instance holds the prompt's KV only
+        out.append(disagg.Side.of(model, hw, eff, profile, side_cols(model, side, input_seq, out_seq, n)))
+    return out[0], out[1]
 
 
 def side_cols(model: ModelSpec, side: Mapping[str, Any], input_seq: Any, output_seq: Any, n: int) -> dict[str, Any]:
@@ -84,12 +107,7 @@ def evaluate_disagg(model: ModelSpec, prefill: Mapping[str, Any], decode: Mappin
                                      request_rate if request_rate is not None else 1,
                                      *(prefill[k] for k in INT_KEYS if k in prefill),
                                      *(decode[k] for k in INT_KEYS if k in decode))))
-    sides = []
-    for side in (prefill, decode):
-        hw, eff, profile = side_system(side["hardware"], side["serving"])
-        out_seq = 1 if side is prefill else output_seq  # a prefill instance holds the prompt's KV only
-        sides.append(disagg.Side.of(model, hw, eff, profile, side_cols(model, side, input_seq, out_seq, n)))
-    pre, dec = sides
+    pre, dec = sides(model, prefill, decode, input_seq, output_seq, n)
     P = np.broadcast_to(np.asarray(prefill_instances, dtype=float), n)
     D = np.broadcast_to(np.asarray(decode_instances, dtype=float), n)
     same = disagg.same_nvlink_domain(pre, dec, P, D, prefill["hardware"] == decode["hardware"])
@@ -120,4 +138,4 @@ def evaluate_disagg(model: ModelSpec, prefill: Mapping[str, Any], decode: Mappin
     }
 
 
-__all__ = ["INT_KEYS", "SIDE_KEYS", "evaluate_disagg", "side_args", "side_cols", "side_system"]
+__all__ = ["INT_KEYS", "SIDE_KEYS", "evaluate_disagg", "side_args", "side_cols", "side_system", "sides"]
