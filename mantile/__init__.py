@@ -22,4 +22,5 @@ from mantile.disaggregated import disagg_ratio, estimate_disagg  # noqa: E402
 from mantile.estimator import estimate, layer_metrics, sweep  # noqa: E402
 from mantile.planning import recommend  # noqa: E402
 
-__all__ = ["__version__", "disagg_ratio", "estimate", "estimate_disagg", "hardware", "layer_metrics", "models", "recommend", "sweep"]
+__all__ = ["__version__", "disagg_ratio", "estimate", "estimate_disagg", "hardware", "layer_metrics", "models",
+           "recommend", "sweep"]
