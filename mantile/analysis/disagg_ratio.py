@@ -124,7 +124,7 @@ def choose(rates: InstanceRates, request_rate: float | None = None, max_devices:
     if max_devices is not None and max_devices < smallest:
         raise SpecError("disagg_ratio", "max_devices", max_devices, f"at least {smallest} (one prefill instance of "
                         f"{rates.prefill_devices} and one decode instance of {rates.decode_devices} devices)")
-    matched = rates.decode_requests_per_s / rates.prefill_requests_per_s
+    matched = rates.decode_requests_per_s / rates.prefill_requests_per_s if rates.fits else math.nan
 
     def ratio(p: int, d: int, basis: str, note: str) -> Ratio:
         devices = p * rates.prefill_devices + d * rates.decode_devices
