@@ -124,6 +124,11 @@ def test_a_bad_value_in_a_later_job_stops_the_sweep_before_the_first(run_cli, tm
     (("disagg.ratio=auto", "concurrency=8"), "'disagg.ratio' = 'auto' is invalid: a load (request_rate) or a device "
                                              "budget"),
     (("disagg.ratio=auto", "disagg.prefill.instances=2", "request_rate=1"), "'disagg.prefill.instances' = 2"),
+    (("spec.method=eagle", "spec.num_tokens=3", "concurrency=8"), "'spec.method' = 'eagle' is invalid: none in a "
+                                                                   "disaggregated run"),
+    (("prefix_cache_hit_rate=0.5", "concurrency=8"), "'prefix_cache_hit_rate' = 0.5 is invalid: 0.0 in a disagg"),
+    (("dp=2", "concurrency=8"), "'dp' = 2 is invalid: 1 in a disaggregated run"),
+    (("study=capacity", "concurrency=8"), "'study' = 'capacity' is invalid"),
 ])
 def test_run_level_errors_name_the_field(overrides: tuple[str, ...], needle: str) -> None:
     with pytest.raises(SpecError) as e:

@@ -108,9 +108,30 @@ class renamed:
             raise SpecError("disagg", field, e.value, e.allowed) from None
 
 
+#: run keys a disaggregated run does not model, and the value that means "off"
+NOT_MODELLED = {"dp": 1, "cp": 1, "sp": 1, "embedding_tp": None, "prefix_cache_hit_rate": 0.0,
+                "redundant_experts": 0, "expert_imbalance": 1.0, "study": None}
+
+
+def _not_modelled(cfg: Any) -> None:
+    """A key the disaggregated model would ignore is an error, not a silent no-op."""
+    for key, off in NOT_MODELLED.items():
+        value = _plain(cfg.get(key))
+        if key == "study" and value is not None:
+            value = value.get("name")
+        if value is not None and value != off:
+            raise SpecError("disagg", key, value, f"{off} in a disaggregated run (estimate_disagg does not model "
+                            f"{key}); drop it or the disagg.* keys")
+    method = (_plain(cfg.get("spec")) or {}).get("method", "none")
+    if method != "none":
+        raise SpecError("disagg", "spec.method", method, "none in a disaggregated run (speculative decoding is not "
+                        "modelled on the decode side)")
+
+
 def points(cfg: Any, choices: Mapping[str, str]) -> list[dict[str, Any]]:
     """Every point of the run: ``estimate_disagg``'s keyword arguments (checked, before any work)."""
     raw = section(cfg)
+    _not_modelled(cfg)
     axes: dict[str, list[Any]] = {}
     for side in SIDES:
         given = dict(raw.get(side) or {})
