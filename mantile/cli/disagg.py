@@ -31,7 +31,7 @@ from mantile.analysis import summary, tables
 from mantile.analysis.pareto import pareto_front
 from mantile.disaggregated import RATIOS, estimate_disagg
 from mantile.engine import io
-from mantile.engine.disagg import SIDE_KEYS, side_args
+from mantile.engine.disagg import SIDE_KEYS, check_side_key
 from mantile.engine.spec import check_axis
 from mantile.specs import SpecError
 
@@ -90,8 +90,7 @@ def check_value(key: str, value: Any) -> None:
             raise SpecError("disagg", key, value, "a positive integer (devices of both sides, for disagg.ratio=auto)")
     if len(parts) == 3 and value is not None:
         with renamed():
-            side_args(parts[1], {"hardware": value} if parts[2] == "hardware" else
-                      {"hardware": "nvidia_h100_80gb", parts[2]: value})  # a valid id, to check one key
+            check_side_key(parts[1], parts[2], value)
 
 
 class renamed:

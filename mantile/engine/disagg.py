@@ -37,26 +37,30 @@ def side_system(hardware_id: str, serving_id: str) -> tuple[HardwareSpec, Effici
     return sys_.spec, sys_.eff, profile
 
 
+def check_side_key(name: str, key: str, value: Any) -> None:
+    """One setting of a side (``name`` is prefill or decode); a SpecError names ``<name>.<key>``."""
+    field = f"{name}.{key}"
+    if key not in SIDE_KEYS:
+        raise SpecError("estimate_disagg", field, value, f"valid keys: {list(SIDE_KEYS)}")
+    if key in INT_KEYS and not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1):
+        raise SpecError("estimate_disagg", field, value, "a positive integer")
+    if key in ("hardware", "serving") and (not isinstance(value, str) or not has(key, value)):
+        raise SpecError("estimate_disagg", field, value, ids(key))
+    allowed = (DTYPE_AUTO, *STR_AXES["dtype"]) if key == "dtype" else STR_AXES.get(key, ())
+    if key in ("dtype", "kv_dtype") and value is not None and value not in allowed:
+        raise SpecError("estimate_disagg", field, value, allowed)
+    if key == "dp_attention" and not isinstance(value, (bool, np.bool_)):
+        raise SpecError("estimate_disagg", field, value, "true or false")
+
+
 def side_args(name: str, side: Mapping[str, Any] | None) -> dict[str, Any]:
     """A side's settings checked (errors name ``prefill.<key>``), with defaults filled in."""
     if not isinstance(side, Mapping):
         raise SpecError("estimate_disagg", name, side, f"a mapping with keys {list(SIDE_KEYS)}")
     for k, v in side.items():
-        if k not in SIDE_KEYS:
-            raise SpecError("estimate_disagg", f"{name}.{k}", v, f"valid keys: {list(SIDE_KEYS)}")
-        if k in INT_KEYS and not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1):
-            raise SpecError("estimate_disagg", f"{name}.{k}", v, "a positive integer")
+        check_side_key(name, k, v)
     if "hardware" not in side:
         raise SpecError("estimate_disagg", f"{name}.hardware", None, "a hardware id (mantile.hardware())")
-    for key, group in (("hardware", "hardware"), ("serving", "serving")):
-        if key in side and (not isinstance(side[key], str) or not has(group, side[key])):
-            raise SpecError("estimate_disagg", f"{name}.{key}", side[key], ids(group))
-    for key in ("dtype", "kv_dtype"):
-        allowed = (DTYPE_AUTO, *STR_AXES[key]) if key == "dtype" else STR_AXES[key]
-        if side.get(key) is not None and side[key] not in allowed:
-            raise SpecError("estimate_disagg", f"{name}.{key}", side[key], allowed)
-    if "dp_attention" in side and not isinstance(side["dp_attention"], (bool, np.bool_)):
-        raise SpecError("estimate_disagg", f"{name}.dp_attention", side["dp_attention"], "true or false")
     out = {"serving": "vllm", "tp": 1, "pp": 1, "ep": 1, "dp_attention": False, "batch_size": 1, "instances": 1}
     out.update(side)
     if out.get("dtype") == DTYPE_AUTO:  # the checkpoint's own format, as ``dtype=None``
@@ -138,4 +142,5 @@ def evaluate_disagg(model: ModelSpec, prefill: Mapping[str, Any], decode: Mappin
     }
 
 
-__all__ = ["INT_KEYS", "SIDE_KEYS", "evaluate_disagg", "side_args", "side_cols", "side_system", "sides"]
+__all__ = ["INT_KEYS", "SIDE_KEYS", "check_side_key", "evaluate_disagg", "side_args", "side_cols", "side_system",
+           "sides"]
