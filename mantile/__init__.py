@@ -7,7 +7,9 @@ Python API (one cost model behind every front door):
   over Parquet files past 2M points)
 - ``layer_metrics(model=..., hardware=..., layer_type=..., phase=..., ...) -> dict``
 - ``estimate_disagg(model=..., input_seq=..., output_seq=..., prefill={...}, decode={...}, concurrency=...)``:
-  P prefill and D decode instances (disaggregated serving) -> dict
+  P prefill and D decode instances (disaggregated serving) -> dict; ``ratio="auto"`` chooses P and D
+- ``disagg_ratio(model=..., input_seq=..., output_seq=..., prefill={...}, decode={...}, request_rate=... or
+  max_devices=...)``: the P:D split that matches the two phases' throughputs -> dict
 - ``recommend(model=..., input_seq=..., output_seq=..., request_rate=..., ttft_ms=..., tpot_ms=...)``:
   the cheapest deployments meeting an SLA, ranked, with launch commands
 - ``models()``, ``hardware()`` -> the catalog ids (a list of str, printed with a one-line summary each)
@@ -16,8 +18,9 @@ Python API (one cost model behind every front door):
 __version__ = "0.1.0"
 
 from mantile.catalog_api import hardware, models  # noqa: E402
-from mantile.disaggregated import estimate_disagg  # noqa: E402
+from mantile.disaggregated import disagg_ratio, estimate_disagg  # noqa: E402
 from mantile.estimator import estimate, layer_metrics, sweep  # noqa: E402
 from mantile.planning import recommend  # noqa: E402
 
-__all__ = ["__version__", "estimate", "estimate_disagg", "hardware", "layer_metrics", "models", "recommend", "sweep"]
+__all__ = ["__version__", "disagg_ratio", "estimate", "estimate_disagg", "hardware", "layer_metrics", "models",
+           "recommend", "sweep"]

@@ -16,14 +16,19 @@ from typing import Any
 
 import numpy as np
 
+from mantile.analysis import disagg_ratio as disagg_ratio_mod
 from mantile.engine.disagg import SIDE_KEYS, evaluate_disagg, side_args
 from mantile.engine.spec import model_spec
 from mantile.specs import SpecError
 
+#: ``ratio``: None = the sides' ``instances`` as given; ``auto`` = chosen by ``disagg_ratio``
+RATIOS = (None, "auto")
+
 
 def estimate_disagg(model: Any, input_seq: int, output_seq: int, prefill: Mapping[str, Any],
                     decode: Mapping[str, Any], concurrency: int | None = None,
-                    request_rate: float | None = None) -> dict[str, Any]:
+                    request_rate: float | None = None, ratio: str | None = None,
+                    max_devices: int | None = None) -> dict[str, Any]:
     """One disaggregated deployment -> one row (a dict): ``prefill.instances`` prefill instances and
     ``decode.instances`` decode instances, each side with its own plan, hardware and engine (see the
     module docstring), under ``concurrency`` clients (closed loop) or ``request_rate`` requests/s.
@@ -33,11 +38,27 @@ def estimate_disagg(model: Any, input_seq: int, output_seq: int, prefill: Mappin
     kv_transfer_ms, kv_link (nvlink | network), running_batch (sequences per decode instance),
     request_throughput_per_s, throughput_tokens_per_s, throughput_tokens_per_s_per_device (all devices
     of both sides), tokens_per_s_per_user, power_w, energy_j_per_token, usd_per_hour,
-    cost_usd_per_million_tokens, fits, valid, reason."""
+    cost_usd_per_million_tokens, fits, valid, reason.
+
+    ``ratio="auto"``: the sides' ``instances`` are chosen by ``disagg_ratio`` (for ``request_rate``, or
+    within ``max_devices``) instead of given; ``disagg.ratio_note`` says what was chosen and why."""
     if (concurrency is None) == (request_rate is None):
         raise SpecError("estimate_disagg", "concurrency", concurrency, "exactly one of concurrency, request_rate")
+    if ratio not in RATIOS:
+        raise SpecError("estimate_disagg", "ratio", ratio, RATIOS)
     model_id, mspec = model_spec(model)
     p, d = side_args("prefill", prefill), side_args("decode", decode)
+    note = None
+    if ratio == "auto":
+        for name, side in (("prefill", prefill), ("decode", decode)):
+            if "instances" in side:
+                raise SpecError("estimate_disagg", f"{name}.instances", side["instances"],
+                                "no value with ratio='auto' (the search chooses it)")
+        chosen = disagg_ratio_mod.choose(disagg_ratio_mod.instance_rates(mspec, p, d, input_seq, output_seq),
+                                     request_rate, _budget(max_devices))
+        p["instances"], d["instances"], note = chosen.prefill_instances, chosen.decode_instances, chosen.note
+    elif max_devices is not None:
+        raise SpecError("estimate_disagg", "max_devices", max_devices, "no value without ratio='auto'")
 
     out = evaluate_disagg(mspec, p, d, input_seq, output_seq, p["instances"], d["instances"], concurrency,
                           request_rate)
@@ -50,6 +71,7 @@ def estimate_disagg(model: Any, input_seq: int, output_seq: int, prefill: Mappin
         x = np.asarray(v).reshape(-1)[0]
         row[k] = x.item() if hasattr(x, "item") else x
     row["kv_link"] = "nvlink" if row.pop("kv_link_nvlink") else "network"
+    row["disagg.ratio"], row["disagg.max_devices"], row["disagg.ratio_note"] = ratio, max_devices, note
     row["reason"] = _reason(row)
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
 
@@ -64,6 +86,27 @@ def _reason(row: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _budget(max_devices: Any) -> int | None:
+    if max_devices is not None and not (isinstance(max_devices, (int, np.integer)) and not isinstance(max_devices, bool)
+                                        and max_devices >= 1):
+        raise SpecError("estimate_disagg", "max_devices", max_devices, "a positive integer (devices of both sides)")
+    return None if max_devices is None else int(max_devices)
 
 
-__all__ = ["estimate_disagg"]
+def disagg_ratio(model: Any, input_seq: int, output_seq: int, prefill: Mapping[str, Any], decode: Mapping[str, Any],
+                 request_rate: float | None = None, max_devices: int | None = None) -> dict[str, Any]:
+    """The P:D split of a disaggregated deployment whose sides have the given plans (``instances`` not
+    given): the fewest devices sustaining ``request_rate`` requests/s, or the largest capacity within
+    ``max_devices`` devices (``analysis.disagg_ratio``). Keys: prefill_instances, decode_instances,
+    num_devices, capacity_requests_per_s, matched_ratio (x_d / x_p), basis, note, rates (what one
+    instance of each side completes, and its devices)."""
+    if request_rate is not None and not (isinstance(request_rate, (int, float)) and not isinstance(request_rate, bool)
+                                         and 0 < request_rate < math.inf):
+        raise SpecError("disagg_ratio", "request_rate", request_rate, "a positive number (requests/s)")
+    _, mspec = model_spec(model)
+    p, d = side_args("prefill", prefill), side_args("decode", decode)
+    rates = disagg_ratio_mod.instance_rates(mspec, p, d, input_seq, output_seq)
+    return disagg_ratio_mod.choose(rates, request_rate, _budget(max_devices)).to_dict()
+
+
+__all__ = ["RATIOS", "disagg_ratio", "estimate_disagg"]

@@ -403,3 +403,21 @@ def test_recommend_panel_shows_the_apis_best_and_a_launch_command(browser: Any, 
     assert gpus and gpus[0] == api["by_gpus"][0]["num_devices"] and gpus == sorted(gpus)
     assert page.text_content("#rec-commands").startswith("vllm serve ")
     p.close()
+
+
+def test_disagg_panel_shows_the_apis_row(browser: Any, server: str) -> None:
+    p = Page(browser, server)
+    page = p.open(server + "/")
+    page.click("#dis_run")
+    page.wait_for_selector('#disagg[data-state="ready"]', timeout=TIMEOUT_MS)
+    shown = dict(page.eval_on_selector_all("#dis-table td[data-key]", "tds => tds.map(t => [t.dataset.key, "
+                                                                       "t.dataset.value])"))
+    side = {"dtype": page.input_value("#dtype") or "auto", "serving": page.input_value("#serving")}
+    body = {"model_id": page.input_value("#model_id"), "hardware_config": page.input_value("#hardware_config"),
+            "input_seq": int(page.input_value("#input_seq")), "output_seq": int(page.input_value("#output_seq")),
+            "concurrency": 64, "prefill": {**side, "tensor_parallel": 2, "instances": 2},
+            "decode": {**side, "tensor_parallel": 4, "instances": 1}}
+    api = httpx.post(server + "/disagg/estimate", json=body, timeout=60).json()
+    assert float(shown["ttft_ms"]) == pytest.approx(api["ttft_ms"]) and float(shown["num_devices"]) == 8
+    assert shown["kv_link"] == api["kv_link"] and p.errors == []
+    p.close()

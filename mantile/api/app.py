@@ -6,7 +6,8 @@ estimate and study routes run in a bounded pool of worker processes (``limits.He
 never hold up the loop; bodies over ``ServerLimits.max_body_bytes`` are a 413 (limits.py), and HEAD is
 answered wherever GET is. Routes only validate, call the Python API
 (``mantile.estimate`` / ``mantile.layer_metrics``) or read the catalog, and reshape: see service.py.
-Study routes (``/sweep``, ``/capacity``, ``/sla``) are registered by ``add_study_routes``.
+Study routes (``/sweep``, ``/capacity``, ``/sla``) are registered by ``add_study_routes``;
+``POST /disagg/estimate`` (``mantile.estimate_disagg``) is in disagg.py.
 OpenAPI docs: ``/docs`` (Swagger UI) and ``/redoc``, served with their assets from this server
 (``add_offline_docs``), and ``/openapi.json``.
 """
@@ -27,6 +28,7 @@ from fastapi.staticfiles import StaticFiles
 import mantile
 from mantile.api import errors
 from mantile.api.catalog import Catalog, hardware_summary, layer_categories, model_summary
+from mantile.api.disagg import DisaggRequest, DisaggResponse
 from mantile.api.limits import HeadAsGet, HeavyRoutes, ServerLimits
 from mantile.api.schemas import (
     BatchCurveRequest,
@@ -124,6 +126,14 @@ def create_app(catalog: Catalog | None = None, limits: ServerLimits | None = Non
         """The system-metrics body without ``batch_size``, evaluated at each of ``batch_sizes``:
         the latency-vs-throughput curve of the web page."""
         return await heavy.run("batch_curve", req)
+
+    @app.post("/disagg/estimate", response_model=DisaggResponse, responses=BAD_REQUEST, tags=["metrics"])
+    async def disagg_estimate(req: DisaggRequest) -> dict[str, Any]:
+        """A disaggregated deployment: ``prefill.instances`` prefill and ``decode.instances`` decode
+        instances, each side with its own hardware, engine and plan, the KV cache moving between them
+        (``mantile.estimate_disagg``); ``ratio=auto`` chooses the instances. TTFT includes the transfer;
+        throughput per device counts both sides."""
+        return await heavy.run("disagg_estimate", req)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from mantile.api import service, studies
+from mantile.api import disagg, service, studies
 from mantile.api.catalog import Catalog
 from mantile.engine.runner import exit_with_parent
 
@@ -14,7 +14,7 @@ _catalog: Catalog | None = None
 ROUTES: dict[str, Callable[[Catalog, Any], dict[str, Any]]] = {
     "layer_metrics": service.layer_metrics, "system_metrics": service.system_metrics,
     "batch_curve": service.batch_curve, "sweep": studies.sweep, "capacity": studies.capacity,
-    "sla_search": studies.sla_search, "recommend": studies.recommend}
+    "sla_search": studies.sla_search, "recommend": studies.recommend, "disagg_estimate": disagg.estimate}
 
 
 WORKER_NICENESS = 10  # below the server process: its event loop answers first on a busy machine

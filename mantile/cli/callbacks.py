@@ -27,7 +27,12 @@ def check_sweep_overrides(overrides: list[str]) -> None:
         key = CLI_SPEC_KEYS.get(override.key_or_group, override.key_or_group)
         values = list(override.sweep_iterator()) if override.is_sweep_override() else [override.value()]
         for value in values:
-            if key in AXES and value is not None:
+            if key.startswith("disagg."):
+                from mantile.cli.disagg import check_value
+
+                for v in value if isinstance(value, list) else [value]:
+                    check_value(key, v)
+            elif key in AXES and value is not None:
                 check_axis(key, value)
             elif key in GROUPS and value is not None and value not in ids(key):
                 close = difflib.get_close_matches(str(value), ids(key), n=1, cutoff=0.5)

@@ -145,6 +145,11 @@ def write_csv(out_dir: Path, fmt: str) -> list[Path]:
 
 
 def run_job(cfg: DictConfig, out_dir: Path, choices: dict[str, str], multirun: bool) -> RunResult:
+    from mantile.cli import disagg
+
+    if disagg.requested(cfg):  # disagg.* keys: P prefill + D decode instances (cli/disagg.py)
+        df = disagg.run_disagg(cfg, choices, out_dir, OmegaConf.to_yaml(cfg), multirun)
+        return RunResult(df.height, 0.0, df, pl.DataFrame())
     spec, settings = spec_from_config(cfg, choices["model"], choices["hardware"],
                                       choices.get("serving", "vllm"))
     pareto, sla = pareto_settings(cfg), Sla.from_config(_plain(cfg.get("sla")))

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 
 from mantile.cli.callbacks import GROUPS, check_sweep_overrides
 from mantile.cli.job import EXECUTOR_KEYS
+from mantile.engine.disagg import SIDE_KEYS
 from mantile.engine.spec import AXES
 from mantile.specs import SpecError, conf_dir
 
@@ -35,6 +36,8 @@ SECTION_KEYS: dict[str, tuple[str, ...]] = {
     "executor": EXECUTOR_KEYS,
     "study": ("name", "max_batch_size", "hardware", "serving", "dtype", "tp", "pp", "ep", "dp_attention",
               "disaggregated", "percentile", "max_devices", "top")}  # capacity's, then recommend's
+#: sub-sections and their keys (disaggregated serving's sides: engine.disagg.SIDE_KEYS)
+NESTED_KEYS: dict[str, tuple[str, ...]] = {"disagg.prefill": SIDE_KEYS, "disagg.decode": SIDE_KEYS}
 #: sections whose contents are validated by the spec loaders (unknown fields are errors there)
 FREE_SECTIONS = ("hydra", "model", "hardware", "serving", "efficiency", "experiment", "parallelism", "workload")
 
@@ -71,6 +74,10 @@ def check_key(key: str, value: object, keys: dict[str, tuple[str, ...]]) -> None
     if sub and top not in FREE_SECTIONS and allowed and sub.split(".")[0] not in allowed:
         raise SpecError("command line", key, value, f"unknown key{suggest(sub, allowed, top + '.')} "
                         f"(valid keys of {top}: {', '.join(allowed)})")
+    parent, _, leaf = key.replace("/", ".").rpartition(".")
+    if parent in NESTED_KEYS and leaf not in NESTED_KEYS[parent]:
+        raise SpecError("command line", key, value, f"unknown key{suggest(leaf, NESTED_KEYS[parent], parent + '.')} "
+                        f"(valid keys of {parent}: {', '.join(NESTED_KEYS[parent])})")
 
 
 def _range_list(o: Override) -> str:

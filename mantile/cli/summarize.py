@@ -139,6 +139,10 @@ def summarize(root: Path, pareto_cfg: Mapping[str, Any] | None = None, plot: boo
     files = job_files(root)
     if not files:
         raise FileNotFoundError(f"no results.parquet below {root}")
+    from mantile.cli import disagg
+
+    if disagg.requested(saved):  # the jobs ran P prefill + D decode instances (cli/disagg.py)
+        return disagg.merge(files, root, config_yaml, quiet)
     rows = sum(dataset.count_rows(f) for f in files)
     if rows <= KEEP_IN_MEMORY_MAX_POINTS and all(f.is_file() for f in files):
         df = merge(root)

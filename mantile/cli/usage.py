@@ -25,6 +25,9 @@ SECTIONS = (
     ("summary.columns='[...]', summary.wide=true", "what the terminal tables show"),
     ("output.format=csv", "also write CSV next to the Parquet files"),
     ("plot=true", "draw the Pareto charts (PNG)"),
+    ("disagg.prefill.tp=2, disagg.decode.instances=2, ...", "disaggregated prefill/decode instances (keys: "
+     "hardware serving tp pp ep dp_attention dtype kv_dtype batch_size instances); disagg.ratio=auto with "
+     "request_rate or disagg.max_devices chooses the instances"),
 )
 GROUP_HELP = (("model", "conf/model/"), ("hardware", "conf/hardware/"), ("parallelism", "presets of the degrees"),
               ("workload", "presets of batch and lengths"), ("serving", "kernel stack, batching"),

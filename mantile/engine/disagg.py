@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from mantile.engine.spec import check_axis, resolve_serving, resolve_systems
+from mantile.engine.spec import DTYPE_AUTO, STR_AXES, check_axis, resolve_serving, resolve_systems
 from mantile.serving import disagg, energy
-from mantile.specs import SpecError
+from mantile.specs import SpecError, ids
+from mantile.specs.catalog import has
 from mantile.specs.hardware import EfficiencyProfile, HardwareSpec
 from mantile.specs.model import ModelSpec
 from mantile.specs.serving import ServingProfile
@@ -36,20 +37,46 @@ def side_system(hardware_id: str, serving_id: str) -> tuple[HardwareSpec, Effici
     return sys_.spec, sys_.eff, profile
 
 
+def check_side_key(name: str, key: str, value: Any) -> None:
+    """One setting of a side (``name`` is prefill or decode); a SpecError names ``<name>.<key>``."""
+    field = f"{name}.{key}"
+    if key not in SIDE_KEYS:
+        raise SpecError("estimate_disagg", field, value, f"valid keys: {list(SIDE_KEYS)}")
+    if key in INT_KEYS and not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1):
+        raise SpecError("estimate_disagg", field, value, "a positive integer")
+    if key in ("hardware", "serving") and (not isinstance(value, str) or not has(key, value)):
+        raise SpecError("estimate_disagg", field, value, ids(key))
+    allowed = (DTYPE_AUTO, *STR_AXES["dtype"]) if key == "dtype" else STR_AXES.get(key, ())
+    if key in ("dtype", "kv_dtype") and value is not None and value not in allowed:
+        raise SpecError("estimate_disagg", field, value, allowed)
+    if key == "dp_attention" and not isinstance(value, (bool, np.bool_)):
+        raise SpecError("estimate_disagg", field, value, "true or false")
+
+
 def side_args(name: str, side: Mapping[str, Any] | None) -> dict[str, Any]:
     """A side's settings checked (errors name ``prefill.<key>``), with defaults filled in."""
     if not isinstance(side, Mapping):
         raise SpecError("estimate_disagg", name, side, f"a mapping with keys {list(SIDE_KEYS)}")
     for k, v in side.items():
-        if k not in SIDE_KEYS:
-            raise SpecError("estimate_disagg", f"{name}.{k}", v, f"valid keys: {list(SIDE_KEYS)}")
-        if k in INT_KEYS and not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1):
-            raise SpecError("estimate_disagg", f"{name}.{k}", v, "a positive integer")
+        check_side_key(name, k, v)
     if "hardware" not in side:
         raise SpecError("estimate_disagg", f"{name}.hardware", None, "a hardware id (mantile.hardware())")
     out = {"serving": "vllm", "tp": 1, "pp": 1, "ep": 1, "dp_attention": False, "batch_size": 1, "instances": 1}
     out.update(side)
+    if out.get("dtype") == DTYPE_AUTO:  # the checkpoint's own format, as ``dtype=None``
+        out["dtype"] = None
     return out
+
+
+def sides(model: ModelSpec, prefill: Mapping[str, Any], decode: Mapping[str, Any], input_seq: Any,
+          output_seq: Any, n: int) -> tuple[disagg.Side, disagg.Side]:
+    """One prefill and one decode instance (``serving.disagg.Side``) over ``n`` points."""
+    out = []
+    for side in (prefill, decode):
+        hw, eff, profile = side_system(side["hardware"], side["serving"])
+        out_seq = 1 if side is prefill else output_seq  # a prefill instance holds the prompt's KV only
+        out.append(disagg.Side.of(model, hw, eff, profile, side_cols(model, side, input_seq, out_seq, n)))
+    return out[0], out[1]
 
 
 def side_cols(model: ModelSpec, side: Mapping[str, Any], input_seq: Any, output_seq: Any, n: int) -> dict[str, Any]:
@@ -84,12 +111,7 @@ def evaluate_disagg(model: ModelSpec, prefill: Mapping[str, Any], decode: Mappin
                                      request_rate if request_rate is not None else 1,
                                      *(prefill[k] for k in INT_KEYS if k in prefill),
                                      *(decode[k] for k in INT_KEYS if k in decode))))
-    sides = []
-    for side in (prefill, decode):
-        hw, eff, profile = side_system(side["hardware"], side["serving"])
-        out_seq = 1 if side is prefill else output_seq  # a prefill instance holds the prompt's KV only
-        sides.append(disagg.Side.of(model, hw, eff, profile, side_cols(model, side, input_seq, out_seq, n)))
-    pre, dec = sides
+    pre, dec = sides(model, prefill, decode, input_seq, output_seq, n)
     P = np.broadcast_to(np.asarray(prefill_instances, dtype=float), n)
     D = np.broadcast_to(np.asarray(decode_instances, dtype=float), n)
     same = disagg.same_nvlink_domain(pre, dec, P, D, prefill["hardware"] == decode["hardware"])
@@ -120,4 +142,5 @@ def evaluate_disagg(model: ModelSpec, prefill: Mapping[str, Any], decode: Mappin
     }
 
 
-__all__ = ["INT_KEYS", "SIDE_KEYS", "evaluate_disagg", "side_args", "side_cols", "side_system"]
+__all__ = ["INT_KEYS", "SIDE_KEYS", "check_side_key", "evaluate_disagg", "side_args", "side_cols", "side_system",
+           "sides"]
