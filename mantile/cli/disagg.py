@@ -109,7 +109,7 @@ class renamed:
 
 #: run keys a disaggregated run does not model, and the value that means "off"
 NOT_MODELLED = {"dp": 1, "cp": 1, "sp": 1, "embedding_tp": None, "prefix_cache_hit_rate": 0.0,
-                "redundant_experts": 0, "expert_imbalance": 1.0, "study": None}
+                "redundant_experts": 0, "expert_imbalance": 1.0, "num_requests": 0, "study": None}
 
 
 def _not_modelled(cfg: Any) -> None:
