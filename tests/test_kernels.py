@@ -100,3 +100,31 @@ def test_grouped_expert_gemm_uses_the_fitted_moe_constants_and_all_groups_tiles(
     assert up["compute_ms"] == pytest.approx(expected_s * 1e3, rel=1e-6)
     small = kernels(64)
     assert small["experts_gate_up"]["launches"] == 1 and small["experts_down"]["launches"] == 1
+
+
+def test_block_scaled_fp8_checkpoints_use_the_block_scaled_gemm_constants() -> None:
+    """DeepSeek-V3's FP8 weights carry one scale per 128 x 128 block (config.json weight_block_size), so its
+    fp8 GEMMs are TensorRT-LLM's block-scaled kernel: at one token the q_a_proj GEMM (7168 x 1536, a
+    memory-bound weight read, the same bytes either way) pays the fp8_block fixed cost of the fitted file,
+    not the per-tensor fp8 one, whose timings carry a dynamic per-tensor scale reduction (11.8 vs 3.2 us on
+    B200). The same model with per-tensor weights (weight_block_size 0) pays the difference."""
+    import yaml
+
+    from mantile.specs import load_model
+
+    root = Path(__file__).resolve().parent.parent
+    gemm = yaml.safe_load((root / "conf/efficiency/fitted/b200_sxm_trtllm.yaml").read_text())["gemm"]
+    block = load_model("deepseek_v3")
+    assert block.weight_block_size == 128
+
+    def q_a_ms(m: object) -> float:
+        lm = mantile.layer_metrics(m, "nvidia_b200_180gb", "attention", phase="decode", batch_size=1,
+                                   seq_length=1, kv_length=1024, dtype="fp8", serving="trtllm", kernels=True)
+        k = {k["name"]: k for k in lm["named_kernels"]}["q_a_proj"]
+        assert k["compute_ms"] < k["memory_ms"]  # the weight read, the same bytes for both, sets the time
+        return float(k["time_ms"])
+
+    per_tensor = dataclasses.replace(block, weight_block_size=0)
+    difference_us = (q_a_ms(per_tensor) - q_a_ms(block)) * 1e3
+    expected = gemm["fp8"]["gemm_overhead_us"] - gemm["fp8_block"]["gemm_overhead_us"]
+    assert difference_us == pytest.approx(expected, rel=1e-6)

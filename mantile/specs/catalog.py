@@ -21,6 +21,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from mantile.specs._load import build
+from mantile.specs.dtypes import BLOCK_SCALED_FP8
 from mantile.specs.errors import SpecError
 from mantile.specs.hardware import EfficiencyProfile, HardwareSpec
 from mantile.specs.model import ModelSpec
@@ -189,6 +190,9 @@ def load_engine_efficiency(generation: str, kernel_tables: str, engine: str) -> 
             data["gemm_dtypes"][dtype] = {k: g[k] for k in gemm_keys}
         if table_dtype == "bfloat16":
             data.update({k: g[k] for k in gemm_keys})
+    block = (fit.get("gemm") or {}).get("fp8_block")
+    if block:  # block-scaled FP8 GEMMs (DeepSeek-style checkpoints): step.machine picks them by the model
+        data["gemm_dtypes"][BLOCK_SCALED_FP8] = {k: block[k] for k in gemm_keys}
     for moe_dtype, moe_targets in TABLE_MOE_DTYPES.items():
         mg = (fit.get("moe_gemm") or {}).get(moe_dtype)
         if mg:

@@ -38,3 +38,9 @@ def attention_dtype(dtype: str, kv_dtype: str) -> str:
     if kv_dtype == "fp8" and BYTES_PER_ELEMENT[dtype] <= 1.0:
         return "fp8"
     return dtype if dtype in ("fp32", "fp16", "tf32") else "bf16"
+
+#: The key of block-scaled FP8 GEMM constants (one scale per 128 x 128 weight block and per-token-group
+#: activation scales: DeepSeek-V3, Kimi K2) in ``EfficiencyProfile.gemm_dtypes``, beside the per-tensor
+#: ``fp8`` ones; ``costs.step.machine`` uses them for fp8 layers of a block-scaled checkpoint
+#: (``ModelSpec.weight_block_size``).
+BLOCK_SCALED_FP8 = "fp8_block"

@@ -109,6 +109,9 @@ def spec_dict(config: Mapping[str, Any], name: str = "", where: str = "config.js
     quant = (config.get("quantization_config") or {}).get("quant_method")
     if quant:
         c["quantization"] = str(quant)
+    block = (config.get("quantization_config") or {}).get("weight_block_size")
+    if isinstance(block, (list, tuple)) and block:
+        c["weight_block_size"] = int(block[0])
     c["family"] = family
     c["name"] = name or str(config.get("_name_or_path") or c.get("model_type") or "hf model")
     fields = ModelSpec.__dataclass_fields__

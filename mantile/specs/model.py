@@ -68,6 +68,9 @@ class ModelSpec:
     model_type: str = field(default="", metadata=doc("HuggingFace model_type, informational"))
     quantization: str = field(default="", metadata=doc("quantization_config.quant_method of the checkpoint "
                                                        "(fp8, mxfp4): the default recipe"))
+    weight_block_size: int = field(default=0, metadata=doc("quantization_config.weight_block_size of an fp8 "
+                                                           "checkpoint (DeepSeek-V3: 128 x 128 blocks, one scale "
+                                                           "each): its GEMMs are block-scaled; 0 = per-tensor"))
     family: str = field(default="", metadata=doc("model family module (mantile/costs/families/); default "
                                                  "'moe' with more than one expert, else 'dense'"))
     source: str = field(default="", metadata=doc("where these numbers come from"))
