@@ -12,6 +12,7 @@ the same as the chunks in sequence (the GEMMs are linear in tokens; chunking add
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -191,11 +192,19 @@ def _floor(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: 
            mode: str) -> Timings:
     """The physics floors: the same serving mode at the same plan and load on the ideal machine
     (``serving/ideal.py``: datasheet peaks, no efficiency, no fixed cost, no host time), with the same
-    speculation (draft model on the ideal machine too; the acceptance the point states)."""
+    speculation (draft model on the ideal machine too; the acceptance the point states).
+
+    The TPOT floor is at most the decode-only step over the tokens it yields: how often other prompts'
+    prefills interleave with a request's decode steps depends on the run (a steady closed loop has them
+    all along, a run that sends its requests at once has them up front), so no prefill share can be
+    part of a bound that holds whatever the run."""
     i_hw, i_eff, i_serving = ideal.machine(hw, eff, serving)
     i_ax = ideal.axes(ax)
     setup, draft = Setup.of(model, i_hw, i_eff, i_serving, i_ax), _draft_setup(i_hw, i_eff, i_serving, i_ax)
-    return _timings(mode, Steps(setup, draft), i_serving, _memory(model, i_hw, i_serving, i_ax, setup, mode, draft))
+    steps = Steps(setup, draft)
+    t = _timings(mode, steps, i_serving, _memory(model, i_hw, i_serving, i_ax, setup, mode, draft))
+    decode_only = np.asarray(t.decode.latency_s) / steps.spec.tokens_per_step
+    return dataclasses.replace(t, tpot_s=np.minimum(t.tpot_s, decode_only))
 
 
 def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile,
