@@ -41,7 +41,8 @@ import polars as pl
 
 from mantile.disaggregated import estimate_disagg
 from mantile.estimator import estimate, layer_metrics
-from mantile.specs import EfficiencyProfile, SpecError
+from mantile.specs import EfficiencyProfile, SpecError, load_model
+from mantile.specs.catalog import has
 
 #: Device name (as torch reports it) -> hardware id; first match wins.
 DEVICE_IDS = (("GB200", "nvidia_gb200_single"), ("B200", "nvidia_b200_180gb"), ("H200", "nvidia_h200_141gb"),
@@ -304,6 +305,17 @@ def _speculation(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _published_dtype(row: dict[str, Any]) -> str:
+    """A published row's dtype; the checkpoint's own quantization method (GPT-OSS's mxfp4, DeepSeek-V3's
+    fp8) means the checkpoint as shipped, ``auto``: its recipe quantizes only what the checkpoint does
+    (GPT-OSS: the experts; attention, router and embeddings stay bf16), not every layer."""
+    dtype = str(row.get("dtype") or "bf16")
+    model = str(row.get("model") or "")
+    if dtype != "bf16" and has("model", model) and load_model(model).quantization == dtype:
+        return "auto"
+    return dtype
+
+
 def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None, serving: str) -> Prediction | None:
     """A published result under the load it states (a fixed batch, concurrency, or a request rate;
     an offline throughput run is its whole request set at once). Rows without lengths, or latency rows
@@ -322,7 +334,7 @@ def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None
     args: dict[str, Any] = dict(
         model=row["model"], hardware=hardware, input_seq=_int(row.get("input_seq")),
         output_seq=_int(row.get("output_seq")), tp=_int(row.get("tp"), field="tp"),
-        pp=_int(row.get("pp"), field="pp"), dp=_int(row.get("dp"), field="dp"), dtype=row.get("dtype") or "bf16",
+        pp=_int(row.get("pp"), field="pp"), dp=_int(row.get("dp"), field="dp"), dtype=_published_dtype(row),
         serving=profile, efficiency=eff, enforce_max_position=False, **load)
     if _present(row.get("kv_dtype")):
         args["kv_dtype"] = row["kv_dtype"]

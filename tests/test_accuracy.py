@@ -139,3 +139,15 @@ def test_a_row_that_states_its_run_length_is_estimated_as_that_run() -> None:
     steady, = predictions([row])
     run, = predictions([{**row, "num_requests": 64}])
     assert run.predicted > steady.predicted
+
+
+def test_a_row_in_the_checkpoints_own_format_runs_the_checkpoints_recipe() -> None:
+    """GPT-OSS ships MXFP4 experts with bf16 attention, router and embeddings: a published row labelled
+    mxfp4 means that checkpoint (dtype auto), not every layer in 4 bits; a format the checkpoint does not
+    ship (Llama 3.3 70B in fp8) stays what the row says."""
+    from mantile.validate import _published_dtype
+
+    assert _published_dtype({"model": "gpt_oss_120b", "dtype": "mxfp4"}) == "auto"
+    assert _published_dtype({"model": "deepseek_v3", "dtype": "fp8"}) == "auto"
+    assert _published_dtype({"model": "llama_3.3_70b", "dtype": "fp8"}) == "fp8"
+    assert _published_dtype({"model": "gpt_oss_120b", "dtype": "bf16"}) == "bf16"
