@@ -107,7 +107,11 @@ def test_fp8_and_long_prefill_file_meets_its_gate() -> None:
 #: Issue 12: the speculative-decoding rows run with their spec columns (MTP 1-5 on DeepSeek-R1): 47.6%
 #: with all of the above (46.3% on the spec branch before the MoE changes). Issue 12.1: the 6 disaggregated
 #: rows that ran as one-GPU aggregated points are left out (no decode plan stated): 47.4% over 227 rows.
-SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 48.0}
+#: Stop 19: published_results.csv 15.3% (prompts reach steps whole: NIM's 5k-token rows moved both ways);
+#: serving_results.csv 41.2%: a finite run's length (num_requests) counts (SGLang's 300-prompt runs), and
+#: GPT-OSS rows run the MXFP4 checkpoint (Hopper rows had been recorded with the page's FP8 column header,
+#: every layer at the fp8 peak); ceiling 48.0 -> 42.0.
+SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 42.0}
 
 
 @pytest.mark.parametrize("name,limit", sorted(SERVING_GATES.items()))
