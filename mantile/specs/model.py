@@ -168,11 +168,15 @@ class ModelSpec:
     @property
     def recipe(self) -> dict[str, str]:
         """The dtypes the checkpoint's quantization_config implies (a fresh dict): fp8 -> every layer in
-        fp8; mxfp4 / nvfp4 -> the MoE experts in fp4 (GPT-OSS keeps attention, router and embeddings in
-        bf16: its modules_to_not_convert); none -> {}."""
+        fp8; mxfp4 -> the MoE experts in mxfp4 (GPT-OSS keeps attention, router and embeddings in bf16:
+        its modules_to_not_convert; TensorRT-LLM runs them W4A8, MXFP4 weights with MXFP8 activations,
+        whose measured fused-MoE constants the mxfp4 format carries), nvfp4 -> the experts in NVFP4
+        (fp4); none -> {}."""
         if self.quantization == "fp8":
             return {"dtype": "fp8"}
-        if self.quantization in ("mxfp4", "nvfp4", "modelopt_fp4"):
+        if self.quantization == "mxfp4":
+            return {"feedforward_dtype": "mxfp4"}
+        if self.quantization in ("nvfp4", "modelopt_fp4"):
             return {"feedforward_dtype": "fp4"}
         return {}
 
