@@ -240,9 +240,16 @@ PUBLISHED_COLUMNS = {"itl_ms": "tpot_ms", "itl_p50_ms": "tpot_p50_ms", "itl_p99_
 OFFLINE_REQUESTS = 8192
 
 
+#: Checkpoint quantization methods trtllm-bench tunes its caps for ("" = an unquantized checkpoint, run in
+#: whatever format the row names, which trtllm-bench quantizes with a tuned recipe).
+TRTLLM_BENCH_TUNED = ("", "fp8", "nvfp4", "modelopt_fp4")
+
+
 def row_serving(row: dict[str, Any]) -> str:
     """The serving profile a published row ran: its ``serving`` column, else read from ``software``;
-    TensorRT-LLM's offline throughput runs (trtllm-bench, or no stated load) use ``trtllm_bench``."""
+    TensorRT-LLM's offline throughput runs (trtllm-bench, or no stated load) use ``trtllm_bench``, or
+    ``trtllm_bench_untuned`` for a checkpoint format trtllm-bench's tuner skips (its TUNED_QUANTS: NVFP4,
+    FP8, block-scaled FP8, none; GPT-OSS's MXFP4 runs with the LLM API's default caps)."""
     named = str(row.get("serving") or "").strip().lower()
     software = f"{row.get('software') or ''} {row.get('serving_version') or ''} {row.get('notes') or ''}".lower()
     if named in ("vllm", "sglang", "trtllm"):
@@ -255,7 +262,9 @@ def row_serving(row: dict[str, Any]) -> str:
         engine = "trtllm"
     offline = not any(_present(row.get(k)) for k in ("batch", "concurrency", "request_rate"))
     if engine == "trtllm" and ("trtllm-bench" in software or offline):
-        return "trtllm_bench"
+        model = str(row.get("model") or "")
+        untuned = has("model", model) and load_model(model).quantization not in TRTLLM_BENCH_TUNED
+        return "trtllm_bench_untuned" if untuned and _published_dtype(row) == "auto" else "trtllm_bench"
     return engine
 
 

@@ -110,8 +110,10 @@ def test_fp8_and_long_prefill_file_meets_its_gate() -> None:
 #: Stop 19: published_results.csv 15.3% (prompts reach steps whole: NIM's 5k-token rows moved both ways);
 #: serving_results.csv 41.2%: a finite run's length (num_requests) counts (SGLang's 300-prompt runs), and
 #: GPT-OSS rows run the MXFP4 checkpoint (Hopper rows had been recorded with the page's FP8 column header,
-#: every layer at the fp8 peak); ceiling 48.0 -> 42.0.
-SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 42.0}
+#: every layer at the fp8 peak); 39.2% once GPT-OSS's experts stayed MXFP4 (W4A8) and its trtllm-bench rows
+#: ran with the caps trtllm-bench gives formats it does not tune (2048 sequences, 8192 tokens); ceiling
+#: 48.0 -> 40.0.
+SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 40.0}
 
 
 @pytest.mark.parametrize("name,limit", sorted(SERVING_GATES.items()))

@@ -186,7 +186,7 @@ MIN_ROWS = 10
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("engine", ["pytorch", "sglang", "trtllm", "trtllm_bench", "all"])
+@pytest.mark.parametrize("engine", ["pytorch", "sglang", "trtllm", "trtllm_bench", "trtllm_bench_untuned", "all"])
 def test_held_out_bands_cover_70_to_90_percent(engine: str, all_residuals: list[residuals.Residual]) -> None:
     cov = residuals.coverage(all_residuals)
     if engine == "all":
