@@ -199,3 +199,17 @@ def test_mxfp4_checkpoint_runs_weight_only_on_gpus_without_fp4() -> None:
     with pytest.raises(SpecError, match="dtype"):  # naming fp4 on Hopper stays an error
         mantile.layer_metrics(model="gpt_oss_120b", hardware="nvidia_h100_80gb", layer_type="feedforward",
                               dtype="fp4")
+
+
+def test_num_requests_is_checked_before_any_work() -> None:
+    """A run's length is an integer >= 0 and belongs to a closed or open loop: a fixed running batch has
+    none, so naming one there is an error naming the field, not a silent no-op."""
+    kw = dict(input_seq=128, output_seq=128)
+    with pytest.raises(SpecError, match="num_requests.*batch_size"):
+        mantile.estimate("llama_3.1_8b", "nvidia_h100_80gb", batch_size=8, num_requests=10, **kw)
+    with pytest.raises(SpecError, match="num_requests"):
+        mantile.estimate("llama_3.1_8b", "nvidia_h100_80gb", concurrency=8, num_requests=-1, **kw)
+    with pytest.raises(SpecError, match="num_requests"):
+        mantile.sweep("llama_3.1_8b", "nvidia_h100_80gb", concurrency=8, num_requests=[10, 2.5], **kw)
+    row = mantile.estimate("llama_3.1_8b", "nvidia_h100_80gb", concurrency=8, num_requests=80, **kw)
+    assert row["num_requests"] == 80 and row["valid"]

@@ -250,6 +250,9 @@ def check_axes(raw: Mapping[str, Any]) -> dict[str, list[Any]]:
             continue
         axes[key] = check_axis(key, value)
     _check_speculation(axes)
+    if given[0] == "batch_size" and max(axes.get("num_requests", [0])) > 0:
+        raise SpecError("sweep", "num_requests", max(axes["num_requests"]), "0 under batch_size (a fixed running "
+                        "batch has no run length); a benchmark run's length goes with concurrency or request_rate")
     return axes
 
 
