@@ -113,12 +113,14 @@ class GQAAttention:
             attention_core(core, m, w.batch, w.q_len, self.keys(w.kv_len) / w.cp, heads, kv_heads, d, w.a_bytes,
                            w.kv_bytes, causal=False, count=st.attention_decode_kernels, split_kv=True, decode=True)
             if any_(w.mixed_prefill_seqs):  # chunked prefill riding along (continuous batching)
-                mixed, keys = w.mixed_prefill_len, mixed_keys(w)
-                attention_core(core, m, w.mixed_prefill_seqs, mixed, keys, heads,
+                mixed, keys, chunk = w.mixed_prefill_len, mixed_keys(w), Cost()
+                attention_core(chunk, m, w.mixed_prefill_seqs, mixed, keys, heads,
                                kv_heads, d, w.a_bytes, w.kv_bytes, causal=True, split_kv=True,
                                count=st.attention_prefill_kernels,
                                kv_eff=self.local_keys(keys) if self.window else causal_keys(mixed, keys),
                                name="attention_prefill_chunk")
+                # no chunk kernel (nor its launch) where no prompt rides along
+                core.include_where(chunk, np.asarray(w.mixed_prefill_seqs) > 0)
             c.include(core)
             q_bytes = w.batch * w.q_len * heads * d * w.a_bytes
             partial_bytes = w.batch * w.q_len * heads * (d + 1) * 4.0

@@ -183,6 +183,17 @@ class Cost:
         self.kernels.extend(other.kernels)
         return self
 
+    def include_where(self, other: Cost, keep: Array) -> Cost:
+        """Add ``other``'s kernels to this layer at the points where ``keep``, nothing elsewhere (sums
+        through ``np.where``: exact where kept, and a NaN or a launch overhead of the dropped points
+        never leaks in). Kernels that run only for some points of an evaluation (a prefill chunk riding
+        a decode pass) go through it, so that a point's cost does not depend on the other points it is
+        evaluated with (one point alone skips them: ``any_``)."""
+        for name in SUMS:
+            setattr(self, name, getattr(self, name) + np.where(keep, getattr(other, name), 0.0))
+        self.kernels.extend(other.kernels)
+        return self
+
     def add(self, other: Cost, times: Array = 1.0, slots: tuple[str, ...] | None = None) -> Cost:
         """Add ``times`` x ``other``'s sums (all, or only ``slots``); the kernel list is not copied."""
         scaled = not (isinstance(times, (int, float)) and times == 1)

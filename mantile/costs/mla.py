@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from mantile.costs import comm
 from mantile.costs.attention import causal_keys, mixed_keys
 from mantile.costs.blocks import Plan, Work
@@ -86,10 +88,12 @@ class MLAAttention:
                            w.kv_bytes, causal=False, count=st.attention_decode_kernels, split_kv=True,
                            cache_values_per_token=self.latent_width, decode=True)
             if any_(w.mixed_prefill_seqs):
-                keys = mixed_keys(w)
-                self._expanded(c, m, w, w.mixed_prefill_seqs, w.mixed_prefill_len, keys, heads,
+                keys, chunk = mixed_keys(w), Cost()
+                self._expanded(chunk, m, w, w.mixed_prefill_seqs, w.mixed_prefill_len, keys, heads,
                                st.attention_prefill_kernels, name="attention_prefill_chunk",
                                kv_eff=causal_keys(w.mixed_prefill_len, keys))
+                # no chunk kernels (kv_b_proj's weight read, launches; 0/0 waves) where no prompt rides along
+                c.include_where(chunk, np.asarray(w.mixed_prefill_seqs) > 0)
             q_bytes = w.batch * w.q_len * heads * (r_kv + d_r) * w.a_bytes
             partial_bytes = w.batch * w.q_len * heads * (r_kv + 1) * 4.0
             c.comm("cp_all_gather_q", q_bytes, comm.all_gather(net, q_bytes, w.cp, w.tp))
