@@ -44,7 +44,8 @@ def _basis(ax: Axes, found: dict[str, bands.Band], shape: tuple[int, ...]) -> np
     if isinstance(ax.dtype, str):  # one point (estimate's scalar path) or one dtype
         return np.full(shape, found[ax.dtype].basis, dtype=object)
     if isinstance(ax.dtype, Coded):
-        return np.asarray([found[c].basis for c in ax.dtype.choices], dtype=object)[ax.dtype.codes].reshape(shape)
+        texts = np.asarray([found[c].basis for c in ax.dtype.choices], dtype=object)
+        return np.broadcast_to(texts[ax.dtype.codes], shape)
     values = np.broadcast_to(np.asarray(ax.dtype, dtype=str), shape)
     uniq, inv = np.unique(values, return_inverse=True)
     return np.asarray(np.asarray([found[str(u)].basis for u in uniq], dtype=object)[inv]).reshape(shape)
