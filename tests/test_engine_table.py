@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 from mantile.engine import table
@@ -79,3 +81,62 @@ def test_grid_positions_match_unravel_index() -> None:
         expected = np.unravel_index(np.arange(start, stop), (3, 1, 5, 2))
         for (key, pos), exp in zip(index.positions.items(), expected, strict=True):
             assert (np.zeros_like(exp) if pos is None else pos).tolist() == exp.tolist(), key
+
+
+#: Grids over which sub-grid (box) evaluation must equal flat evaluation: MLA, MoE and windowed
+#: models, every load key, static / continuous / scheduler modes, speculative decoding, prefix
+#: caching, expert-parallel keys, dtype columns (``engine.table._pieces``).
+BOX_CASES = [
+    ("llama_3.1_8b", "nvidia_h100_80gb", "pytorch", {}, {
+        "tp": [1, 2, 3, 4], "pp": [1, 2], "dp": [1, 2], "batch_size": [1, 5, 64, 300], "input_seq": [512, 4096],
+        "output_seq": [64, 512], "dtype": ["bf16", "fp8", "fp4"], "kv_dtype": ["fp8", "bf16"]}),
+    ("llama_3.1_8b", "nvidia_h100_80gb", "pytorch", {"batching": "static"}, {
+        "tp": [1, 2], "pp": [1, 2, 4], "batch_size": [1, 3, 16, 200], "input_seq": [256, 2048, 9000],
+        "output_seq": [1, 64, 700], "prefix_cache_hit_rate": [0.0, 0.5]}),
+    ("deepseek_v3", "nvidia_h200_141gb_x2", "sglang", {}, {
+        "tp": [8, 16], "ep": [1, 8, 16], "dp_attention": [False, True], "concurrency": [1, 32, 512],
+        "input_seq": [1024, 8192], "output_seq": [128, 1024], "dtype": ["fp8", "auto"],
+        "spec_method": ["none", "mtp"], "spec_num_tokens": [1, 3]}),
+    ("gpt_oss_120b", "nvidia_b200_180gb", "trtllm", {}, {
+        "tp": [1, 2, 4], "ep": [1, 4], "request_rate": [0.5, 4.0, 50.0], "input_seq": [1024, 16384],
+        "output_seq": [256, 2048], "dtype": ["auto", "fp8"], "redundant_experts": [0, 8],
+        "expert_imbalance": [1.0, 1.3]}),
+    ("gemma_3_27b", "nvidia_h100_80gb", "vllm", {"draft_model": "llama_3.2_1b"}, {
+        "tp": [1, 2, 4], "batch_size": [1, 8, 128], "input_seq": [512, 32768], "output_seq": [100, 1000],
+        "spec_method": ["none", "draft", "eagle", "ngram"], "spec_num_tokens": [2, 4],
+        "spec_acceptance": [0.0, 0.7], "prefix_cache_hit_rate": [0.0, 0.9]}),
+    ("mixtral_8x7b", "nvidia_a100_80gb", "vllm", {"batching": "continuous"}, {
+        "tp": [1, 2, 4, 8], "ep": [1, 2], "pp": [1, 2], "batch_size": [1, 33, 256], "input_seq": [128, 4096],
+        "output_seq": [32, 512], "kv_dtype": ["bf16", "fp8"]}),
+]
+
+
+@pytest.mark.parametrize("model,hardware,serving,overrides,axes", BOX_CASES, ids=[c[0] + "-" + c[2] for c in BOX_CASES])
+def test_sub_grid_evaluation_equals_flat_evaluation(monkeypatch, model, hardware, serving, overrides, axes) -> None:
+    spec = make_spec(model, hardware, axes, serving, **overrides)
+    (model_id, model_), sys_ = next(iter(spec.models.items())), next(iter(spec.systems.values()))
+    n = spec.n_points
+    for start, stop in [(0, n), (7, n - 5), (n // 3, min(n // 3 + 999, n))]:
+        monkeypatch.setattr(table, "BOX_MIN_POINTS", 10**12)  # the reference: flat blocks only
+        flat = evaluate_chunk(model_id, model_, sys_, spec, start, stop)
+        monkeypatch.setattr(table, "BOX_MIN_POINTS", 1)  # every sub-grid broadcast, cut small
+        monkeypatch.setattr(table, "BOX_MAX_POINTS", 96)
+        boxed = evaluate_chunk(model_id, model_, sys_, spec, start, stop)
+        monkeypatch.undo()
+        assert flat["valid"].sum() > 0
+        assert_frame_equal(flat, boxed, check_exact=False, rel_tol=1e-9, abs_tol=0.0)
+
+
+def test_grid_boxes_cover_a_range_in_order() -> None:
+    from mantile.engine.grid import boxes
+
+    axes = {"a": [1, 2, 3], "b": [7], "c": list(range(5)), "d": [10, 20]}
+    for start, stop in [(0, 30), (7, 8), (3, 29), (11, 23), (10, 20)]:
+        expected = np.stack(np.unravel_index(np.arange(start, stop), (3, 1, 5, 2)), axis=1).tolist()
+        got, lo = [], 0
+        for box in boxes(axes, start, stop, max_points=4):
+            assert box.lo == lo and 0 < box.n_points <= 4
+            ranges = [range(a, b) for a, b in box.ranges.values()]
+            got += [list(p) for p in itertools.product(*ranges)]
+            lo = box.hi
+        assert got == expected

@@ -83,3 +83,88 @@ def block_columns(index: GridIndex, lo: int, hi: int) -> dict[str, Any]:
 def chunks(n_points: int, chunk_size: int) -> Iterator[tuple[int, int]]:
     for start in range(0, n_points, chunk_size):
         yield start, min(start + chunk_size, n_points)
+
+
+@dataclass(frozen=True)
+class Box:
+    """Points lo..hi-1 of a chunk (relative to its start) that form a sub-grid: axis ``key`` takes the
+    values at positions ``ranges[key]`` = (first, last + 1). Row-major order inside the box is the
+    grid's order, so the box's results, raveled, are rows lo..hi-1."""
+
+    lo: int
+    hi: int
+    ranges: dict[str, tuple[int, int]]
+
+    @property
+    def n_points(self) -> int:
+        return self.hi - self.lo
+
+
+def boxes(axes: dict[str, list[Any]], start: int, stop: int, max_points: int) -> Iterator[Box]:
+    """Grid points start..stop-1 as consecutive sub-grids of at most ``max_points`` points each.
+
+    A range of row-major points is a few boxes (at most two per axis): the tail of the first level
+    of an axis, whole levels, the head of the last one. A box above ``max_points`` is cut along its
+    outermost axis that has more than one value."""
+    sizes = [len(v) for v in axes.values()]
+    out: list[list[tuple[int, int]]] = []
+    _split(sizes, 0, start, stop, [], out)
+    lo = 0
+    for ranges in out:
+        for piece in _cap(ranges, max_points):
+            n = int(np.prod([b - a for a, b in piece]))
+            yield Box(lo, lo + n, dict(zip(axes, piece, strict=True)))
+            lo += n
+
+
+def _split(sizes: list[int], axis: int, start: int, stop: int, prefix: list[tuple[int, int]],
+           out: list[list[tuple[int, int]]]) -> None:
+    """Boxes of offsets start..stop-1 inside the sub-grid of axes ``axis``... under the fixed ``prefix``."""
+    if start >= stop:
+        return
+    inner = int(np.prod(sizes[axis + 1:]))
+    full = [(0, n) for n in sizes[axis + 1:]]
+    first, head = divmod(start, inner)
+    last, tail = divmod(stop, inner)
+    if first == last:  # inside one level of this axis
+        _split(sizes, axis + 1, head, tail, [*prefix, (first, first + 1)], out)
+        return
+    if head:  # the tail of the first level
+        _split(sizes, axis + 1, head, inner, [*prefix, (first, first + 1)], out)
+        first += 1
+    if first < last:  # whole levels
+        out.append([*prefix, (first, last), *full])
+    if tail:  # the head of the last level
+        _split(sizes, axis + 1, 0, tail, [*prefix, (last, last + 1)], out)
+
+
+def _cap(ranges: list[tuple[int, int]], max_points: int) -> Iterator[list[tuple[int, int]]]:
+    """``ranges`` cut along its outermost axis of several values into pieces of at most ``max_points``
+    points (down the axes when one level alone is too big)."""
+    lengths = [b - a for a, b in ranges]
+    if int(np.prod(lengths)) <= max_points:
+        yield ranges
+        return
+    axis = next(i for i, n in enumerate(lengths) if n > 1)
+    per_level = int(np.prod(lengths[axis + 1:]))
+    step = max(max_points // per_level, 1)
+    a, b = ranges[axis]
+    for first in range(a, b, step):
+        yield from _cap([*ranges[:axis], (first, min(first + step, b)), *ranges[axis + 1:]], max_points)
+
+
+def box_columns(axes: dict[str, list[Any]], box: Box) -> dict[str, Any]:
+    """Cost-model input for a box, as broadcastable columns: one array dimension per axis that varies
+    in the box (in grid order), every column of length 1 in the others. Each term of the cost model is
+    then computed once per level of the axes it depends on (a plan-only term once per plan) and
+    broadcast; ``np.broadcast_to(v, box shape).ravel()`` gives the rows in grid order."""
+    varying = [k for k, (a, b) in box.ranges.items() if b - a > 1] or [next(iter(axes))]
+    cols: dict[str, Any] = {}
+    for key, (a, b) in box.ranges.items():
+        shape = [b - a if k == key else 1 for k in varying]
+        if key in STR_AXES:
+            cols[key] = Coded(tuple(axes[key]), np.arange(a, b, dtype=np.int32).reshape(shape))
+        else:
+            cols[key] = np.asarray(axes[key][a:b], dtype=float).reshape(shape)
+    cols.setdefault("embedding_tp", cols["tp"])
+    return cols

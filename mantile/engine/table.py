@@ -4,14 +4,20 @@ The column order and names are the results-table contract of DESIGN.md (each col
 docs/columns.md); ``SCHEMA_VERSION`` goes into every Parquet file and changes whenever a column
 changes meaning.
 
-Speed: the cost model runs on blocks of ``BLOCK_POINTS`` points, whose numpy temporaries stay in the
-CPU cache (on a 2-core Xeon, 16k-point blocks run about 1.5x faster than 250k-point ones); the
+Speed: a chunk of the grid is a few sub-grids (``grid.boxes``); each is evaluated once on
+broadcastable columns (``grid.box_columns``), so every term of the cost model is computed once per
+level of the axes it depends on (a plan-only term once per plan, a per-replica step once whatever
+``dp``) and broadcast only where it meets the others. The sub-grids' results are the flat
+evaluation's (a test checks it over every mode and model family). Runs of small sub-grids (a
+chunk's ragged ends) run as flat blocks of ``BLOCK_POINTS`` points, whose numpy temporaries stay in
+the CPU cache (on a 2-core Xeon, 16k-point blocks run about 1.5x faster than 250k-point ones). The
 table is then built once per chunk, numeric columns zero-copy from numpy, strings as Enum or
 Categorical codes, and reason texts only for the rows that have one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -20,7 +26,7 @@ import polars as pl
 from mantile.costs.axes import Coded, map_one
 from mantile.costs.checks import INVALID_FIELDS, reason_messages
 from mantile.costs.kernels import BOUNDS
-from mantile.engine.grid import GridIndex, block_columns, chunks
+from mantile.engine.grid import GridIndex, block_columns, box_columns, boxes, chunks
 from mantile.engine.spec import DTYPE_AUTO, STR_AXES, SweepSpec, System, checkpoint_recipe
 from mantile.serving import system
 from mantile.specs import HardwareSpec, ModelSpec
@@ -53,6 +59,8 @@ EP_IDENTITY = {"dp_attention": bool, "redundant_experts": np.int64, "expert_imba
 PLAN_KEYS = ("tp", "pp", "dp", "ep", "cp", "sp")
 BOUND_ENUM = pl.Enum(list(BOUNDS))
 BLOCK_POINTS = 16_384  # cost-model block: ~60 float64 temporaries of 128 KiB fit a 2 MiB L2 cache
+BOX_MAX_POINTS = 65_536  # largest sub-grid evaluated at once (its terms that depend on every varying axis)
+BOX_MIN_POINTS = 2_048  # smaller sub-grids are evaluated as flat blocks (an evaluation has a fixed cost)
 SECONDS_PER_HOUR = 3600.0
 
 
@@ -80,10 +88,17 @@ def evaluate_chunk(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec
                    ) -> pl.DataFrame:
     """Evaluate grid points start..stop-1 of one (model, hardware) pair into a results DataFrame."""
     index = GridIndex.of(spec.axes, start, stop)
-    parts = [system.evaluate(model, sys.spec, sys.eff, spec.serving,
-                             checkpoint_dtypes(model, sys.spec, block_columns(index, lo, hi)),
-                             spec.enforce_max_position).columns() for lo, hi in chunks(index.n_points, BLOCK_POINTS)]
-    out = parts[0] if len(parts) == 1 else {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    out: dict[str, np.ndarray] = {}
+    lo = 0
+    for cols, n in _pieces(spec, index):
+        res = system.evaluate(model, sys.spec, sys.eff, spec.serving, checkpoint_dtypes(model, sys.spec, cols),
+                              spec.enforce_max_position).columns()
+        shape = _shape(cols)
+        for k, v in res.items():  # each piece's columns broadcast straight into the chunk's (one pass, no concat)
+            if k not in out:
+                out[k] = np.empty(index.n_points, dtype=np.asarray(v).dtype)
+            out[k][lo:lo + n].reshape(shape)[...] = v
+        lo += n
     ident: dict[str, Any] = {k: index.column(k, np.int64) for k in INT_IDENTITY if k in spec.axes}
     if "request_rate" in spec.axes:
         ident["request_rate"] = index.column("request_rate", float)
@@ -95,6 +110,29 @@ def evaluate_chunk(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec
                          else map_one(ident["dtype"], spec.serving.kv_dtype_for))
     ident.setdefault("embedding_tp", ident["tp"])
     return _frame(model_id, model, sys, spec, ident, out)
+
+
+def _pieces(spec: SweepSpec, index: GridIndex) -> Iterator[tuple[dict[str, Any], int]]:
+    """A chunk's cost-model inputs, in row order, with their number of points: each sub-grid of at
+    least ``BOX_MIN_POINTS`` points as broadcastable columns (``grid.box_columns``: a term is computed
+    once per level of the axes it depends on), runs of smaller ones as flat blocks of ``BLOCK_POINTS``."""
+    flat_lo = 0  # first row of the run of small boxes not yet evaluated
+
+    def flat(hi: int) -> Iterator[tuple[dict[str, Any], int]]:
+        for lo, top in chunks(hi - flat_lo, BLOCK_POINTS):
+            yield block_columns(index, flat_lo + lo, flat_lo + top), top - lo
+
+    for box in boxes(spec.axes, index.start, index.stop, BOX_MAX_POINTS):
+        if box.n_points >= BOX_MIN_POINTS:
+            yield from flat(box.lo)
+            yield box_columns(spec.axes, box), box.n_points
+            flat_lo = box.hi
+    yield from flat(index.n_points)
+
+
+def _shape(cols: dict[str, Any]) -> tuple[int, ...]:
+    """The points' shape of cost-model columns (a box's, or (n,) for a flat block)."""
+    return np.broadcast_shapes(*(np.shape(v.codes if isinstance(v, Coded) else v) for v in cols.values()))
 
 
 def results_frame(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, cols: dict[str, Any]
