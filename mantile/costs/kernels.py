@@ -44,6 +44,14 @@ class Machine:
     #: (efficiency, k_half, fixed seconds) of grouped (MoE expert) GEMMs, per point; None: ``gemm``'s
     #: (``EfficiencyProfile.moe_gemm_constants``: fitted to an engine's measured fused-MoE tables)
     moe_gemm: tuple[Array, Array, Array] | None = None
+    #: the running sums a Cost keeps of kernels on this machine (``SUMS``; fewer where a caller reads
+    #: only some, e.g. the results table or the physics floors: ``TABLE_SUMS``, ``LATENCY_SUMS``); the
+    #: named kernel list is kept only with every sum (the per-kernel breakdowns read it)
+    sums: frozenset[str] = frozenset()  # empty: every sum
+
+    @property
+    def keeps_all(self) -> bool:
+        return not self.sums
 
     @property
     def gemm(self) -> tuple[Array, Array, Array]:
@@ -142,33 +150,37 @@ class Cost:
         memory_s = nbytes / (m.achieved_bytes_per_s if bytes_per_s is None else bytes_per_s)
         t = np.maximum(compute_s, memory_s)
         overhead = count * m.overhead_s + extra_s
-        self.flops = self.flops + flops
-        self.bytes = self.bytes + nbytes
-        self.weight_bytes = self.weight_bytes + weight_bytes
-        self.kv_bytes = self.kv_bytes + kv_bytes
-        self.compute_s = self.compute_s + compute_s
-        self.memory_s = self.memory_s + memory_s
         self.busy_s = self.busy_s + t
-        self.compute_bound_s = self.compute_bound_s + (compute_s > memory_s) * t
         self.overhead_s = self.overhead_s + overhead
-        self.launches = self.launches + count
-        self.kernels.append(KernelCost(name, count, flops, weight_bytes, kv_bytes,
-                                       nbytes - weight_bytes - kv_bytes, compute_s, memory_s, overhead))
+        if m.keeps_all:
+            self.weight_bytes = self.weight_bytes + weight_bytes
+            self.kv_bytes = self.kv_bytes + kv_bytes
+            self.compute_s = self.compute_s + compute_s
+            self.memory_s = self.memory_s + memory_s
+            self.launches = self.launches + count
+            self.kernels.append(KernelCost(name, count, flops, weight_bytes, kv_bytes,
+                                           nbytes - weight_bytes - kv_bytes, compute_s, memory_s, overhead))
+        if m.keeps_all or "flops" in m.sums:  # the results table's flops, bytes and bound columns
+            self.flops = self.flops + flops
+            self.bytes = self.bytes + nbytes
+            self.compute_bound_s = self.compute_bound_s + (compute_s > memory_s) * t
 
     def elementwise(self, m: Machine, name: str, nbytes: Array, count: Array, kv_bytes: Array = 0.0,
                     weight_bytes: Array = 0.0) -> None:
         """Memory-bound kernels (norm, RoPE, activation, residual, copies, lookups): bytes only, no FLOPs."""
         memory_s = nbytes / m.achieved_bytes_per_s
         overhead = count * m.overhead_s
-        self.bytes = self.bytes + nbytes
-        self.weight_bytes = self.weight_bytes + weight_bytes
-        self.kv_bytes = self.kv_bytes + kv_bytes
-        self.memory_s = self.memory_s + memory_s
         self.busy_s = self.busy_s + memory_s
         self.overhead_s = self.overhead_s + overhead
-        self.launches = self.launches + count
-        self.kernels.append(KernelCost(name, count, 0.0, weight_bytes, kv_bytes, nbytes - kv_bytes - weight_bytes, 0.0,
-                                       memory_s, overhead))
+        if m.keeps_all:
+            self.weight_bytes = self.weight_bytes + weight_bytes
+            self.kv_bytes = self.kv_bytes + kv_bytes
+            self.memory_s = self.memory_s + memory_s
+            self.launches = self.launches + count
+            self.kernels.append(KernelCost(name, count, 0.0, weight_bytes, kv_bytes, nbytes - kv_bytes - weight_bytes,
+                                           0.0, memory_s, overhead))
+        if m.keeps_all or "bytes" in m.sums:
+            self.bytes = self.bytes + nbytes
 
     def comm(self, name: str, nbytes: Array, seconds: Array) -> None:
         """Add a collective: ``nbytes`` count only where it takes time (a group of one sends nothing)."""
@@ -190,7 +202,9 @@ class Cost:
         a decode pass) go through it, so that a point's cost does not depend on the other points it is
         evaluated with (one point alone skips them: ``any_``)."""
         for name in SUMS:
-            setattr(self, name, getattr(self, name) + np.where(keep, getattr(other, name), 0.0))
+            value = getattr(other, name)
+            if not (isinstance(value, float) and value == 0.0):  # nothing to add (a sum its machine does not keep)
+                setattr(self, name, getattr(self, name) + np.where(keep, value, 0.0))
         self.kernels.extend(other.kernels)
         return self
 
@@ -210,6 +224,10 @@ class Cost:
 #: The running sums of a Cost.
 SUMS = ("flops", "bytes", "weight_bytes", "kv_bytes", "compute_s", "memory_s", "busy_s", "compute_bound_s",
         "overhead_s", "launches", "comm_bytes", "comm_s")
+#: The sums the results table reads (``serving.system.evaluate``: per-type latencies, flops, bytes, bound,
+#: utilization) and the sums a latency needs (the physics floors): ``Machine.sums``.
+TABLE_SUMS = frozenset({"flops", "bytes", "busy_s", "compute_bound_s", "overhead_s", "comm_s"})
+LATENCY_SUMS = frozenset({"busy_s", "overhead_s", "comm_s"})
 
 
 def any_(x: Array) -> bool:

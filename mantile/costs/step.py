@@ -38,14 +38,16 @@ MACHINE_OF = {"attention": "attention", "feedforward": "feedforward", "norm": "a
 
 
 def machine(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, dtype: StrColumn,
-            attention: StrColumn, block_scaled: bool = False) -> tuple[Machine, np.ndarray]:
+            attention: StrColumn, block_scaled: bool = False, sums: frozenset[str] = frozenset()
+            ) -> tuple[Machine, np.ndarray]:
     """(the machine a layer computing in ``dtype`` runs on, whether the device has that dtype's peak), per
     point: the dtype's peak, its dense and grouped (MoE) GEMM constants, the peak of the format attention
     computes in (``attention``), and the activation-quantize kernel where the serving stack launches one
     and the GEMM constants do not already include it. ``block_scaled``: the checkpoint's FP8 weights carry
     one scale per block (``ModelSpec.weight_block_size``), so its fp8 GEMMs are the engine's block-scaled
     kernel (``BLOCK_SCALED_FP8`` constants where fitted: per-token-group activation scales, a lighter
-    quantize than the per-tensor kernel's, e.g. 3 us fixed cost instead of 12 on TensorRT-LLM B200)."""
+    quantize than the per-tensor kernel's, e.g. 3 us fixed cost instead of 12 on TensorRT-LLM B200).
+    ``sums``: the running sums its Costs keep (``Machine.sums``; empty: all, with the named kernels)."""
     peaks = {d: hw.device.peak_tflops[k] * 1e12 for d, k in PEAK_KEY.items() if k in hw.device.peak_tflops}
     formats = (dtype,) if isinstance(dtype, str) and dtype in DTYPES else DTYPES  # one point: its format only
     gemm = {d: eff.gemm_constants(d) for d in formats}
@@ -64,7 +66,7 @@ def machine(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, d
     m = Machine(np.where(np.isfinite(peak), peak, 1.0), hw.device.hbm_bandwidth_bytes_per_s, hw.device.compute_units,
                 eff, serving.kernels, gemm_efficiency=efficiency, gemm_k_half=k_half, gemm_overhead_s=fixed_s,
                 attention_peak_flops_per_s=np.where(np.isfinite(attn_peak), attn_peak, 1.0),
-                quantize=lookup(dtype, QUANTIZES_INPUT) if quantizes else 0.0, moe_gemm=constants(moe))
+                quantize=lookup(dtype, QUANTIZES_INPUT) if quantizes else 0.0, moe_gemm=constants(moe), sums=sums)
     return m, np.isfinite(peak)
 
 
@@ -88,12 +90,14 @@ class Setup:
 
     @classmethod
     def of(cls, model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile,
-           ax: Axes) -> Setup:
+           ax: Axes, sums: frozenset[str] = frozenset()) -> Setup:
+        """``sums``: the running sums the steps' Costs keep (``Machine.sums``; empty: all, with the named
+        kernels, as the per-kernel breakdowns need)."""
         machines, w_bytes, peak_ok = {}, {}, np.asarray(True)
         attn = map_pairs(ax.dtype, ax.kv_dtype, attention_dtype)
         for kind in ("attention", "feedforward", "embedding"):
             dtype = ax.layer_dtype(kind)
-            machines[kind], ok = machine(hw, eff, serving, dtype, attn, model.weight_block_size > 0)
+            machines[kind], ok = machine(hw, eff, serving, dtype, attn, model.weight_block_size > 0, sums)
             peak_ok = peak_ok & ok
             w_bytes[kind] = lookup(dtype, BYTES_PER_ELEMENT)
         w_bytes["norm"] = w_bytes["embedding"]

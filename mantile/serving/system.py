@@ -24,7 +24,7 @@ from mantile.costs.axes import Axes
 from mantile.costs.blocks import LAYER_TYPES, PHASES, Plan, Work
 from mantile.costs.checks import invalid_codes
 from mantile.costs.families import architecture
-from mantile.costs.kernels import Array, Cost
+from mantile.costs.kernels import LATENCY_SUMS, TABLE_SUMS, Array, Cost
 from mantile.costs.step import Setup, bound_index, exposed_s, machine
 from mantile.serving import accuracy, continuous, energy, ideal, scheduler, speculative, static
 from mantile.serving.base import Steps, Timings, mean_context
@@ -166,12 +166,13 @@ def _timings(mode: str, steps: Steps, serving: ServingProfile, mem: _Memory) -> 
     return (static.timings if mode == "static" else continuous.timings)(steps)
 
 
-def _draft_setup(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, ax: Axes) -> Setup | None:
+def _draft_setup(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, ax: Axes,
+                 sums: frozenset[str] = frozenset()) -> Setup | None:
     """The draft model's Setup (speculative decoding with ``spec_method=draft``), on the same devices,
     plan and dtypes as the target; None when no point drafts with a model or none is named."""
     if not serving.draft_model or not ax.speculates or not np.any(ax.is_method("draft")):
         return None
-    return Setup.of(load_model(serving.draft_model), hw, eff, serving, ax)
+    return Setup.of(load_model(serving.draft_model), hw, eff, serving, ax, sums)
 
 
 def _utilization(mode: str, t: Timings, ax: Axes, tokens_per_step: Array = 1.0) -> np.ndarray:
@@ -200,7 +201,9 @@ def _floor(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: 
     part of a bound that holds whatever the run."""
     i_hw, i_eff, i_serving = ideal.machine(hw, eff, serving)
     i_ax = ideal.axes(ax)
-    setup, draft = Setup.of(model, i_hw, i_eff, i_serving, i_ax), _draft_setup(i_hw, i_eff, i_serving, i_ax)
+    # only latencies are read of the ideal machine's steps: Costs keep busy, overhead and comm time alone
+    setup = Setup.of(model, i_hw, i_eff, i_serving, i_ax, LATENCY_SUMS)
+    draft = _draft_setup(i_hw, i_eff, i_serving, i_ax, LATENCY_SUMS)
     steps = Steps(setup, draft)
     t = _timings(mode, steps, i_serving, _memory(model, i_hw, i_serving, i_ax, setup, mode, draft))
     decode_only = np.asarray(t.decode.latency_s) / steps.spec.tokens_per_step
@@ -212,8 +215,10 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving
     """Results-table metrics for every point of ``col`` (raw columns, resolved by ``Axes.resolve`` with the
     serving profile's quantization recipe for a KV or embedding dtype left unset)."""
     ax = col if isinstance(col, Axes) else Axes.resolve(col, serving.kv_dtype_for, serving.embedding_dtype_for)
-    setup = Setup.of(model, hw, eff, serving, ax)
-    draft = _draft_setup(hw, eff, serving, ax)
+    # the steps' Costs keep the sums the table reads (no per-kernel list: ``step_kernels`` has it); the
+    # drafter's steps only their latency (``speculative.draft_step_s``)
+    setup = Setup.of(model, hw, eff, serving, ax, TABLE_SUMS)
+    draft = _draft_setup(hw, eff, serving, ax, LATENCY_SUMS)
     code = invalid_codes(model, hw, eff, ax, setup.peak_ok, enforce_max_position, has_draft=draft is not None)
     steps = Steps(setup, draft)
     mode = _mode(serving, ax)
