@@ -249,8 +249,12 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving
     def shaped(v: Any) -> Any:
         return v if scalar else np.broadcast_to(v, ax.shape)
 
-    def timed(v: Any) -> Any:  # NaN where the point is not valid
-        return (v if valid else np.nan) if scalar else np.where(valid, np.broadcast_to(v, ax.shape), np.nan)
+    # NaN where the point is not valid: v + (0 or NaN), exact (v + 0.0 == v) and, on a sub-grid's
+    # columns, several times cheaper than np.where over v broadcast to the whole shape
+    nan_if_invalid = np.where(valid, 0.0, np.nan)
+
+    def timed(v: Any) -> Any:
+        return (v if valid else np.nan) if scalar else np.broadcast_to(v + nan_if_invalid, ax.shape)
 
     breakdown: dict[str, np.ndarray] = {}
     for phase, step in (("prefill", t.prefill), ("decode", t.decode)):
