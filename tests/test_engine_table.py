@@ -85,7 +85,7 @@ def test_grid_positions_match_unravel_index() -> None:
 
 #: Grids over which sub-grid (box) evaluation must equal flat evaluation: MLA, MoE and windowed
 #: models, every load key, static / continuous / scheduler modes, speculative decoding, prefix
-#: caching, expert-parallel keys, dtype columns (``engine.table._pieces``).
+#: caching, expert-parallel keys, finite benchmark runs, dtype columns (``engine.table._pieces``).
 BOX_CASES = [
     ("llama_3.1_8b", "nvidia_h100_80gb", "pytorch", {}, {
         "tp": [1, 2, 3, 4], "pp": [1, 2], "dp": [1, 2], "batch_size": [1, 5, 64, 300], "input_seq": [512, 4096],
@@ -96,11 +96,11 @@ BOX_CASES = [
     ("deepseek_v3", "nvidia_h200_141gb_x2", "sglang", {}, {
         "tp": [8, 16], "ep": [1, 8, 16], "dp_attention": [False, True], "concurrency": [1, 32, 512],
         "input_seq": [1024, 8192], "output_seq": [128, 1024], "dtype": ["fp8", "auto"],
-        "spec_method": ["none", "mtp"], "spec_num_tokens": [1, 3]}),
+        "spec_method": ["none", "mtp"], "spec_num_tokens": [1, 3], "num_requests": [0, 64]}),
     ("gpt_oss_120b", "nvidia_b200_180gb", "trtllm", {}, {
         "tp": [1, 2, 4], "ep": [1, 4], "request_rate": [0.5, 4.0, 50.0], "input_seq": [1024, 16384],
         "output_seq": [256, 2048], "dtype": ["auto", "fp8"], "redundant_experts": [0, 8],
-        "expert_imbalance": [1.0, 1.3]}),
+        "expert_imbalance": [1.0, 1.3], "num_requests": [0, 200]}),
     ("gemma_3_27b", "nvidia_h100_80gb", "vllm", {"draft_model": "llama_3.2_1b"}, {
         "tp": [1, 2, 4], "batch_size": [1, 8, 128], "input_seq": [512, 32768], "output_seq": [100, 1000],
         "spec_method": ["none", "draft", "eagle", "ngram"], "spec_num_tokens": [2, 4],
@@ -142,19 +142,28 @@ def test_grid_boxes_cover_a_range_in_order() -> None:
         assert got == expected
 
 
-def test_a_point_costs_the_same_whatever_points_share_its_evaluation() -> None:
+ALONE_CASES = [
     # Batch 1 decodes with no prompt riding along most steps, batch 64 with prompts riding: evaluated in
     # one block, the batch-1 points used to pay the riding chunk's attention launches (TPOT 17.457 ms
-    # instead of 17.386 ms at tp=1); each row must equal the point evaluated alone (estimate's path).
-    spec = make_spec("mixtral_8x7b", "nvidia_a100_80gb", {"tp": [1, 2], "batch_size": [1, 64], "input_seq": 4096,
-                                                          "output_seq": 512, "kv_dtype": "fp8"},
-                     "vllm", batching="continuous")
-    (model_id, model), sys_ = next(iter(spec.models.items())), next(iter(spec.systems.values()))
-    df = evaluate_chunk(model_id, model, sys_, spec, 0, spec.n_points)
+    # instead of 17.386 ms at tp=1).
+    ("mixtral_8x7b", "nvidia_a100_80gb", {"tp": [1, 2], "batch_size": [1, 64], "input_seq": 4096, "output_seq": 512,
+                                          "kv_dtype": "fp8"}, {"batching": "continuous"}),
+    # A steady closed loop (num_requests 0) beside finite runs: its decode breakdown and TPOT floor used
+    # to be the finite branch's one-sequence step.
+    ("llama_3.1_8b", "nvidia_h100_80gb", {"concurrency": [4, 64], "num_requests": [0, 200], "input_seq": 2048,
+                                          "output_seq": 256}, {}),
+]
+
+
+@pytest.mark.parametrize("model,hardware,axes,overrides", ALONE_CASES, ids=[c[0] for c in ALONE_CASES])
+def test_a_point_costs_the_same_whatever_points_share_its_evaluation(model, hardware, axes, overrides) -> None:
+    # every row equals the point evaluated alone (estimate's path)
+    spec = make_spec(model, hardware, axes, "vllm", **overrides)
+    (model_id, model_), sys_ = next(iter(spec.models.items())), next(iter(spec.systems.values()))
+    df = evaluate_chunk(model_id, model_, sys_, spec, 0, spec.n_points)
     for row in df.iter_rows(named=True):
-        point = {k: row[k] for k in ("tp", "pp", "dp", "ep", "cp", "sp", "batch_size", "input_seq", "output_seq",
-                                     "dtype", "kv_dtype")}
-        alone = table.results_row(model_id, model, sys_, spec, point)
+        point = {k: row[k] for k in (*spec.axes, "dtype", "kv_dtype") if row.get(k) is not None}
+        alone = table.results_row(model_id, model_, sys_, spec, point)
         for key, value in row.items():
             if isinstance(value, float) and key not in table.IDENTITY:
                 assert value == pytest.approx(alone[key], rel=1e-12, nan_ok=True), (point, key)

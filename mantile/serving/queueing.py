@@ -209,7 +209,10 @@ def _finite_closed(step: StepTime, steady: QueueTimings, S: Array, O: Array, bud
     B, X = steady.running_batch, steady.request_throughput_per_s
     finite = R > 0
     Rn = np.where(finite, np.maximum(R, 1.0), 1.0)
-    w = np.minimum(B, Rn)
+    # the first wave; a steady point (R = 0) keeps its running batch, so that the last step costed here,
+    # step(w, 0), is its own decode-only step too: the scheduler's breakdown and the TPOT floor read the
+    # last step (``serving.scheduler``), and a steady point's must not depend on the finite runs beside it
+    w = np.where(finite, np.minimum(B, Rn), B)
     room = np.where(budget > 0, np.maximum(budget - 0.5 * w * q, 1.0), w * S)
     room = np.minimum(room, w * S)
     c = S / room
