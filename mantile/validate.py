@@ -240,9 +240,9 @@ PUBLISHED_COLUMNS = {"itl_ms": "tpot_ms", "itl_p50_ms": "tpot_p50_ms", "itl_p99_
 OFFLINE_REQUESTS = 8192
 
 
-#: Checkpoint quantization methods trtllm-bench tunes its caps for ("" = an unquantized checkpoint, run in
-#: whatever format the row names, which trtllm-bench quantizes with a tuned recipe).
-TRTLLM_BENCH_TUNED = ("", "fp8", "nvfp4", "modelopt_fp4")
+#: Checkpoint quantization methods trtllm-bench tunes its caps for (a row in any other format, or an
+#: unquantized checkpoint run in a format the row names, gets the tuned caps too).
+TRTLLM_BENCH_TUNED = ("fp8", "nvfp4", "modelopt_fp4")
 
 
 def row_serving(row: dict[str, Any]) -> str:
@@ -262,9 +262,8 @@ def row_serving(row: dict[str, Any]) -> str:
         engine = "trtllm"
     offline = not any(_present(row.get(k)) for k in ("batch", "concurrency", "request_rate"))
     if engine == "trtllm" and ("trtllm-bench" in software or offline):
-        model = str(row.get("model") or "")
-        untuned = has("model", model) and load_model(model).quantization not in TRTLLM_BENCH_TUNED
-        return "trtllm_bench_untuned" if untuned and _published_dtype(row) == "auto" else "trtllm_bench"
+        own = _checkpoint_format(row)  # the row runs its checkpoint's own format, one trtllm-bench may not tune
+        return "trtllm_bench_untuned" if own is not None and own not in TRTLLM_BENCH_TUNED else "trtllm_bench"
     return engine
 
 
@@ -314,15 +313,20 @@ def _speculation(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _published_dtype(row: dict[str, Any]) -> str:
-    """A published row's dtype; the checkpoint's own quantization method (GPT-OSS's mxfp4, DeepSeek-V3's
-    fp8) means the checkpoint as shipped, ``auto``: its recipe quantizes only what the checkpoint does
-    (GPT-OSS: the experts; attention, router and embeddings stay bf16), not every layer."""
-    dtype = str(row.get("dtype") or "bf16")
-    model = str(row.get("model") or "")
+def _checkpoint_format(row: dict[str, Any]) -> str | None:
+    """The row's dtype when it is its catalog model's own checkpoint quantization (GPT-OSS's mxfp4,
+    DeepSeek-V3's fp8), else None."""
+    dtype, model = str(row.get("dtype") or "bf16"), str(row.get("model") or "")
     if dtype != "bf16" and has("model", model) and load_model(model).quantization == dtype:
-        return "auto"
-    return dtype
+        return dtype
+    return None
+
+
+def _published_dtype(row: dict[str, Any]) -> str:
+    """A published row's dtype; the checkpoint's own quantization method means the checkpoint as shipped,
+    ``auto``: its recipe quantizes only what the checkpoint does (GPT-OSS: the experts; attention, router
+    and embeddings stay bf16), not every layer."""
+    return "auto" if _checkpoint_format(row) is not None else str(row.get("dtype") or "bf16")
 
 
 def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None, serving: str) -> Prediction | None:
