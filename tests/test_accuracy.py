@@ -112,8 +112,11 @@ def test_fp8_and_long_prefill_file_meets_its_gate() -> None:
 #: GPT-OSS rows run the MXFP4 checkpoint (Hopper rows had been recorded with the page's FP8 column header,
 #: every layer at the fp8 peak); 39.2% once GPT-OSS's experts stayed MXFP4 (W4A8) and its trtllm-bench rows
 #: ran with the caps trtllm-bench gives formats it does not tune (2048 sequences, 8192 tokens); ceiling
-#: 48.0 -> 40.0.
-SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 40.0}
+#: 48.0 -> 40.0. Stop 20: 36.4% once TensorRT-LLM's per-request host work (29.4 us a sequence a step on each
+#: attention-DP rank, measured by NVIDIA in PR #10273) runs beside the GPU step and binds at large batches of
+#: small MoE models (Qwen3-30B at 1k/1k: B200 +94% -> +20%, GB200 +171% -> +61%; GPT-OSS-120B on GB200 +1%;
+#: GPT-OSS-20B on Blackwell overshoots, -41% to -50%); ceiling 40.0 -> 37.0.
+SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 37.0}
 
 
 @pytest.mark.parametrize("name,limit", sorted(SERVING_GATES.items()))

@@ -176,3 +176,30 @@ def test_finite_run_against_the_simulation(fn: object, S: int, O: int, N: int, m
     pairs = (("ttft_mean", a.ttft_s), ("tpot_mean", a.tpot_s), ("throughput_req_s", a.request_throughput_per_s))
     for key, model in pairs:
         assert abs(float(model) / sim[key] - 1) <= 0.20, (key, float(model), sim[key])
+
+
+def test_host_time_per_step_by_hand() -> None:
+    """The fixed host time is exposed; the per-sequence part adds to the GPU step, or with an overlap
+    scheduler shows only where it is the longer of the two."""
+    from mantile.specs.serving import Scheduler
+
+    plain = Scheduler(host_step_us=50, host_per_sequence_us=30)
+    overlap = Scheduler(host_step_us=50, host_per_sequence_us=30, host_overlap=True)
+    # 100 sequences: 3 ms of host work; a 10 ms GPU step hides it with overlap
+    assert plain.wall_s(0.010, 100) == pytest.approx(0.01305)
+    assert overlap.wall_s(0.010, 100) == pytest.approx(0.01005)
+    # 1000 sequences: 30 ms of host work outlasts the 10 ms GPU step: the step is host-bound
+    assert overlap.wall_s(0.010, 1000) == pytest.approx(0.03005)
+
+
+def test_trtllm_is_host_bound_at_a_large_batch_of_a_small_moe() -> None:
+    """Qwen3-30B-A3B (3B active) at 4096 clients on one B200: TensorRT-LLM's 29.4 us of host work per
+    sequence per step (conf/serving/trtllm.yaml) caps a rank at 1 / 29.4 us = 34,014 tokens/s, whatever
+    the GPU's speed, and a step lasts at least running_batch x 29.4 us."""
+    import mantile
+
+    r = mantile.estimate("qwen3_30b_a3b", "nvidia_b200_180gb", concurrency=4096, input_seq=1024, output_seq=1024,
+                         serving="trtllm_bench", dtype="fp4")
+    assert r["running_batch"] > 1000
+    assert r["tpot_ms"] >= r["running_batch"] * 0.0294
+    assert r["decode_throughput_tokens_per_s"] <= 1e6 / 29.4 * 1.0001

@@ -4,7 +4,8 @@ hardware, the KV cache moving from prefill to decode.
 Each side is one instance evaluated by ``system.evaluate`` on its own columns (plan, dtype, batch):
 memory, ``fits`` and validity come from there, and the steps from the same cost model
 (``base.Steps``: the forward passes ``evaluate`` runs), plus the engine's host time per step
-(``Scheduler.host_step_us``, ``host_per_sequence_us``) and pipeline hops:
+(``Scheduler.wall_s``: ``host_step_us`` and ``host_per_sequence_us``, the latter behind the GPU step with an
+overlap scheduler) and pipeline hops:
 
 - a prefill pass of ``b_p`` prompts of S tokens: ``t_p = prefill(b_p, S) + (pp - 1) hop + host``; one
   instance completes ``b_p / t_p`` requests/s (prefill workers run whole prompts, no decode beside);
@@ -84,16 +85,13 @@ class Side:
     def batch(self) -> np.ndarray:
         return np.asarray(self.steps.batch, dtype=float)
 
-    def _host_s(self, seqs: Array) -> Array:
-        s = self.serving.scheduler
-        return s.host_step_us * 1e-6 + s.host_per_sequence_us * 1e-6 * np.asarray(seqs)
-
     def prefill_pass_s(self) -> tuple[np.ndarray, np.ndarray]:
         """(wall seconds, kernel-busy seconds) of one prefill pass of ``batch`` prompts."""
         ax, b = self.steps.axes, self.batch
         c = self.steps.prefill(b, ax.input_seq)
         hops = (ax.pp - 1) * self.steps.pipeline_hop_s(b * ax.input_seq / ax.cp)
-        return np.asarray(c.latency_s + hops + self._host_s(b)), np.asarray(c.total.busy_s)
+        wall = self.serving.scheduler.wall_s(c.latency_s + hops, ax.placement.group_batch(b))
+        return wall, np.asarray(c.total.busy_s)
 
     def decode_step_s(self, seqs: Array, prefill_tokens: Array = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """(wall seconds, kernel-busy seconds) of one decode step of ``seqs`` sequences; with
@@ -103,7 +101,8 @@ class Side:
         c = self.steps.decode(seqs, 1.0, mean_context(ax.input_seq, ax.output_seq),
                               mixed_seqs=np.asarray(prefill_tokens) / ax.input_seq, mixed_len=ax.input_seq)
         hops = (ax.pp - 1) * self.steps.pipeline_hop_s(np.asarray(seqs) + np.asarray(prefill_tokens))
-        return np.asarray(c.latency_s + hops + self._host_s(seqs)), np.asarray(c.total.busy_s)
+        wall = self.serving.scheduler.wall_s(c.latency_s + hops, ax.placement.group_batch(np.asarray(seqs)))
+        return wall, np.asarray(c.total.busy_s)
 
     def decode_cap(self) -> np.ndarray:
         """Sequences one decode instance can hold: the engine's cap and the largest batch that fits."""

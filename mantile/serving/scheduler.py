@@ -4,7 +4,8 @@ caps, with the load as benchmarks define it, and queueing in closed form (``queu
 The step time is the cost model's mixed forward pass: ``d`` sequences decode one token each (at the
 mean cache length input + output/2) while ``p`` prefill tokens of waiting prompts ride along
 (``p / S`` prompts of S tokens: the chunk's attention sees, on average, half the prompt), plus the
-profile's host time per step (``host_step_us + host_per_sequence_us * d``) and, with pp > 1, the
+profile's host time per step (``Scheduler.wall_s``: ``host_step_us`` plus ``host_per_sequence_us * d``, the
+latter hidden behind the GPU step by an overlap scheduler unless it is the longer) and, with pp > 1, the
 stage-to-stage hops. The running cap is the profile's ``max_num_seqs``, the sequences whose KV cache
 fits (``kv_capacity_seqs``, from the memory model) and the step's token budget. Loads are per
 replica: a deployment's ``concurrency`` clients and ``request_rate`` split evenly over dp replicas, and so
@@ -33,7 +34,6 @@ def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array) -> Timi
     ax = steps.axes
     S, O, pp, dp = ax.input_seq, ax.output_seq, ax.pp, ax.dp  # noqa: E741
     context = mean_context(S, O)
-    host_s, per_seq_s = scheduler.host_step_us * 1e-6, scheduler.host_per_sequence_us * 1e-6
 
     costs: list[StepCost] = []
 
@@ -44,7 +44,8 @@ def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array) -> Timi
                          mixed_kv=mixed_kv)
         costs.append(c)
         hops = (pp - 1) * steps.pipeline_hop_s(np.asarray(d) * spec.q_len + np.asarray(p))
-        return c.latency_s + steps.draft_s(d, context) + hops + host_s + per_seq_s * np.asarray(d)
+        # each attention-DP rank runs its own executor loop over its own sequences
+        return scheduler.wall_s(c.latency_s + steps.draft_s(d, context) + hops, ax.placement.group_batch(np.asarray(d)))
 
     budget = float(scheduler.max_num_batched_tokens)
     out_steps = steps.decode_steps(O)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from mantile.specs._load import doc
 from mantile.specs.errors import SpecError
 from mantile.specs.stack import KernelStack
@@ -36,6 +38,21 @@ class Scheduler:
         "host time per step not overlapped with the GPU (scheduling, sampling, launch), microseconds"))
     host_per_sequence_us: float = field(default=0.0, metadata=doc(
         "host time per running sequence per step, microseconds"))
+    host_overlap: bool = field(default=False, metadata=doc(
+        "the per-sequence host work of step n+1 runs while the GPU computes step n (TRT-LLM's and SGLang's "
+        "overlap schedulers): it shows only where it is longer than the GPU step"))
+
+    def wall_s(self, gpu_s: object, seqs: object) -> np.ndarray:
+        """Wall time of a step whose kernels take ``gpu_s`` with ``seqs`` running sequences: the fixed host
+        time is exposed (launch, synchronisation); the per-sequence host work (scheduling, sampler
+        bookkeeping, responses) adds to the GPU time, or, with ``host_overlap``, runs during the previous
+        step and binds only when it is the longer of the two (a host-bound engine at large batches)."""
+        fixed = self.host_step_us * 1e-6
+        per_seq = self.host_per_sequence_us * 1e-6 * np.asarray(seqs, dtype=float)
+        gpu = np.asarray(gpu_s, dtype=float)
+        if self.host_overlap:
+            return fixed + np.maximum(gpu, per_seq)
+        return gpu + fixed + per_seq
 
     def __post_init__(self) -> None:
         if self.kv_reserve not in ("mean", "full"):
