@@ -304,3 +304,17 @@ def test_published_speculative_results_within_20_percent() -> None:
 
 def test_load_model_catalog_has_the_draft_used_in_docs() -> None:
     assert load_model("llama_3.2_1b").vocab_size == load_model("llama_3.1_8b").vocab_size  # same tokenizer
+
+
+def test_sglang_caps_a_speculating_engine_at_48_running_requests() -> None:
+    """SGLang's server_args reset max_running_requests to 48 when EAGLE / MTP / a draft model speculates
+    (conf/serving/sglang.yaml spec_max_num_seqs); plain decoding keeps the KV-limited batch, and ngram
+    (no proposer model) is not capped."""
+    kw = dict(model="llama_3.1_8b", hardware="nvidia_h100_80gb", concurrency=1000, input_seq=200, output_seq=200,
+              serving="sglang")
+    plain = mantile.estimate(**kw)
+    eagle = mantile.estimate(**kw, spec_method="eagle", spec_num_tokens=3)
+    ngram = mantile.estimate(**kw, spec_method="ngram", spec_num_tokens=3)
+    assert plain["running_batch"] > 48
+    assert eagle["running_batch"] <= 48
+    assert ngram["running_batch"] > 48

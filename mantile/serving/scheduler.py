@@ -49,7 +49,12 @@ def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array) -> Timi
 
     budget = float(scheduler.max_num_batched_tokens)
     out_steps = steps.decode_steps(O)
-    cap = queueing.running_cap(float(scheduler.max_num_seqs), kv_capacity_seqs, budget, S_new, out_steps, spec.q_len)
+    max_seqs: Array = float(scheduler.max_num_seqs)
+    if scheduler.spec_max_num_seqs and spec.active:  # the engine's own cap while a proposer model drafts
+        drafted = ax.is_method("draft") | ax.is_method("eagle") | ax.is_method("mtp")
+        spec_cap = float(scheduler.spec_max_num_seqs)
+        max_seqs = np.where(drafted, min(spec_cap, float(scheduler.max_num_seqs or spec_cap)), max_seqs)
+    cap = queueing.running_cap(np.asarray(max_seqs), kv_capacity_seqs, budget, S_new, out_steps, spec.q_len)
     load = {"batch_size": {"batch": ax.batch_size}, "concurrency": {"concurrency": ax.concurrency / dp},
             "request_rate": {"request_rate": ax.request_rate / dp}}[ax.load]
     # a benchmark run's requests split over the replicas like its load (0: the steady state)

@@ -25,6 +25,9 @@ class Scheduler:
 
     max_num_seqs: int = field(default=0, metadata=doc("running-sequence cap (vLLM max_num_seqs, TRT-LLM "
                                                           "max_batch_size, SGLang max_running_requests)"))
+    spec_max_num_seqs: int = field(default=0, metadata=doc(
+        "running-sequence cap while a draft model, EAGLE head or MTP layer speculates (SGLang resets "
+        "max_running_requests to 48 for them); 0 = max_num_seqs"))
     max_num_batched_tokens: int = field(default=0, metadata=doc(
         "token budget of one step, decode and prefill tokens together (vLLM max_num_batched_tokens, "
         "TRT-LLM max_num_tokens, SGLang chunked_prefill_size); long prompts are chunked to fit"))
@@ -57,7 +60,8 @@ class Scheduler:
     def __post_init__(self) -> None:
         if self.kv_reserve not in ("mean", "full"):
             raise SpecError("?", "scheduler.kv_reserve", self.kv_reserve, ["mean", "full"])
-        for name in ("max_num_seqs", "max_num_batched_tokens", "host_step_us", "host_per_sequence_us"):
+        for name in ("max_num_seqs", "spec_max_num_seqs", "max_num_batched_tokens", "host_step_us",
+                     "host_per_sequence_us"):
             if getattr(self, name) < 0:
                 raise SpecError("?", f"scheduler.{name}", getattr(self, name), "0 (no limit) or a positive number")
         if not 0 <= self.kv_cache_memory_fraction <= 1:
