@@ -203,3 +203,20 @@ def test_trtllm_is_host_bound_at_a_large_batch_of_a_small_moe() -> None:
     assert r["running_batch"] > 1000
     assert r["tpot_ms"] >= r["running_batch"] * 0.0294
     assert r["decode_throughput_tokens_per_s"] <= 1e6 / 29.4 * 1.0001
+
+
+def test_engines_pick_their_scheduler_defaults_by_device() -> None:
+    """vLLM's OpenAI server: 8192 tokens / 1024 sequences a step on GPUs of >= 70 GiB that are not an A100,
+    2048 / 256 elsewhere; SGLang's chunked prefill: 2048 below 35 GiB, 8192 below 160 GiB, 16384 above."""
+    import mantile
+    from mantile.specs import load_serving
+
+    sglang = load_serving("sglang")
+    assert sglang.for_device("NVIDIA B200", 179.1).scheduler.max_num_batched_tokens == 16384
+    assert sglang.for_device("NVIDIA H200", 140.4).scheduler.max_num_batched_tokens == 8192
+    assert sglang.for_device("NVIDIA L4", 22.0).max_prefill_tokens == 2048
+    # 100-token prompts, 10-token outputs: a step holds B decodes and B * 100 / 10 prompt tokens, so the
+    # budget caps B at floor(2048 / 11) = 186 on an A100 and floor(8192 / 11) = 744 on an H100
+    kw = dict(model="llama_3.1_8b", concurrency=2000, input_seq=100, output_seq=10, serving="vllm")
+    assert mantile.estimate(hardware="nvidia_a100_80gb", **kw)["running_batch"] == 186
+    assert mantile.estimate(hardware="nvidia_h100_80gb", **kw)["running_batch"] == 744

@@ -181,7 +181,7 @@ def _group(model: ModelSpec, hardware_id: str, serving_id: str, plans: list[dict
     cap = side.decode_cap()[first]
     target_tpot, target_ttft = t.tpot_ms / 1e3, t.ttft_ms / 1e3
     runs = np.asarray(res.valid & res.fits)[first] & (cap >= 1) & (devices <= max_devices)
-    budget = float(profile.scheduler.max_num_batched_tokens)
+    budget = float(side.serving.scheduler.max_num_batched_tokens)  # the engine's budget on this GPU
     b_t, step_t, d_mix, step_mix, step1 = _largest_batch(side, n, np.maximum(cap, 1.0), target_tpot, t, budget)
     ok = runs & (one_pass <= target_ttft) & (step1 <= target_tpot)
     r_lb = np.maximum(np.ceil(t.request_rate * (t.output_seq - 1) * step_mix / d_mix - 1e-9), 1.0)

@@ -73,6 +73,7 @@ class Side:
     @classmethod
     def of(cls, model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile,
            cols: dict[str, Any]) -> Side:
+        serving = serving.for_device(hw.device.name, hw.device.memory_gib)  # the engine's defaults on this GPU
         ax = Axes.resolve(cols, serving.kv_dtype_for, serving.embedding_dtype_for)
         return cls(hw, eff, serving, system.evaluate(model, hw, eff, serving, ax), Steps(Setup.of(model, hw, eff,
                                                                                                   serving, ax)))

@@ -214,6 +214,7 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving
              col: Mapping[str, Any] | Axes, enforce_max_position: bool = True) -> Result:
     """Results-table metrics for every point of ``col`` (raw columns, resolved by ``Axes.resolve`` with the
     serving profile's quantization recipe for a KV or embedding dtype left unset)."""
+    serving = serving.for_device(hw.device.name, hw.device.memory_gib)  # the engine's defaults on this GPU
     ax = col if isinstance(col, Axes) else Axes.resolve(col, serving.kv_dtype_for, serving.embedding_dtype_for)
     # the steps' Costs keep the sums the table reads (no per-kernel list: ``step_kernels`` has it); the
     # drafter's steps only their latency (``speculative.draft_step_s``)

@@ -7,6 +7,7 @@ keeps for itself, and which elementwise kernels it launches per layer (``kernels
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -70,6 +71,27 @@ class Scheduler:
 
 
 @dataclass(frozen=True)
+class DeviceRule:
+    """Scheduler defaults an engine picks by the device it runs on (vLLM's batch defaults by GPU memory and
+    name, SGLang's chunked-prefill size by GPU memory). A rule matches a device whose name contains
+    ``name_contains`` (case-insensitive) or, with no name, whose memory is in [``memory_at_least_gib``,
+    ``memory_below_gib``); the first matching rule of a profile wins."""
+
+    name_contains: str = field(default="", metadata=doc("substring of the device name (case-insensitive)"))
+    memory_at_least_gib: float = field(default=0.0, metadata=doc("lowest device memory the rule covers, GiB"))
+    memory_below_gib: float = field(default=0.0, metadata=doc("device memory the rule stops at, GiB (0: none)"))
+    max_num_seqs: int = field(default=0, metadata=doc("running-sequence cap on such a device (0: the profile's)"))
+    max_num_batched_tokens: int = field(default=0, metadata=doc(
+        "token budget of a step (and the prefill chunk) on such a device (0: the profile's)"))
+
+    def matches(self, name: str, memory_gib: float) -> bool:
+        if self.name_contains:
+            return self.name_contains.lower() in name.lower()
+        return memory_gib >= self.memory_at_least_gib and (not self.memory_below_gib
+                                                             or memory_gib < self.memory_below_gib)
+
+
+@dataclass(frozen=True)
 class ServingProfile:
     name: str = field(metadata=doc("profile id (the file name in conf/serving/)"))
     description: str = field(metadata=doc("what software these numbers describe"))
@@ -91,6 +113,23 @@ class ServingProfile:
         "catalog model id of the draft model for speculative decoding with spec_method=draft (empty: none)"))
     keep_16bit_embedding: bool = field(default=False, metadata=doc(
         "embedding and LM head stay 16-bit in an 8- or 4-bit checkpoint (as FP8/NVFP4 checkpoints ship)"))
+    device_rules: tuple[DeviceRule, ...] = field(default=(), metadata=doc(
+        "scheduler defaults the engine picks by device (first match wins; see DeviceRule)"))
+
+    def for_device(self, name: str, memory_gib: float) -> ServingProfile:
+        """This profile as the engine configures itself on a device (its first matching ``device_rules``
+        entry replaces the running-sequence cap and the step's token budget, which is also the prefill
+        chunk); the profile itself when no rule matches."""
+        rule = next((r for r in self.device_rules if r.matches(name, memory_gib)), None)
+        if rule is None:
+            return self
+        sched, chunk = self.scheduler, self.max_prefill_tokens
+        if rule.max_num_seqs:
+            sched = dataclasses.replace(sched, max_num_seqs=rule.max_num_seqs)
+        if rule.max_num_batched_tokens:
+            sched = dataclasses.replace(sched, max_num_batched_tokens=rule.max_num_batched_tokens)
+            chunk = rule.max_num_batched_tokens
+        return dataclasses.replace(self, scheduler=sched, max_prefill_tokens=chunk)
 
     def kv_dtype_for(self, dtype: str) -> str:
         """The KV-cache format this profile uses for a model in ``dtype`` when none is given."""
