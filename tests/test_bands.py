@@ -233,3 +233,21 @@ def test_layer_floor_is_the_layers_bytes_over_bandwidth() -> None:
                               seq_length=1, kv_length=1)
     by_hand = 3 * 4096 * 14336 * 2 / H100_BW * 1e3
     assert by_hand <= r["latency_floor_ms"] <= by_hand * 1.002 and r["latency_floor_ms"] < r["latency_ms"]
+
+
+def test_a_ttft_percentile_is_held_to_one_prompt_alone(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """256 prompts of 2048 tokens sent at once to Llama 3.1 8B on one H100: prefilling them all takes at
+    least 256 x 2048 x 2 x 8.0e9 FLOPs / 989 TFLOPS = 8.5 s, so the mean TTFT's floor is seconds; one
+    request's TTFT (a median) can be far lower: its own prompt alone needs 2048 x 2 x 8.0e9 / 989e12 = 33 ms.
+    A 1 s median is possible; a 10 ms one is not."""
+    head = "kind,model,hardware,dtype,tp,pp,dp,concurrency,num_requests,input_seq,output_seq,metric,value,source"
+    line = "published,llama_3.1_8b,nvidia_h100_80gb,bf16,1,1,1,256,256,2048,128,{metric},{value},constructed"
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join([head, line.format(metric="ttft_ms", value=1000.0),
+                               line.format(metric="ttft_p50_ms", value=1000.0),
+                               line.format(metric="ttft_p50_ms", value=10.0)]) + "\n")
+    assert check.main(["--floors-only", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "rows.csv:2: IMPOSSIBLE" in out  # the mean: below the burst's floor
+    assert "rows.csv:3" not in out  # the median at 1 s: possible
+    assert "rows.csv:4: IMPOSSIBLE" in out and "2 beat the physics floor" in out
