@@ -367,7 +367,7 @@ def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None
     n = load[key]
     checked = _checked(row, r, hardware, metric, key)
     if metric in TTFT_PERCENTILES:  # one request's TTFT: at least its own prompt's prefill, alone
-        alone = {k: v for k, v in args.items() if k not in ("concurrency", "request_rate", "num_requests")}
+        alone = {k: v for k, v in args.items() if k not in load}
         checked["floor"] = min(checked["floor"], float(estimate(**alone, batch_size=1)["ttft_floor_ms"]))
     spec_label = f" {spec['spec_method']}{spec['spec_num_tokens']}" if "spec_method" in spec else ""
     label = (f"{row['model']}{spec_label} {hardware} tp{_int(row.get('tp'))} {key}={n:g} {row.get('input_seq')}/"
@@ -386,12 +386,12 @@ FLOOR_BAND = {
     "throughput_tokens_per_s": ("throughput_ceiling_tokens_per_s", "throughput_p10_tokens_per_s",
                                 "throughput_p90_tokens_per_s"),
 }
-FLOOR_BAND.update({m: FLOOR_BAND["ttft_ms"] for m in ("ttft_p50_ms", "ttft_p99_ms")})
 #: A percentile is one request's TTFT, and which request waits behind which is the run's order: its floor
 #: is the lower of the mean's floor (which counts the queue the load implies, on the ideal machine) and
 #: that request's prompt prefilled alone on the ideal machine (``_published``). Without the second, a
 #: median below a start-up burst's mean floor read as impossible.
 TTFT_PERCENTILES = ("ttft_p50_ms", "ttft_p99_ms")
+FLOOR_BAND.update({m: FLOOR_BAND["ttft_ms"] for m in TTFT_PERCENTILES})
 FLOOR_BAND.update({m: FLOOR_BAND["tpot_ms"] for m in ("tpot_p50_ms", "tpot_p99_ms", "itl_ms", "itl_p50_ms",
                                                       "itl_p99_ms")})
 

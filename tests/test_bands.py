@@ -251,3 +251,9 @@ def test_a_ttft_percentile_is_held_to_one_prompt_alone(tmp_path: Path, capsys: p
     assert "rows.csv:2: IMPOSSIBLE" in out  # the mean: below the burst's floor
     assert "rows.csv:3" not in out  # the median at 1 s: possible
     assert "rows.csv:4: IMPOSSIBLE" in out and "2 beat the physics floor" in out
+    # a row whose load is a fixed batch takes the same per-request floor
+    batch_row = head.replace("concurrency,num_requests", "batch") + "\n" + line.replace(",256,256,", ",8,").format(
+        metric="ttft_p50_ms", value=1000.0) + "\n"
+    path.write_text(batch_row)
+    assert check.main(["--floors-only", str(path)]) == 0
+    assert "checked 1 rows: 0 beat the physics floor" in capsys.readouterr().out

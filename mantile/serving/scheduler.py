@@ -36,6 +36,7 @@ def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array) -> Timi
     context = mean_context(S, O)
 
     costs: list[StepCost] = []
+    per_rank = ax.placement.group_batch  # each attention-DP rank runs its own executor loop over its sequences
 
     spec, S_new, mixed_kv = steps.spec, steps.prompt_tokens, steps.mixed_kv()
 
@@ -44,8 +45,7 @@ def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array) -> Timi
                          mixed_kv=mixed_kv)
         costs.append(c)
         hops = (pp - 1) * steps.pipeline_hop_s(np.asarray(d) * spec.q_len + np.asarray(p))
-        # each attention-DP rank runs its own executor loop over its own sequences
-        return scheduler.wall_s(c.latency_s + steps.draft_s(d, context) + hops, ax.placement.group_batch(np.asarray(d)))
+        return scheduler.wall_s(c.latency_s + steps.draft_s(d, context) + hops, per_rank(np.asarray(d)))
 
     budget = float(scheduler.max_num_batched_tokens)
     out_steps = steps.decode_steps(O)
