@@ -207,7 +207,8 @@ def test_trtllm_is_host_bound_at_a_large_batch_of_a_small_moe() -> None:
 
 def test_engines_pick_their_scheduler_defaults_by_device() -> None:
     """vLLM's OpenAI server: 8192 tokens / 1024 sequences a step on GPUs of >= 70 GiB that are not an A100,
-    2048 / 256 elsewhere; SGLang's chunked prefill: 2048 below 35 GiB, 8192 below 160 GiB, 16384 above."""
+    2048 / 256 elsewhere; SGLang's chunked prefill: 2048 below 35 GiB, 4096 below 60, 8192 below 160 GiB,
+    16384 above."""
     import mantile
     from mantile.specs import load_serving
 
@@ -215,8 +216,51 @@ def test_engines_pick_their_scheduler_defaults_by_device() -> None:
     assert sglang.for_device("NVIDIA B200", 179.1).scheduler.max_num_batched_tokens == 16384
     assert sglang.for_device("NVIDIA H200", 140.4).scheduler.max_num_batched_tokens == 8192
     assert sglang.for_device("NVIDIA L4", 22.0).max_prefill_tokens == 2048
+    assert sglang.for_device("NVIDIA L40S", 44.4).max_prefill_tokens == 4096
+    assert sglang.for_device("NVIDIA L40S", 44.4).memory_reserve.graph_batch_tp4 == 160
     # 100-token prompts, 10-token outputs: a step holds B decodes and B * 100 / 10 prompt tokens, so the
     # budget caps B at floor(2048 / 11) = 186 on an A100 and floor(8192 / 11) = 744 on an H100
     kw = dict(model="llama_3.1_8b", concurrency=2000, input_seq=100, output_seq=10, serving="vllm")
     assert mantile.estimate(hardware="nvidia_a100_80gb", **kw)["running_batch"] == 186
     assert mantile.estimate(hardware="nvidia_h100_80gb", **kw)["running_batch"] == 744
+
+
+def test_sglang_reserves_memory_by_its_own_formula() -> None:
+    """SGLang 0.5.3-0.5.9 with no --mem-fraction-static (server_args._handle_gpu_memory_settings), by hand:
+    reserved MiB = 512 + 1.5 x chunk + 2 x cuda_graph_max_bs + tp x pp x 128 (at least 10240 above 60 GiB),
+    fraction = round((memory - reserved) / memory, 3) with memory the nvidia-smi MiB."""
+    import mantile
+
+    gb = 2**30 / 1e9
+
+    def usable(hw: str, **kw: object) -> float:
+        return mantile.estimate(model="llama_3.1_8b", hardware=hw, serving="sglang", input_seq=1000,
+                                output_seq=100, concurrency=16, **kw)["usable_memory_gb_per_device"]
+
+    # H100 (79.6 GiB = 81510.4 MiB), tp 1: 512 + 12288 + 512 + 128 = 13440 -> 68070.4 / 81510.4 = 0.8351 -> 0.835
+    assert usable("nvidia_h100_80gb") == pytest.approx(0.835 * 79.6 * gb, rel=1e-9)
+    # tp 8: graph batch 512, 8 devices: 512 + 12288 + 1024 + 1024 = 14848 -> 66662.4 / 81510.4 = 0.8178 -> 0.818
+    assert usable("nvidia_h100_80gb", tp=8) == pytest.approx(0.818 * 79.6 * gb, rel=1e-9)
+    # B200 (179.1 GiB = 183398.4 MiB), tp 4: chunk 16384, graph 512: 512 + 24576 + 1024 + 512 = 26624
+    # -> 156774.4 / 183398.4 = 0.8548 -> 0.855
+    assert usable("nvidia_b200_180gb", tp=4) == pytest.approx(0.855 * 179.1 * gb, rel=1e-9)
+    # data-parallel attention on 8 H200s (143769.6 MiB): + 512 x 8 x (3 + 1.5) = 18432 above a 300 graph batch:
+    # 512 + 12288 + 1024 + 1024 + 18432 = 33280 -> 110489.6 / 143769.6 = 0.7685 -> 0.769
+    assert usable("nvidia_h200_141gb", tp=8, ep=8, dp_attention=1) == pytest.approx(0.769 * 140.4 * gb, rel=1e-9)
+    # a stated reserve (--mem-fraction-static) replaces the formula, for SGLang and for vLLM's 0.9 alike
+    assert usable("nvidia_h100_80gb", memory_reserve_fraction=0.2) == pytest.approx(0.8 * 79.6 * gb, rel=1e-9)
+    assert mantile.estimate(model="llama_3.1_8b", hardware="nvidia_h100_80gb", serving="vllm", input_seq=1000,
+                            output_seq=100, concurrency=16, memory_reserve_fraction=0.2
+                            )["usable_memory_gb_per_device"] == pytest.approx(0.8 * 79.6 * gb, rel=1e-9)
+
+
+def test_sglang_kv_pool_is_what_the_weights_leave_of_its_fraction() -> None:
+    """The reserve holds activations and CUDA graphs: the KV budget is the fraction less the weights (and the
+    fp32 logits of the running batch), with no activation estimate of Mantile's own taken off again."""
+    import mantile
+
+    r = mantile.estimate(model="llama_3.1_8b", hardware="nvidia_h100_80gb", serving="sglang", input_seq=1000,
+                         output_seq=100, concurrency=16)
+    logits = r["max_batch_size"] * 128256 * 4 / 1e9  # fp32 logits of one position per sequence
+    assert r["kv_cache_budget_gb_per_device"] == pytest.approx(
+        r["usable_memory_gb_per_device"] - r["weights_gb_per_device"] - logits, rel=1e-9)

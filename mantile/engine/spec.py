@@ -317,7 +317,9 @@ SERVING_OVERRIDES = ("batching", "comm_overlap", "max_prefill_tokens", "memory_r
 
 def resolve_serving(serving: str | ServingProfile, **overrides: Any) -> ServingProfile:
     """A serving profile by id (``conf/serving/``), with ``overrides`` (fields of SERVING_OVERRIDES)
-    replacing the profile's values where they are not None; errors name the field."""
+    replacing the profile's values where they are not None; errors name the field. A stated
+    ``memory_reserve_fraction`` is the whole reserve: the profile's own (its KV-cache memory fraction,
+    SGLang's MiB formula) no longer applies."""
     if not isinstance(serving, ServingProfile):
         if not isinstance(serving, str):
             raise SpecError("arguments", "serving", serving, ids("serving"))
@@ -332,4 +334,8 @@ def resolve_serving(serving: str | ServingProfile, **overrides: Any) -> ServingP
         return serving
     data = asdict(serving)
     data.update(given)
+    if "memory_reserve_fraction" in given:  # a stated reserve (--mem-fraction-static, gpu_memory_utilization)
+        # replaces the engine's own: its formula and its KV-cache fraction
+        data["memory_reserve"] = {}
+        data["scheduler"] = {**data["scheduler"], "kv_cache_memory_fraction": 0.0}
     return build(ServingProfile, data, f"serving profile {serving.name!r}")

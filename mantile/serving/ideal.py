@@ -44,7 +44,7 @@ import numpy as np
 
 from mantile.costs.axes import Axes
 from mantile.specs.hardware import EfficiencyProfile, HardwareSpec
-from mantile.specs.serving import ServingProfile
+from mantile.specs.serving import MemoryReserve, ServingProfile
 
 _CACHE: dict[tuple[int, int, int], tuple[object, object, object, HardwareSpec, EfficiencyProfile,
                                           ServingProfile]] = {}
@@ -79,6 +79,7 @@ def serving(profile: ServingProfile) -> ServingProfile:
     sched = dataclasses.replace(profile.scheduler, host_step_us=0.0, host_per_sequence_us=0.0,
                                 kv_cache_memory_fraction=1.0)
     return dataclasses.replace(profile, kernels=stack, comm_overlap=True, memory_reserve_fraction=0.0,
+                               memory_reserve=MemoryReserve(),
                                scheduler=sched)
 
 

@@ -119,14 +119,21 @@ class _Memory:
     weights: Array
     act_per_token: Array
     logits_per_seq: Array
-    usable: float
+    usable: Array
     kv_per_seq: Array
     step_tokens: float
+    #: the engine's reserve already holds the activations (``MemoryReserve``): they take nothing from ``usable``
+    act_in_reserve: bool = False
+
+    @property
+    def act_for_capacity(self) -> Array:
+        """Activation bytes per prefill token that come out of ``usable`` (0 when the reserve holds them)."""
+        return 0.0 if self.act_in_reserve else self.act_per_token
 
     @property
     def free_for_kv(self) -> Array:
         """What weights and one step's prefill activations leave for the KV cache."""
-        return self.usable - self.weights - self.step_tokens * self.act_per_token
+        return self.usable - self.weights - self.step_tokens * self.act_for_capacity
 
     @property
     def capacity_seqs(self) -> Array:
@@ -137,7 +144,15 @@ class _Memory:
 def _memory(model: ModelSpec, hw: HardwareSpec, serving: ServingProfile, ax: Axes, setup: Setup, mode: str,
             draft: Setup | None = None) -> _Memory:
     S, O = ax.input_seq, ax.output_seq  # noqa: E741
-    fraction = serving.scheduler.kv_cache_memory_fraction or (1 - serving.memory_reserve_fraction)
+    reserve = serving.memory_reserve
+    fraction: Array
+    if reserve.active:  # the engine's own formula (SGLang): by chunk, CUDA-graph batch, plan and speculation
+        drafts = ax.is_method("draft") if ax.speculates else False
+        speculates = (~ax.is_method("none") & ~ax.is_method("ngram")) if ax.speculates else False
+        fraction = reserve.fraction(hw.device.memory_gib, serving.max_prefill_tokens, ax.tp, ax.pp,
+                                    ax.placement.attention_dp, ax.dp_attention, drafts, speculates)
+    else:
+        fraction = serving.scheduler.kv_cache_memory_fraction or (1 - serving.memory_reserve_fraction)
     # KV a running sequence holds: all of input + output (static batching, TRT-LLM's no-evict), or on
     # average input + output/2 (paged blocks that grow with the sequence). Prefix caching: a sequence
     # holds its whole prompt's blocks, the cached (shared) ones included, counted once per running
@@ -156,7 +171,7 @@ def _memory(model: ModelSpec, hw: HardwareSpec, serving: ServingProfile, ax: Axe
         logits_per_seq=model.vocab_size / ax.embedding_tp * 4.0 * spec.q_len,
         usable=hw.device.memory_bytes * fraction,
         kv_per_seq=_kv_per_sequence(model, ax, setup, held, draft),
-        step_tokens=float(budget or serving.max_prefill_tokens))
+        step_tokens=float(budget or serving.max_prefill_tokens), act_in_reserve=reserve.active)
 
 
 def _timings(mode: str, steps: Steps, serving: ServingProfile, mem: _Memory) -> Timings:
@@ -228,8 +243,7 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving
     devices = (pl.devices if setup.wide_ep else ax.tp) * ax.cp * pp * dp
     a_bytes = setup.activation_bytes_per_element
     mem = _memory(model, hw, serving, ax, setup, mode, draft)
-    w, act_token, logits_seq, usable, kv_seq = (mem.weights, mem.act_per_token, mem.logits_per_seq, mem.usable,
-                                                mem.kv_per_seq)
+    w, logits_seq, usable, kv_seq = mem.weights, mem.logits_per_seq, mem.usable, mem.kv_per_seq
     t = _timings(mode, steps, serving, mem)
     floor = _floor(model, hw, eff, serving, ax, mode)
     B = np.asarray(t.running_batch, dtype=float)
@@ -241,9 +255,12 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving
     kv = kv_seq * B
     act = memory.activation_bytes(model, B, S, ax.tp, ax.ep, ax.cp, ax.embedding_tp, a_bytes, mem.step_tokens)
     total = w + kv + act
-    biggest = memory.max_batch_size(usable, w, kv_seq, act_token, logits_seq, S, serving.max_prefill_tokens)
+    # activations inside the engine's reserve (MemoryReserve) take nothing from the weights-and-KV pool
+    act_cap = mem.act_for_capacity
+    pool = w + kv + (0.0 if mem.act_in_reserve else act)
+    biggest = memory.max_batch_size(usable, w, kv_seq, act_cap, logits_seq, S, serving.max_prefill_tokens)
     # KV budget: what is left for the cache at the largest batch (weights, activations out)
-    budget = usable - w - np.minimum(biggest * S, serving.max_prefill_tokens) * act_token - biggest * logits_seq
+    budget = usable - w - np.minimum(biggest * S, serving.max_prefill_tokens) * act_cap - biggest * logits_seq
 
     scalar = np.ndim(valid) == 0  # one point on numpy scalars (estimate): nothing to broadcast
 
@@ -297,7 +314,7 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving
         activation_gb_per_device=shaped(act / GB),
         memory_gb_per_device=shaped(total / GB),
         usable_memory_gb_per_device=shaped(usable / GB),
-        fits=shaped(valid & (total <= usable)),
+        fits=shaped(valid & (pool <= usable)),
         valid=valid,
         invalid_code=code,
         max_batch_size=shaped(np.where(valid, biggest, 0).astype(np.int64)),
@@ -313,6 +330,7 @@ def step_kernels(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, ser
     the pass) and its time per instance; ``total_ms`` = instances x time_ms sums to the step's time
     (without collective overlap). With speculative decoding the decode step is the verify pass and the
     ``draft`` phase lists the k proposer passes (their total is ``decode_draft_ms``)."""
+    serving = serving.for_device(hw.device.name, hw.device.memory_gib)  # as evaluate configures the engine
     ax = Axes.resolve({k: np.asarray([v]) if not isinstance(v, str) else v for k, v in point.items()},
                       serving.kv_dtype_for, serving.embedding_dtype_for)
     setup = Setup.of(model, hw, eff, serving, ax)

@@ -71,6 +71,67 @@ class Scheduler:
 
 
 @dataclass(frozen=True)
+class MemoryReserve:
+    """Device memory an engine keeps out of its weights-and-KV pool, in MiB, as the engine computes it at
+    start-up (SGLang 0.5.3-0.5.9 ``server_args._handle_gpu_memory_settings`` with no --mem-fraction-static):
+
+        reserved = fixed + per_prefill_token x max(chunk, min_prefill_tokens) + per_graph_batch x G
+                   + per_plan_device x tp x pp
+                   [+ G x attention_dp x (dp_attention_per_graph_batch + dp_attention_large_per_graph_batch
+                      when G > dp_attention_large_graph_batch), with data-parallel attention]
+        reserved = max(reserved, floor) on a device above floor_above_gib;  + speculative (EAGLE, MTP) or
+                   + draft_model (a separate draft model; n-gram lookup adds nothing)
+        fraction = round((memory - reserved) / memory, 3)
+
+    G is the largest CUDA-graph batch (``graph_batch``, ``graph_batch_tp4`` at tp >= 4; device rules
+    change both). The reserve holds the activations and CUDA graphs, so the KV pool is what the weights
+    leave of the fraction (Mantile's own activation estimate is not taken off again). Inactive (the
+    profile's memory fractions apply) when ``fixed_mib`` is 0."""
+
+    fixed_mib: float = field(default=0.0, metadata=doc("constant reserve (attention-backend metadata), MiB"))
+    per_prefill_token_mib: float = field(default=0.0, metadata=doc(
+        "reserve per token of the prefill chunk (activations of a large prefill), MiB"))
+    min_prefill_tokens: int = field(default=0, metadata=doc("smallest chunk the activation reserve assumes"))
+    per_graph_batch_mib: float = field(default=0.0, metadata=doc(
+        "reserve per sequence of the largest CUDA-graph batch, MiB"))
+    graph_batch: int = field(default=0, metadata=doc("largest CUDA-graph batch at tp < 4 (cuda_graph_max_bs)"))
+    graph_batch_tp4: int = field(default=0, metadata=doc("largest CUDA-graph batch at tp >= 4"))
+    per_plan_device_mib: float = field(default=0.0, metadata=doc("reserve per device of tp x pp, MiB"))
+    dp_attention_per_graph_batch_mib: float = field(default=0.0, metadata=doc(
+        "with data-parallel attention: reserve per graph sequence per attention-DP rank, MiB"))
+    dp_attention_large_graph_batch: int = field(default=0, metadata=doc(
+        "graph batch above which data-parallel attention reserves dp_attention_large_per_graph_batch_mib more"))
+    dp_attention_large_per_graph_batch_mib: float = field(default=0.0, metadata=doc(
+        "extra reserve per graph sequence per attention-DP rank above that batch, MiB"))
+    floor_mib: float = field(default=0.0, metadata=doc("smallest reserve on a device above floor_above_gib, MiB"))
+    floor_above_gib: float = field(default=0.0, metadata=doc("device memory above which floor_mib applies, GiB"))
+    speculative_mib: float = field(default=0.0, metadata=doc("extra reserve with an EAGLE head or MTP layers, MiB"))
+    draft_model_mib: float = field(default=0.0, metadata=doc("extra reserve with a separate draft model, MiB"))
+
+    @property
+    def active(self) -> bool:
+        return self.fixed_mib > 0
+
+    def fraction(self, memory_gib: float, chunk: float, tp: object, pp: object, attention_dp: object,
+                 dp_attention: object, drafts_model: object, speculates: object) -> np.ndarray:
+        """The fraction of device memory left to weights and KV cache, per point (see the class)."""
+        tp_ = np.asarray(tp, dtype=float)
+        graph = np.where(tp_ >= 4, self.graph_batch_tp4, self.graph_batch)
+        reserved = (self.fixed_mib + self.per_prefill_token_mib * max(chunk, self.min_prefill_tokens)
+                    + self.per_graph_batch_mib * graph + self.per_plan_device_mib * tp_ * np.asarray(pp, dtype=float))
+        large = graph > self.dp_attention_large_graph_batch if self.dp_attention_large_graph_batch else False
+        per_rank = self.dp_attention_per_graph_batch_mib + np.where(large, self.dp_attention_large_per_graph_batch_mib,
+                                                                     0.0)
+        reserved = reserved + np.where(np.asarray(dp_attention) > 0, graph * np.asarray(attention_dp) * per_rank, 0.0)
+        memory_mib = memory_gib * 1024.0
+        if self.floor_mib and memory_gib > self.floor_above_gib:
+            reserved = np.maximum(reserved, self.floor_mib)
+        reserved = reserved + np.where(np.asarray(drafts_model, dtype=bool), self.draft_model_mib,
+                                       np.where(np.asarray(speculates, dtype=bool), self.speculative_mib, 0.0))
+        return np.round((memory_mib - reserved) / memory_mib, 3)
+
+
+@dataclass(frozen=True)
 class DeviceRule:
     """Scheduler defaults an engine picks by the device it runs on (vLLM's batch defaults by GPU memory and
     name, SGLang's chunked-prefill size by GPU memory). A rule matches a device whose name contains
@@ -83,6 +144,10 @@ class DeviceRule:
     max_num_seqs: int = field(default=0, metadata=doc("running-sequence cap on such a device (0: the profile's)"))
     max_num_batched_tokens: int = field(default=0, metadata=doc(
         "token budget of a step (and the prefill chunk) on such a device (0: the profile's)"))
+    graph_batch: int = field(default=0, metadata=doc(
+        "largest CUDA-graph batch at tp < 4 on such a device (memory_reserve.graph_batch; 0: the profile's)"))
+    graph_batch_tp4: int = field(default=0, metadata=doc(
+        "largest CUDA-graph batch at tp >= 4 on such a device (memory_reserve.graph_batch_tp4; 0: the profile's)"))
 
     def matches(self, name: str, memory_gib: float) -> bool:
         if self.name_contains:
@@ -115,21 +180,28 @@ class ServingProfile:
         "embedding and LM head stay 16-bit in an 8- or 4-bit checkpoint (as FP8/NVFP4 checkpoints ship)"))
     device_rules: tuple[DeviceRule, ...] = field(default=(), metadata=doc(
         "scheduler defaults the engine picks by device (first match wins; see DeviceRule)"))
+    memory_reserve: MemoryReserve = field(default_factory=MemoryReserve, metadata=doc(
+        "the engine's own reserve formula (MiB, by chunk, CUDA-graph batch and plan); when set it replaces "
+        "memory_reserve_fraction and scheduler.kv_cache_memory_fraction (see MemoryReserve)"))
 
     def for_device(self, name: str, memory_gib: float) -> ServingProfile:
         """This profile as the engine configures itself on a device (its first matching ``device_rules``
-        entry replaces the running-sequence cap and the step's token budget, which is also the prefill
-        chunk); the profile itself when no rule matches."""
+        entry replaces the running-sequence cap, the step's token budget, which is also the prefill
+        chunk, and the CUDA-graph batch of the memory reserve); the profile itself when no rule matches."""
         rule = next((r for r in self.device_rules if r.matches(name, memory_gib)), None)
         if rule is None:
             return self
-        sched, chunk = self.scheduler, self.max_prefill_tokens
+        sched, chunk, reserve = self.scheduler, self.max_prefill_tokens, self.memory_reserve
+        if rule.graph_batch:
+            reserve = dataclasses.replace(reserve, graph_batch=rule.graph_batch)
+        if rule.graph_batch_tp4:
+            reserve = dataclasses.replace(reserve, graph_batch_tp4=rule.graph_batch_tp4)
         if rule.max_num_seqs:
             sched = dataclasses.replace(sched, max_num_seqs=rule.max_num_seqs)
         if rule.max_num_batched_tokens:
             sched = dataclasses.replace(sched, max_num_batched_tokens=rule.max_num_batched_tokens)
             chunk = rule.max_num_batched_tokens
-        return dataclasses.replace(self, scheduler=sched, max_prefill_tokens=chunk)
+        return dataclasses.replace(self, scheduler=sched, max_prefill_tokens=chunk, memory_reserve=reserve)
 
     def kv_dtype_for(self, dtype: str) -> str:
         """The KV-cache format this profile uses for a model in ``dtype`` when none is given."""
