@@ -128,3 +128,28 @@ def test_block_scaled_fp8_checkpoints_use_the_block_scaled_gemm_constants() -> N
     difference_us = (q_a_ms(per_tensor) - q_a_ms(block)) * 1e3
     expected = gemm["fp8"]["gemm_overhead_us"] - gemm["fp8_block"]["gemm_overhead_us"]
     assert difference_us == pytest.approx(expected, rel=1e-6)
+
+
+def test_fused_moe_streams_its_experts_at_the_kernels_fitted_rate() -> None:
+    """A grouped (fused-MoE) GEMM reads its experts at the weight-streaming rate fitted to the engine's MoE
+    table for that format (conf/efficiency/fitted/, moe_gemm.<format>.memory_efficiency), not the dense one:
+    vLLM's MXFP4-weight, bf16-math MoE on an H200 (GPT-OSS on Hopper). GPT-OSS-120B decoding one token
+    touches its 4 routed experts: gate_up reads 4 x 2 x 2880 x 2880 x (0.5 + 1/32) bytes (4-bit values,
+    one 8-bit scale per 32) and the 2880-wide bf16 input once per pick, writes 4 x 2 x 2880 bf16 outputs."""
+    import yaml
+
+    import mantile
+    from mantile.specs import conf_dir, load_hardware
+
+    fitted = yaml.safe_load((conf_dir() / "efficiency" / "fitted" / "h200_sxm_vllm.yaml").read_text())
+    rate = fitted["moe_gemm"]["w4a16_mxfp4"]["memory_efficiency"]
+    assert rate < fitted["kept_from_generation"]["memory_efficiency"] - 0.1  # a slower kernel than dense streaming
+    hbm = load_hardware("nvidia_h200_141gb").device.hbm_bandwidth_bytes_per_s
+    r = mantile.layer_metrics(model="gpt_oss_120b", hardware="nvidia_h200_141gb", layer_type="feedforward",
+                              phase="decode", batch_size=1, kv_length=1024, kernels=True, serving="vllm",
+                              dtype="w4a16")
+    gate_up = next(k for k in r["named_kernels"] if k["name"] == "experts_gate_up")
+    weights = 4 * 2 * 2880 * 2880 * (0.5 + 1 / 32)
+    assert gate_up["weight_bytes"] == pytest.approx(weights, rel=1e-12)
+    moved = weights + (4 * 2880 + 4 * 2 * 2880) * 2
+    assert gate_up["memory_ms"] == pytest.approx(moved / (hbm * rate) * 1e3, rel=1e-9)

@@ -44,6 +44,9 @@ class Machine:
     #: (efficiency, k_half, fixed seconds) of grouped (MoE expert) GEMMs, per point; None: ``gemm``'s
     #: (``EfficiencyProfile.moe_gemm_constants``: fitted to an engine's measured fused-MoE tables)
     moe_gemm: tuple[Array, Array, Array] | None = None
+    #: bytes/s at which grouped (MoE expert) GEMMs stream their weights, per point (the fitted
+    #: ``GemmConstants.memory_efficiency`` of the format x HBM bandwidth); None: ``achieved_bytes_per_s``
+    moe_bytes_per_s: Array | None = None
     #: the running sums a Cost keeps of kernels on this machine (``SUMS``; fewer where a caller reads
     #: only some, e.g. the results table or the physics floors: ``TABLE_SUMS``, ``LATENCY_SUMS``); the
     #: named kernel list is kept only with every sum (the per-kernel breakdowns read it)
@@ -142,7 +145,7 @@ class Cost:
 
     def kernel(self, m: Machine, name: str, flops: Array, nbytes: Array, compute_s: Array, count: Array = 1.0,
                extra_s: Array = 0.0, weight_bytes: Array = 0.0, kv_bytes: Array = 0.0,
-               bytes_per_s: float | None = None) -> None:
+               bytes_per_s: Array | None = None) -> None:
         """Add kernel ``name``: ``count`` launches moving ``nbytes`` (of which ``weight_bytes`` weights and
         ``kv_bytes`` KV cache) and doing ``flops`` in total; ``extra_s`` is a fixed cost of this kernel on
         top of the launch overhead (a GEMM's pipeline fill and drain); ``bytes_per_s`` replaces the
@@ -255,7 +258,8 @@ def wave_efficiency(m: Machine, rows: Array, cols: Array, depth: Array, groups: 
 def gemm(cost: Cost, m: Machine, rows: Array, cols: Array, depth: Array, w_bytes: Array, a_bytes: Array,
          groups: Array = 1.0, weight_groups: Array | None = None, name: str = "gemm", grouped: bool = False) -> None:
     """``groups`` GEMMs [rows x depth] @ [depth x cols] (weights), e.g. one per local expert; ``grouped``:
-    one grouped-GEMM kernel (fused MoE), with the machine's ``moe_gemm`` constants.
+    one grouped-GEMM kernel (fused MoE), with the machine's ``moe_gemm`` constants and its bytes at the
+    machine's ``moe_bytes_per_s`` (a fused-MoE kernel's own weight-streaming rate, where fitted).
 
     flops = 2 * rows * cols * depth per group; bytes = weights (depth*cols*w_bytes per weight group)
     + input rows*depth + output rows*cols activations. Achieved compute rate = peak * gemm_efficiency *
@@ -274,7 +278,8 @@ def gemm(cost: Cost, m: Machine, rows: Array, cols: Array, depth: Array, w_bytes
     weights = depth * cols * w_bytes * wg
     nbytes = weights + (rows * depth + rows * cols) * a_bytes * groups + partials
     rate = m.peak_flops_per_s * efficiency * depth / (depth + k_half) * waves
-    cost.kernel(m, name, flops, nbytes, flops / rate, count=1.0 + (split > 1), extra_s=fixed_s, weight_bytes=weights)
+    cost.kernel(m, name, flops, nbytes, flops / rate, count=1.0 + (split > 1), extra_s=fixed_s, weight_bytes=weights,
+                bytes_per_s=m.moe_bytes_per_s if grouped else None)
 
 
 def attention_core(cost: Cost, m: Machine, batch: Array, q_len: Array, kv_len: Array, heads: Array,

@@ -63,10 +63,15 @@ def machine(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, d
                 lookup(dtype, {d: g.gemm_overhead_us * 1e-6 for d, g in table.items()}))
 
     efficiency, k_half, fixed_s = constants(gemm)
+    # a fused-MoE kernel's own weight-streaming rate where fitted (0: the generation's memory efficiency)
+    moe_mem = {d: g.memory_efficiency or eff.memory_efficiency for d, g in moe.items()}
+    moe_bytes_per_s = (None if all(v == eff.memory_efficiency for v in moe_mem.values())
+                       else hw.device.hbm_bandwidth_bytes_per_s * lookup(dtype, moe_mem))
     m = Machine(np.where(np.isfinite(peak), peak, 1.0), hw.device.hbm_bandwidth_bytes_per_s, hw.device.compute_units,
                 eff, serving.kernels, gemm_efficiency=efficiency, gemm_k_half=k_half, gemm_overhead_s=fixed_s,
                 attention_peak_flops_per_s=np.where(np.isfinite(attn_peak), attn_peak, 1.0),
-                quantize=lookup(dtype, QUANTIZES_INPUT) if quantizes else 0.0, moe_gemm=constants(moe), sums=sums)
+                quantize=lookup(dtype, QUANTIZES_INPUT) if quantizes else 0.0, moe_gemm=constants(moe),
+                moe_bytes_per_s=moe_bytes_per_s, sums=sums)
     return m, np.isfinite(peak)
 
 

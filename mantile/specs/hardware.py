@@ -135,10 +135,15 @@ class GemmConstants:
     gemm_efficiency: float = field(metadata=doc("large-GEMM achieved fraction of this dtype's dense peak"))
     gemm_k_half: float = field(metadata=doc("GEMM depth K at which per-tile fixed work halves efficiency"))
     gemm_overhead_us: float = field(metadata=doc("extra fixed cost of a GEMM, microseconds"))
+    memory_efficiency: float = field(default=0.0, metadata=doc(
+        "fraction of HBM bandwidth at which the kernel streams its weights (grouped MoE GEMMs fitted to an "
+        "engine's tables, e.g. a 4-bit dequantizing kernel); 0 = the generation's memory_efficiency"))
 
     def __post_init__(self) -> None:
         check_ranges(self, "fraction", "gemm_efficiency")
-        check_ranges(self, "non_negative", "gemm_k_half")  # gemm_overhead_us may be a fitted negative offset
+        check_ranges(self, "non_negative", "gemm_k_half", "memory_efficiency")  # gemm_overhead_us may be negative
+        if self.memory_efficiency > 1:
+            raise SpecError("?", "memory_efficiency", self.memory_efficiency, "a fraction in (0, 1], or 0")
 
 
 @dataclass(frozen=True)
