@@ -126,7 +126,10 @@ def test_fp8_and_long_prefill_file_meets_its_gate() -> None:
 #: GPU (vLLM: 2048 tokens / 256 sequences on A100 and GPUs under 70 GiB; SGLang: a 16k prefill chunk from
 #: 160 GiB): vLLM 82.2% -> 76.7%, SGLang 104.8% -> 107.6%. 73.0% over 681 rows once nine median-TTFT rows,
 #: marked while a percentile was held to the burst's mean floor, were compared again. Ceiling 37.0 -> 73.5.
-SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 73.5}
+#: Stop 21: 71.5% once SGLang reserves memory by its own MiB formula (SGLang 109.7% -> 106.5%) and each
+#: fused-MoE kernel streams its experts at the rate fitted to its engine's MoE table (vLLM 76.7% -> 75.6%;
+#: both sourced and fitted outside these rows). Ceiling 73.5 -> 72.0.
+SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 72.0}
 
 
 @pytest.mark.parametrize("name,limit", sorted(SERVING_GATES.items()))
