@@ -172,9 +172,10 @@ def test_published_tables_and_gpu_measurements_have_no_unmarked_floor_violation(
 
 @pytest.fixture(scope="module")
 def all_residuals() -> list[residuals.Residual]:
+    from tests.conftest import file_predictions
+
     files = [*sorted(PUBLISHED.glob("*.csv")), *sorted(CALIBRATION_DIR.glob("*.jsonl"))]
-    rows = [r for f in files for r in read_rows(f)]
-    return residuals.residuals(predictions(rows, skips={}, errors=[], passed=[]))
+    return residuals.residuals([p for f in files for p in file_predictions(f)[0]])
 
 
 #: Engines whose held-out coverage misses the 70-90% target today (measured when written: trtllm 52% of 29,
