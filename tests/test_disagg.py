@@ -58,6 +58,23 @@ def test_whole_deployment_counts_in_throughput_per_device() -> None:
     assert r["e2e_latency_ms"] == pytest.approx(r["ttft_ms"] + 255 * r["tpot_ms"])
 
 
+def test_a_lone_prompt_waits_for_its_whole_prefill_pass() -> None:
+    """A prefill worker running passes of b_p prompts finishes a prompt with its pass: a lone client's TTFT
+    is the pass time t_p plus the transfer, not t_p / b_p (its share of the worker's capacity)."""
+    args = dict(KW, concurrency=1, prefill={"hardware": H100, "tp": 4, "batch_size": 8},
+                decode={"hardware": H100, "tp": 8})
+    r = mantile.estimate_disagg(**args)  # type: ignore[arg-type]
+    from mantile.engine.disagg import side_args, sides
+    from mantile.specs import load_model
+
+    pre, dec = sides(load_model("llama_3.3_70b"), side_args("prefill", args["prefill"]),
+                     side_args("decode", args["decode"]), 2048, 256, 1)
+    t_p = float(np.ravel(pre.prefill_pass_s()[0])[0])
+    assert r["ttft_ms"] == pytest.approx(t_p * 1e3 + r["kv_transfer_ms"], rel=1e-9)
+    one = mantile.estimate_disagg(**{**args, "prefill": {"hardware": H100, "tp": 4, "batch_size": 1}})
+    assert r["ttft_ms"] > 4 * one["ttft_ms"]  # eight 2048-token prompts in one pass: compute-bound
+
+
 def test_ttft_includes_the_transfer_and_grows_with_load() -> None:
     low, high = _row(concurrency=1), _row(concurrency=512)
     assert low["ttft_ms"] > low["kv_transfer_ms"] > 0

@@ -24,9 +24,11 @@ Loads (totals of the deployment):
   sequences; the loop is a closed queueing network of the P prefill instances (a multi-server
   station, service t_p / b_p per request) and a delay of Z = transfer + (O - 1) TPOT, solved exactly
   by mean value analysis (Reiser and Lavenberg 1980) over n = 1..C clients, the P servers by
-  Seidmann's approximation (one server of service s / P plus a delay s (P - 1) / P); TTFT = the
-  prefill station's residence time + transfer. MVA assumes exponential service (prefill passes of
-  fixed lengths wait less: an upper bound near the knee). Every request sees the mean (p50 = p99);
+  Seidmann's approximation (one server of service s / P plus a delay s (P - 1) / P); a prompt leaves
+  with its whole pass, so it also spends t_p - t_p / b_p beside its own share (a delay in the loop);
+  TTFT = the prefill station's residence time + that + transfer (t_p + transfer for a lone client).
+  MVA assumes exponential service (prefill passes of fixed lengths wait less: an upper bound near
+  the knee). Every request sees the mean (p50 = p99);
 - ``request_rate`` lambda (Poisson): the prefill instances are M/D/1 queues at utilization
   rho = lambda t_p / (P b_p), waiting W = rho / (2 (1 - rho)) t_p with P(wait > 0) = rho and an
   exponential tail (as ``queueing.py``: p99 = W / rho ln(rho / 0.01)); the decode batch solves
@@ -164,8 +166,12 @@ def timings(prefill: Side, decode: Side, prefill_instances: Array, decode_instan
         C = np.asarray(concurrency, dtype=float)
         B = np.minimum(C / D, cap)
         tpot, busy_d = decode.decode_step_s(B)
-        residence, X = closed_loop_mva(1.0 / per_prefill, P, transfer + (O - 1) * tpot, C)
-        ttft = residence + transfer
+        # the station serves a request in t_p / b_p of its capacity, but a prompt leaves with its whole
+        # pass: the other b_p - 1 prompts' share of t_p is a delay it spends at the station too
+        service = 1.0 / per_prefill
+        hold = t_p - service
+        residence, X = closed_loop_mva(service, P, transfer + hold + (O - 1) * tpot, C)
+        ttft = residence + hold + transfer
         ttft99, tpot99, sustainable = ttft, tpot, np.ones(np.shape(ttft), dtype=bool)
         rho = X / (P * per_prefill)
     else:
