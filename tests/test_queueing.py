@@ -264,3 +264,16 @@ def test_sglang_kv_pool_is_what_the_weights_leave_of_its_fraction() -> None:
     logits = r["max_batch_size"] * 128256 * 4 / 1e9  # fp32 logits of one position per sequence
     assert r["kv_cache_budget_gb_per_device"] == pytest.approx(
         r["usable_memory_gb_per_device"] - r["weights_gb_per_device"] - logits, rel=1e-9)
+
+
+def test_a_negative_memory_reserve_term_is_an_error_naming_it() -> None:
+    import dataclasses
+
+    from mantile.specs import SpecError, load_serving
+    from mantile.specs._load import build
+    from mantile.specs.serving import ServingProfile
+
+    data = dataclasses.asdict(load_serving("sglang"))
+    data["memory_reserve"]["per_graph_batch_mib"] = -2
+    with pytest.raises(SpecError, match="memory_reserve.per_graph_batch_mib"):
+        build(ServingProfile, data, "conf/serving/sglang.yaml")

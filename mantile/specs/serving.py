@@ -108,6 +108,11 @@ class MemoryReserve:
     speculative_mib: float = field(default=0.0, metadata=doc("extra reserve with an EAGLE head or MTP layers, MiB"))
     draft_model_mib: float = field(default=0.0, metadata=doc("extra reserve with a separate draft model, MiB"))
 
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) < 0:
+                raise SpecError("?", f.name, getattr(self, f.name), "a number >= 0")
+
     @property
     def active(self) -> bool:
         return self.fixed_mib > 0
