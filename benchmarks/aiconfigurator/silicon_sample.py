@@ -7,7 +7,14 @@ The converted rows are written to a git-ignored path (outputs/); they are not co
 gives two rows (metric ttft_ms and tpot_ms). Models and systems are mapped to Mantile ids
 (conf/model, conf/hardware) where Mantile has them; the others keep model/hardware empty and are
 listed as unmapped. Extra columns: serving, serving_version, concurrency, request_rate (empty: the
-sample is closed-loop at fixed concurrency), disagg, mapped.
+sample is closed-loop at fixed concurrency), num_requests, disagg, mapped.
+
+num_requests = 10 x concurrency [inferred]: the sample does not state its runs' length; aiconfigurator's own
+serving benchmark runners send that many (ai-dynamo/aiconfigurator src/aiconfigurator/eval/benchmarks/
+genai_perf_runner.py: ``--request-count v * 10``, after ``v * 2`` warmup requests; bench_serving_runner.py:
+``--num-prompts`` cc * 10, "~10 requests per active user"), as InferenceMAX does. A finite run's first
+wave of prompts queues behind each other's prefill, which a steady state does not (``validate`` reads
+num_requests: ``serving.queueing._finite_closed``).
 
 Disaggregated rows put the decode workers' parallelism in tp/pp/dp and the prefill workers' in notes.
 """
@@ -53,7 +60,9 @@ QUANT = {"fp8": "fp8", "fp8_block": "fp8", "nvfp4": "fp4", "int4_wo": "int4"}
 FIELDS = ["kind", "model", "hardware", "dtype", "tp", "pp", "dp", "ep", "dp_attention", "batch", "input_seq",
           "output_seq", "batching",
           "metric", "value", "software", "source", "notes", "serving", "serving_version", "concurrency",
-          "request_rate", "disagg", "mapped"]
+          "request_rate", "num_requests", "disagg", "mapped"]
+#: requests per client of a run (module docstring: aiconfigurator's eval runners)
+REQUESTS_PER_CLIENT = 10
 
 
 def num(v: str) -> str:
@@ -102,7 +111,9 @@ def convert(row: dict, version: str) -> list[dict]:
         "batching": "continuous", "software": f"{row['backend']} {row['backend_version']}".strip(),
         "source": f"{PACKAGE}=={version} aiconfigurator_core/systems/silicon_sample.csv id={row['id']}",
         "notes": "; ".join(notes), "serving": row["backend"], "serving_version": row["backend_version"],
-        "concurrency": conc.group(1) if conc else "", "request_rate": "", "disagg": str(disagg).lower(),
+        "concurrency": conc.group(1) if conc else "", "request_rate": "",
+        "num_requests": str(REQUESTS_PER_CLIENT * int(conc.group(1))) if conc and not disagg else "",
+        "disagg": str(disagg).lower(),
         "mapped": str(bool(model and hw)).lower(),
     }
     out = []
