@@ -28,7 +28,7 @@ RATIOS = (None, "auto")
 def estimate_disagg(model: Any, input_seq: int, output_seq: int, prefill: Mapping[str, Any],
                     decode: Mapping[str, Any], concurrency: int | None = None,
                     request_rate: float | None = None, ratio: str | None = None,
-                    max_devices: int | None = None) -> dict[str, Any]:
+                    max_devices: int | None = None, num_requests: int = 0) -> dict[str, Any]:
     """One disaggregated deployment -> one row (a dict): ``prefill.instances`` prefill instances and
     ``decode.instances`` decode instances, each side with its own plan, hardware and engine (see the
     module docstring), under ``concurrency`` clients (closed loop) or ``request_rate`` requests/s.
@@ -41,9 +41,17 @@ def estimate_disagg(model: Any, input_seq: int, output_seq: int, prefill: Mappin
     cost_usd_per_million_tokens, fits, valid, reason.
 
     ``ratio="auto"``: the sides' ``instances`` are chosen by ``disagg_ratio`` (for ``request_rate``, or
-    within ``max_devices``) instead of given; ``disagg.ratio_note`` says what was chosen and why."""
+    within ``max_devices``) instead of given; ``disagg.ratio_note`` says what was chosen and why.
+    ``num_requests`` > 0 (with ``concurrency``): a benchmark run of that many requests, whose first wave
+    arrives at once (TTFT mixes it with the steady state; ``serving.disagg.first_wave_ttft``)."""
     if (concurrency is None) == (request_rate is None):
         raise SpecError("estimate_disagg", "concurrency", concurrency, "exactly one of concurrency, request_rate")
+    num_requests = 0 if num_requests is None else num_requests
+    if isinstance(num_requests, bool) or not isinstance(num_requests, (int, np.integer)) or num_requests < 0:
+        raise SpecError("estimate_disagg", "num_requests", num_requests, "an integer >= 0 (0: the steady state)")
+    if num_requests and request_rate is not None:
+        raise SpecError("estimate_disagg", "num_requests", num_requests, "0 under request_rate (a finite run is "
+                        "modelled for a closed loop: concurrency)")
     if ratio not in RATIOS:
         raise SpecError("estimate_disagg", "ratio", ratio, RATIOS)
     model_id, mspec = model_spec(model)
@@ -61,9 +69,9 @@ def estimate_disagg(model: Any, input_seq: int, output_seq: int, prefill: Mappin
         raise SpecError("estimate_disagg", "max_devices", max_devices, "no value without ratio='auto'")
 
     out = evaluate_disagg(mspec, p, d, input_seq, output_seq, p["instances"], d["instances"], concurrency,
-                          request_rate)
+                          request_rate, num_requests or None)
     row: dict[str, Any] = {"model_id": model_id, "input_seq": input_seq, "output_seq": output_seq,
-                           "concurrency": concurrency, "request_rate": request_rate}
+                           "concurrency": concurrency, "request_rate": request_rate, "num_requests": num_requests}
     for name, side in (("prefill", p), ("decode", d)):
         row.update({f"disagg.{name}.{k}": side.get(k) for k in SIDE_KEYS})
         row[f"disagg.{name}.dtype"] = side.get("dtype") or mspec.recipe.get("dtype", "bf16")  # the checkpoint's

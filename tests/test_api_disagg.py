@@ -43,6 +43,15 @@ def test_the_route_answers_estimate_disaggs_row(client: TestClient) -> None:
     assert r.json()["num_devices"] == 2 * 2 + 4  # by hand
 
 
+def test_a_finite_run_is_estimate_disaggs_finite_run(client: TestClient) -> None:
+    r = client.post("/disagg/estimate", json={**BODY, "num_requests": 640})
+    assert r.status_code == 200, r.text
+    want = mantile.estimate_disagg("llama_3.3_70b", 2048, 256, {"hardware": H100, "tp": 2, "instances": 2},
+                                   {"hardware": H100, "tp": 4}, concurrency=64, num_requests=640)
+    _equal(r.json(), want)
+    assert r.json()["ttft_ms"] > client.post("/disagg/estimate", json=BODY).json()["ttft_ms"]  # the first wave
+
+
 def test_sides_on_other_hardware_and_ratio_auto(client: TestClient) -> None:
     body = {**BODY, "concurrency": None, "request_rate": 6.0, "ratio": "auto", "prefill": {"tensor_parallel": 2},
             "decode": {"hardware_config": H200, "tensor_parallel": 2, "dtype": "fp8", "serving": "sglang"}}
@@ -70,6 +79,8 @@ def test_sides_on_other_hardware_and_ratio_auto(client: TestClient) -> None:
     ({"ratio": "auto", "prefill": {}}, "ratio", ["request_rate", "max_devices"]),  # a closed loop, no budget
     ({"ratio": "auto", "concurrency": None, "request_rate": 1.0}, "prefill.instances", ["ratio='auto'"]),
     ({"max_devices": 8}, "max_devices", ["without ratio='auto'"]),
+    ({"num_requests": 64, "concurrency": None, "request_rate": 2.0}, "num_requests", ["concurrency"]),
+    ({"num_requests": -1}, "num_requests", ["0"]),
     ({"model_id": "llama_9"}, "model_id", ["llama_3.3_70b"]),
 ])
 def test_bad_bodies_are_422_naming_the_field(client: TestClient, change: dict[str, Any], field: str,

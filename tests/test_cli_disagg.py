@@ -69,6 +69,17 @@ def test_lists_cross_into_a_grid_of_python_api_rows() -> None:
     assert "8 points" in disagg.describe(df)
 
 
+def test_num_requests_is_a_finite_run_in_the_grid() -> None:
+    cfg = _cfg("disagg.prefill.tp=2", "disagg.decode.tp=4", "input_seq=2048", "output_seq=256", "concurrency=32",
+               "num_requests=[0,320]")
+    df = disagg.evaluate(cfg, CHOICES)
+    assert sorted(df["num_requests"].to_list()) == [0, 320]
+    for n in (0, 320):
+        (row,) = df.filter(pl.col("num_requests") == n).to_dicts()
+        _same(row, mantile.estimate_disagg("llama_3.3_70b", 2048, 256, {"hardware": H100, "tp": 2},
+                                           {"hardware": H100, "tp": 4}, concurrency=32, num_requests=n))
+
+
 def test_ratio_auto_chooses_what_disagg_ratio_chooses() -> None:
     cfg = _cfg("disagg.ratio=auto", "disagg.prefill.tp=2", "disagg.decode.tp=4", "input_seq=2048", "output_seq=256",
                "request_rate=10")

@@ -75,6 +75,29 @@ def test_a_lone_prompt_waits_for_its_whole_prefill_pass() -> None:
     assert r["ttft_ms"] > 4 * one["ttft_ms"]  # eight 2048-token prompts in one pass: compute-bound
 
 
+def test_a_finite_runs_first_wave_queues_at_the_prefill_side() -> None:
+    """num_requests R: the first wave of C prompts arrives at once. One prefill instance of one prompt a pass
+    and C = 4: the wave's prompts leave after 1, 2, 3 and 4 passes, 2.5 t_p on average (+ transfer); with
+    R = 8 the other 4 requests see the steady state; p99: the wave's last pass (8 x 1% < 4 requests)."""
+    from mantile.engine.disagg import side_args, sides
+    from mantile.specs import load_model
+
+    args = dict(KW, concurrency=4, prefill={"hardware": H100, "tp": 4}, decode={"hardware": H100, "tp": 8})
+    pre, _ = sides(load_model("llama_3.3_70b"), side_args("prefill", args["prefill"]),
+                   side_args("decode", args["decode"]), 2048, 256, 1)
+    t_p = float(np.ravel(pre.prefill_pass_s()[0])[0]) * 1e3
+    steady = mantile.estimate_disagg(**args)  # type: ignore[arg-type]
+    wave = mantile.estimate_disagg(**args, num_requests=4)  # type: ignore[arg-type]
+    tr = steady["kv_transfer_ms"]
+    assert wave["ttft_ms"] == pytest.approx(2.5 * t_p + tr, rel=1e-9)
+    assert wave["ttft_p99_ms"] == pytest.approx(4 * t_p + tr, rel=1e-9)
+    mixed = mantile.estimate_disagg(**args, num_requests=8)  # type: ignore[arg-type]
+    assert mixed["ttft_ms"] == pytest.approx((4 * (2.5 * t_p + tr) + 4 * steady["ttft_ms"]) / 8, rel=1e-9)
+    assert mixed["tpot_ms"] == steady["tpot_ms"] and mixed["num_requests"] == 8
+    with pytest.raises(SpecError, match="num_requests"):
+        mantile.estimate_disagg(**{**args, "concurrency": None, "request_rate": 2.0}, num_requests=8)
+
+
 def test_ttft_includes_the_transfer_and_grows_with_load() -> None:
     low, high = _row(concurrency=1), _row(concurrency=512)
     assert low["ttft_ms"] > low["kv_transfer_ms"] > 0

@@ -12,7 +12,8 @@ tensor parallelism (attention_dp 1, tp = moe_tp x moe_ep). Mapping of a worker: 
 ep = moe_ep, dp_attention = attention_dp > 1; prefill.batch_size = prefill_batch_size x attention_dp (the
 sample's batch sizes are per attention-DP rank); the decode batch
 follows from the concurrency (C / decode workers, as the sample's decode_batch_size x attention_dp x
-workers = C).
+workers = C). Each run is num_requests = 10 x C requests [inferred], the volume aiconfigurator's own
+benchmark runners send (see silicon_sample.py): its first wave of C prompts queues at the prefill side.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fit_kernels import REPO, aic_root, package_version  # noqa: E402
+from silicon_sample import REQUESTS_PER_CLIENT  # noqa: E402
 
 import mantile  # noqa: E402
 
@@ -84,8 +86,10 @@ def predict(row: dict) -> tuple[dict, str] | tuple[None, str]:
     common = {"hardware": hw, "serving": engine, "dtype": dtype}
     if model == "gpt_oss_120b":
         common.pop("dtype")  # the checkpoint's recipe (mxfp4 experts)
+    c = int(conc.group(1))
     r = mantile.estimate_disagg(model=model, input_seq=int(row["isl"]), output_seq=int(row["osl"]),
-                                concurrency=int(conc.group(1)), prefill={**common, **pre}, decode={**common, **dec})
+                                concurrency=c, prefill={**common, **pre}, decode={**common, **dec},
+                                num_requests=REQUESTS_PER_CLIENT * c)
     return r, ""
 
 

@@ -60,6 +60,9 @@ class DisaggRequest(_Body):
                                     description="clients in a closed loop")
     request_rate: float | None = Field(default=None, strict=True, gt=0, le=1e6, allow_inf_nan=False,
                                        description="Poisson arrivals, requests/s")
+    num_requests: int = Field(default=0, strict=True, ge=0, le=100 * MAX_CONCURRENCY,
+                              description="requests a benchmark run sends in all, with concurrency (0: the steady "
+                              "state); its first wave of prompts arrives at once")
     prefill: DisaggSide = Field(default_factory=DisaggSide)
     decode: DisaggSide = Field(default_factory=DisaggSide)
     ratio: Literal["auto"] | None = Field(default=None, description="auto: choose the sides' instances (the "
@@ -108,7 +111,7 @@ def estimate(catalog: Catalog, req: DisaggRequest) -> dict[str, Any]:
     with body_fields(ERROR_FIELDS):
         row = mantile.estimate_disagg(req.model_id, req.input_seq, req.output_seq, prefill, decode,
                                       concurrency=req.concurrency, request_rate=req.request_rate, ratio=req.ratio,
-                                      max_devices=req.max_devices)
+                                      max_devices=req.max_devices, num_requests=req.num_requests)
     return finite(row)
 
 

@@ -40,11 +40,12 @@ SECTION_KEYS = (*SIDES, "ratio", "max_devices")
 #: top-level keys a side takes when its own is not given (one value each in a disaggregated run)
 INHERITED = ("tp", "pp", "ep", "dp_attention", "dtype", "kv_dtype")
 LOADS = ("concurrency", "request_rate")
-#: top-level keys that may be lists, crossed with the disagg keys
-GRID_KEYS = ("input_seq", "output_seq", *LOADS)
+#: top-level keys that may be lists, crossed with the disagg keys (num_requests: a finite run, under concurrency)
+GRID_KEYS = ("input_seq", "output_seq", *LOADS, "num_requests")
 MAX_POINTS = 10_000  # one estimate_disagg each, ~10-50 ms
 #: columns that tell two rows apart (a re-run job's rows replace its old ones in the merge)
-IDENTITY = ("model_id", "input_seq", "output_seq", *LOADS, *(f"disagg.{s}.{k}" for s in SIDES for k in SIDE_KEYS),
+IDENTITY = ("model_id", "input_seq", "output_seq", *LOADS, "num_requests",
+            *(f"disagg.{s}.{k}" for s in SIDES for k in SIDE_KEYS),
             "disagg.ratio", "disagg.max_devices")
 PARETO_BY = ("model_id", "input_seq", "output_seq")
 
@@ -109,7 +110,7 @@ class renamed:
 
 #: run keys a disaggregated run does not model, and the value that means "off"
 NOT_MODELLED = {"dp": 1, "cp": 1, "sp": 1, "embedding_tp": None, "prefix_cache_hit_rate": 0.0,
-                "redundant_experts": 0, "expert_imbalance": 1.0, "num_requests": 0, "study": None}
+                "redundant_experts": 0, "expert_imbalance": 1.0, "study": None}
 
 
 def _not_modelled(cfg: Any) -> None:

@@ -103,7 +103,7 @@ def side_cols(model: ModelSpec, side: Mapping[str, Any], input_seq: Any, output_
 
 def evaluate_disagg(model: ModelSpec, prefill: Mapping[str, Any], decode: Mapping[str, Any], input_seq: Any,
                     output_seq: Any, prefill_instances: Any, decode_instances: Any, concurrency: Any = None,
-                    request_rate: Any = None) -> dict[str, np.ndarray]:
+                    request_rate: Any = None, num_requests: Any = None) -> dict[str, np.ndarray]:
     """Columns of disaggregated deployments: ``prefill`` and ``decode`` hold one hardware and serving id
     each and plan values (scalars or equal-length arrays); every other argument too."""
     n = int(max(np.size(v) for v in (input_seq, output_seq, prefill_instances, decode_instances,
@@ -116,7 +116,8 @@ def evaluate_disagg(model: ModelSpec, prefill: Mapping[str, Any], decode: Mappin
     D = np.broadcast_to(np.asarray(decode_instances, dtype=float), n)
     same = disagg.same_nvlink_domain(pre, dec, P, D, prefill["hardware"] == decode["hardware"])
     transfer = disagg.kv_transfer_s(model, pre, dec, same)
-    t = disagg.timings(pre, dec, P, D, transfer, concurrency=concurrency, request_rate=request_rate)
+    t = disagg.timings(pre, dec, P, D, transfer, concurrency=concurrency, request_rate=request_rate,
+                       num_requests=num_requests)
     valid = np.asarray(pre.result.valid & dec.result.valid & t.sustainable)
     fits = np.asarray(pre.result.fits & dec.result.fits & (dec.decode_cap() >= 1))
     O = np.broadcast_to(np.asarray(output_seq, dtype=float), n)  # noqa: E741

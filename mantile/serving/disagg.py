@@ -28,7 +28,9 @@ Loads (totals of the deployment):
   with its whole pass, so it also spends t_p - t_p / b_p beside its own share (a delay in the loop);
   TTFT = the prefill station's residence time + that + transfer (t_p + transfer for a lone client).
   MVA assumes exponential service (prefill passes of fixed lengths wait less: an upper bound near
-  the knee). Every request sees the mean (p50 = p99);
+  the knee). Every request sees the mean (p50 = p99). A finite run of ``num_requests`` R: its first
+  wave of min(C, R) prompts arrives at once and leaves the prefill side P b_p a pass (``first_wave_ttft``);
+  TTFT is the mix of that wave and R - w steady requests (TPOT and throughput stay the steady state's);
 - ``request_rate`` lambda (Poisson): the prefill instances are M/D/1 queues at utilization
   rho = lambda t_p / (P b_p), waiting W = rho / (2 (1 - rho)) t_p with P(wait > 0) = rho and an
   exponential tail (as ``queueing.py``: p99 = W / rho ln(rho / 0.01)); the decode batch solves
@@ -152,8 +154,10 @@ class DisaggTimings:
 
 
 def timings(prefill: Side, decode: Side, prefill_instances: Array, decode_instances: Array, transfer_s: Array,
-            concurrency: Array | None = None, request_rate: Array | None = None) -> DisaggTimings:
-    """The deployment's timings under exactly one load (see module docstring)."""
+            concurrency: Array | None = None, request_rate: Array | None = None,
+            num_requests: Array | None = None) -> DisaggTimings:
+    """The deployment's timings under exactly one load (see module docstring); ``num_requests`` > 0 under
+    ``concurrency``: a finite run whose first wave of prompts arrives at once (``first_wave_ttft``)."""
     P, D = np.asarray(prefill_instances, dtype=float), np.asarray(decode_instances, dtype=float)
     O = np.asarray(decode.steps.axes.output_seq, dtype=float)  # noqa: E741
     t_p, busy_p = prefill.prefill_pass_s()
@@ -173,6 +177,8 @@ def timings(prefill: Side, decode: Side, prefill_instances: Array, decode_instan
         residence, X = closed_loop_mva(service, P, transfer + hold + (O - 1) * tpot, C)
         ttft = residence + hold + transfer
         ttft99, tpot99, sustainable = ttft, tpot, np.ones(np.shape(ttft), dtype=bool)
+        if num_requests is not None and np.any(np.asarray(num_requests) > 0):
+            ttft, ttft99 = first_wave_ttft(ttft, t_p, transfer, P * prefill.batch, C, num_requests)
         rho = X / (P * per_prefill)
     else:
         lam = np.asarray(request_rate, dtype=float)
@@ -199,6 +205,28 @@ def timings(prefill: Side, decode: Side, prefill_instances: Array, decode_instan
     return DisaggTimings(np.asarray(ttft), np.asarray(ttft99), np.asarray(tpot), np.asarray(tpot99),
                          np.broadcast_to(transfer, np.shape(ttft)).copy(), np.asarray(B), np.asarray(X),
                          np.asarray(devices), np.asarray(power), np.asarray(sustainable), O)
+
+
+def first_wave_ttft(steady_s: Array, pass_s: Array, transfer_s: Array, per_pass: Array, clients: Array,
+                    num_requests: Array) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, p99) TTFT of a finite closed-loop run of R = ``num_requests`` requests (0: the steady state,
+    ``steady_s``): its first wave of w = min(C, R) prompts arrives at once and leaves the prefill side
+    ``per_pass`` = P b_p prompts a pass, the j-th pass's after j t_p (+ transfer); the other R - w see
+    the steady state. Mean over the wave, with k = ceil(w / m) passes of m prompts (the last holds the
+    rest): t_p (m (k - 1) k / 2 + k (w - (k - 1) m)) / w. The p99 lies in the wave when it holds more
+    than 1% of the run: the pass that the top 0.01 R requests of the wave start in."""
+    steady, t_p, tr = (np.asarray(v, dtype=float) for v in (steady_s, pass_s, transfer_s))
+    m, C, R = (np.asarray(v, dtype=float) for v in (per_pass, clients, num_requests))
+    finite = R > 0
+    R_ = np.where(finite, R, 1.0)
+    w = np.minimum(C, R_)
+    k = np.ceil(w / m)
+    wave = t_p * (m * (k - 1) * k / 2 + k * (w - (k - 1) * m)) / w + tr
+    mean = np.where(finite, (w * wave + (R_ - w) * steady) / R_, steady)
+    above = 0.01 * R_  # requests above the p99
+    j = np.ceil(k * np.maximum(1.0 - above / w, 0.0))
+    p99 = np.where(finite & (w > above), np.maximum(j * t_p + tr, steady), mean)
+    return mean, np.maximum(p99, mean)
 
 
 def closed_loop_mva(service_s: Array, servers: Array, delay_s: Array, clients: Array
