@@ -277,3 +277,25 @@ def test_a_negative_memory_reserve_term_is_an_error_naming_it() -> None:
     data["memory_reserve"]["per_graph_batch_mib"] = -2
     with pytest.raises(SpecError, match="memory_reserve.per_graph_batch_mib"):
         build(ServingProfile, data, "conf/serving/sglang.yaml")
+
+
+def test_trtllm_kv_cache_takes_its_fraction_of_the_free_memory() -> None:
+    """TensorRT-LLM's KvCacheConfig.free_gpu_memory_fraction (0.9) is a fraction of the memory the weights
+    and activations leave (TensorRT-LLM docs/source/reference/memory.md), not of the device: DeepSeek-R1 in
+    FP8 on four B200s leaves about 22 GB a GPU, of which the KV cache takes 90% (20 GB), where 0.9 of the
+    whole device minus the weights left 3 GB; vLLM's gpu_memory_utilization stays a fraction of the device."""
+    import mantile
+    from mantile.costs import memory
+    from mantile.specs import load_hardware, load_model
+
+    gb = 1e9
+    kw = dict(model="deepseek_r1", hardware="nvidia_b200_180gb", tp=4, dtype="fp8", input_seq=8192,
+              output_seq=1024, concurrency=16)
+    r = mantile.estimate(serving="trtllm", **kw)
+    m = load_hardware("nvidia_b200_180gb").device.memory_bytes
+    act = 8192 * memory.activation_per_token(load_model("deepseek_r1"), 4, 1, 1, 2.0)  # max_num_tokens x bf16
+    w = r["weights_gb_per_device"] * gb
+    assert r["usable_memory_gb_per_device"] * gb == pytest.approx(m - 0.1 * (m - w - act), rel=1e-9)
+    assert r["kv_cache_budget_gb_per_device"] > 15 and r["max_batch_size"] >= 16
+    v = mantile.estimate(serving="vllm", **kw)
+    assert v["usable_memory_gb_per_device"] * gb == pytest.approx(0.9 * m, rel=1e-9)

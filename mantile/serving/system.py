@@ -153,6 +153,10 @@ def _memory(model: ModelSpec, hw: HardwareSpec, serving: ServingProfile, ax: Axe
                                     ax.placement.attention_dp, ax.dp_attention, drafts, speculates)
     else:
         fraction = serving.scheduler.kv_cache_memory_fraction or (1 - serving.memory_reserve_fraction)
+    # TensorRT-LLM's fraction is of the memory the weights and activations leave: the KV cache takes f of it,
+    # so the engine fills M - (1 - f) (M - weights - activations) (``Scheduler.kv_fraction_of``)
+    of_free = serving.scheduler.kv_fraction_of == "free" and bool(serving.scheduler.kv_cache_memory_fraction) \
+        and not reserve.active
     # KV a running sequence holds: all of input + output (static batching, TRT-LLM's no-evict), or on
     # average input + output/2 (paged blocks that grow with the sequence). Prefix caching: a sequence
     # holds its whole prompt's blocks, the cached (shared) ones included, counted once per running
@@ -164,14 +168,19 @@ def _memory(model: ModelSpec, hw: HardwareSpec, serving: ServingProfile, ax: Axe
     weights = _weights(model, ax, setup)
     if spec.active:
         weights = weights + speculative.draft_weight_bytes(setup, draft)
+    act_token = memory.activation_per_token(model, ax.tp, ax.ep, ax.cp, setup.activation_bytes_per_element)
+    step_tokens = float(budget or serving.max_prefill_tokens)
+    total = hw.device.memory_bytes
+    usable = (total - (1.0 - fraction) * np.maximum(total - weights - step_tokens * act_token, 0.0) if of_free
+              else total * fraction)
     return _Memory(
         weights=weights,
-        act_per_token=memory.activation_per_token(model, ax.tp, ax.ep, ax.cp, setup.activation_bytes_per_element),
+        act_per_token=act_token,
         # fp32 logits of every position the LM head scores: k + 1 per sequence in a verify step
         logits_per_seq=model.vocab_size / ax.embedding_tp * 4.0 * spec.q_len,
-        usable=hw.device.memory_bytes * fraction,
+        usable=usable,
         kv_per_seq=_kv_per_sequence(model, ax, setup, held, draft),
-        step_tokens=float(budget or serving.max_prefill_tokens), act_in_reserve=reserve.active)
+        step_tokens=step_tokens, act_in_reserve=reserve.active)
 
 
 def _timings(mode: str, steps: Steps, serving: ServingProfile, mem: _Memory) -> Timings:

@@ -18,6 +18,7 @@ from mantile.specs.stack import KernelStack
 
 BATCHING = ("static", "continuous")
 KV_DEFAULTS = ("dtype", "bf16", "fp8_if_quantized")
+KV_FRACTION_OF = ("total", "free")
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,12 @@ class Scheduler:
         "TRT-LLM max_num_tokens, SGLang chunked_prefill_size); long prompts are chunked to fit"))
     kv_cache_memory_fraction: float = field(default=0.0, metadata=doc(
         "fraction of device memory the engine may fill (weights, activations, KV cache); 0 = "
-        "1 - memory_reserve_fraction"))
+        "1 - memory_reserve_fraction; with kv_fraction_of 'free', the fraction of what the weights and the "
+        "activations leave that the KV cache takes"))
+    kv_fraction_of: str = field(default="total", metadata=doc(
+        f"what kv_cache_memory_fraction is a fraction of, one of {KV_FRACTION_OF}: 'total' device memory "
+        "(vLLM gpu_memory_utilization) or the 'free' memory after the weights and activations are in place "
+        "(TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction)"))
     kv_reserve: str = field(default="mean", metadata=doc(
         "KV blocks a running sequence holds: 'mean' (paged, grows with the sequence: input + output/2) or "
         "'full' (reserved for input + output up front, TRT-LLM's GUARANTEED_NO_EVICT)"))
@@ -65,6 +71,8 @@ class Scheduler:
                      "host_per_sequence_us"):
             if getattr(self, name) < 0:
                 raise SpecError("?", f"scheduler.{name}", getattr(self, name), "0 (no limit) or a positive number")
+        if self.kv_fraction_of not in KV_FRACTION_OF:
+            raise SpecError("?", "scheduler.kv_fraction_of", self.kv_fraction_of, KV_FRACTION_OF)
         if not 0 <= self.kv_cache_memory_fraction <= 1:
             raise SpecError("?", "scheduler.kv_cache_memory_fraction", self.kv_cache_memory_fraction,
                             "a fraction in [0, 1] (0: 1 - memory_reserve_fraction)")
