@@ -214,7 +214,7 @@ def first_wave_ttft(steady_s: Array, pass_s: Array, transfer_s: Array, per_pass:
     ``per_pass`` = P b_p prompts a pass, the j-th pass's after j t_p (+ transfer); the other R - w see
     the steady state. Mean over the wave, with k = ceil(w / m) passes of m prompts (the last holds the
     rest): t_p (m (k - 1) k / 2 + k (w - (k - 1) m)) / w. The p99 lies in the wave when it holds more
-    than 1% of the run: the pass that the top 0.01 R requests of the wave start in."""
+    than 1% of the run: the pass of the wave's (w - 0.01 R)-th prompt, ceil((w - 0.01 R) / m)."""
     steady, t_p, tr = (np.asarray(v, dtype=float) for v in (steady_s, pass_s, transfer_s))
     m, C, R = (np.asarray(v, dtype=float) for v in (per_pass, clients, num_requests))
     finite = R > 0
@@ -223,8 +223,8 @@ def first_wave_ttft(steady_s: Array, pass_s: Array, transfer_s: Array, per_pass:
     k = np.ceil(w / m)
     wave = t_p * (m * (k - 1) * k / 2 + k * (w - (k - 1) * m)) / w + tr
     mean = np.where(finite, (w * wave + (R_ - w) * steady) / R_, steady)
-    above = 0.01 * R_  # requests above the p99
-    j = np.ceil(k * np.maximum(1.0 - above / w, 0.0))
+    above = 0.01 * R_  # requests above the p99: the wave's last ones; the p99 request leaves with pass j
+    j = np.maximum(np.ceil((w - above) / m), 1.0)
     p99 = np.where(finite & (w > above), np.maximum(j * t_p + tr, steady), mean)
     return mean, np.maximum(p99, mean)
 
