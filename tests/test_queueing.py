@@ -299,3 +299,38 @@ def test_trtllm_kv_cache_takes_its_fraction_of_the_free_memory() -> None:
     assert r["kv_cache_budget_gb_per_device"] > 15 and r["max_batch_size"] >= 16
     v = mantile.estimate(serving="vllm", **kw)
     assert v["usable_memory_gb_per_device"] * gb == pytest.approx(0.9 * m, rel=1e-9)
+
+
+def test_trtllm_bench_caps_the_batch_by_its_own_kv_estimate_per_attention_rank() -> None:
+    """trtllm-bench's calc_engine_setting (tensorrt_llm/bench/build/tuning.py), by hand for DeepSeek-R1 NVFP4 on
+    four B200s (DEP4), 1k/1k: stored elements (682.6e9 - 1.85e9 embedding) x (0.5 + 1/16) + 1.85e9 = 384.8e9,
+    x 0.5 bytes = 179.2 GiB of engine; 0.95 x (4 x 179.1 - 179.2) = 510.3 GiB; its KV estimate 2 x 61 layers x
+    128 heads x 56 x 1 byte = 874,496 B a token, 1.668 GiB a 2,048-token request: 305.9 requests, rounded up
+    to 384 a rank; four attention-DP ranks run 1,536 (the latent cache alone would hold thousands)."""
+    import mantile
+    from mantile.costs.axes import Axes
+    from mantile.serving.scheduler import trtllm_bench_caps
+    from mantile.specs import load_model
+
+    ax = Axes.resolve({"tp": np.array([4.0]), "pp": np.array([1.0]), "ep": np.array([4.0]), "dp": np.array([1.0]),
+                       "cp": np.array([1.0]), "sp": np.array([1.0]),
+                       "input_seq": np.array([1024.0]), "output_seq": np.array([1024.0]),
+                       "batch_size": np.array([1.0]), "dtype": "fp4", "kv_dtype": "fp8"})
+    batch, _ = trtllm_bench_caps(load_model("deepseek_r1"), 179.1, ax)
+    assert batch.tolist() == [384.0]
+    r = mantile.estimate(model="deepseek_r1", hardware="nvidia_b200_180gb", serving="trtllm_bench", tp=4, ep=4,
+                         dp_attention=True, dtype="fp4", kv_dtype="fp8", input_seq=1024, output_seq=1024,
+                         concurrency=3000)
+    assert r["running_batch"] == 4 * 384 and r["max_batch_size"] > 4 * 384
+
+
+def test_trtllm_caps_bind_each_attention_dp_rank() -> None:
+    """TensorRT-LLM's max_batch_size (2048) and max_num_tokens (8192) are each attention-DP rank's: Qwen3-30B-A3B
+    on two H200s with attention DP runs 2 x 2048 sequences at 100/100 (the KV cache holds more), not 2048."""
+    import mantile
+
+    kw = dict(model="qwen3_30b_a3b", hardware="nvidia_h200_141gb", serving="trtllm", tp=2, ep=2, input_seq=100,
+              output_seq=100, concurrency=8000)
+    r = mantile.estimate(dp_attention=True, **kw)
+    assert r["running_batch"] == 4096 and r["max_batch_size"] > 4096
+    assert mantile.estimate(**kw)["running_batch"] == 2048  # one executor over tensor-parallel attention

@@ -7,7 +7,9 @@ mean cache length input + output/2) while ``p`` prefill tokens of waiting prompt
 profile's host time per step (``Scheduler.wall_s``: ``host_step_us`` plus ``host_per_sequence_us * d``, the
 latter hidden behind the GPU step by an overlap scheduler unless it is the longer) and, with pp > 1, the
 stage-to-stage hops. The running cap is the profile's ``max_num_seqs``, the sequences whose KV cache
-fits (``kv_capacity_seqs``, from the memory model) and the step's token budget. Loads are per
+fits (``kv_capacity_seqs``, from the memory model) and the step's token budget, or a cap the engine's
+launcher computes (trtllm-bench: ``trtllm_bench_caps``); TensorRT-LLM's caps bind each attention-DP
+rank (``Scheduler.caps_per_attention_rank``), so a replica's are the rank's x its ranks. Loads are per
 replica: a deployment's ``concurrency`` clients and ``request_rate`` split evenly over dp replicas, and so
 do the ``num_requests`` of a finite benchmark run (``queueing._finite_closed``, ``_finite_open``).
 With pp > 1 the pass is not pipelined across micro-batches here (a conservative simplification).
@@ -23,14 +25,66 @@ from __future__ import annotations
 
 import numpy as np
 
+from mantile.costs.axes import Axes, lookup
+from mantile.costs.families import parameters
 from mantile.costs.kernels import Array
 from mantile.costs.step import StepCost
 from mantile.serving import queueing
 from mantile.serving.base import Steps, Timings, mean_context
+from mantile.specs.model import ModelSpec
 from mantile.specs.serving import Scheduler
 
+#: trtllm-bench's BYTES_PER_ELEM by the checkpoint's quantization (NVFP4; FP8 and FP8 block scales; else 2)
+TRTLLM_BENCH_BYTES = {"fp4": 0.5, "fp8": 1.0}
+#: safetensors elements a quantized linear weight stores per parameter, which trtllm-bench counts as its
+#: parameters: NVFP4 packs two values a byte (uint8) with one FP8 scale per 16 values; FP8 one a value
+STORED_ELEMENTS = {"fp4": 0.5 + 1.0 / 16}
 
-def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array) -> Timings:
+
+def trtllm_bench_caps(model: ModelSpec, memory_gib: float, ax: Axes) -> tuple[np.ndarray, np.ndarray]:
+    """(max_batch_size, max_num_tokens) trtllm-bench builds its engine with when none is given (TensorRT-LLM
+    tensorrt_llm/bench/build/tuning.py, calc_engine_setting and finetune_setting), per point:
+
+        engine = parameters x bytes per element of the checkpoint's format (its safetensors elements:
+                 packed NVFP4 counts half a value plus its scales; embedding and LM head 16-bit), GiB
+        kv per token = 2 x layers x max(tp, kv heads) x head_dim x KV bytes (1 for FP8, else 2), GiB
+        requests = 0.95 (memory x tp x pp - engine) / (kv per token x (input + output))
+        raw = min(requests, 4096) / pp; rounded up: to 32 (at least 64) below 256, to 128 below 1024, else 256
+        tokens = min(raw x (1 + input / output), 32768); rounded up: to 256 (at least 2048) below 4096, to
+                 512 below 8192, else 1024
+
+    Its KV estimate is the GQA cache of ``num_key_value_heads`` heads of ``head_dim``: for an MLA model
+    (DeepSeek: 128 KV heads of hidden / heads = 56 in its config) it is about 25x the latent cache the
+    runtime allocates, so this cap, not the KV capacity, binds trtllm-bench's DeepSeek runs. The scheduler
+    applies the batch cap only: with the token cap as well (3,072 a step for Llama 3.3 70B at TP8, 1k/1k)
+    the finite all-at-once run model puts the dense Llama rows of the published table 20-25% too fast,
+    where they are within 4% without it; until that interplay is understood the step budget stays the
+    profile's (none)."""
+    dtype = ax.feedforward_dtype
+    bpe = np.nan_to_num(lookup(dtype, TRTLLM_BENCH_BYTES), nan=2.0)
+    stored = np.nan_to_num(lookup(dtype, STORED_ELEMENTS), nan=1.0)
+    kv_b = np.nan_to_num(lookup(ax.kv_dtype, {"fp8": 1.0}), nan=2.0)
+    count = parameters(model)
+    embed = model.embedding_params  # embedding and LM head, 16-bit in FP8 / NVFP4 checkpoints
+    engine = ((count.total + count.mtp - embed) * stored + embed) * bpe / 2**30
+    tp, pp = np.asarray(ax.tp, dtype=float), np.asarray(ax.pp, dtype=float)
+    heads = np.maximum(tp, model.num_key_value_heads)  # "each GPU in TP group has at least 1 kv head"
+    per_token = 2.0 * model.num_hidden_layers * heads * model.head_dim * kv_b / 2**30
+    requests = 0.95 * (memory_gib * tp * pp - engine) / (per_token * (ax.input_seq + ax.output_seq))
+    raw = np.minimum(requests, 4096.0) / pp
+    batch = np.where(raw < 256, np.maximum(64.0, 32.0 * np.ceil(raw / 32)),
+                     np.where(raw < 1024, 128.0 * np.ceil(raw / 128), 256.0 * np.ceil(raw / 256)))
+    raw_tokens = np.minimum(raw * (1.0 + ax.input_seq / ax.output_seq), 32768.0)
+    tokens = np.where(raw_tokens < 4096, np.maximum(2048.0, 256.0 * np.ceil(raw_tokens / 256)),
+                      np.where(raw_tokens < 8192, 512.0 * np.ceil(raw_tokens / 512),
+                               1024.0 * np.ceil(raw_tokens / 1024)))
+    return batch, tokens
+
+
+def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array,
+            launcher_caps: tuple[Array, Array] | None = None) -> Timings:
+    """The scheduler's timings; ``launcher_caps``: the (running-sequence cap, token budget) the engine's
+    launcher sets per point (``Scheduler.max_num_seqs_rule``), in place of the profile's."""
     ax = steps.axes
     S, O, pp, dp = ax.input_seq, ax.output_seq, ax.pp, ax.dp  # noqa: E741
     context = mean_context(S, O)
@@ -47,9 +101,14 @@ def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array) -> Timi
         hops = (pp - 1) * steps.pipeline_hop_s(np.asarray(d) * spec.q_len + np.asarray(p))
         return scheduler.wall_s(c.latency_s + steps.draft_s(d, context) + hops, per_rank(np.asarray(d)))
 
-    budget = float(scheduler.max_num_batched_tokens)
+    budget: Array = float(scheduler.max_num_batched_tokens)
     out_steps = steps.decode_steps(O)
     max_seqs: Array = float(scheduler.max_num_seqs)
+    if launcher_caps is not None:  # the launcher's batch cap (its token cap: see trtllm_bench_caps)
+        max_seqs = np.minimum(max_seqs or np.inf, launcher_caps[0])
+    if scheduler.caps_per_attention_rank:  # each attention-DP rank's executor has its own caps
+        ranks = np.asarray(ax.placement.attention_dp, dtype=float)
+        max_seqs, budget = np.asarray(max_seqs) * ranks, np.asarray(budget) * ranks
     if scheduler.spec_max_num_seqs and spec.active:  # the engine's own cap while a proposer model drafts
         drafted = ax.is_method("draft") | ax.is_method("eagle") | ax.is_method("mtp")
         spec_cap = float(scheduler.spec_max_num_seqs)

@@ -19,6 +19,7 @@ from mantile.specs.stack import KernelStack
 BATCHING = ("static", "continuous")
 KV_DEFAULTS = ("dtype", "bf16", "fp8_if_quantized")
 KV_FRACTION_OF = ("total", "free")
+SEQ_RULES = ("", "trtllm_bench")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,13 @@ class Scheduler:
         f"what kv_cache_memory_fraction is a fraction of, one of {KV_FRACTION_OF}: 'total' device memory "
         "(vLLM gpu_memory_utilization) or the 'free' memory after the weights and activations are in place "
         "(TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction)"))
+    max_num_seqs_rule: str = field(default="", metadata=doc(
+        f"how the engine's launcher sets the running-sequence cap, one of {SEQ_RULES}: '' (max_num_seqs as "
+        "given) or 'trtllm_bench' (trtllm-bench's calc_engine_setting: the requests its own KV-cache estimate "
+        "holds at input + output tokens, rounded up; at most max_num_seqs; serving/scheduler.py)"))
+    caps_per_attention_rank: bool = field(default=False, metadata=doc(
+        "max_num_seqs and max_num_batched_tokens bind each attention-DP rank, which runs its own executor "
+        "(TensorRT-LLM's max_batch_size and max_num_tokens), not the whole replica"))
     kv_reserve: str = field(default="mean", metadata=doc(
         "KV blocks a running sequence holds: 'mean' (paged, grows with the sequence: input + output/2) or "
         "'full' (reserved for input + output up front, TRT-LLM's GUARANTEED_NO_EVICT)"))
@@ -71,6 +79,8 @@ class Scheduler:
                      "host_per_sequence_us"):
             if getattr(self, name) < 0:
                 raise SpecError("?", f"scheduler.{name}", getattr(self, name), "0 (no limit) or a positive number")
+        if self.max_num_seqs_rule not in SEQ_RULES:
+            raise SpecError("?", "scheduler.max_num_seqs_rule", self.max_num_seqs_rule, SEQ_RULES)
         if self.kv_fraction_of not in KV_FRACTION_OF:
             raise SpecError("?", "scheduler.kv_fraction_of", self.kv_fraction_of, KV_FRACTION_OF)
         if not 0 <= self.kv_cache_memory_fraction <= 1:
