@@ -147,3 +147,12 @@ def test_validate_predicts_a_decode_side_row_with_its_plan_and_skips_the_others(
     # two decode instances of tp 8 share the 64 clients: 32 sequences each, 32 / TPOT tokens/s over 8 GPUs
     r = _row(concurrency=64, prefill={"hardware": H100, "tp": 8}, decode={"hardware": H100, "tp": 8, "instances": 2})
     assert preds[0].predicted == pytest.approx(32 / (r["tpot_ms"] / 1e3) / 8)
+
+
+def test_a_trtllm_decode_instance_holds_its_cap_on_every_attention_dp_rank() -> None:
+    """TensorRT-LLM's max_batch_size (2048) binds each attention-DP rank: a decode instance of Qwen3-30B-A3B
+    on two H200s with attention DP holds 2 x 2048 clients at 100/100 (its KV cache holds more)."""
+    dec = {"hardware": "nvidia_h200_141gb", "tp": 2, "ep": 2, "dp_attention": True, "serving": "trtllm"}
+    r = mantile.estimate_disagg("qwen3_30b_a3b", 100, 100, {"hardware": "nvidia_h200_141gb", "serving": "trtllm"},
+                                dec, concurrency=8000)
+    assert r["running_batch"] == 4096
