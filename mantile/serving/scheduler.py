@@ -56,7 +56,7 @@ def trtllm_bench_caps(model: ModelSpec, memory_gib: float, ax: Axes) -> tuple[np
     Its KV estimate is the GQA cache of ``num_key_value_heads`` heads of ``head_dim``: for an MLA model
     (DeepSeek: 128 KV heads of hidden / heads = 56 in its config) it is about 25x the latent cache the
     runtime allocates, so this cap, not the KV capacity, binds trtllm-bench's DeepSeek runs. The scheduler
-    applies the batch cap only: with the token cap as well (3,072 a step for Llama 3.3 70B at TP8, 1k/1k)
+    applies the batch cap only: with the token cap as well (3,584 a step for Llama 3.3 70B FP8 at TP8, 1k/1k)
     the finite all-at-once run model puts the dense Llama rows of the published table 20-25% too fast,
     where they are within 4% without it; until that interplay is understood the step budget stays the
     profile's (none)."""
