@@ -18,7 +18,7 @@ import numpy as np
 
 from mantile.analysis import disagg_ratio as disagg_ratio_mod
 from mantile.engine.disagg import SIDE_KEYS, evaluate_disagg, side_args
-from mantile.engine.spec import model_spec
+from mantile.engine.spec import check_axis, model_spec
 from mantile.specs import SpecError
 
 #: ``ratio``: None = the sides' ``instances`` as given; ``auto`` = chosen by ``disagg_ratio``
@@ -46,9 +46,7 @@ def estimate_disagg(model: Any, input_seq: int, output_seq: int, prefill: Mappin
     arrives at once (TTFT mixes it with the steady state; ``serving.disagg.first_wave_ttft``)."""
     if (concurrency is None) == (request_rate is None):
         raise SpecError("estimate_disagg", "concurrency", concurrency, "exactly one of concurrency, request_rate")
-    num_requests = 0 if num_requests is None else num_requests
-    if isinstance(num_requests, bool) or not isinstance(num_requests, (int, np.integer)) or num_requests < 0:
-        raise SpecError("estimate_disagg", "num_requests", num_requests, "an integer >= 0 (0: the steady state)")
+    (num_requests,) = check_axis("num_requests", 0 if num_requests is None else num_requests)
     if num_requests and request_rate is not None:
         raise SpecError("estimate_disagg", "num_requests", num_requests, "0 under request_rate (a finite run is "
                         "modelled for a closed loop: concurrency)")

@@ -309,14 +309,14 @@ def test_trtllm_bench_caps_the_batch_by_its_own_kv_estimate_per_attention_rank()
     to 384 a rank; four attention-DP ranks run 1,536 (the latent cache alone would hold thousands)."""
     import mantile
     from mantile.costs.axes import Axes
-    from mantile.serving.scheduler import trtllm_bench_caps
+    from mantile.serving.scheduler import trtllm_bench_max_batch
     from mantile.specs import load_model
 
     ax = Axes.resolve({"tp": np.array([4.0]), "pp": np.array([1.0]), "ep": np.array([4.0]), "dp": np.array([1.0]),
                        "cp": np.array([1.0]), "sp": np.array([1.0]),
                        "input_seq": np.array([1024.0]), "output_seq": np.array([1024.0]),
                        "batch_size": np.array([1.0]), "dtype": "fp4", "kv_dtype": "fp8"})
-    batch, _ = trtllm_bench_caps(load_model("deepseek_r1"), 179.1, ax)
+    batch = trtllm_bench_max_batch(load_model("deepseek_r1"), 179.1, ax)
     assert batch.tolist() == [384.0]
     r = mantile.estimate(model="deepseek_r1", hardware="nvidia_b200_180gb", serving="trtllm_bench", tp=4, ep=4,
                          dp_attention=True, dtype="fp4", kv_dtype="fp8", input_seq=1024, output_seq=1024,

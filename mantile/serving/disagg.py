@@ -113,9 +113,7 @@ class Side:
         """Sequences one decode instance can hold: the engine's cap (each attention-DP rank's, where the
         engine applies it per rank: ``Scheduler.caps_per_attention_rank``) and the largest batch that fits."""
         sched = self.serving.scheduler
-        cap = np.asarray(float(sched.max_num_seqs or np.inf))
-        if sched.caps_per_attention_rank:
-            cap = cap * np.asarray(self.steps.axes.placement.attention_dp, dtype=float)
+        cap = float(sched.max_num_seqs or np.inf) * sched.executors(self.steps.axes.placement.attention_dp)
         return np.minimum(cap, np.asarray(self.result.max_batch_size, dtype=float))
 
 

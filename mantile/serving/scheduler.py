@@ -8,7 +8,7 @@ profile's host time per step (``Scheduler.wall_s``: ``host_step_us`` plus ``host
 latter hidden behind the GPU step by an overlap scheduler unless it is the longer) and, with pp > 1, the
 stage-to-stage hops. The running cap is the profile's ``max_num_seqs``, the sequences whose KV cache
 fits (``kv_capacity_seqs``, from the memory model) and the step's token budget, or a cap the engine's
-launcher computes (trtllm-bench: ``trtllm_bench_caps``); TensorRT-LLM's caps bind each attention-DP
+launcher computes (trtllm-bench: ``trtllm_bench_max_batch``); TensorRT-LLM's caps bind each attention-DP
 rank (``Scheduler.caps_per_attention_rank``), so a replica's are the rank's x its ranks. Loads are per
 replica: a deployment's ``concurrency`` clients and ``request_rate`` split evenly over dp replicas, and so
 do the ``num_requests`` of a finite benchmark run (``queueing._finite_closed``, ``_finite_open``).
@@ -41,8 +41,8 @@ TRTLLM_BENCH_BYTES = {"fp4": 0.5, "fp8": 1.0}
 STORED_ELEMENTS = {"fp4": 0.5 + 1.0 / 16}
 
 
-def trtllm_bench_caps(model: ModelSpec, memory_gib: float, ax: Axes) -> tuple[np.ndarray, np.ndarray]:
-    """(max_batch_size, max_num_tokens) trtllm-bench builds its engine with when none is given (TensorRT-LLM
+def trtllm_bench_max_batch(model: ModelSpec, memory_gib: float, ax: Axes) -> np.ndarray:
+    """The max_batch_size trtllm-bench builds its engine with when none is given (TensorRT-LLM
     tensorrt_llm/bench/build/tuning.py, calc_engine_setting and finetune_setting), per point:
 
         engine = parameters x bytes per element of the checkpoint's format (its safetensors elements:
@@ -50,16 +50,17 @@ def trtllm_bench_caps(model: ModelSpec, memory_gib: float, ax: Axes) -> tuple[np
         kv per token = 2 x layers x max(tp, kv heads) x head_dim x KV bytes (1 for FP8, else 2), GiB
         requests = 0.95 (memory x tp x pp - engine) / (kv per token x (input + output))
         raw = min(requests, 4096) / pp; rounded up: to 32 (at least 64) below 256, to 128 below 1024, else 256
-        tokens = min(raw x (1 + input / output), 32768); rounded up: to 256 (at least 2048) below 4096, to
-                 512 below 8192, else 1024
 
     Its KV estimate is the GQA cache of ``num_key_value_heads`` heads of ``head_dim``: for an MLA model
     (DeepSeek: 128 KV heads of hidden / heads = 56 in its config) it is about 25x the latent cache the
-    runtime allocates, so this cap, not the KV capacity, binds trtllm-bench's DeepSeek runs. The scheduler
-    applies the batch cap only: with the token cap as well (3,584 a step for Llama 3.3 70B FP8 at TP8, 1k/1k)
-    the finite all-at-once run model puts the dense Llama rows of the published table 20-25% too fast,
-    where they are within 4% without it; until that interplay is understood the step budget stays the
-    profile's (none)."""
+    runtime allocates, so this cap, not the KV capacity, binds trtllm-bench's DeepSeek runs.
+
+    The same function sets max_num_tokens = min(raw x (1 + input / output), 32768), rounded up (to 256, at
+    least 2048, below 4096; to 512 below 8192; else 1024): 3,584 a step for Llama 3.3 70B FP8 at TP8, 1k/1k.
+    Mantile does not apply it: with it the finite all-at-once run model puts the dense Llama rows of the
+    published table 20-25% too fast, where they are within 4% without it (prompt chunks riding in
+    memory-bound decode steps come out cheaper than trtllm-bench runs them); until that is understood the
+    step budget stays the profile's (none)."""
     dtype = ax.feedforward_dtype
     bpe = np.nan_to_num(lookup(dtype, TRTLLM_BENCH_BYTES), nan=2.0)
     stored = np.nan_to_num(lookup(dtype, STORED_ELEMENTS), nan=1.0)
@@ -72,19 +73,13 @@ def trtllm_bench_caps(model: ModelSpec, memory_gib: float, ax: Axes) -> tuple[np
     per_token = 2.0 * model.num_hidden_layers * heads * model.head_dim * kv_b / 2**30
     requests = 0.95 * (memory_gib * tp * pp - engine) / (per_token * (ax.input_seq + ax.output_seq))
     raw = np.minimum(requests, 4096.0) / pp
-    batch = np.where(raw < 256, np.maximum(64.0, 32.0 * np.ceil(raw / 32)),
-                     np.where(raw < 1024, 128.0 * np.ceil(raw / 128), 256.0 * np.ceil(raw / 256)))
-    raw_tokens = np.minimum(raw * (1.0 + ax.input_seq / ax.output_seq), 32768.0)
-    tokens = np.where(raw_tokens < 4096, np.maximum(2048.0, 256.0 * np.ceil(raw_tokens / 256)),
-                      np.where(raw_tokens < 8192, 512.0 * np.ceil(raw_tokens / 512),
-                               1024.0 * np.ceil(raw_tokens / 1024)))
-    return batch, tokens
+    return np.where(raw < 256, np.maximum(64.0, 32.0 * np.ceil(raw / 32)),
+                    np.where(raw < 1024, 128.0 * np.ceil(raw / 128), 256.0 * np.ceil(raw / 256)))
 
 
-def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array,
-            launcher_caps: tuple[Array, Array] | None = None) -> Timings:
-    """The scheduler's timings; ``launcher_caps``: the (running-sequence cap, token budget) the engine's
-    launcher sets per point (``Scheduler.max_num_seqs_rule``), in place of the profile's."""
+def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array, seq_cap: Array | None = None) -> Timings:
+    """The scheduler's timings; ``seq_cap``: the running-sequence cap the engine's launcher sets per point
+    (``Scheduler.max_num_seqs_rule``), beside the profile's ``max_num_seqs``."""
     ax = steps.axes
     S, O, pp, dp = ax.input_seq, ax.output_seq, ax.pp, ax.dp  # noqa: E741
     context = mean_context(S, O)
@@ -104,11 +99,10 @@ def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array,
     budget: Array = float(scheduler.max_num_batched_tokens)
     out_steps = steps.decode_steps(O)
     max_seqs: Array = float(scheduler.max_num_seqs)
-    if launcher_caps is not None:  # the launcher's batch cap (its token cap: see trtllm_bench_caps)
-        max_seqs = np.minimum(max_seqs or np.inf, launcher_caps[0])
-    if scheduler.caps_per_attention_rank:  # each attention-DP rank's executor has its own caps
-        ranks = np.asarray(ax.placement.attention_dp, dtype=float)
-        max_seqs, budget = np.asarray(max_seqs) * ranks, np.asarray(budget) * ranks
+    if seq_cap is not None:
+        max_seqs = np.minimum(max_seqs or np.inf, seq_cap)
+    ranks = scheduler.executors(ax.placement.attention_dp)  # each executor has its own caps
+    max_seqs, budget = np.asarray(max_seqs) * ranks, np.asarray(budget) * ranks
     if scheduler.spec_max_num_seqs and spec.active:  # the engine's own cap while a proposer model drafts
         drafted = ax.is_method("draft") | ax.is_method("eagle") | ax.is_method("mtp")
         spec_cap = float(scheduler.spec_max_num_seqs)

@@ -124,8 +124,8 @@ class _Memory:
     step_tokens: float
     #: the engine's reserve already holds the activations (``MemoryReserve``): they take nothing from ``usable``
     act_in_reserve: bool = False
-    #: (running-sequence cap, token budget) the engine's launcher computes per point (``Scheduler.max_num_seqs_rule``)
-    launcher_caps: tuple[Array, Array] | None = None
+    #: the running-sequence cap the engine's launcher computes per point (``Scheduler.max_num_seqs_rule``)
+    seq_cap: Array | None = None
 
     @property
     def act_for_capacity(self) -> Array:
@@ -183,14 +183,14 @@ def _memory(model: ModelSpec, hw: HardwareSpec, serving: ServingProfile, ax: Axe
         usable=usable,
         kv_per_seq=_kv_per_sequence(model, ax, setup, held, draft),
         step_tokens=step_tokens, act_in_reserve=reserve.active,
-        launcher_caps=(scheduler.trtllm_bench_caps(model, hw.device.memory_gib, ax)
-                       if serving.scheduler.max_num_seqs_rule == "trtllm_bench" else None))
+        seq_cap=(scheduler.trtllm_bench_max_batch(model, hw.device.memory_gib, ax)
+                 if serving.scheduler.max_num_seqs_rule == "trtllm_bench" else None))
 
 
 def _timings(mode: str, steps: Steps, serving: ServingProfile, mem: _Memory) -> Timings:
     """The serving mode's timings; the scheduler's running cap includes the KV capacity."""
     if mode == "scheduler":
-        return scheduler.timings(steps, serving.scheduler, mem.capacity_seqs, mem.launcher_caps)
+        return scheduler.timings(steps, serving.scheduler, mem.capacity_seqs, mem.seq_cap)
     return (static.timings if mode == "static" else continuous.timings)(steps)
 
 

@@ -60,6 +60,11 @@ class Scheduler:
         "the per-sequence host work of step n+1 runs while the GPU computes step n (TRT-LLM's and SGLang's "
         "overlap schedulers): it shows only where it is longer than the GPU step"))
 
+    def executors(self, attention_dp: object) -> np.ndarray:
+        """How many times a replica holds the profile's caps: its attention-DP ranks where each rank's executor
+        applies them (``caps_per_attention_rank``), else 1."""
+        return np.asarray(attention_dp, dtype=float) if self.caps_per_attention_rank else np.asarray(1.0)
+
     def wall_s(self, gpu_s: object, seqs: object) -> np.ndarray:
         """Wall time of a step whose kernels take ``gpu_s`` with ``seqs`` running sequences: the fixed host
         time is exposed (launch, synchronisation); the per-sequence host work (scheduling, sampler
