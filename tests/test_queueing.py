@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mantile.serving.queueing import running_cap, timings
+from mantile.serving import queueing
+from mantile.serving.queueing import fixed_point, running_cap, timings
 from tests.sim.scheduler_des import simulate
 
 BUDGET, CAP = 8192, 256
@@ -117,6 +118,47 @@ def test_open_loop_marks_a_rate_beyond_capacity() -> None:
     cap = float(running_cap(CAP, np.inf, BUDGET, 512, 128))
     assert bool(timings(step, 512, 128, cap, BUDGET, request_rate=10.0).sustainable)
     assert not bool(timings(step, 512, 128, cap, BUDGET, request_rate=4000.0).sustainable)
+
+
+def test_fixed_point_by_hand() -> None:
+    # x = 0.5 x + 1 has x = 2; a linear map's geometric tail is exact, so one accelerated round lands on it
+    calls = []
+
+    def half_plus_one(x: np.ndarray) -> np.ndarray:
+        calls.append(1)
+        return 0.5 * x + 1.0
+
+    assert fixed_point(half_plus_one, np.array([0.0, 10.0])) == pytest.approx([2.0, 2.0], rel=1e-12)
+    assert len(calls) == 4  # the round that lands, then the round that sees no move
+    # no fixed point: g drops from 1.0 to 0.98 at x = 1, so plain steps alternate 1.0, 0.98, 1.0 ...:
+    # the answer is the middle of the two, 0.99
+    assert float(fixed_point(lambda x: np.where(x < 1.0, 1.0, 0.98), np.array(0.5))) == pytest.approx(0.99)
+
+
+def test_open_loop_running_batch_is_the_fixed_point() -> None:
+    """The running batch solves B = lambda (TTFT + (O - 1) TPOT), taken here by brute force: plain
+    iterations of that map (and of the mean step inside it) from below until they stop moving. At 30
+    requests/s the map is flat near its fixed point (rate ~0.99): 12 plain iterations, the old solver,
+    stopped at B = 120.1, 5% short."""
+    S, O, lam = 512, 128, 30.0  # noqa: E741
+    cap = float(running_cap(CAP, np.inf, BUDGET, S, O))
+    B = float(timings(step, S, O, cap, BUDGET, request_rate=lam).running_batch)
+
+    def plain(g: object, x: np.ndarray) -> np.ndarray:
+        for _ in range(20000):
+            x, last = g(x), x  # type: ignore[operator]
+            if abs(float(x) - float(last)) <= 1e-15 * abs(float(x)):
+                break
+        return x
+
+    solver = queueing.fixed_point
+    try:
+        queueing.fixed_point = plain  # type: ignore[assignment]
+        brute = float(timings(step, S, O, cap, BUDGET, request_rate=lam).running_batch)
+    finally:
+        queueing.fixed_point = solver
+    assert 100.0 < brute < cap
+    assert B == pytest.approx(brute, rel=1e-6)
 
 
 def test_running_cap_by_hand() -> None:

@@ -34,7 +34,7 @@ Loads (totals of the deployment):
 - ``request_rate`` lambda (Poisson): the prefill instances are M/D/1 queues at utilization
   rho = lambda t_p / (P b_p), waiting W = rho / (2 (1 - rho)) t_p with P(wait > 0) = rho and an
   exponential tail (as ``queueing.py``: p99 = W / rho ln(rho / 0.01)); the decode batch solves
-  B = lambda / D x (O - 1) TPOT(B) (Little's law, fixed-point iteration from below); decode steps
+  B = lambda / D x (O - 1) TPOT(B) (Little's law, ``queueing.fixed_point`` from below); decode steps
   carry no prefill, so a request's TPOT has no prefill spread (p99 = mean). A rate beyond either
   side's capacity (rho >= 1, or B above the decode instance's cap) is not sustainable.
 
@@ -55,11 +55,11 @@ from mantile.costs.kernels import Array
 from mantile.costs.step import Setup
 from mantile.serving import energy, system
 from mantile.serving.base import Steps, mean_context
+from mantile.serving.queueing import fixed_point
 from mantile.specs.hardware import EfficiencyProfile, HardwareSpec
 from mantile.specs.model import ModelSpec
 from mantile.specs.serving import ServingProfile
 
-ITERATIONS = 16  # fixed point of the open-loop decode batch
 MAX_RHO = 0.999  # prefill utilization at which the queue is called unsustainable
 
 
@@ -185,9 +185,8 @@ def timings(prefill: Side, decode: Side, prefill_instances: Array, decode_instan
     else:
         lam = np.asarray(request_rate, dtype=float)
         rho = lam / (P * per_prefill)
-        B = np.minimum(lam / D * (O - 1) * decode.decode_step_s(1.0)[0], cap)
-        for _ in range(ITERATIONS):
-            B = np.minimum(lam / D * (O - 1) * decode.decode_step_s(np.maximum(B, 1e-9))[0], cap)
+        B = fixed_point(lambda b: np.minimum(lam / D * (O - 1) * decode.decode_step_s(np.maximum(b, 1e-9))[0], cap),
+                        np.minimum(lam / D * (O - 1) * decode.decode_step_s(1.0)[0], cap))
         tpot, busy_d = decode.decode_step_s(np.maximum(B, 1e-9))
         sustainable = (rho < MAX_RHO) & (lam / D * (O - 1) * tpot <= cap * (1 + 1e-6))
         r = np.minimum(rho, MAX_RHO)
