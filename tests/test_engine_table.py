@@ -167,3 +167,13 @@ def test_a_point_costs_the_same_whatever_points_share_its_evaluation(model, hard
         for key, value in row.items():
             if isinstance(value, float) and key not in table.IDENTITY:
                 assert value == pytest.approx(alone[key], rel=1e-12, nan_ok=True), (point, key)
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_distinct_rows_by_hand(big: bool) -> None:
+    # rows (1, 2), (3, 4), (1, 2), (3, 5): three distinct, first seen at rows 0, 1, 3; a value of 2**40 makes
+    # the mixed-radix key overflow 62 bits, so the row-wise unique answers instead (the same answer)
+    top = 2**40 if big else 5
+    first, inverse = table._distinct_rows([np.array([1, 3, 1, 3]), np.array([2, 4, 2, top])])
+    assert sorted(first.tolist()) == [0, 1, 3]
+    assert inverse[0] == inverse[2] and len({int(inverse[0]), int(inverse[1]), int(inverse[3])}) == 3

@@ -17,6 +17,7 @@ Categorical codes, and reason texts only for the rows that have one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -260,6 +261,21 @@ def _prices(sys: System, throughput_tokens_per_s: np.ndarray, num_devices: np.nd
                 "throughput_tokens_per_s_per_usd_hour": throughput_tokens_per_s / usd_per_hour}
 
 
+def _distinct_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(first row of each distinct row, each row's distinct index) of equal-length non-negative integer
+    columns: one mixed-radix key per row when it fits in 62 bits (a 1-D unique is ~50x faster than
+    ``np.unique(axis=0)``), else the row-wise unique."""
+    radices = [int(c.max()) + 1 if c.size else 1 for c in columns]
+    if min((int(c.min()) for c in columns if c.size), default=0) >= 0 and math.prod(radices) < 2**62:
+        key = np.zeros(len(columns[0]), dtype=np.int64)
+        for col, radix in zip(columns, radices, strict=True):
+            key = key * radix + col
+        _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    else:
+        _, first, inverse = np.unique(np.stack(columns, axis=1), axis=0, return_index=True, return_inverse=True)
+    return first, np.asarray(inverse).reshape(-1)
+
+
 def _reasons(model: ModelSpec, sys: System, ident: dict[str, Any], out: dict[str, np.ndarray]) -> pl.Series:
     """Why a point is invalid or does not fit (null where it fits); texts are built only for those rows."""
     n = len(out["fits"])
@@ -272,11 +288,16 @@ def _reasons(model: ModelSpec, sys: System, ident: dict[str, Any], out: dict[str
         text = sub.select(pl.format(NOT_FIT, pl.col("need").round(1), pl.col("usable").round(1))).to_series()
         reason = reason.scatter(too_big, text)
     if invalid.size:
+        # a few distinct (code, plan) pairs among many rows: each text is formatted once, then gathered
         messages = reason_messages(model, sys.spec, sys.eff)
-        sub = pl.DataFrame({"code": code[invalid].astype(np.int64),
-                            **{k: np.broadcast_to(ident[k], n)[invalid] for k in PLAN_KEYS}})
-        expr = pl.col("code").replace_strict(list(messages), list(messages.values()), return_dtype=pl.String)
-        for key in PLAN_KEYS:
-            expr = expr.str.replace_all("{" + key + "}", pl.col(key).cast(pl.String), literal=True)
-        reason = reason.scatter(invalid, sub.select(expr).to_series())
+        columns = [code[invalid].astype(np.int64),
+                   *(np.broadcast_to(np.asarray(ident[k], dtype=np.int64), n)[invalid] for k in PLAN_KEYS)]
+        first, inverse = _distinct_rows(columns)
+        texts = []
+        for i in first.tolist():
+            message = messages[int(columns[0][i])]
+            for key, col in zip(PLAN_KEYS, columns[1:], strict=True):
+                message = message.replace("{" + key + "}", str(int(col[i])))
+            texts.append(message)
+        reason = reason.scatter(invalid, pl.Series(texts, dtype=pl.String).gather(inverse))
     return reason
