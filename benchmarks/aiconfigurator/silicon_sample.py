@@ -60,9 +60,23 @@ QUANT = {"fp8": "fp8", "fp8_block": "fp8", "nvfp4": "fp4", "int4_wo": "int4"}
 FIELDS = ["kind", "model", "hardware", "dtype", "tp", "pp", "dp", "ep", "dp_attention", "batch", "input_seq",
           "output_seq", "batching",
           "metric", "value", "software", "source", "notes", "serving", "serving_version", "concurrency",
-          "request_rate", "num_requests", "disagg", "mapped"]
+          "request_rate", "num_requests", "disagg", "mapped", "check"]
 #: requests per client of a run (module docstring: aiconfigurator's eval runners)
 REQUESTS_PER_CLIENT = 10
+#: Samples impossible as stated, marked (the ``check`` column: ``validate`` and the bands leave them out, as
+#: for the published tables). ``python -m mantile.check`` on their converted rows: TTFT at 2.1-2.7% of its
+#: physics floor, TPOT at 54-56%. One TP2 replica (the sample's tp 2; 416-448 clients) would prefill about
+#: 830,000 tokens/s of 15,000-token prompts, 3x two GPUs' FP4 peak. The sample's batch_size is 13-14, its
+#: concurrency 32x that (in 3,577 of 3,607 aggregated samples the two are equal), so the run likely had
+#: many replicas, which the sample does not state. Read as 32 replicas the rest of those 30 samples come out
+#: worse, so no replica count is inferred; these three are marked.
+IMPOSSIBLE = {
+    sample: "impossible as stated: one TP2 replica would prefill 15,000-token prompts at ~3x its FP4 peak "
+            "(mantile.check: TTFT at 2% of its floor, TPOT at 55%); concurrency is 32x the sample's batch_size, "
+            "replicas not stated"
+    for sample in ("nvidia_qwen3_32b_nvfp4_nvidia_qwen3_32b_nvfp4_b200_sxm_trtllm_agg_15000x500_c416_tp2_0_epnone_2",
+                   "nvidia_qwen3_32b_nvfp4_nvidia_qwen3_32b_nvfp4_gb200_trtllm_agg_15000x500_c448_tp2_0_epnone_2",
+                   "nvidia_qwen3_32b_nvfp4_nvidia_qwen3_32b_nvfp4_gb200_trtllm_agg_15000x500_c448_tp2_0_epnone_3")}
 
 
 def num(v: str) -> str:
@@ -115,6 +129,7 @@ def convert(row: dict, version: str) -> list[dict]:
         "num_requests": str(REQUESTS_PER_CLIENT * int(conc.group(1))) if conc and not disagg else "",
         "disagg": str(disagg).lower(),
         "mapped": str(bool(model and hw)).lower(),
+        "check": IMPOSSIBLE.get(row["id"], ""),
     }
     out = []
     for metric, col in (("ttft_ms", "silicon_ttft_ms"), ("tpot_ms", "silicon_tpot_ms")):
@@ -141,6 +156,8 @@ def main() -> None:
     print(f"{len(samples)} samples -> {len(rows)} rows in {args.out}")
     mapped = [s for s in samples if s["model_path"] in MODELS and s["system"] in SYSTEMS]
     print(f"mapped samples (model and system known to Mantile): {len(mapped)} of {len(samples)}")
+    marked = [s["id"] for s in samples if s["id"] in IMPOSSIBLE]
+    print(f"marked impossible as stated (check column; validate leaves them out): {len(marked)} (IMPOSSIBLE)")
     print("\nsamples per engine / system / precision / mode (mapped / all):")
     allc = Counter((s["backend"], s["system"], s["precision"] or "bf16?", s["mode"]) for s in samples)
     mapc = Counter((s["backend"], s["system"], s["precision"] or "bf16?", s["mode"]) for s in mapped)
