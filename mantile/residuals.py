@@ -35,6 +35,7 @@ tuned.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -95,9 +96,7 @@ def weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs: list[float])
 
 def _band(level: tuple[str, ...], key: tuple[str, ...], rs: list[Residual], widen: float) -> bands.Band:
     logs = np.log([r.ratio for r in rs])
-    per_family: dict[str, int] = {}
-    for r in rs:
-        per_family[r.family] = per_family.get(r.family, 0) + 1
+    per_family = Counter(r.family for r in rs)
     families = len(per_family)
     if families == 1:
         widen *= ONE_FAMILY

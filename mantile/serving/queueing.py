@@ -170,7 +170,7 @@ def _open(step: StepTime, B: Array, S: Array, O: Array, budget: Array, lam: Arra
         none = np.exp(-k)
         return np.asarray(none * decode + (1 - none) * step(B, np.minimum(k * S / np.maximum(1 - none, 1e-12), room)))
 
-    t = fixed_point(mean_step, np.broadcast_to(np.asarray(decode, dtype=float), np.broadcast(B, S, lam).shape))
+    t = fixed_point(mean_step, np.asarray(decode, dtype=float))  # from the decode-only step, below the fixed point
     k = lam * t
     per_token = (step(B, np.minimum(S + k * S, room)) - t) / np.maximum(S, 1.0)
     cv2 = per_token**2 * k * S**2 / t**2
