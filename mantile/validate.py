@@ -83,6 +83,9 @@ class Prediction:
     band_low: float = math.nan
     band_high: float = math.nan
     where: str = ""
+    #: published rows: whether one sequence of the row's lengths fits beside the weights as Mantile models the
+    #: stated deployment (the row ran, so False is an unstated memory setting or a memory-model miss)
+    loads: bool = True
 
     @property
     def error_pct(self) -> float:
@@ -374,7 +377,7 @@ def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None
              f"{row.get('output_seq')} {profile} {metric}")
     return Prediction(kind="published", label=label, measured=float(row["value"]), predicted=float(value),
                       group=_family(row), engine=profile, speculative="spec_method" in spec,
-                      disaggregated=_present(row.get("disagg")), **checked)
+                      disaggregated=_present(row.get("disagg")), loads=int(r["max_batch_size"]) >= 1, **checked)
 
 
 #: A compared metric -> (its floor or ceiling column, its band's (low, high) columns) in a results row.
@@ -561,6 +564,19 @@ def predictions(rows: Iterable[dict[str, Any]], hardware: str | None = None, eff
             if errors is None:
                 raise
             errors.append((_where(row, number), _skip_reason(e)))
+            continue
+        if p is not None and not p.loads and not marked:
+            # the row ran, but as Mantile models the deployment it states, not one sequence fits beside the
+            # weights: the engine's default memory settings cannot load it (the run set a larger memory
+            # fraction than it records) or the memory model missed. Mantile's answer for such a point is "does
+            # not fit", not a latency (its numbers are for one sequence queued behind all the others), so the
+            # row is counted and named, not scored, as a row whose plan is invalid is. A row whose stated batch
+            # alone does not fit is still scored: the engine runs a smaller batch and queues the rest.
+            why = "published rows that ran but whose stated deployment cannot hold one sequence as Mantile models it"
+            if skips is not None:
+                skips[why] = skips.get(why, 0) + 1
+            if passed is not None:
+                passed.append((_where(row, number), f"does not fit: {p.label}"))
             continue
         if p is not None:
             p.where = _where(row, number)

@@ -178,3 +178,28 @@ def test_a_row_in_the_checkpoints_own_format_runs_the_checkpoints_recipe() -> No
     assert _published_dtype({"model": "deepseek_v3", "dtype": "fp8"}) == "auto"
     assert _published_dtype({"model": "llama_3.3_70b", "dtype": "fp8"}) == "fp8"
     assert _published_dtype({"model": "gpt_oss_120b", "dtype": "bf16"}) == "bf16"
+
+
+def test_a_row_whose_deployment_cannot_hold_one_sequence_is_named_not_scored() -> None:
+    """By hand: SGLang 0.5.9 with no --mem-fraction-static on a B200 (183,359 MiB) at TP4 reserves
+    512 + 1.5 x 16,384 + 2 x 512 + 4 / 8 x 1,024 = 26,624 MiB, which leaves 156,735 MiB, about 164 GB, for
+    weights and KV; DeepSeek-R1's 671B parameters in FP8 are about 168 GB per GPU at TP4, so the server
+    cannot start with its defaults and a row that ran there set a memory fraction it does not record.
+    Mantile's answer for that deployment is "does not fit", not a latency: the row is counted and named.
+    At TP8 (84 GB of weights a GPU) the same row is scored; so is a row whose stated batch alone does not
+    fit (the engine runs a smaller batch and queues the rest)."""
+    row = dict(kind="published", model="deepseek_r1", hardware="nvidia_b200_180gb", dtype="fp8", tp=4,
+               input_seq=8192, output_seq=1024, metric="ttft_ms", value=600.0, software="SGLang 0.5.9",
+               source="constructed", concurrency=16, serving="sglang")
+    skips: dict[str, int] = {}
+    passed: list[tuple[str, str]] = []
+    assert predictions([row], skips=skips, passed=passed) == []
+    assert list(skips.values()) == [1] and "cannot hold one sequence" in next(iter(skips))
+    assert len(passed) == 1 and passed[0][1].startswith("does not fit")
+    assert len(predictions([{**row, "tp": 8}])) == 1
+    big_batch = dict(row, model="llama_3.3_70b", hardware="nvidia_h100_80gb", tp=2, batch=400, concurrency=None,
+                     input_seq=5000, output_seq=500, metric="throughput_tokens_per_s", serving="trtllm")
+    from mantile import estimate
+    assert not estimate(model="llama_3.3_70b", hardware="nvidia_h100_80gb", tp=2, dtype="fp8", batch_size=400,
+                        input_seq=5000, output_seq=500, serving="trtllm")["fits"]
+    assert len(predictions([big_batch])) == 1
