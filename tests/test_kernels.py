@@ -104,7 +104,7 @@ def test_grouped_expert_gemm_uses_the_fitted_moe_constants_and_all_groups_tiles(
 
 def test_block_scaled_fp8_checkpoints_use_the_block_scaled_gemm_constants() -> None:
     """DeepSeek-V3's FP8 weights carry one scale per 128 x 128 block (config.json weight_block_size), so its
-    fp8 GEMMs are TensorRT-LLM's block-scaled kernel: at one token the q_a_proj GEMM (7168 x 1536, a
+    fp8 GEMMs are TensorRT-LLM's block-scaled kernel: at one token the fused qkv_a_proj GEMM (7168 x 2112, a
     memory-bound weight read, the same bytes either way) pays the fp8_block fixed cost of the fitted file,
     not the per-tensor fp8 one, whose timings carry a dynamic per-tensor scale reduction (11.8 vs 3.2 us on
     B200). The same model with per-tensor weights (weight_block_size 0) pays the difference."""
@@ -120,7 +120,7 @@ def test_block_scaled_fp8_checkpoints_use_the_block_scaled_gemm_constants() -> N
     def q_a_ms(m: object) -> float:
         lm = mantile.layer_metrics(m, "nvidia_b200_180gb", "attention", phase="decode", batch_size=1,
                                    seq_length=1, kv_length=1024, dtype="fp8", serving="trtllm", kernels=True)
-        k = {k["name"]: k for k in lm["named_kernels"]}["q_a_proj"]
+        k = {k["name"]: k for k in lm["named_kernels"]}["qkv_a_proj"]
         assert k["compute_ms"] < k["memory_ms"]  # the weight read, the same bytes for both, sets the time
         return float(k["time_ms"])
 
@@ -153,3 +153,16 @@ def test_fused_moe_streams_its_experts_at_the_kernels_fitted_rate() -> None:
     assert gate_up["weight_bytes"] == pytest.approx(weights, rel=1e-12)
     moved = weights + (4 * 2880 + 4 * 2 * 2880) * 2
     assert gate_up["memory_ms"] == pytest.approx(moved / (hbm * rate) * 1e3, rel=1e-9)
+
+
+def test_mla_runs_its_down_projections_as_one_gemm() -> None:
+    """SGLang, vLLM and TensorRT-LLM all run DeepSeek's q_a_proj (7168 -> 1536) and kv_a_proj_with_mqa
+    (7168 -> 512 + 64) as one GEMM, 7168 -> 2112: by hand, 4 decoding sequences are 2 x 4 x 2112 x 7168 =
+    121,110,528 FLOPs and 2112 x 7168 = 15,138,816 one-byte FP8 weights, in one kernel (and its
+    activation quantize), not two."""
+    lm = mantile.layer_metrics("deepseek_v3", "nvidia_b200_180gb", "attention", phase="decode", batch_size=4,
+                               seq_length=1, kv_length=1024, dtype="fp8", serving="trtllm", kernels=True)
+    named = {k["name"]: k for k in lm["named_kernels"]}
+    assert "q_a_proj" not in named and "kv_a_proj" not in named
+    assert named["qkv_a_proj"]["flops"] == 121_110_528
+    assert named["qkv_a_proj"]["weight_bytes"] == 15_138_816

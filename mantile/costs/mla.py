@@ -12,8 +12,10 @@ latent, so every tp device keeps the whole cache of its sequences (data-parallel
 engines avoid that copy).
 
 Kernels, per device (heads H/tp):
-- both phases: ``q_a_proj`` (n x h -> r_q), ``q_a_norm``, ``q_b_proj`` (r_q -> H/tp (d_n + d_r)),
-  ``kv_a_proj`` (h -> r_kv + d_r), ``kv_a_norm``, ``rope``, ``kv_cache_write`` (r_kv + d_r values),
+- both phases: ``qkv_a_proj`` (n x h -> r_q + r_kv + d_r: q_a_proj and kv_a_proj_with_mqa as the one
+  GEMM every engine runs; a model without a query LoRA has ``q_proj`` and ``kv_a_proj`` instead),
+  ``q_a_norm``, ``q_b_proj`` (r_q -> H/tp (d_n + d_r)), ``kv_a_norm``, ``rope``, ``kv_cache_write``
+  (r_kv + d_r values),
   ``o_proj`` (H/tp d_v -> h), ``all_reduce``;
 - prefill, the expanded ("MHA") path: ``kv_b_proj`` expands every key's latent to H/tp (d_n + d_v)
   and the attention core runs as multi-head attention with q/k width d_n + d_r and v width d_v;
@@ -58,21 +60,28 @@ class MLAAttention:
         """Cached values per token: r_kv + d_r."""
         return self.kv_lora_rank + self.qk_rope_head_dim
 
-    def _q(self, c: Cost, m: Machine, w: Work, n: Array, heads: Array) -> None:
+    def _down_and_q(self, c: Cost, m: Machine, w: Work, n: Array, heads: Array) -> None:
+        """The down projections and the query. With a query LoRA (DeepSeek-V2/V3, Kimi K2) every engine
+        runs q_a_proj and kv_a_proj_with_mqa as one GEMM, h -> r_q + r_kv + d_r, both reading the same
+        normed hidden state: SGLang 0.5.9 ``fused_qkv_a_proj_with_mqa`` (python/sglang/srt/models/
+        deepseek_v2.py), vLLM ``fused_qkv_a_proj`` (vllm/model_executor/models/deepseek_v2.py),
+        TensorRT-LLM's ``kv_a_proj_with_mqa`` of width r_kv + d_r + r_q (tensorrt_llm/_torch/models/
+        modeling_deepseekv3.py). The same FLOPs and weight bytes as two GEMMs, one launch and one input
+        read."""
         h, qk = self.hidden_size, self.qk_nope_head_dim + self.qk_rope_head_dim
         if self.q_lora_rank:
-            gemm(c, m, n, self.q_lora_rank, h, w.w_bytes, w.a_bytes, name="q_a_proj")
+            gemm(c, m, n, self.q_lora_rank + self.latent_width, h, w.w_bytes, w.a_bytes, name="qkv_a_proj")
             c.elementwise(m, "q_a_norm", 2 * n * self.q_lora_rank * w.a_bytes, m.stack.norm_kernels)
             gemm(c, m, n, heads * qk, self.q_lora_rank, w.w_bytes, w.a_bytes, name="q_b_proj")
         else:
             gemm(c, m, n, heads * qk, h, w.w_bytes, w.a_bytes, name="q_proj")
+            gemm(c, m, n, self.latent_width, h, w.w_bytes, w.a_bytes, name="kv_a_proj")
 
     def cost(self, m: Machine, w: Work, net: comm.Network) -> Cost:
         c, h, st = Cost(), self.hidden_size, m.stack
         heads, n = self.num_heads / w.tp, w.tokens
         r_kv, d_n, d_r, d_v = self.kv_lora_rank, self.qk_nope_head_dim, self.qk_rope_head_dim, self.v_head_dim
-        self._q(c, m, w, n, heads)
-        gemm(c, m, n, self.latent_width, h, w.w_bytes, w.a_bytes, name="kv_a_proj")
+        self._down_and_q(c, m, w, n, heads)
         c.elementwise(m, "kv_a_norm", 2 * n * r_kv * w.a_bytes, st.norm_kernels)
         c.elementwise(m, "rope", st.rope_traffic * n * (heads + 1) * d_r * w.a_bytes, st.rope_kernels)
         kv_kernels = st.kv_write_kernels_prefill if w.phase == "prefill" else st.kv_write_kernels_decode
