@@ -8,6 +8,10 @@ is FP8 (never at the FP4 peak), and per-dtype GEMM constants with an activation-
 Regenerated again for one physics fix that moves only MoE rows (Mixtral here, issue 11): a grouped
 (expert) GEMM schedules every expert's tiles in one launch, so split-K and the wave count see all
 groups' tiles (it used to split K per expert, adding partial-tile traffic to memory-bound decode steps).
+Regenerated again for one physics fix that moves only Mixtral's fp8 and fp4 rows (864 of 14,592): an MoE
+router runs unquantized (bf16 bytes and GEMM constants, no activation-quantize kernel), as every engine
+builds it (``costs.step.has_unquantized``); with it the band columns of the ``fused`` rows, which back off to
+the catch-all band of ``conf/bands.csv``, regenerated in the same commit.
 Regenerate only for a change that is meant to move numbers, and say so in the commit."""
 
 from __future__ import annotations

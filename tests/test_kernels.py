@@ -166,3 +166,51 @@ def test_mla_runs_its_down_projections_as_one_gemm() -> None:
     assert "q_a_proj" not in named and "kv_a_proj" not in named
     assert named["qkv_a_proj"]["flops"] == 121_110_528
     assert named["qkv_a_proj"]["weight_bytes"] == 15_138_816
+
+
+def test_a_checkpoints_unquantized_projections_run_and_are_stored_in_bf16() -> None:
+    """NVIDIA's NVFP4 DeepSeek-R1 releases leave q_a, q_b, kv_a and kv_b in bf16 (v1 also o_proj;
+    conf/model/deepseek_r1_fp4*.yaml). By hand at tp 8, one decoding sequence: the fused q_a + kv_a GEMM reads
+    2112 x 7168 x 2 = 30,277,632 bf16 bytes; o_proj reads 2048 x 7168 values, in NVFP4 (v2: 0.5625 B each,
+    8,257,536 B) or bf16 (v1: 29,360,128 B). Per device the excluded projections hold, per layer,
+    7168 x 1536 + 7168 x 576 (replicated) + 1536 x 16 x 192 + 512 x 16 x 256 = 21,954,560 parameters, x 61
+    layers = 1,339,228,160, each 2 - 0.5625 = 1.4375 B more than in NVFP4: 1.925 GB more weights a GPU
+    than DeepSeek-R1 with every layer in NVFP4."""
+    def named(model: str) -> dict[str, dict]:
+        lm = mantile.layer_metrics(model, "nvidia_b200_180gb", "attention", phase="decode", batch_size=1,
+                                   seq_length=1, kv_length=1024, dtype="fp4", serving="trtllm", tp=8, kernels=True)
+        return {k["name"]: k for k in lm["named_kernels"]}
+
+    v2, v1, all_fp4 = named("deepseek_r1_fp4_v2"), named("deepseek_r1_fp4"), named("deepseek_r1")
+    assert v2["qkv_a_proj"]["weight_bytes"] == v1["qkv_a_proj"]["weight_bytes"] == 30_277_632
+    assert all_fp4["qkv_a_proj"]["weight_bytes"] == pytest.approx(2112 * 7168 * 0.5625)
+    assert v2["o_proj"]["weight_bytes"] == pytest.approx(8_257_536)
+    assert v1["o_proj"]["weight_bytes"] == 29_360_128
+
+    def weights_gb(model: str) -> float:
+        return float(mantile.estimate(model, "nvidia_b200_180gb", dtype="fp4", tp=8, batch_size=1, input_seq=1024,
+                                      output_seq=128, serving="trtllm")["weights_gb_per_device"])
+
+    difference = weights_gb("deepseek_r1_fp4_v2") - weights_gb("deepseek_r1")
+    assert difference == pytest.approx(1_339_228_160 * 1.4375 / 1e9, rel=1e-9)
+
+
+def test_an_moe_router_is_never_quantized() -> None:
+    """Every engine builds the MoE router (gate) unquantized (SGLang's MoEGate a bf16 parameter, vLLM's gate
+    a ReplicatedLinear with quant_config=None): in an FP8 Mixtral-8x7B decode step the router reads
+    4096 x 8 x 2 = 65,536 bf16 bytes and costs exactly what it costs beside bf16 experts (the bf16 GEMM's
+    constants, no activation-quantize kernel), while the experts' GEMMs differ."""
+    from mantile.estimator import system_efficiency
+    from mantile.serving.system import layer_cost
+    from mantile.specs import load_hardware, load_model, load_serving
+
+    hw, st = load_hardware("nvidia_h100_80gb"), load_serving("vllm")
+    def kernels(dtype: str) -> dict:
+        c = layer_cost(load_model("mixtral_8x7b"), hw, system_efficiency(hw, st), st, "feedforward", "decode", 1, 1,
+                       1024, dtype=dtype)
+        return {k.name: k for k in c.kernels}
+
+    fp8, bf16 = kernels("fp8"), kernels("bf16")
+    assert float(fp8["router"].weight_bytes) == 4096 * 8 * 2
+    assert float(fp8["router"].time_s) == float(bf16["router"].time_s)
+    assert float(fp8["experts_gate_up"].time_s) != float(bf16["experts_gate_up"].time_s)

@@ -33,6 +33,9 @@ def test_deepseek_v3_parameters_match_the_model_card() -> None:
     # MTP: one more MoE layer (11.51B) + eh_proj 2*7168*7168 + 2 norms = 11.6B (card: 11.5B + 0.1B proj)
     assert count.mtp == pytest.approx(11.61 * B, rel=0.005)
     assert parameters(load_model("deepseek_r1")) == count
+    # NVIDIA's NVFP4 releases of R1 (conf/model/deepseek_r1_fp4*.yaml) are the same shapes
+    assert parameters(load_model("deepseek_r1_fp4")) == count
+    assert parameters(load_model("deepseek_r1_fp4_v2")) == count
 
 
 @pytest.mark.parametrize("model_id, total_b, active_b, counts_input_table", [

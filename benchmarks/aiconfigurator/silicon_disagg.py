@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fit_kernels import REPO, aic_root, package_version  # noqa: E402
-from silicon_sample import REQUESTS_PER_CLIENT  # noqa: E402
+from silicon_sample import NVFP4_RELEASES, REQUESTS_PER_CLIENT  # noqa: E402
 
 import mantile  # noqa: E402
 
@@ -86,6 +86,8 @@ def predict(row: dict) -> tuple[dict, str] | tuple[None, str]:
     common = {"hardware": hw, "serving": engine, "dtype": dtype}
     if model == "gpt_oss_120b":
         common.pop("dtype")  # the checkpoint's recipe (mxfp4 experts)
+    if dtype == "fp4" and model in NVFP4_RELEASES:  # NVIDIA's NVFP4 release (silicon_sample.NVFP4_RELEASES)
+        model = NVFP4_RELEASES[model]
     c = int(conc.group(1))
     r = mantile.estimate_disagg(model=model, input_seq=int(row["isl"]), output_seq=int(row["osl"]),
                                 concurrency=c, prefill={**common, **pre}, decode={**common, **dec},

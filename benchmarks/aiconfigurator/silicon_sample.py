@@ -46,6 +46,11 @@ MODELS = {  # model_path -> Mantile conf/model id (same architecture)
 #: checkpoints whose format is per layer type (GPT-OSS: MXFP4 experts beside bf16 attention): the row
 #: takes dtype=auto, Mantile's recipe for the checkpoint on that GPU, whatever the sample's label
 RECIPE_MODELS = {"gpt_oss_120b"}
+#: A DeepSeek-V3/R1 sample in NVFP4 ran one of NVIDIA's NVFP4 releases, the only public NVFP4 checkpoints of
+#: these models, which all leave q_a, q_b, kv_a and kv_b in bf16 (conf/model/deepseek_r1_fp4*.yaml). The
+#: sample does not name its checkpoint [inferred]: the v2 release (o_proj in NVFP4 too), the one TensorRT-LLM's
+#: performance overview measures; the same shapes as DeepSeek-V3.
+NVFP4_RELEASES = {"deepseek_v3": "deepseek_r1_fp4_v2", "deepseek_r1": "deepseek_r1_fp4_v2"}
 SYSTEMS = {  # aiconfigurator system -> Mantile conf/hardware id
     "h100_sxm": "nvidia_h100_80gb",
     "h200_sxm": "nvidia_h200_141gb",
@@ -104,6 +109,9 @@ def convert(row: dict, version: str) -> list[dict]:
                      f"(tp {num(row['decode_tp_size'])}, batch {num(row['decode_batch_size'])}); tp/pp/dp/batch "
                      "columns are the decode workers'")
     dtype = DTYPES.get(row["precision"]) or QUANT.get(row["gemm_quant_mode"], "bf16")
+    if dtype == "fp4" and model in NVFP4_RELEASES:
+        model = NVFP4_RELEASES[model]
+        notes.append(f"NVFP4 DeepSeek: Mantile model {model}, NVIDIA's NVFP4 release [inferred: not named]")
     if model in RECIPE_MODELS:
         dtype = "auto"
     # parallelism as Mantile states it: a replica of max(tp x attention_dp, moe_tp x moe_ep) devices (vLLM

@@ -17,6 +17,7 @@ from mantile.costs import comm
 from mantile.costs.blocks import Plan, Work
 from mantile.costs.dispatch import ep_all_to_all, mode_of
 from mantile.costs.kernels import Array, Cost, Machine, gemm
+from mantile.specs.dtypes import BYTES_PER_ELEMENT, UNQUANTIZED
 
 
 class _Matrices:
@@ -111,7 +112,10 @@ class MoEMLP(_Matrices):
         experts, k = self.num_experts, self.experts_per_token
         instances = experts + w.redundant_experts
         local = np.ceil(instances / w.ep)  # the busiest device (vLLM spreads a remainder over the ranks)
-        gemm(c, m, n / w.attention_dp, experts, h, w.w_bytes, w.a_bytes, name="router")
+        # the router is never quantized (costs.step.has_unquantized): the bf16 machine and bytes
+        router_m = m if m.unquantized is None else m.unquantized
+        router_bytes = w.w_bytes if m.unquantized is None else np.maximum(w.w_bytes, BYTES_PER_ELEMENT[UNQUANTIZED])
+        gemm(c, router_m, n / w.attention_dp, experts, h, router_bytes, w.a_bytes, name="router")
         rows = n * k / instances * w.expert_imbalance
         touched = local * (1.0 - (1.0 - k / instances) ** n)
         if m.eff.expert_reads == "minimal":  # the ideal machine (serving/ideal.py): the least any routing reads
@@ -155,6 +159,10 @@ class MoEMLP(_Matrices):
 
     def _router_params(self) -> float:
         return float(self.hidden_size * self.num_experts + (self.num_experts if self.bias else 0))
+
+    def unquantized_params(self, plan: Plan) -> Array:
+        """The router, stored in 16 bits whatever the experts' format (memory)."""
+        return self._router_params()
 
     def params(self, plan: Plan) -> Array:
         expert: float = self.matrices * self.hidden_size * self.intermediate_size

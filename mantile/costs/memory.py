@@ -25,6 +25,7 @@ import numpy as np
 from mantile.costs.blocks import Block, Placement, Plan
 from mantile.costs.families import architecture
 from mantile.costs.kernels import Array
+from mantile.specs.dtypes import BYTES_PER_ELEMENT, UNQUANTIZED
 from mantile.specs.model import ModelSpec
 
 
@@ -68,13 +69,23 @@ def weight_bytes(model: ModelSpec, tp: Array, ep: Array, tp_emb: Array, pp: Arra
     layers: Array = 0.0
     for block, times in arch.layer_blocks():
         plan = block_plan(block, placement, tp_emb, redundant_experts) if wide else classic
-        layers = layers + times * block.params(plan) * per_type[block.layer_type]
+        layers = layers + times * _block_bytes(block, plan, per_type[block.layer_type])
     tables = np.where((pp == 1) & (not model.tie_word_embeddings), 2.0, 1.0)
     vocab = tables * arch.embedding.params(classic) * w_bytes
     total = arch.stage_sum(pp, layers) + vocab + arch.final_norm.params(classic) * w_bytes
     for block, times in arch.mtp if np.any(mtp_loaded) else ():
         plan = block_plan(block, placement, tp_emb, redundant_experts) if wide else classic
-        total = total + mtp_loaded * times * block.params(plan) * per_type[block.layer_type]
+        total = total + mtp_loaded * times * _block_bytes(block, plan, per_type[block.layer_type])
+    return total
+
+
+def _block_bytes(block: Block, plan: Plan, w_bytes: Array) -> Array:
+    """A block's weight bytes on one device: its parameters at its layer type's bytes, and the modules the
+    checkpoint leaves in 16 bits (``ModelSpec.quantization_excludes``) at bf16's."""
+    total = block.params(plan) * w_bytes
+    unquantized = getattr(block, "unquantized_params", None)
+    if unquantized is not None:
+        total = total + unquantized(plan) * (np.maximum(w_bytes, BYTES_PER_ELEMENT[UNQUANTIZED]) - w_bytes)
     return total
 
 

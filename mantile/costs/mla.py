@@ -39,6 +39,7 @@ from mantile.costs import comm
 from mantile.costs.attention import causal_keys, mixed_keys
 from mantile.costs.blocks import Plan, Work
 from mantile.costs.kernels import Array, Cost, Machine, any_, attention_core, gemm
+from mantile.specs.dtypes import BYTES_PER_ELEMENT, UNQUANTIZED
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,42 @@ class MLAAttention:
     qk_nope_head_dim: int
     qk_rope_head_dim: int
     v_head_dim: int
+    #: HF names of the projections the checkpoint leaves in 16 bits (``ModelSpec.quantization_excludes``)
+    unquantized: frozenset[str] = frozenset()
     layer_type: str = "attention"
 
     @property
     def latent_width(self) -> int:
         """Cached values per token: r_kv + d_r."""
         return self.kv_lora_rank + self.qk_rope_head_dim
+
+    def _format(self, m: Machine, w: Work, *modules: str) -> tuple[Machine, Array]:
+        """(machine, weight bytes per element) of a GEMM over the checkpoint's ``modules``: the bf16
+        machine where the checkpoint leaves them all unquantized (a fused GEMM of a quantized and an
+        unquantized module runs quantized), else the layer's own."""
+        if m.unquantized is not None and set(modules) <= self.unquantized:
+            return m.unquantized, np.maximum(w.w_bytes, BYTES_PER_ELEMENT[UNQUANTIZED])
+        return m, w.w_bytes
+
+    def _gemm(self, c: Cost, m: Machine, w: Work, rows: Array, cols: Array, depth: Array, name: str,
+              *modules: str) -> None:
+        mm, w_bytes = self._format(m, w, *modules)
+        gemm(c, mm, rows, cols, depth, w_bytes, w.a_bytes, name=name)
+
+    #: HF modules behind each GEMM (the absorbed W_UK / W_UV are kv_b_proj's two halves)
+    MODULES = {"qkv_a_proj": ("q_a_proj", "kv_a_proj_with_mqa"), "q_b_proj": ("q_b_proj",), "q_proj": ("q_proj",),
+               "kv_a_proj": ("kv_a_proj_with_mqa",), "q_absorb_uk": ("kv_b_proj",), "out_absorb_uv": ("kv_b_proj",),
+               "kv_b_proj": ("kv_b_proj",), "kv_b_proj_chunk": ("kv_b_proj",), "o_proj": ("o_proj",)}
+
+    def unquantized_params(self, plan: Plan) -> Array:
+        """Parameters on one device of the projections the checkpoint leaves in 16 bits (memory)."""
+        h, heads = self.hidden_size, self.num_heads / plan.tp
+        d_n, d_r, d_v, r_q, r_kv = (self.qk_nope_head_dim, self.qk_rope_head_dim, self.v_head_dim, self.q_lora_rank,
+                                    self.kv_lora_rank)
+        sizes = {"q_a_proj": h * r_q, "q_b_proj": r_q * heads * (d_n + d_r) if r_q else 0.0,
+                 "q_proj": 0.0 if r_q else h * heads * (d_n + d_r), "kv_a_proj_with_mqa": h * self.latent_width,
+                 "kv_b_proj": r_kv * heads * (d_n + d_v), "o_proj": heads * d_v * h}
+        return sum((sizes[name] for name in self.unquantized), 0.0)
 
     def _down_and_q(self, c: Cost, m: Machine, w: Work, n: Array, heads: Array) -> None:
         """The down projections and the query. With a query LoRA (DeepSeek-V2/V3, Kimi K2) every engine
@@ -70,12 +101,12 @@ class MLAAttention:
         read."""
         h, qk = self.hidden_size, self.qk_nope_head_dim + self.qk_rope_head_dim
         if self.q_lora_rank:
-            gemm(c, m, n, self.q_lora_rank + self.latent_width, h, w.w_bytes, w.a_bytes, name="qkv_a_proj")
+            self._gemm(c, m, w, n, self.q_lora_rank + self.latent_width, h, "qkv_a_proj", *self.MODULES["qkv_a_proj"])
             c.elementwise(m, "q_a_norm", 2 * n * self.q_lora_rank * w.a_bytes, m.stack.norm_kernels)
-            gemm(c, m, n, heads * qk, self.q_lora_rank, w.w_bytes, w.a_bytes, name="q_b_proj")
+            self._gemm(c, m, w, n, heads * qk, self.q_lora_rank, "q_b_proj", *self.MODULES["q_b_proj"])
         else:
-            gemm(c, m, n, heads * qk, h, w.w_bytes, w.a_bytes, name="q_proj")
-            gemm(c, m, n, self.latent_width, h, w.w_bytes, w.a_bytes, name="kv_a_proj")
+            self._gemm(c, m, w, n, heads * qk, h, "q_proj", *self.MODULES["q_proj"])
+            self._gemm(c, m, w, n, self.latent_width, h, "kv_a_proj", *self.MODULES["kv_a_proj"])
 
     def cost(self, m: Machine, w: Work, net: comm.Network) -> Cost:
         c, h, st = Cost(), self.hidden_size, m.stack
@@ -92,7 +123,7 @@ class MLAAttention:
             self._expanded(c, m, w, w.batch, w.q_len / w.cp, w.kv_len, heads, st.attention_prefill_kernels,
                            kv_eff=causal_keys(w.q_len, w.kv_len))
         else:
-            gemm(c, m, n, heads * r_kv, d_n, w.w_bytes, w.a_bytes, name="q_absorb_uk")
+            self._gemm(c, m, w, n, heads * r_kv, d_n, "q_absorb_uk", *self.MODULES["q_absorb_uk"])
             attention_core(c, m, w.batch, w.q_len, w.kv_len / w.cp, heads, 1.0, (2 * r_kv + d_r) / 2.0, w.a_bytes,
                            w.kv_bytes, causal=False, count=st.attention_decode_kernels, split_kv=True,
                            cache_values_per_token=self.latent_width, decode=True)
@@ -107,8 +138,8 @@ class MLAAttention:
             partial_bytes = w.batch * w.q_len * heads * (r_kv + 1) * 4.0
             c.comm("cp_all_gather_q", q_bytes, comm.all_gather(net, q_bytes, w.cp, w.tp))
             c.comm("cp_reduce_scatter_out", partial_bytes, comm.reduce_scatter(net, partial_bytes, w.cp, w.tp))
-            gemm(c, m, n, heads * d_v, r_kv, w.w_bytes, w.a_bytes, name="out_absorb_uv")
-        gemm(c, m, n, h, heads * d_v, w.w_bytes, w.a_bytes, name="o_proj")
+            self._gemm(c, m, w, n, heads * d_v, r_kv, "out_absorb_uv", *self.MODULES["out_absorb_uv"])
+        self._gemm(c, m, w, n, h, heads * d_v, "o_proj", *self.MODULES["o_proj"])
         out = n * h * w.a_bytes
         c.comm("all_reduce", out, comm.all_reduce(net, out, w.tp))
         return c
@@ -118,8 +149,8 @@ class MLAAttention:
         """kv_b_proj over every key (a cached prefix's latents are expanded too), then causal multi-head
         attention (the prefill path); ``kv_eff``: mean keys per query (default: a whole prompt's)."""
         d_n, d_r, d_v = self.qk_nope_head_dim, self.qk_rope_head_dim, self.v_head_dim
-        gemm(c, m, batch * kv_len, heads * (d_n + d_v), self.kv_lora_rank, w.w_bytes, w.a_bytes,
-             name="kv_b_proj" if name == "attention" else "kv_b_proj_chunk")
+        self._gemm(c, m, w, batch * kv_len, heads * (d_n + d_v), self.kv_lora_rank,
+                   "kv_b_proj" if name == "attention" else "kv_b_proj_chunk", *self.MODULES["kv_b_proj"])
         attention_core(c, m, batch, q_len, kv_len, heads, heads, (d_n + d_r + d_v) / 2.0, w.a_bytes, w.a_bytes,
                        causal=True, count=count, kv_eff=(kv_len + 1) / 2.0 if kv_eff is None else kv_eff,
                        name=name)

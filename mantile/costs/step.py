@@ -25,6 +25,7 @@ from mantile.specs.dtypes import (
     DTYPES,
     PEAK_KEY,
     QUANTIZES_INPUT,
+    UNQUANTIZED,
     attention_dtype,
 )
 from mantile.specs.hardware import EfficiencyProfile, GemmConstants, HardwareSpec
@@ -38,8 +39,8 @@ MACHINE_OF = {"attention": "attention", "feedforward": "feedforward", "norm": "a
 
 
 def machine(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, dtype: StrColumn,
-            attention: StrColumn, block_scaled: bool = False, sums: frozenset[str] = frozenset()
-            ) -> tuple[Machine, np.ndarray]:
+            attention: StrColumn, block_scaled: bool = False, sums: frozenset[str] = frozenset(),
+            unquantized: bool = False) -> tuple[Machine, np.ndarray]:
     """(the machine a layer computing in ``dtype`` runs on, whether the device has that dtype's peak), per
     point: the dtype's peak, its dense and grouped (MoE) GEMM constants, the peak of the format attention
     computes in (``attention``), and the activation-quantize kernel where the serving stack launches one
@@ -47,7 +48,9 @@ def machine(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, d
     one scale per block (``ModelSpec.weight_block_size``), so its fp8 GEMMs are the engine's block-scaled
     kernel (``BLOCK_SCALED_FP8`` constants where fitted: per-token-group activation scales, a lighter
     quantize than the per-tensor kernel's, e.g. 3 us fixed cost instead of 12 on TensorRT-LLM B200).
-    ``sums``: the running sums its Costs keep (``Machine.sums``; empty: all, with the named kernels)."""
+    ``sums``: the running sums its Costs keep (``Machine.sums``; empty: all, with the named kernels).
+    ``unquantized``: with the bf16 machine of the modules the checkpoint leaves in 16 bits
+    (``Machine.unquantized``, ``ModelSpec.quantization_excludes``)."""
     peaks = {d: hw.device.peak_tflops[k] * 1e12 for d, k in PEAK_KEY.items() if k in hw.device.peak_tflops}
     formats = (dtype,) if isinstance(dtype, str) and dtype in DTYPES else DTYPES  # one point: its format only
     gemm = {d: eff.gemm_constants(d) for d in formats}
@@ -71,8 +74,18 @@ def machine(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, d
                 eff, serving.kernels, gemm_efficiency=efficiency, gemm_k_half=k_half, gemm_overhead_s=fixed_s,
                 attention_peak_flops_per_s=np.where(np.isfinite(attn_peak), attn_peak, 1.0),
                 quantize=lookup(dtype, QUANTIZES_INPUT) if quantizes else 0.0, moe_gemm=constants(moe),
-                moe_bytes_per_s=moe_bytes_per_s, sums=sums)
+                moe_bytes_per_s=moe_bytes_per_s, sums=sums,
+                unquantized=machine(hw, eff, serving, UNQUANTIZED, attention, False, sums)[0] if unquantized else None)
     return m, np.isfinite(peak)
+
+
+def has_unquantized(model: ModelSpec, kind: str) -> bool:
+    """Whether blocks of layer type ``kind`` hold GEMMs a quantized checkpoint leaves in 16 bits
+    (``Machine.unquantized``): an MoE router (every engine builds it unquantized: SGLang's ``MoEGate`` a
+    plain bf16 parameter, vLLM's gate a ``ReplicatedLinear`` with ``quant_config=None``, TensorRT-LLM's
+    DeepSeek gate in bf16 with an fp32 output), and the attention projections ``quantization_excludes``
+    names."""
+    return (kind == "feedforward" and model.is_moe) or (kind == "attention" and bool(model.quantization_excludes))
 
 
 @dataclass(frozen=True)
@@ -102,9 +115,11 @@ class Setup:
         attn = map_pairs(ax.dtype, ax.kv_dtype, attention_dtype)
         for kind in ("attention", "feedforward", "embedding"):
             dtype = ax.layer_dtype(kind)
-            machines[kind], ok = machine(hw, eff, serving, dtype, attn, model.weight_block_size > 0, sums)
+            machines[kind], ok = machine(hw, eff, serving, dtype, attn, model.weight_block_size > 0, sums,
+                                         unquantized=has_unquantized(model, kind))
             peak_ok = peak_ok & ok
             w_bytes[kind] = lookup(dtype, BYTES_PER_ELEMENT)
+
         w_bytes["norm"] = w_bytes["embedding"]
         kv = lookup(ax.kv_dtype, BYTES_PER_ELEMENT)
         wide_ep = bool(np.any(np.asarray(ax.dp_attention) > 0) or np.any(ax.ep > ax.tp)

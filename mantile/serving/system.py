@@ -25,7 +25,7 @@ from mantile.costs.blocks import LAYER_TYPES, PHASES, Plan, Work
 from mantile.costs.checks import invalid_codes
 from mantile.costs.families import architecture
 from mantile.costs.kernels import LATENCY_SUMS, TABLE_SUMS, Array, Cost
-from mantile.costs.step import Setup, bound_index, exposed_s, machine
+from mantile.costs.step import Setup, bound_index, exposed_s, has_unquantized, machine
 from mantile.serving import accuracy, continuous, energy, ideal, scheduler, speculative, static
 from mantile.serving.base import Steps, Timings, mean_context
 from mantile.serving.speculative import Speculation
@@ -380,7 +380,8 @@ def layer_cost(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, servi
     """
     kv_dtype = kv_dtype or dtype
     # the same machine a step's layer computing in ``dtype`` runs on (per-dtype and grouped GEMM constants)
-    m, _ = machine(hw, eff, serving, dtype, attention_dtype(dtype, kv_dtype), model.weight_block_size > 0)
+    m, _ = machine(hw, eff, serving, dtype, attention_dtype(dtype, kv_dtype), model.weight_block_size > 0,
+                   unquantized=has_unquantized(model, layer_type))
     net = comm.Network.of(hw, eff)
     q, kv_len = (seq_length, seq_length) if phase == "prefill" else (q_len, kv_length)
     w = Work(phase, batch, q, kv_len, BYTES_PER_ELEMENT[dtype], ACTIVATION_BYTES[dtype],

@@ -44,3 +44,7 @@ def attention_dtype(dtype: str, kv_dtype: str) -> str:
 #: ``fp8`` ones; ``costs.step.machine`` uses them for fp8 layers of a block-scaled checkpoint
 #: (``ModelSpec.weight_block_size``).
 BLOCK_SCALED_FP8 = "fp8_block"
+
+#: The dtype of the modules a checkpoint's quantization leaves out (``ModelSpec.quantization_excludes``):
+#: the checkpoints' own torch_dtype (NVIDIA's NVFP4 DeepSeek-R1 releases: bfloat16).
+UNQUANTIZED = "bf16"

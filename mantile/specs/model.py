@@ -9,6 +9,9 @@ from mantile.specs.errors import SpecError
 
 ACTIVATIONS = ("silu", "gelu", "gelu_pytorch_tanh", "relu")
 NORMS = ("rmsnorm", "layernorm")
+#: Modules a checkpoint's quantization may leave in 16 bits that Mantile costs apart (``quantization_excludes``):
+#: the projections of multi-head latent attention (``costs.mla``), by their HuggingFace names.
+QUANTIZATION_EXCLUDABLE = ("q_a_proj", "q_b_proj", "q_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj")
 #: Attention kinds of ``layer_types`` (HuggingFace names).
 ATTENTION_KINDS = ("full_attention", "sliding_attention", "chunked_attention")
 
@@ -71,6 +74,10 @@ class ModelSpec:
     weight_block_size: int = field(default=0, metadata=doc("quantization_config.weight_block_size of an fp8 "
                                                            "checkpoint (DeepSeek-V3: 128 x 128 blocks, one scale "
                                                            "each): its GEMMs are block-scaled; 0 = per-tensor"))
+    quantization_excludes: tuple[str, ...] = field(default=(), metadata=doc(
+        "modules the checkpoint's quantization leaves in 16 bits, by HF module name (hf_quant_config "
+        "exclude_modules; one of QUANTIZATION_EXCLUDABLE): their GEMMs run and are stored in bf16 whatever the "
+        "layer's dtype (NVIDIA's NVFP4 DeepSeek-R1 keeps q_a_proj, q_b_proj, kv_a_proj_with_mqa and kv_b_proj)"))
     family: str = field(default="", metadata=doc("model family module (mantile/costs/families/); default "
                                                  "'moe' with more than one expert, else 'dense'"))
     source: str = field(default="", metadata=doc("where these numbers come from"))
@@ -109,6 +116,9 @@ class ModelSpec:
         if self.layer_types and len(self.layer_types) != self.num_hidden_layers:
             raise SpecError("?", "layer_types", len(self.layer_types),
                             f"one entry per layer ({self.num_hidden_layers})")
+        bad = sorted(set(self.quantization_excludes) - set(QUANTIZATION_EXCLUDABLE))
+        if bad:
+            raise SpecError("?", "quantization_excludes", bad[0], QUANTIZATION_EXCLUDABLE)
         if self.num_experts_per_tok > self.num_local_experts:
             raise SpecError("?", "num_experts_per_tok", self.num_experts_per_tok,
                             f"at most num_local_experts ({self.num_local_experts})")
@@ -170,14 +180,15 @@ class ModelSpec:
         """The dtypes the checkpoint's quantization_config implies (a fresh dict): fp8 -> every layer in
         fp8; mxfp4 -> the MoE experts in mxfp4 (GPT-OSS keeps attention, router and embeddings in bf16:
         its modules_to_not_convert; TensorRT-LLM runs them W4A8, MXFP4 weights with MXFP8 activations,
-        whose measured fused-MoE constants the mxfp4 format carries), nvfp4 -> the experts in NVFP4
-        (fp4); none -> {}."""
+        whose measured fused-MoE constants the mxfp4 format carries), nvfp4 (NVIDIA ModelOpt) -> every
+        linear layer in NVFP4 (fp4) but the modules its exclude_modules name (``quantization_excludes``;
+        lm_head stays 16-bit where the serving profile keeps the embedding so); none -> {}."""
         if self.quantization == "fp8":
             return {"dtype": "fp8"}
         if self.quantization == "mxfp4":
             return {"feedforward_dtype": "mxfp4"}
         if self.quantization in ("nvfp4", "modelopt_fp4"):
-            return {"feedforward_dtype": "fp4"}
+            return {"dtype": "fp4"}
         return {}
 
     @property

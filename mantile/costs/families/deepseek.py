@@ -21,7 +21,8 @@ from mantile.specs.model import ModelSpec
 
 def mla(model: ModelSpec) -> MLAAttention:
     return MLAAttention(model.hidden_size, model.num_attention_heads, model.q_lora_rank, model.kv_lora_rank,
-                        model.qk_nope_head_dim, model.qk_rope_head_dim, model.v_head_dim)
+                        model.qk_nope_head_dim, model.qk_rope_head_dim, model.v_head_dim,
+                        frozenset(model.quantization_excludes))
 
 
 def build(model: ModelSpec) -> Architecture:
