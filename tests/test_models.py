@@ -4,6 +4,7 @@ data-parallel attention. Expected values are derived by hand from config.json (a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -242,3 +243,29 @@ def test_dense_layers_of_an_moe_model_split_over_the_whole_tp_group() -> None:
     dense = next(b for b, _ in arch.layer_blocks() if isinstance(b, DenseMLP))
     plan = memory.block_plan(dense, Placement(8, 8, 0), 8)
     assert float(dense.params(plan)) == pytest.approx(3 * 7168 * 18432 / 8)
+
+
+def test_a_modelopt_nvfp4_config_imports_its_excluded_projections() -> None:
+    """A TensorRT Model Optimizer config.json (quant_method modelopt, quant_algo NVFP4) is the nvfp4 recipe,
+    and its exclude_modules name the projections left in bf16: the same numbers as the catalog's
+    deepseek_r1_fp4_v2, whose file lists them by hand. A wildcard over self_attn excludes all of attention;
+    on a model without MLA the list is an error, not silently ignored."""
+    import yaml
+
+    from mantile.specs.hf import quantization_excludes
+    card = yaml.safe_load((mantile.specs.conf_dir() / "model" / "deepseek_r1_fp4_v2.yaml").read_text())
+    config = {k: v for k, v in card.items() if k not in ("name", "source", "family", "quantization",
+                                                          "quantization_excludes")}
+    config.update(architectures=["DeepseekV3ForCausalLM"], n_routed_experts=config.pop("num_local_experts"),
+                  quantization_config={"quant_method": "modelopt", "quant_algo": "NVFP4", "exclude_modules": [
+                      "lm_head", *(f"model.layers.{i}.self_attn.{m}" for i in range(61)
+                                   for m in ("q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj"))]})
+    kw = dict(hardware="nvidia_b200_180gb", tp=8, batch_size=4, input_seq=1024, output_seq=128, serving="trtllm")
+    imported, catalog = mantile.estimate(config, **kw), mantile.estimate("deepseek_r1_fp4_v2", **kw)
+    for key in ("tpot_ms", "ttft_ms", "weights_gb_per_device"):
+        assert imported[key] == catalog[key]
+    assert quantization_excludes(["model.layers.0.self_attn*"]) == (
+        "q_a_proj", "q_b_proj", "q_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj")
+    with pytest.raises(SpecError) as e:
+        dataclasses.replace(load_model("llama_3.1_8b"), quantization_excludes=("o_proj",))
+    assert "quantization_excludes" in str(e.value) and "kv_lora_rank" in str(e.value)

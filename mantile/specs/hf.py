@@ -22,7 +22,7 @@ from typing import Any
 
 from mantile.specs._load import build
 from mantile.specs.errors import SpecError
-from mantile.specs.model import ModelSpec
+from mantile.specs.model import QUANTIZATION_EXCLUDABLE, ModelSpec
 
 #: HF ``architectures`` entry -> Mantile family (mantile/costs/families/).
 ARCHITECTURES: dict[str, str] = {
@@ -44,6 +44,22 @@ RENAMES = {"num_experts": "num_local_experts", "n_routed_experts": "num_local_ex
            "moe_layer_freq": "interleave_moe_layer_step"}
 #: quantization_config.quant_method -> the dtype Mantile computes its weights in.
 QUANT_DTYPES = {"fp8": "fp8", "mxfp4": "fp4", "nvfp4": "fp4", "modelopt_fp4": "fp4"}
+
+
+def quantization_excludes(patterns: Any) -> tuple[str, ...]:
+    """The modules of ``QUANTIZATION_EXCLUDABLE`` that a quantization config's exclude list (ModelOpt
+    ``exclude_modules``, compressed-tensors ``ignore``: module names or wildcards such as
+    ``model.layers.0.self_attn*``) leaves in 16 bits, in any layer; other entries (lm_head, gates, the
+    MTP layer) Mantile does not cost apart."""
+    found: set[str] = set()
+    for pattern in patterns if isinstance(patterns, (list, tuple)) else ():
+        text = str(pattern)
+        name = text.rstrip("*").rsplit(".", 1)[-1]
+        if name in QUANTIZATION_EXCLUDABLE:
+            found.add(name)
+        elif text.rstrip("*").endswith("self_attn"):  # the whole attention block
+            found.update(QUANTIZATION_EXCLUDABLE)
+    return tuple(m for m in QUANTIZATION_EXCLUDABLE if m in found)
 
 
 def supported() -> list[str]:
@@ -106,9 +122,14 @@ def spec_dict(config: Mapping[str, Any], name: str = "", where: str = "config.js
         if old in config and new in config and config[new] is not None:
             c[new] = config[new]
     _family_defaults(c)
-    quant = (config.get("quantization_config") or {}).get("quant_method")
+    qc = config.get("quantization_config") or {}
+    quant = qc.get("quant_method")
     if quant:
-        c["quantization"] = str(quant)
+        # TensorRT Model Optimizer writes quant_method "modelopt" with the format in quant_algo
+        c["quantization"] = "nvfp4" if quant == "modelopt" and qc.get("quant_algo") == "NVFP4" else str(quant)
+    excluded = quantization_excludes(qc.get("exclude_modules") or qc.get("ignore") or ())
+    if excluded and family == "deepseek":  # Mantile costs the MLA projections apart (costs.mla)
+        c["quantization_excludes"] = excluded
     block = (config.get("quantization_config") or {}).get("weight_block_size")
     if isinstance(block, (list, tuple)) and block:
         c["weight_block_size"] = int(block[0])

@@ -119,6 +119,9 @@ class ModelSpec:
         bad = sorted(set(self.quantization_excludes) - set(QUANTIZATION_EXCLUDABLE))
         if bad:
             raise SpecError("?", "quantization_excludes", bad[0], QUANTIZATION_EXCLUDABLE)
+        if self.quantization_excludes and not self.kv_lora_rank:
+            raise SpecError("?", "quantization_excludes", list(self.quantization_excludes),
+                            "empty: only multi-head latent attention (kv_lora_rank > 0) costs projections apart")
         if self.num_experts_per_tok > self.num_local_experts:
             raise SpecError("?", "num_experts_per_tok", self.num_experts_per_tok,
                             f"at most num_local_experts ({self.num_local_experts})")
