@@ -165,6 +165,11 @@ def estimate(model: Any, hardware: str, batch_size: int | None = None, input_seq
                                 num_requests=num_requests)
     if layers is not None:
         plan = plan_from_layers(layers, dtype)
+        # ``layers`` is the whole per-layer plan: a plan keyword given beside it must agree, not lose silently
+        given = {"tp": tp, "ep": ep, "cp": cp, "sp": sp, "embedding_tp": embedding_tp}
+        for key, value in given.items():
+            if value not in (None, 1) and value != plan[key]:
+                raise SpecError("estimate", key, value, f"{plan[key]}, as layers sets it (or leave {key} out)")
         # a layer dtype the plan names wins over the checkpoint recipe's
         extra = {**extra, **{k: plan.pop(k) for k in ("attention_dtype", "feedforward_dtype", "embedding_dtype")
                              if k in plan}}

@@ -213,3 +213,15 @@ def test_num_requests_is_checked_before_any_work() -> None:
         mantile.sweep("llama_3.1_8b", "nvidia_h100_80gb", concurrency=8, num_requests=[10, 2.5], **kw)
     row = mantile.estimate("llama_3.1_8b", "nvidia_h100_80gb", concurrency=8, num_requests=80, **kw)
     assert row["num_requests"] == 80 and row["valid"]
+
+
+def test_a_plan_keyword_beside_layers_must_agree() -> None:
+    """``layers`` is the whole per-layer plan (tp from attention.tensor_parallel, 1 when not given): a tp=8
+    beside a layers body that leaves tp at 1 is an error naming tp, not a silent TP1 estimate."""
+    kw = dict(batch_size=4, input_seq=512, output_seq=64)
+    with pytest.raises(SpecError) as e:
+        mantile.estimate("llama_3.1_8b", "nvidia_h100_80gb_x4", tp=4, layers={"feedforward": {"dtype": "fp8"}}, **kw)
+    assert e.value.field == "tp" and e.value.value == 4
+    agree = mantile.estimate("llama_3.1_8b", "nvidia_h100_80gb_x4", tp=4,
+                             layers={"attention": {"tensor_parallel": 4}}, **kw)
+    assert agree["tp"] == 4
