@@ -137,8 +137,8 @@ def test_fp8_and_long_prefill_file_meets_its_gate() -> None:
 #: two physics facts that make the rows' MoE models faster: an MoE router is never quantized (every engine builds
 #: it in bf16) and NVIDIA's NVFP4 DeepSeek-R1 releases keep q_a/q_b/kv_a/kv_b (v1: all attention) in bf16, the
 #: checkpoint 27 rows name (deepseek_r1_fp4, deepseek_r1_fp4_v2). The rows these move were already too fast
-#: (TensorRT-LLM's max-throughput MoE rows, +20% median); the 2026 silicon sample, which these rows' engine
-#: versions match less well, moved the other way (disaggregated TPOT 21.1% -> 15.6%). Raised, not hidden:
+#: (TensorRT-LLM's max-throughput MoE rows, +20% median); aiconfigurator's 2026 silicon sample, whose engine
+#: versions match the kernel tables', moved the other way (disaggregated TPOT 21.1% -> 15.6%). Raised, not hidden:
 #: the missing slow-down of those max-throughput rows is the open gap.
 SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 72.5}
 

@@ -51,8 +51,9 @@ class Machine:
     #: only some, e.g. the results table or the physics floors: ``TABLE_SUMS``, ``LATENCY_SUMS``); the
     #: named kernel list is kept only with every sum (the per-kernel breakdowns read it)
     sums: frozenset[str] = frozenset()  # empty: every sum
-    #: the machine of the modules a checkpoint leaves in 16 bits (``ModelSpec.quantization_excludes``): bf16
-    #: peak and GEMM constants; None where the model excludes none
+    #: the machine of the GEMMs that stay in 16 bits whatever the layer's dtype (``costs.step.has_unquantized``:
+    #: an MoE router, the projections ``ModelSpec.quantization_excludes`` names): bf16 peak and GEMM
+    #: constants; None where a layer type has none
     unquantized: Machine | None = None
 
     @property

@@ -49,8 +49,8 @@ def machine(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, d
     kernel (``BLOCK_SCALED_FP8`` constants where fitted: per-token-group activation scales, a lighter
     quantize than the per-tensor kernel's, e.g. 3 us fixed cost instead of 12 on TensorRT-LLM B200).
     ``sums``: the running sums its Costs keep (``Machine.sums``; empty: all, with the named kernels).
-    ``unquantized``: with the bf16 machine of the modules the checkpoint leaves in 16 bits
-    (``Machine.unquantized``, ``ModelSpec.quantization_excludes``)."""
+    ``unquantized``: with the bf16 machine of the GEMMs that stay in 16 bits (``Machine.unquantized``,
+    ``has_unquantized``)."""
     peaks = {d: hw.device.peak_tflops[k] * 1e12 for d, k in PEAK_KEY.items() if k in hw.device.peak_tflops}
     formats = (dtype,) if isinstance(dtype, str) and dtype in DTYPES else DTYPES  # one point: its format only
     gemm = {d: eff.gemm_constants(d) for d in formats}
@@ -119,7 +119,6 @@ class Setup:
                                          unquantized=has_unquantized(model, kind))
             peak_ok = peak_ok & ok
             w_bytes[kind] = lookup(dtype, BYTES_PER_ELEMENT)
-
         w_bytes["norm"] = w_bytes["embedding"]
         kv = lookup(ax.kv_dtype, BYTES_PER_ELEMENT)
         wide_ep = bool(np.any(np.asarray(ax.dp_attention) > 0) or np.any(ax.ep > ax.tp)
