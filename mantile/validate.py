@@ -517,6 +517,15 @@ def skipped(rows: Iterable[dict[str, Any]], preds: list[Prediction], counted: in
     return out
 
 
+def _leave_out(skips: dict[str, int] | None, passed: list[tuple[str, str]] | None, why: str, where: str,
+               what: str) -> None:
+    """Count a row left out by design under ``why`` in ``skips`` and name it (``where``, ``what``) in ``passed``."""
+    if skips is not None:
+        skips[why] = skips.get(why, 0) + 1
+    if passed is not None:
+        passed.append((where, what))
+
+
 def predictions(rows: Iterable[dict[str, Any]], hardware: str | None = None, eff: EfficiencyProfile | None = None,
                 serving: str = "auto", skips: dict[str, int] | None = None,
                 errors: list[tuple[str, str]] | None = None,
@@ -533,11 +542,8 @@ def predictions(rows: Iterable[dict[str, Any]], hardware: str | None = None, eff
         if row.get("kind") not in KINDS:
             continue
         if _present(row.get(MARK)) and not marked:
-            why = "rows marked impossible as stated (column 'check', python -m mantile.check)"
-            if skips is not None:
-                skips[why] = skips.get(why, 0) + 1
-            if passed is not None:
-                passed.append((_where(row, number), f"marked: {row[MARK]}"))
+            _leave_out(skips, passed, "rows marked impossible as stated (column 'check', python -m mantile.check)",
+                       _where(row, number), f"marked: {row[MARK]}")
             continue
         profile = serving if serving != "auto" else ("auto" if row.get("kind") == "published" else "pytorch")
         try:
@@ -572,11 +578,8 @@ def predictions(rows: Iterable[dict[str, Any]], hardware: str | None = None, eff
             # not fit", not a latency (its numbers are for one sequence queued behind all the others), so the
             # row is counted and named, not scored, as a row whose plan is invalid is. A row whose stated batch
             # alone does not fit is still scored: the engine runs a smaller batch and queues the rest.
-            why = "published rows that ran but whose stated deployment cannot hold one sequence as Mantile models it"
-            if skips is not None:
-                skips[why] = skips.get(why, 0) + 1
-            if passed is not None:
-                passed.append((_where(row, number), f"does not fit: {p.label}"))
+            _leave_out(skips, passed, "published rows that ran but whose stated deployment cannot hold one sequence "
+                       "as Mantile models it", _where(row, number), f"does not fit: {p.label}")
             continue
         if p is not None:
             p.where = _where(row, number)
