@@ -17,7 +17,6 @@ from mantile.costs import comm
 from mantile.costs.blocks import Plan, Work
 from mantile.costs.dispatch import ep_all_to_all, mode_of
 from mantile.costs.kernels import Array, Cost, Machine, gemm
-from mantile.specs.dtypes import BYTES_PER_ELEMENT, UNQUANTIZED
 
 
 class _Matrices:
@@ -112,9 +111,7 @@ class MoEMLP(_Matrices):
         experts, k = self.num_experts, self.experts_per_token
         instances = experts + w.redundant_experts
         local = np.ceil(instances / w.ep)  # the busiest device (vLLM spreads a remainder over the ranks)
-        # the router is never quantized (costs.step.has_unquantized): the bf16 machine and bytes
-        router_m = m if m.unquantized is None else m.unquantized
-        router_bytes = w.w_bytes if m.unquantized is None else np.maximum(w.w_bytes, BYTES_PER_ELEMENT[UNQUANTIZED])
+        router_m, router_bytes = m.kept_16bit(w.w_bytes)  # never quantized (costs.step.has_unquantized)
         gemm(c, router_m, n / w.attention_dp, experts, h, router_bytes, w.a_bytes, name="router")
         rows = n * k / instances * w.expert_imbalance
         touched = local * (1.0 - (1.0 - k / instances) ** n)

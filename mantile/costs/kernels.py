@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mantile.specs.dtypes import unquantized_bytes
 from mantile.specs.hardware import EfficiencyProfile
 from mantile.specs.stack import KernelStack
 
@@ -55,6 +56,13 @@ class Machine:
     #: an MoE router, the projections ``ModelSpec.quantization_excludes`` names): bf16 peak and GEMM
     #: constants; None where a layer type has none
     unquantized: Machine | None = None
+
+    def kept_16bit(self, w_bytes: Array) -> tuple[Machine, Array]:
+        """(machine, weight bytes per element) of a GEMM that stays in 16 bits whatever the layer's dtype: the
+        ``unquantized`` machine and ``dtypes.unquantized_bytes``; this machine and ``w_bytes`` where it has none."""
+        if self.unquantized is None:
+            return self, w_bytes
+        return self.unquantized, unquantized_bytes(w_bytes)
 
     @property
     def keeps_all(self) -> bool:

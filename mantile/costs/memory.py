@@ -25,7 +25,7 @@ import numpy as np
 from mantile.costs.blocks import Block, Placement, Plan
 from mantile.costs.families import architecture
 from mantile.costs.kernels import Array
-from mantile.specs.dtypes import BYTES_PER_ELEMENT, UNQUANTIZED
+from mantile.specs.dtypes import unquantized_bytes
 from mantile.specs.model import ModelSpec
 
 
@@ -85,7 +85,7 @@ def _block_bytes(block: Block, plan: Plan, w_bytes: Array) -> Array:
     total = block.params(plan) * w_bytes
     unquantized = getattr(block, "unquantized_params", None)
     if unquantized is not None:
-        total = total + unquantized(plan) * (np.maximum(w_bytes, BYTES_PER_ELEMENT[UNQUANTIZED]) - w_bytes)
+        total = total + unquantized(plan) * (unquantized_bytes(w_bytes) - w_bytes)
     return total
 
 

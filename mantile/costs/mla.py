@@ -39,7 +39,6 @@ from mantile.costs import comm
 from mantile.costs.attention import causal_keys, mixed_keys
 from mantile.costs.blocks import Plan, Work
 from mantile.costs.kernels import Array, Cost, Machine, any_, attention_core, gemm
-from mantile.specs.dtypes import BYTES_PER_ELEMENT, UNQUANTIZED
 
 
 @dataclass(frozen=True)
@@ -63,17 +62,11 @@ class MLAAttention:
         """Cached values per token: r_kv + d_r."""
         return self.kv_lora_rank + self.qk_rope_head_dim
 
-    def _format(self, m: Machine, w: Work, *modules: str) -> tuple[Machine, Array]:
-        """(machine, weight bytes per element) of a GEMM over the checkpoint's ``modules``: the bf16
-        machine where the checkpoint leaves them all unquantized (a fused GEMM of a quantized and an
-        unquantized module runs quantized), else the layer's own."""
-        if m.unquantized is not None and set(modules) <= self.unquantized:
-            return m.unquantized, np.maximum(w.w_bytes, BYTES_PER_ELEMENT[UNQUANTIZED])
-        return m, w.w_bytes
-
     def _gemm(self, c: Cost, m: Machine, w: Work, rows: Array, cols: Array, depth: Array, name: str,
               *modules: str) -> None:
-        mm, w_bytes = self._format(m, w, *modules)
+        """A GEMM over the checkpoint's ``modules``: in bf16 where the checkpoint leaves them all unquantized
+        (a fused GEMM of a quantized and an unquantized module runs quantized), else in the layer's dtype."""
+        mm, w_bytes = m.kept_16bit(w.w_bytes) if set(modules) <= self.unquantized else (m, w.w_bytes)
         gemm(c, mm, rows, cols, depth, w_bytes, w.a_bytes, name=name)
 
     #: HF modules behind each GEMM (the absorbed W_UK / W_UV are kv_b_proj's two halves)

@@ -185,8 +185,10 @@ def timings(prefill: Side, decode: Side, prefill_instances: Array, decode_instan
     else:
         lam = np.asarray(request_rate, dtype=float)
         rho = lam / (P * per_prefill)
-        B = fixed_point(lambda b: np.minimum(lam / D * (O - 1) * decode.decode_step_s(np.maximum(b, 1e-9))[0], cap),
-                        np.minimum(lam / D * (O - 1) * decode.decode_step_s(1.0)[0], cap))
+        def littles_law(b: np.ndarray) -> np.ndarray:
+            return np.asarray(np.minimum(lam / D * (O - 1) * decode.decode_step_s(np.maximum(b, 1e-9))[0], cap))
+
+        B = fixed_point(littles_law, littles_law(np.asarray(1.0)))  # from the batch of one, below the fixed point
         tpot, busy_d = decode.decode_step_s(np.maximum(B, 1e-9))
         sustainable = (rho < MAX_RHO) & (lam / D * (O - 1) * tpot <= cap * (1 + 1e-6))
         r = np.minimum(rho, MAX_RHO)

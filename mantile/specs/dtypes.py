@@ -16,6 +16,10 @@ format, math at the bf16 peak, no activation-quantize kernel.
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
 #: Bytes per stored element (scales included for the block-scaled formats).
 BYTES_PER_ELEMENT: dict[str, float] = {
     "fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "fp6": 0.75,
@@ -48,3 +52,9 @@ BLOCK_SCALED_FP8 = "fp8_block"
 #: The dtype of the modules a checkpoint's quantization leaves out (``ModelSpec.quantization_excludes``):
 #: the checkpoints' own torch_dtype (NVIDIA's NVFP4 DeepSeek-R1 releases: bfloat16).
 UNQUANTIZED = "bf16"
+
+
+def unquantized_bytes(w_bytes: Any) -> Any:
+    """Bytes per weight of a module kept out of the layer's quantization: bf16's, or the layer's own where
+    that is wider (fp32)."""
+    return np.maximum(w_bytes, BYTES_PER_ELEMENT[UNQUANTIZED])

@@ -42,8 +42,6 @@ MODEL_TYPES: dict[str, str] = {
 RENAMES = {"num_experts": "num_local_experts", "n_routed_experts": "num_local_experts",
            "hidden_activation": "hidden_act", "decoder_sparse_step": "interleave_moe_layer_step",
            "moe_layer_freq": "interleave_moe_layer_step"}
-#: quantization_config.quant_method -> the dtype Mantile computes its weights in.
-QUANT_DTYPES = {"fp8": "fp8", "mxfp4": "fp4", "nvfp4": "fp4", "modelopt_fp4": "fp4"}
 
 
 def quantization_excludes(patterns: Any) -> tuple[str, ...]:
