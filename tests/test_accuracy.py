@@ -140,7 +140,12 @@ def test_fp8_and_long_prefill_file_meets_its_gate() -> None:
 #: (TensorRT-LLM's max-throughput MoE rows, +20% median); aiconfigurator's 2026 silicon sample, whose engine
 #: versions match the kernel tables', moved the other way (disaggregated TPOT 21.1% -> 15.6%). Raised, not hidden:
 #: the missing slow-down of those max-throughput rows is the open gap.
-SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 72.5}
+#: Stop 24: 71.2% once a fused-MoE op pays the fixed time its engine's MoE table measures beyond its two grouped
+#: GEMMs (routing, permute, finalize: ``experts_routing``, fitted per format as the tables' intercept at <= 2
+#: tokens per expert over every moe_tp x moe_ep slice, not to these rows): SGLang 107.7% -> 104.9%, lm-sys
+#: GPT-OSS rows 33.8% -> 9.5%, sgl-cookbook 66.0% -> 62.9%; on the silicon sample (never fitted) TensorRT-LLM
+#: GPT-OSS-120B H200 TPOT 33.8% -> 14.4% (median -37% -> -3%). Ceiling 72.5 -> 71.5.
+SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 71.5}
 
 
 @pytest.mark.parametrize("name,limit", sorted(SERVING_GATES.items()))

@@ -155,6 +155,33 @@ def test_fused_moe_streams_its_experts_at_the_kernels_fitted_rate() -> None:
     assert gate_up["memory_ms"] == pytest.approx(moved / (hbm * rate) * 1e3, rel=1e-9)
 
 
+def test_fused_moe_pays_its_fitted_fixed_cost_once_per_layer() -> None:
+    """A fused-MoE op launches routing, permute and finalize kernels beside its two grouped GEMMs; an engine's
+    MoE table measures their time (under CUDA graphs) as the op's intercept, fitted per format as
+    ``op_overhead_us`` (benchmarks/aiconfigurator/fit_kernels.py). GPT-OSS-120B's MXFP4 experts on an H200
+    under TensorRT-LLM (W4A16): the feedforward layer lists ``experts_routing`` once, no launches, at the
+    fitted fixed time, and its layer latency is the sum of its kernels. Mixtral under the calibrated PyTorch
+    loop (no fitted MoE table) has no such kernel. A dense MLP never has it."""
+    import yaml
+
+    from mantile.specs import conf_dir
+
+    fitted = yaml.safe_load((conf_dir() / "efficiency" / "fitted" / "h200_sxm_trtllm.yaml").read_text())
+    op_us = fitted["moe_gemm"]["w4a16_mxfp4"]["op_overhead_us"]
+    assert op_us > 0
+    r = mantile.layer_metrics(model="gpt_oss_120b", hardware="nvidia_h200_141gb", layer_type="feedforward",
+                              phase="decode", batch_size=4, kv_length=1024, kernels=True, serving="trtllm",
+                              dtype="w4a16")
+    routing = [k for k in r["named_kernels"] if k["name"] == "experts_routing"]
+    assert len(routing) == 1 and routing[0]["launches"] == 0
+    assert routing[0]["time_ms"] == pytest.approx(op_us * 1e-3, rel=1e-12)
+    assert sum(k["time_ms"] for k in r["named_kernels"]) == pytest.approx(r["latency_ms"], rel=1e-9)
+    for model, serving in (("mixtral_8x7b", "pytorch"), ("llama_3.1_8b", "trtllm")):
+        other = mantile.layer_metrics(model=model, hardware="nvidia_h200_141gb", layer_type="feedforward",
+                                      phase="decode", batch_size=4, kv_length=1024, kernels=True, serving=serving)
+        assert "experts_routing" not in {k["name"] for k in other["named_kernels"]}
+
+
 def test_mla_runs_its_down_projections_as_one_gemm() -> None:
     """SGLang, vLLM and TensorRT-LLM all run DeepSeek's q_a_proj (7168 -> 1536) and kv_a_proj_with_mqa
     (7168 -> 512 + 64) as one GEMM, 7168 -> 2112: by hand, 4 decoding sequences are 2 x 4 x 2112 x 7168 =

@@ -481,30 +481,34 @@ MOE_DTYPES = {
 }
 
 
-def moe_tables(root: Path, system: str, engine: str) -> tuple[pd.DataFrame, list[Path]]:
-    """Every version's fused-MoE table of (system, engine), newest first per shape: balanced routing, no
-    TP or EP, gated experts (the non-gated kernels are another layer type)."""
+def moe_tables(root: Path, system: str, engine: str, plans: bool = False) -> tuple[pd.DataFrame, list[Path]]:
+    """Every version's fused-MoE table of (system, engine), newest first per shape: balanced routing, gated
+    experts (the non-gated kernels are another layer type), no TP or EP (``plans``: every moe_tp x moe_ep
+    the table measured, the slice of the experts one device runs)."""
     base = root / "systems" / "data" / system / "moe" / engine
     paths = sorted(base.glob("*/moe_perf.parquet"), key=lambda p: _vkey(p.parent.name), reverse=True)
     frames = []
     for newness, p in enumerate(reversed(paths)):
         df = pd.read_parquet(p)
-        df = df[(df.distribution == "balanced") & (df.moe_tp_size == 1) & (df.moe_ep_size == 1)
+        one = (df.moe_tp_size == 1) & (df.moe_ep_size == 1)
+        df = df[(df.distribution == "balanced") & (one | plans)
                 & ~df.kernel_source.str.contains("nongated") & df.moe_dtype.isin(list(MOE_DTYPES))]
         frames.append(df.assign(_version=newness))
     if not frames:
         return pd.DataFrame(), []
     df = pd.concat(frames)
     keys = ["moe_dtype", "num_tokens", "hidden_size", "inter_size", "topk", "num_experts"]
+    keys += ["moe_tp_size", "moe_ep_size"] if plans else []
     # the newest version that measured a shape; several kernels of one version: the fastest (the engine picks)
     df = df[df._version == df.groupby(keys)._version.transform("max")]
     return df.groupby(keys, as_index=False).latency.min(), paths
 
 
-def moe_time(dev: Device, tok, h, f, k, e, peak, w_bytes, eff, k_half, overhead_us, mem_eff=None):
+def moe_time(dev: Device, tok, h, f, k, e, peak, w_bytes, eff, k_half, overhead_us, mem_eff=None, op_us=0.0):
     """MoEMLP's routed experts on one device (ep = tp = 1), seconds: two grouped GEMMs (E groups of
     tok*k/E rows; weights of the experts the table's routing touches) and the gated activation between;
-    the expert weights stream at ``mem_eff`` of HBM (the generation's memory_efficiency when None).
+    the expert weights stream at ``mem_eff`` of HBM (the generation's memory_efficiency when None); ``op_us``:
+    the op's fixed time beyond these kernels (its routing, permute and finalize kernels), once per op.
 
     The tables' 'balanced' routing (aiconfigurator collector/helper.py ``balanced_logits``) sends token i's
     j-th pick to expert (i + j * ceil(E/k)) mod E, spread evenly when tokens < ceil(E/k): every pick lands on
@@ -525,7 +529,7 @@ def moe_time(dev: Device, tok, h, f, k, e, peak, w_bytes, eff, k_half, overhead_
         rate = peak * eff * depth / (depth + k_half) * waves
         total = total + np.maximum(flops / rate, nbytes / mem_bw) + ko * (1.0 + (split > 1)) + overhead_us * 1e-6
     act = 3.0 * tok * k * f * 2.0 / mem_bw + ko  # gated activation: read 2f, write f (16-bit), one kernel
-    return total + act
+    return total + act + op_us * 1e-6
 
 
 #: rows that set the fused-MoE kernel's weight-streaming rate (``memory_efficiency``): at most this many
@@ -548,10 +552,20 @@ MOE_WEIGHT_BOUND_MAX_MAPE = 25.0
 MOE_FIT_MIN_TOKENS_PER_EXPERT = 64
 
 
-def fit_moe(dev: Device, df: pd.DataFrame, dense: dict) -> dict:
+#: tokens per expert up to which a fused-MoE row, of any moe_tp x moe_ep slice the table measured, sets the op's
+#: fixed cost beyond its kernels (``op_overhead_us``) when its modelled weight streaming is under
+#: WEIGHT_BOUND_MIN_S: the rows whose time is the op's launches and fixed work, not its GEMMs
+MOE_OP_MAX_TOKENS_PER_EXPERT = 2.0
+
+
+def fit_moe(dev: Device, df: pd.DataFrame, dense: dict, plans: pd.DataFrame | None = None) -> dict:
     """Per format: the grouped GEMM's efficiency, least squares on log(pred/meas) over every shape at
     MOE_FIT_MIN_TOKENS_PER_EXPERT or more tokens per expert; k_half and the fixed cost are the dense
-    GEMM's of the same peak. Errors overall and by tokens per expert."""
+    GEMM's of the same peak; the weight-streaming rate on the weight-bound rows; and the op's fixed cost
+    beyond its kernels (``op_overhead_us``): the median of measured - modelled over ``plans``' rows (every
+    moe_tp x moe_ep slice) at MOE_OP_MAX_TOKENS_PER_EXPERT or fewer tokens per expert that stream less than
+    WEIGHT_BOUND_MIN_S, at least 0; the efficiency and the streaming rate are then fitted again with it.
+    Errors overall and by tokens per expert (on the ep = tp = 1 rows)."""
     out = {}
     for dtype, g in df.groupby("moe_dtype"):
         key, wb = MOE_DTYPES[dtype]
@@ -568,13 +582,6 @@ def fit_moe(dev: Device, df: pd.DataFrame, dense: dict) -> dict:
         big = tpe >= MOE_FIT_MIN_TOKENS_PER_EXPERT
         if not big.any():
             continue
-
-        shape = (tok[big], h[big], f[big], k[big], e[big])
-
-        def res(x, shape=shape, tb=t[big], peak=peak, wb=wb, k_half=k_half, overhead=overhead):
-            return np.log(moe_time(dev, *shape, peak, wb, x[0], k_half, overhead) / tb)
-
-        x = fit(res, [0.5], [0.02], [1.0])
         # the kernel's weight-streaming rate, on the weight-bound rows; never above the generation's dense
         # streaming rate (tables that imply more, e.g. TensorRT-LLM's NVFP4 MoE on B200 at 1.2x, re-read
         # experts that stay in L2 across the benchmark's repeats, which a serving step does not)
@@ -582,18 +589,46 @@ def fit_moe(dev: Device, df: pd.DataFrame, dense: dict) -> dict:
         touched = np.minimum(e, tok * k)
         stream = 3.0 * h * f * wb * touched / (dev.hbm * gen_mem)
         bound = (tpe <= MOE_WEIGHT_BOUND_MAX_TOKENS_PER_EXPERT) & (stream >= WEIGHT_BOUND_MIN_S)
-        mem_eff = None
-        if bound.sum() >= MOE_WEIGHT_BOUND_MIN_ROWS:
+
+        def rates(op_us: float, tok=tok, h=h, f=f, k=k, e=e, t=t, big=big, bound=bound, peak=peak, wb=wb,
+                  k_half=k_half, overhead=overhead, gen_mem=gen_mem) -> tuple[float, float | None]:
+            """(grouped GEMM efficiency, weight-streaming rate or None) with the op's fixed cost ``op_us``."""
+            shape = (tok[big], h[big], f[big], k[big], e[big])
+
+            def res(x, shape=shape, tb=t[big]):
+                return np.log(moe_time(dev, *shape, peak, wb, x[0], k_half, overhead, op_us=op_us) / tb)
+
+            x = fit(res, [0.5], [0.02], [1.0])
+            if bound.sum() < MOE_WEIGHT_BOUND_MIN_ROWS:
+                return float(x[0]), None
             wshape = (tok[bound], h[bound], f[bound], k[bound], e[bound])
 
-            def res_mem(m, shape=wshape, tb=t[bound], peak=peak, wb=wb, eff=x[0], k_half=k_half, overhead=overhead):
-                return np.log(moe_time(dev, *shape, peak, wb, eff, k_half, overhead, mem_eff=m[0]) / tb)
+            def res_mem(m, shape=wshape, tb=t[bound], eff=x[0]):
+                return np.log(moe_time(dev, *shape, peak, wb, eff, k_half, overhead, mem_eff=m[0], op_us=op_us) / tb)
 
-            mem_eff = min(float(fit(res_mem, [gen_mem], [0.02], [2.0])[0]), gen_mem)
-        pred = moe_time(dev, tok, h, f, k, e, peak, wb, x[0], k_half, overhead, mem_eff=mem_eff)
-        out[dtype] = {"peak_key": key, "gemm_efficiency": float(x[0]), "gemm_k_half": k_half,
-                      "gemm_overhead_us": overhead, "shapes": int(g.groupby(["hidden_size", "inter_size", "topk",
-                                                                             "num_experts"]).ngroups),
+            return float(x[0]), min(float(fit(res_mem, [gen_mem], [0.02], [2.0])[0]), gen_mem)
+
+        efficiency, mem_eff = rates(0.0)
+        op_us, op_rows = 0.0, 0
+        if plans is not None and len(p := plans[plans.moe_dtype == dtype]):
+            ptp, pep = p.moe_tp_size.to_numpy(float), p.moe_ep_size.to_numpy(float)
+            ptok, ph, pf, pk, pe = (p[c].to_numpy(float) for c in
+                                    ("num_tokens", "hidden_size", "inter_size", "topk", "num_experts"))
+            # one device's slice: E/ep local experts get tok*k/ep of the picks (balanced), each f/tp wide
+            lt, lf, le = ptok / pep, pf / ptp, pe / pep
+            lstream = 3.0 * ph * lf * wb * np.minimum(le, lt * pk) / (dev.hbm * gen_mem)
+            low = (ptok * pk / pe <= MOE_OP_MAX_TOKENS_PER_EXPERT) & (lstream < WEIGHT_BOUND_MIN_S)
+            if low.sum() >= MOE_WEIGHT_BOUND_MIN_ROWS:
+                pred = moe_time(dev, lt[low], ph[low], lf[low], pk[low], le[low], peak, wb, efficiency, k_half,
+                                overhead, mem_eff=mem_eff)
+                op_us, op_rows = max(float(np.median(p.latency.to_numpy(float)[low] * 1e-3 - pred)) * 1e6, 0.0), \
+                    int(low.sum())
+                if op_us > 0:
+                    efficiency, mem_eff = rates(op_us)
+        pred = moe_time(dev, tok, h, f, k, e, peak, wb, efficiency, k_half, overhead, mem_eff=mem_eff, op_us=op_us)
+        out[dtype] = {"peak_key": key, "gemm_efficiency": efficiency, "gemm_k_half": k_half,
+                      "gemm_overhead_us": overhead, "op_overhead_us": op_us, "op_overhead_rows": op_rows,
+                      "shapes": int(g.groupby(["hidden_size", "inter_size", "topk", "num_experts"]).ngroups),
                       "errors_fitted": errors(pred[big], t[big]), "errors": errors(pred, t)}
         if mem_eff is not None:
             fitted = errors(pred[bound], t[bound])
@@ -602,7 +637,7 @@ def fit_moe(dev: Device, df: pd.DataFrame, dense: dict) -> dict:
                 out[dtype]["memory_efficiency"] = mem_eff
             else:  # reported only; the errors above are the generation's rate's, as Mantile predicts
                 out[dtype]["rejected_memory_efficiency"] = mem_eff
-                pred = moe_time(dev, tok, h, f, k, e, peak, wb, x[0], k_half, overhead)
+                pred = moe_time(dev, tok, h, f, k, e, peak, wb, efficiency, k_half, overhead, op_us=op_us)
                 out[dtype]["errors"] = errors(pred, t)
                 out[dtype]["errors_fitted"] = errors(pred[big], t[big])
                 out[dtype]["errors_weight_bound"] = errors(pred[bound], t[bound])
@@ -644,7 +679,10 @@ HEADER = """\
 #         gemm_k_half and gemm_overhead_us from the dense fit of the same peak; memory_efficiency: the
 #         experts' weight-streaming rate, fitted on rows of <= 2 tokens per expert that stream >= 100 us
 #         (errors_weight_bound), at most the generation's; touched experts = min(E, tokens*k) (the tables'
-#         balanced routing); errors: all rows
+#         balanced routing); op_overhead_us: the op's fixed time beyond these kernels (routing, permute,
+#         finalize), once per op: the median of measured - modelled over the rows of every moe_tp x moe_ep
+#         slice at <= 2 tokens per expert that stream < 100 us (op_overhead_rows), at least 0, after which
+#         the efficiency and streaming rate are fitted again with it; errors: all ep = tp = 1 rows
 #   moe_fraction_of_peak: fused MoE (balanced routing, no TP/EP) achieved FLOP/s / peak, by tokens
 #         per expert (report only)
 # errors: predicted vs measured on the fitted rows: MAPE, median signed error, max |error| (percent).
@@ -687,7 +725,7 @@ def run_system(root: Path, version: str, system: str, engine: str, families: set
     if "moe" in families:
         moe, paths = moe_tables(root, system, engine)
         if len(moe):
-            res["moe_gemm"] = fit_moe(dev, moe, res.get("gemm", {}))
+            res["moe_gemm"] = fit_moe(dev, moe, res.get("gemm", {}), moe_tables(root, system, engine, plans=True)[0])
             sources.extend(rel(root, q) for q in paths if rel(root, q) not in sources)
     if len(res) == 3:
         return None
@@ -729,8 +767,9 @@ def print_result(r: dict) -> None:
                   f"(max {c['max_measured_bus_bandwidth_gb_s']:6.1f}){' NVLS>' + str(nv) if nv else ''} "
                   f"| {fmt_err(c['errors'])}")
     for dt, g in r.get("moe_gemm", {}).items():
-        print(f"  moe_gemm {dt:<16} eff {g['gemm_efficiency']:.3f} ({g['shapes']} shapes) fitted "
-              f"{fmt_err(g['errors_fitted'])} | all {fmt_err(g['errors'])}")
+        print(f"  moe_gemm {dt:<16} eff {g['gemm_efficiency']:.3f} ({g['shapes']} shapes) "
+              f"op {g['op_overhead_us']:5.1f} us ({g['op_overhead_rows']} rows) fitted {fmt_err(g['errors_fitted'])} "
+              f"| all {fmt_err(g['errors'])}")
         if "errors_weight_bound" in g:
             rate = g.get("memory_efficiency", g.get("rejected_memory_efficiency"))
             print(f"      weight streaming mem_eff {rate:.3f}{'' if 'memory_efficiency' in g else ' (rejected)'}"

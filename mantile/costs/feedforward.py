@@ -2,7 +2,8 @@
 optionally with shared experts: DeepSeekMoE, Llama 4).
 
 Kernels per device: ``gate_up_proj`` (``up_proj`` when not gated), ``act_mul`` (``act``), ``down_proj``,
-``all_reduce``; MoE adds ``router``, runs ``experts_gate_up`` / ``experts_down`` as grouped GEMMs, the
+``all_reduce``; MoE adds ``router``, runs ``experts_gate_up`` / ``experts_down`` as grouped GEMMs (with
+``experts_routing``, the fused-MoE op's fixed time beyond them where an engine's tables fit one), the
 shared experts as ``shared_gate_up`` / ``shared_down``, and with data-parallel attention exchanges
 tokens by ``ep_dispatch`` / ``ep_combine`` all-to-alls (``costs.dispatch``) instead of the all-reduce.
 """
@@ -16,7 +17,7 @@ import numpy as np
 from mantile.costs import comm
 from mantile.costs.blocks import Plan, Work
 from mantile.costs.dispatch import ep_all_to_all, mode_of
-from mantile.costs.kernels import Array, Cost, Machine, gemm
+from mantile.costs.kernels import Array, Cost, Machine, any_, gemm
 
 
 class _Matrices:
@@ -123,6 +124,8 @@ class MoEMLP(_Matrices):
         c.elementwise(m, "act_mul", m.stack.activation_traffic * act_elems * w.a_bytes, m.stack.activation_kernels)
         gemm(c, m, rows, h, f, w.w_bytes, w.a_bytes, groups=local, weight_groups=touched, name="experts_down",
              grouped=True)
+        if any_(m.moe_op_s):  # the fused-MoE op's routing, permute and finalize kernels: its fitted fixed time
+            c.kernel(m, "experts_routing", 0.0, 0.0, 0.0, count=0.0, extra_s=m.moe_op_s)
         if self.shared_size:
             self._shared(c, m, w)
         out = n * h * w.a_bytes

@@ -48,6 +48,9 @@ class Machine:
     #: bytes/s at which grouped (MoE expert) GEMMs stream their weights, per point (the fitted
     #: ``GemmConstants.memory_efficiency`` of the format x HBM bandwidth); None: ``achieved_bytes_per_s``
     moe_bytes_per_s: Array | None = None
+    #: seconds a fused-MoE op takes beyond its grouped GEMMs and activation (its routing, permute and finalize
+    #: kernels: ``GemmConstants.op_overhead_us`` of the format), per point; 0 where not fitted
+    moe_op_s: Array = 0.0
     #: the running sums a Cost keeps of kernels on this machine (``SUMS``; fewer where a caller reads
     #: only some, e.g. the results table or the physics floors: ``TABLE_SUMS``, ``LATENCY_SUMS``); the
     #: named kernel list is kept only with every sum (the per-kernel breakdowns read it)

@@ -70,11 +70,12 @@ def machine(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, d
     moe_mem = {d: g.memory_efficiency or eff.memory_efficiency for d, g in moe.items()}
     moe_bytes_per_s = (None if all(v == eff.memory_efficiency for v in moe_mem.values())
                        else hw.device.hbm_bandwidth_bytes_per_s * lookup(dtype, moe_mem))
+    moe_op_s = lookup(dtype, {d: g.op_overhead_us * 1e-6 for d, g in moe.items()})
     m = Machine(np.where(np.isfinite(peak), peak, 1.0), hw.device.hbm_bandwidth_bytes_per_s, hw.device.compute_units,
                 eff, serving.kernels, gemm_efficiency=efficiency, gemm_k_half=k_half, gemm_overhead_s=fixed_s,
                 attention_peak_flops_per_s=np.where(np.isfinite(attn_peak), attn_peak, 1.0),
                 quantize=lookup(dtype, QUANTIZES_INPUT) if quantizes else 0.0, moe_gemm=constants(moe),
-                moe_bytes_per_s=moe_bytes_per_s, sums=sums,
+                moe_bytes_per_s=moe_bytes_per_s, moe_op_s=moe_op_s, sums=sums,
                 unquantized=machine(hw, eff, serving, UNQUANTIZED, attention, False, sums)[0] if unquantized else None)
     return m, np.isfinite(peak)
 

@@ -138,10 +138,14 @@ class GemmConstants:
     memory_efficiency: float = field(default=0.0, metadata=doc(
         "fraction of HBM bandwidth at which the kernel streams its weights (grouped MoE GEMMs fitted to an "
         "engine's tables, e.g. a 4-bit dequantizing kernel); 0 = the generation's memory_efficiency"))
+    op_overhead_us: float = field(default=0.0, metadata=doc(
+        "grouped (MoE expert) GEMMs: the fused-MoE op's fixed time beyond its GEMM and activation kernels (its "
+        "routing, permute and finalize kernels), once per op, microseconds; fitted to an engine's tables"))
 
     def __post_init__(self) -> None:
         check_ranges(self, "fraction", "gemm_efficiency")
-        check_ranges(self, "non_negative", "gemm_k_half", "memory_efficiency")  # gemm_overhead_us may be negative
+        # gemm_overhead_us may be negative
+        check_ranges(self, "non_negative", "gemm_k_half", "memory_efficiency", "op_overhead_us")
         if self.memory_efficiency > 1:
             raise SpecError("?", "memory_efficiency", self.memory_efficiency, "a fraction in (0, 1], or 0")
 
