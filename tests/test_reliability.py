@@ -153,6 +153,14 @@ def test_full_or_read_only_disk_ends_in_one_line(run_cli, tmp_path: Path, option
 
 
 # ---- runs started together ---------------------------------------------------------------------------
+def _cmdline(p: psutil.Process) -> list[str]:
+    """A process's command line; empty for one that exited or is not readable yet."""
+    try:
+        return p.cmdline()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return []
+
+
 def _start(cwd: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "mantile", *args], cwd=cwd, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
@@ -194,7 +202,12 @@ def test_kill_9_of_a_sweep_leaves_no_worker_and_no_shared_memory(tmp_path: Path)
     while not list((tmp_path / "run").rglob(".results.parquet.*.tmp")):
         assert proc.poll() is None and time.time() - t0 < 120, proc.communicate()
         time.sleep(0.05)
-    workers = [c for c in parent.children(recursive=True) if "loky" in " ".join(c.cmdline())]
+    # the staging file can appear a moment before psutil reads the workers' command lines (a busy machine:
+    # a worker still starting has an empty one), so look again until they show or the sweep ends
+    workers: list[psutil.Process] = []
+    while not workers and proc.poll() is None and time.time() - t0 < 120:
+        workers = [c for c in parent.children(recursive=True) if "loky" in " ".join(_cmdline(c))]
+        time.sleep(0.05)
     assert workers, "the sweep runs in worker processes"
     proc.kill()
     proc.communicate(timeout=30)  # returns: no worker holds the parent's stdout/stderr pipes
