@@ -558,9 +558,7 @@ def predictions(rows: Iterable[dict[str, Any]], hardware: str | None = None, eff
                     and skips is not None:
                 why = (f"published rows whose {e.field} is not in the catalog ({e.value})" if e.field != "spec_method"
                        else f"published rows whose spec_method Mantile cannot run from the table ({e.value})")
-                skips[why] = skips.get(why, 0) + 1
-                if passed is not None:
-                    passed.append((_where(row, number), f"{e.field} {e.value!r} is not in the catalog"))
+                _leave_out(skips, passed, why, _where(row, number), f"{e.field} {e.value!r} is not in the catalog")
                 continue
             if errors is None:
                 raise

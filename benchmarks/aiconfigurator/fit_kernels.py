@@ -481,24 +481,23 @@ MOE_DTYPES = {
 }
 
 
-def moe_tables(root: Path, system: str, engine: str, plans: bool = False) -> tuple[pd.DataFrame, list[Path]]:
-    """Every version's fused-MoE table of (system, engine), newest first per shape: balanced routing, gated
-    experts (the non-gated kernels are another layer type), no TP or EP (``plans``: every moe_tp x moe_ep
-    the table measured, the slice of the experts one device runs)."""
+def moe_tables(root: Path, system: str, engine: str) -> tuple[pd.DataFrame, list[Path]]:
+    """Every version's fused-MoE table of (system, engine), newest first per shape and moe_tp x moe_ep slice
+    (the slice of the experts one device runs): balanced routing, gated experts (the non-gated kernels are
+    another layer type)."""
     base = root / "systems" / "data" / system / "moe" / engine
     paths = sorted(base.glob("*/moe_perf.parquet"), key=lambda p: _vkey(p.parent.name), reverse=True)
     frames = []
     for newness, p in enumerate(reversed(paths)):
         df = pd.read_parquet(p)
-        one = (df.moe_tp_size == 1) & (df.moe_ep_size == 1)
-        df = df[(df.distribution == "balanced") & (one | plans)
-                & ~df.kernel_source.str.contains("nongated") & df.moe_dtype.isin(list(MOE_DTYPES))]
+        df = df[(df.distribution == "balanced") & ~df.kernel_source.str.contains("nongated")
+                & df.moe_dtype.isin(list(MOE_DTYPES))]
         frames.append(df.assign(_version=newness))
     if not frames:
         return pd.DataFrame(), []
     df = pd.concat(frames)
-    keys = ["moe_dtype", "num_tokens", "hidden_size", "inter_size", "topk", "num_experts"]
-    keys += ["moe_tp_size", "moe_ep_size"] if plans else []
+    keys = ["moe_dtype", "num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size",
+            "moe_ep_size"]
     # the newest version that measured a shape; several kernels of one version: the fastest (the engine picks)
     df = df[df._version == df.groupby(keys)._version.transform("max")]
     return df.groupby(keys, as_index=False).latency.min(), paths
@@ -558,15 +557,18 @@ MOE_FIT_MIN_TOKENS_PER_EXPERT = 64
 MOE_OP_MAX_TOKENS_PER_EXPERT = 2.0
 
 
-def fit_moe(dev: Device, df: pd.DataFrame, dense: dict, plans: pd.DataFrame | None = None) -> dict:
-    """Per format: the grouped GEMM's efficiency, least squares on log(pred/meas) over every shape at
-    MOE_FIT_MIN_TOKENS_PER_EXPERT or more tokens per expert; k_half and the fixed cost are the dense
-    GEMM's of the same peak; the weight-streaming rate on the weight-bound rows; and the op's fixed cost
-    beyond its kernels (``op_overhead_us``): the median of measured - modelled over ``plans``' rows (every
-    moe_tp x moe_ep slice) at MOE_OP_MAX_TOKENS_PER_EXPERT or fewer tokens per expert that stream less than
-    WEIGHT_BOUND_MIN_S, at least 0; the efficiency and the streaming rate are then fitted again with it.
-    Errors overall and by tokens per expert (on the ep = tp = 1 rows)."""
+def fit_moe(dev: Device, plans: pd.DataFrame, dense: dict) -> dict:
+    """Per format, from ``moe_tables``' rows (``plans``, every moe_tp x moe_ep slice):
+    - the grouped GEMM's efficiency, least squares on log(pred/meas) over every ep = tp = 1 shape at
+      MOE_FIT_MIN_TOKENS_PER_EXPERT or more tokens per expert; k_half and the fixed cost are the dense
+      GEMM's of the same peak;
+    - the weight-streaming rate, on the ep = tp = 1 weight-bound rows;
+    - the op's fixed cost beyond its kernels (``op_overhead_us``): the median of measured - modelled over
+      the rows of every slice at MOE_OP_MAX_TOKENS_PER_EXPERT or fewer tokens per expert that stream less
+      than WEIGHT_BOUND_MIN_S, at least 0; the efficiency and the streaming rate are then fitted again with it.
+    Errors overall and by tokens per expert, on the ep = tp = 1 rows."""
     out = {}
+    df = plans[(plans.moe_tp_size == 1) & (plans.moe_ep_size == 1)]
     for dtype, g in df.groupby("moe_dtype"):
         key, wb = MOE_DTYPES[dtype]
         if key not in dev.peak:
@@ -610,7 +612,7 @@ def fit_moe(dev: Device, df: pd.DataFrame, dense: dict, plans: pd.DataFrame | No
 
         efficiency, mem_eff = rates(0.0)
         op_us, op_rows = 0.0, 0
-        if plans is not None and len(p := plans[plans.moe_dtype == dtype]):
+        if len(p := plans[plans.moe_dtype == dtype]):
             ptp, pep = p.moe_tp_size.to_numpy(float), p.moe_ep_size.to_numpy(float)
             ptok, ph, pf, pk, pe = (p[c].to_numpy(float) for c in
                                     ("num_tokens", "hidden_size", "inter_size", "topk", "num_experts"))
@@ -725,7 +727,7 @@ def run_system(root: Path, version: str, system: str, engine: str, families: set
     if "moe" in families:
         moe, paths = moe_tables(root, system, engine)
         if len(moe):
-            res["moe_gemm"] = fit_moe(dev, moe, res.get("gemm", {}), moe_tables(root, system, engine, plans=True)[0])
+            res["moe_gemm"] = fit_moe(dev, moe, res.get("gemm", {}))
             sources.extend(rel(root, q) for q in paths if rel(root, q) not in sources)
     if len(res) == 3:
         return None
