@@ -238,3 +238,40 @@ def test_kill_9_of_the_server_leaves_no_estimate_worker() -> None:
         server.kill()
         _, alive = psutil.wait_procs(workers, timeout=10)
         assert not alive, alive
+
+
+def _close_json(a: Any, b: Any) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(_close_json(a[k], b[k]) for k in a)
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+    return bool(a == b)
+
+
+def test_concurrent_system_metrics_are_answered_together_each_its_own(server: tuple[str, int]) -> None:
+    """48 system-metrics bodies at once (12 kinds, 3 of them errors): the server answers the ones that
+    wait together in one evaluation (``HeavyRoutes.run_batched``), and every body still gets what it
+    gets alone: the same status, the same error field, the same numbers (to 1e-9)."""
+    url, _ = server
+    base = json.loads(BRIEF_SYSTEM_BODY)
+    bodies = [{**base, "batch_size": b, "input_seq": s, "output_seq": o}
+              for b in (1, 8, 32) for s, o in ((512, 128), (2048, 256), (4096, 512))]
+    bodies += [{**base, "model_id": "no_such_model"}, {**base, "layers": {"attention": {"tensor_parallel": 3}}},
+               {**base, "batch_size": 0}]
+    with httpx.Client(timeout=60) as c:
+        alone = [c.post(url + "/config/system-metrics", json=b) for b in bodies]
+
+    def post(i: int) -> httpx.Response:
+        with httpx.Client(timeout=120) as c:
+            return c.post(url + "/config/system-metrics", json=bodies[i % len(bodies)])
+
+    with ThreadPoolExecutor(48) as pool:
+        together = list(pool.map(post, range(48)))
+    assert [r.status_code for r in alone] == [200] * 9 + [422] * 3
+    for i, r in enumerate(together):
+        first = alone[i % len(bodies)]
+        assert r.status_code == first.status_code, (i, r.text[:300])
+        if r.status_code == 200:
+            assert _close_json(r.json(), first.json()), i
+        else:
+            assert r.json()["detail"][0]["loc"] == first.json()["detail"][0]["loc"], (r.text, first.text)

@@ -225,3 +225,55 @@ def test_a_plan_keyword_beside_layers_must_agree() -> None:
     agree = mantile.estimate("llama_3.1_8b", "nvidia_h100_80gb_x4", tp=4,
                              layers={"attention": {"tensor_parallel": 4}}, **kw)
     assert agree["tp"] == 4
+
+
+MANY_CALLS = [
+    *[dict(model="llama_3.1_8b", hardware="nvidia_h100_80gb", batch_size=b, input_seq=s, output_seq=o)
+      for b in (1, 8, 128) for s, o in ((512, 128), (4096, 512))],
+    *[dict(model="deepseek_v3", hardware="nvidia_h200_141gb", concurrency=c, input_seq=2048, output_seq=512, tp=8,
+           ep=8, dp_attention=True, serving="sglang", dtype="fp8") for c in (1, 256)],
+    *[dict(model="llama_3.3_70b", hardware="nvidia_h100_80gb", request_rate=r, input_seq=1024, output_seq=128, tp=4)
+      for r in (2.0, 1e4)],  # the second is unsustainable
+    dict(model="llama_3.3_70b", hardware="nvidia_h100_80gb", batch_size=1, input_seq=512, output_seq=64, tp=3),
+    dict(model="gpt_oss_120b", hardware="nvidia_b200_180gb", concurrency=64, input_seq=1024, output_seq=1024,
+         serving="trtllm", breakdown=False),  # a group of one: estimate's own path
+]
+
+
+def _close(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+    return a == b
+
+
+def test_estimate_many_gives_each_call_its_own_estimate_row() -> None:
+    """Calls that share a model, hardware and profile run as the columns of one evaluation; every row is
+    still ``estimate(**call)``'s (same keys in the same order, numbers to 1e-9), in the calls' order."""
+    rows = mantile.estimate_many(MANY_CALLS)
+    assert len(rows) == len(MANY_CALLS)
+    for call, row in zip(MANY_CALLS, rows, strict=True):
+        one = mantile.estimate(**call)
+        assert list(row) == list(one)
+        differ = {k: (row[k], one[k]) for k in one if not _close(row[k], one[k])}
+        assert not differ, (call, differ)
+    assert rows[-1] == mantile.estimate(**MANY_CALLS[-1])  # alone in its group: exactly estimate's
+    assert rows[10]["valid"] is False and rows[10]["invalid_field"] == "tp"  # tp=3 of 64 heads
+    assert rows[9]["valid"] is False and rows[8]["valid"] is True  # 1e4 requests/s is beyond the replica
+    assert rows[0]["batch_size"] == 1 and rows[5]["batch_size"] == 128 and rows[5]["input_seq"] == 4096
+
+
+def test_estimate_many_errors_are_per_call() -> None:
+    """A bad call is its own SpecError (the first one raised by default; with errors='return' in its slot,
+    the other calls answered); an unknown keyword names itself and the valid ones."""
+    calls = [MANY_CALLS[0], dict(MANY_CALLS[0], model="no_such_model"), dict(MANY_CALLS[0], tpp=2), MANY_CALLS[1]]
+    out = mantile.estimate_many(calls, errors="return")
+    assert out[0] == mantile.estimate(**MANY_CALLS[0]) and out[3] == mantile.estimate(**MANY_CALLS[1])
+    assert isinstance(out[1], SpecError) and out[1].field == "model"
+    assert isinstance(out[2], SpecError) and out[2].field == "tpp" and "input_seq" in str(out[2])
+    with pytest.raises(SpecError, match="no_such_model"):
+        mantile.estimate_many(calls)
+    with pytest.raises(SpecError, match="hardware"):
+        mantile.estimate_many([dict(model="llama_3.1_8b", batch_size=1, input_seq=8, output_seq=8)])
+    with pytest.raises(SpecError, match="errors"):
+        mantile.estimate_many(calls, errors="ignore")
+    assert mantile.estimate_many([]) == []

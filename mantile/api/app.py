@@ -118,7 +118,7 @@ def create_app(catalog: Catalog | None = None, limits: ServerLimits | None = Non
         """TTFT, TPOT, throughput, memory per device and fits for the whole deployment, with the
         per-layer-type breakdown. An invalid plan is a 422; a plan that does not fit is a 200 with
         ``fits=false`` and a ``reason``."""
-        return await heavy.run("system_metrics", req)
+        return await heavy.run_batched("system_metrics", req)
 
     @app.post("/config/batch-curve", response_model=BatchCurveResponse, responses=BAD_REQUEST,
               tags=["metrics"])

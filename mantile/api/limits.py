@@ -93,6 +93,10 @@ class HeavyRoutes:
         self.admitted = 0
         self.executor: ProcessPoolExecutor | None = None
         self.started: asyncio.Future[None] | None = None
+        #: batched routes' bodies waiting for a worker, and whether a dispatcher is taking them
+        self.waiting: dict[str, list[tuple[Any, asyncio.Future[Any]]]] = {}
+        self.dispatching: set[str] = set()
+        self.free: asyncio.Semaphore | None = None
 
     def _pool(self) -> ProcessPoolExecutor:
         if self.executor is None:
@@ -136,6 +140,74 @@ class HeavyRoutes:
             raise HTTPException(503, "an estimate worker died; retry", headers={"Retry-After": "1"}) from None
         finally:
             self.admitted -= 1
+
+
+    async def run_batched(self, route: str, req: Any) -> Any:
+        """``route`` for one body, answered together with the other bodies of that route waiting when a
+        worker frees up (``pool.call_many``: one cost-model evaluation for all of them). Nothing waits on
+        purpose: while the workers are busy, arrivals gather; a free worker takes all of them, up to
+        ``BATCH_MAX``. Each body gets its own answer or its own error; admission and the 503 are per body,
+        as in ``run``."""
+        if self.admitted >= self.capacity:
+            raise HTTPException(503, f"busy: {self.capacity} estimate requests in progress; retry shortly "
+                                     "(MANTILE_API_HEAVY_CONCURRENCY, MANTILE_API_HEAVY_QUEUE)",
+                                headers={"Retry-After": "1"})
+        self.admitted += 1
+        try:
+            await self.start()
+            done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self.waiting.setdefault(route, []).append((req, done))
+            if route not in self.dispatching:
+                self.dispatching.add(route)
+                asyncio.ensure_future(self._dispatch(route))
+            return await done
+        finally:
+            self.admitted -= 1
+
+    async def _dispatch(self, route: str) -> None:
+        """Hand the route's waiting bodies to free workers, a batch per worker, until none wait."""
+        if self.free is None:
+            self.free = asyncio.Semaphore(self.concurrency)
+        try:
+            while self.waiting.get(route):
+                await self.free.acquire()
+                batch = self.waiting[route][:BATCH_MAX]
+                del self.waiting[route][:BATCH_MAX]
+                asyncio.ensure_future(self._run_batch(route, batch))
+        finally:
+            self.dispatching.discard(route)
+
+    async def _run_batch(self, route: str, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+        from mantile.api import pool
+
+        assert self.free is not None
+        try:
+            live = [(req, done) for req, done in batch if not done.done()]  # a client that left is skipped
+            if not live:
+                return
+            answers = await asyncio.get_running_loop().run_in_executor(
+                self._pool(), pool.call_many, route, [req for req, _ in live])
+            for (_, done), (ok, value) in zip(live, answers, strict=True):
+                if not done.done():
+                    done.set_result(value) if ok else done.set_exception(value)
+        except BrokenProcessPool:
+            self.close()
+            _fail(batch, HTTPException(503, "an estimate worker died; retry", headers={"Retry-After": "1"}))
+        except Exception as e:  # noqa: BLE001 (a failure of the call is every waiting body's)
+            _fail(batch, e)
+        finally:
+            self.free.release()
+
+
+#: Most bodies one worker call answers (``HeavyRoutes.run_batched``): about 7 ms of evaluation for 64
+#: system-metrics points of one model and hardware, against about 4 ms for one.
+BATCH_MAX = 64
+
+
+def _fail(batch: list[tuple[Any, asyncio.Future[Any]]], error: BaseException) -> None:
+    for _, done in batch:
+        if not done.done():
+            done.set_exception(error)
 
 
 class GuardedH11Protocol(H11Protocol):

@@ -35,6 +35,18 @@ def ready() -> bool:
     return _catalog is not None
 
 
+#: Routes that answer many bodies in one call (``limits.HeavyRoutes.run_batched``): per body, (True, its
+#: answer) or (False, its error).
+BATCHED: dict[str, Callable[[Catalog, list[Any]], list[tuple[bool, Any]]]] = {
+    "system_metrics": service.system_metrics_many}
+
+
+def call_many(route: str, reqs: list[Any]) -> list[tuple[bool, Any]]:
+    """``service.<route>_many(catalog, reqs)``: the bodies waiting together, answered in one evaluation."""
+    assert _catalog is not None, "pool.init runs first in every worker"
+    return BATCHED[route](_catalog, reqs)
+
+
 def call(route: str, req: Any) -> dict[str, Any]:
     """``service.<route>(catalog, req)``; a SpecError travels back to the server as itself."""
     assert _catalog is not None, "pool.init runs first in every worker"

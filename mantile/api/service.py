@@ -48,8 +48,15 @@ def body_fields(names: Mapping[str, str]) -> Iterator[None]:
     try:
         yield
     except SpecError as e:
-        field = "layers." + e.field if e.where == "layers" else names.get(e.field, e.field)
-        raise SpecError("body", field, e.value, e.allowed) from None
+        raise _in_body(e, names) from None
+
+
+def _in_body(e: Exception, names: Mapping[str, str]) -> Exception:
+    """A Python API SpecError as the same error about the body's field (``body_fields``); others as they are."""
+    if not isinstance(e, SpecError):
+        return e
+    field = "layers." + e.field if e.where == "layers" else names.get(e.field, e.field)
+    return SpecError("body", field, e.value, e.allowed)
 
 
 def finite(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -85,17 +92,44 @@ def layer_metrics(catalog: Catalog, req: LayerMetricsRequest) -> dict[str, Any]:
     return finite(out)
 
 
-def _estimate(catalog: Catalog, req: SystemMetricsRequest | BatchCurveRequest, batch_size: int
-              ) -> dict[str, Any]:
+def _estimate_args(catalog: Catalog, req: SystemMetricsRequest | BatchCurveRequest, batch_size: int
+                   ) -> dict[str, Any]:
+    """The ``mantile.estimate`` arguments of a body at ``batch_size`` (ids checked against the catalog)."""
     model = _model(catalog, req)
     catalog.hardware_spec(req.hardware_config)
     catalog.serving(req.serving)
     layers = req.layers.model_dump(exclude_none=True)
-    with body_fields(SYSTEM_FIELDS):
-        row = mantile.estimate(
-            model=model, hardware=req.hardware_config, batch_size=batch_size, input_seq=req.input_seq,
-            output_seq=req.output_seq, pp=req.pipeline_parallel, dp=req.data_parallel, dtype=req.dtype,
-            kv_dtype=req.kv_dtype, layers=layers, **req.serving_options())
+    return dict(model=model, hardware=req.hardware_config, batch_size=batch_size, input_seq=req.input_seq,
+                output_seq=req.output_seq, pp=req.pipeline_parallel, dp=req.data_parallel, dtype=req.dtype,
+                kv_dtype=req.kv_dtype, layers=layers, **req.serving_options())
+
+
+def _estimate_many(catalog: Catalog, reqs: list[tuple[SystemMetricsRequest | BatchCurveRequest, int]]
+                   ) -> list[tuple[bool, Any]]:
+    """Each (body, batch size)'s checked row, or its error (under the body's field names), from one
+    ``mantile.estimate_many`` call: the points that share a model, hardware and profile are evaluated
+    together (a few ms for all of them, where each alone takes a few ms)."""
+    out: list[tuple[bool, Any]] = [(False, None)] * len(reqs)
+    calls, slots = [], []
+    for i, (req, batch_size) in enumerate(reqs):
+        try:
+            calls.append(_estimate_args(catalog, req, batch_size))
+            slots.append(i)
+        except Exception as e:  # noqa: BLE001 (one body's error is that body's answer)
+            out[i] = (False, e)
+    for i, row in zip(slots, mantile.estimate_many(calls, errors="return"), strict=True):
+        try:
+            if isinstance(row, Exception):
+                raise _in_body(row, SYSTEM_FIELDS)
+            out[i] = (True, _checked(reqs[i][0], row))
+        except Exception as e:  # noqa: BLE001
+            out[i] = (False, e)
+    return out
+
+
+def _checked(req: SystemMetricsRequest | BatchCurveRequest, row: Mapping[str, Any]) -> dict[str, Any]:
+    """An estimate row as the API answers it: an invalid plan is a SpecError naming the body field it is
+    about; NaN and infinities become null."""
     if not row["valid"]:
         reason = str(row["reason"])
         field = _invalid_field(req, str(row["invalid_field"]))
@@ -144,12 +178,27 @@ def group_layers(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def system_metrics(catalog: Catalog, req: SystemMetricsRequest) -> dict[str, Any]:
     """The whole deployment (``mantile.estimate``), per-layer times grouped per layer type."""
-    return group_layers(_estimate(catalog, req, req.batch_size))
+    ((ok, out),) = system_metrics_many(catalog, [req])
+    if not ok:
+        raise out
+    return dict(out)
+
+
+def system_metrics_many(catalog: Catalog, reqs: list[SystemMetricsRequest]) -> list[tuple[bool, Any]]:
+    """``system_metrics`` of many bodies at once (``limits.HeavyRoutes.run_batched``): per body, (True, its
+    answer) or (False, its error)."""
+    return [(ok, group_layers(out) if ok else out) for ok, out in _estimate_many(catalog, [(r, r.batch_size)
+                                                                                          for r in reqs])]
 
 
 def batch_curve(catalog: Catalog, req: BatchCurveRequest) -> dict[str, Any]:
-    """Latency and throughput over batch sizes: one ``mantile.estimate`` per batch size."""
-    rows = [_estimate(catalog, req, b) for b in req.batch_sizes]
+    """Latency and throughput over batch sizes: one ``mantile.estimate_many`` over the batch sizes (one
+    cost-model evaluation for the whole curve); the first invalid batch size is the error."""
+    rows = []
+    for ok, out in _estimate_many(catalog, [(req, b) for b in req.batch_sizes]):
+        if not ok:
+            raise out
+        rows.append(out)
     return {"model_id": req.model_id, "hardware_id": req.hardware_config,
             "num_devices": rows[0]["num_devices"],
             "points": [{k: row[k] for k in CURVE_KEYS} for row in rows]}
