@@ -14,6 +14,7 @@ OpenAPI docs: ``/docs`` (Swagger UI) and ``/redoc``, served with their assets fr
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -22,7 +23,7 @@ from typing import Any
 
 from fastapi import FastAPI, Query
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 import mantile
@@ -114,11 +115,12 @@ def create_app(catalog: Catalog | None = None, limits: ServerLimits | None = Non
 
     @app.post("/config/system-metrics", response_model=SystemMetricsResponse, responses=BAD_REQUEST,
               tags=["metrics"])
-    async def system_metrics(req: SystemMetricsRequest) -> dict[str, Any]:
+    async def system_metrics(req: SystemMetricsRequest) -> Response:
         """TTFT, TPOT, throughput, memory per device and fits for the whole deployment, with the
         per-layer-type breakdown. An invalid plan is a 422; a plan that does not fit is a 200 with
         ``fits=false`` and a ``reason``."""
-        return await heavy.run_batched("system_metrics", req)
+        # the estimate worker validated and encoded the answer as ``SystemMetricsResponse`` JSON
+        return Response(await heavy.run_batched("system_metrics", req), media_type="application/json")
 
     @app.post("/config/batch-curve", response_model=BatchCurveResponse, responses=BAD_REQUEST,
               tags=["metrics"])
@@ -143,6 +145,9 @@ def create_app(catalog: Catalog | None = None, limits: ServerLimits | None = Non
     add_offline_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _document_ids(app, cat)
+    # the catalog and the app's objects live as long as the process: out of the garbage collector's
+    # generations, so that its full collections (every few thousand requests) do not walk them
+    gc.freeze()
     return app
 
 

@@ -14,9 +14,11 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
+from pydantic import TypeAdapter
+
 import mantile
 from mantile.api.catalog import Catalog
-from mantile.api.schemas import BatchCurveRequest, LayerMetricsRequest, SystemMetricsRequest
+from mantile.api.schemas import BatchCurveRequest, LayerMetricsRequest, SystemMetricsRequest, SystemMetricsResponse
 from mantile.costs.blocks import LAYER_TYPES, PHASES
 from mantile.engine.spec import model_spec
 from mantile.specs import SpecError
@@ -178,17 +180,22 @@ def group_layers(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def system_metrics(catalog: Catalog, req: SystemMetricsRequest) -> dict[str, Any]:
     """The whole deployment (``mantile.estimate``), per-layer times grouped per layer type."""
-    ((ok, out),) = system_metrics_many(catalog, [req])
+    ((ok, out),) = _estimate_many(catalog, [(req, req.batch_size)])
     if not ok:
         raise out
-    return dict(out)
+    return group_layers(out)
 
 
 def system_metrics_many(catalog: Catalog, reqs: list[SystemMetricsRequest]) -> list[tuple[bool, Any]]:
     """``system_metrics`` of many bodies at once (``limits.HeavyRoutes.run_batched``): per body, (True, its
-    answer) or (False, its error)."""
-    return [(ok, group_layers(out) if ok else out) for ok, out in _estimate_many(catalog, [(r, r.batch_size)
-                                                                                          for r in reqs])]
+    answer as the JSON bytes of a ``SystemMetricsResponse``) or (False, its error). The answer is validated
+    and encoded here, as FastAPI would encode the route's ``response_model`` (``TypeAdapter.dump_json``,
+    by alias), so that the server process, which every request passes through, only forwards bytes."""
+    return [(ok, SYSTEM_METRICS_JSON.dump_json(SYSTEM_METRICS_JSON.validate_python(group_layers(out)), by_alias=True)
+             if ok else out) for ok, out in _estimate_many(catalog, [(r, r.batch_size) for r in reqs])]
+
+
+SYSTEM_METRICS_JSON = TypeAdapter(SystemMetricsResponse)
 
 
 def batch_curve(catalog: Catalog, req: BatchCurveRequest) -> dict[str, Any]:

@@ -51,6 +51,7 @@ METRICS = ("ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s",
            "usable_memory_gb_per_device", "kv_cache_budget_gb_per_device", "max_batch_size", "fits", "valid",
            "reason", "invalid_field", "prefill_bound", "decode_bound", "running_batch", "request_throughput_per_s",
            "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms")
+METRIC_SET = frozenset(METRICS)
 INT_IDENTITY = ("tp", "pp", "dp", "ep", "cp", "sp", "embedding_tp", "batch_size", "concurrency", "input_seq",
                 "output_seq")
 #: Expert-parallel serving keys (engine.spec.EP_AXES) and their column types; they follow IDENTITY.
@@ -178,7 +179,8 @@ def results_rows(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, 
             cols[k] = np.asarray(values, dtype=float)
     n = len(points)
     res = system.evaluate(model, sys.spec, sys.eff, spec.serving, cols, spec.enforce_max_position).columns()
-    full = {k: np.broadcast_to(np.asarray(v), (n,)) for k, v in res.items()}
+    # as Python lists (one C loop per column): each row then reads plain floats, ints and bools
+    full = {k: np.broadcast_to(np.asarray(v), (n,)).tolist() for k, v in res.items()}
     return [_row(model_id, model, sys, spec, point, {k: v[i] for k, v in full.items()})
             for i, point in enumerate(points)]
 
@@ -197,14 +199,14 @@ def _row(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, point: d
                            "serving_version": spec.serving.version, "num_devices": num_devices,
                            **{k: ident.get(k) for k in IDENTITY[5:] if k in ident or k not in OPTIONAL_IDENTITY}}
     metrics = {k: v for k, v in out.items() if k not in ("num_devices", "invalid_code")}
-    metrics.update({k: v[0] for k, v in _prices(sys, np.asarray([out["throughput_tokens_per_s"]]),
-                                                  np.asarray([num_devices])).items()})
+    metrics.update({k: v[()] for k, v in _prices(sys, np.asarray(out["throughput_tokens_per_s"], dtype=float),
+                                                   np.asarray(num_devices)).items()})
     for phase in ("prefill", "decode"):
         metrics[f"{phase}_bound"] = BOUNDS[int(out[f"{phase}_bound"])]
     code = int(out["invalid_code"])
     metrics["reason"] = _reason_text(model, sys, ident, code, out)
     metrics["invalid_field"] = INVALID_FIELDS.get(code)
-    ordered = [c for c in METRICS if c in metrics] + [c for c in metrics if c not in METRICS]
+    ordered = [c for c in METRICS if c in metrics] + [c for c in metrics if c not in METRIC_SET]
     row.update({k: _plain(metrics[k]) for k in ordered})
     return row
 
