@@ -15,6 +15,7 @@ import mantile
 from mantile.costs.blocks import Plan
 from mantile.costs.families import architecture, parameters
 from mantile.specs import SpecError, load_model
+from mantile.specs.catalog import load_serving
 from mantile.specs.hf import load_config, model_from_config
 
 HF = Path(__file__).parent / "data" / "hf"
@@ -95,6 +96,26 @@ def test_sliding_window_cache_stops_growing_past_its_window() -> None:
                                                       "family": ""})
     arch = architecture(mistral)
     assert float(arch.kv_values(plan, 1, 8192.0)) == float(arch.kv_values(plan, 1, 4096.0))
+
+
+def test_tensorrt_llm_holds_a_sliding_window_layer_at_full_length() -> None:
+    """TensorRT-LLM sizes each window's KV block pool as if every layer were full attention
+    (``Scheduler.sliding_kv_full``): GPT-OSS-120B's 18 window layers cost as much capacity as its 18 full ones
+    there, and only their window under vLLM; the attention kernels still read only the window."""
+    m = load_model("gpt_oss_120b")
+    per_token_layer = 2 * 8 * 64  # fp8 KV: one byte a value
+    assert float(architecture(m).kv_values(Plan(tp=1), 1, 10_000.0, sliding_full=True)) == 36 * 10_000 * per_token_layer
+    kw = dict(batch_size=1, input_seq=4096, output_seq=2, kv_dtype="fp8")
+    trt = mantile.estimate("gpt_oss_120b", "nvidia_b200_180gb", serving="trtllm", **kw)
+    vllm = mantile.estimate("gpt_oss_120b", "nvidia_b200_180gb", serving="vllm", **kw)
+    held = 4096 + 2  # TensorRT-LLM reserves input + output (kv_reserve full); vLLM holds input + output / 2
+    assert trt["kv_cache_gb_per_device"] == pytest.approx(36 * held * per_token_layer / 1e9)
+    assert vllm["kv_cache_gb_per_device"] == pytest.approx((18 * (4096 + 1) + 18 * 128) * per_token_layer / 1e9)
+    profile = load_serving("trtllm")
+    windowed = dataclasses.replace(profile, scheduler=dataclasses.replace(profile.scheduler, sliding_kv_full=False))
+    bounded = mantile.estimate("gpt_oss_120b", "nvidia_b200_180gb", serving=windowed, **kw)
+    assert bounded["kv_cache_gb_per_device"] == pytest.approx((18 * held + 18 * 128) * per_token_layer / 1e9)
+    assert trt["decode_attention_ms"] == bounded["decode_attention_ms"]  # the kernels read the same window
 
 
 def test_windowed_prefill_attends_to_fewer_keys() -> None:

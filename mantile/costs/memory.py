@@ -90,10 +90,11 @@ def _block_bytes(block: Block, plan: Plan, w_bytes: Array) -> Array:
 
 
 def kv_cache_bytes(model: ModelSpec, batch: Array, context: Array, tp: Array, pp: Array, cp: Array,
-                   kv_bytes: Array) -> Array:
+                   kv_bytes: Array, sliding_full: bool = False) -> Array:
     """KV cache of ``batch`` sequences of ``context`` tokens on one device whose attention is split over
-    ``tp`` devices (the attention group's tp; ``Placement.group_batch`` gives its batch)."""
-    values = architecture(model).kv_values(Plan(tp=tp), pp, context)
+    ``tp`` devices (the attention group's tp; ``Placement.group_batch`` gives its batch). ``sliding_full``:
+    the engine holds a sliding-window layer's cache at full length (``Scheduler.sliding_kv_full``)."""
+    values = architecture(model).kv_values(Plan(tp=tp), pp, context, sliding_full)
     return batch * values * kv_bytes / cp
 
 

@@ -94,7 +94,8 @@ def _weights(model: ModelSpec, ax: Axes, setup: Setup) -> Array:
                                mtp_loaded=ax.is_method("mtp") * 1.0 if model.num_nextn_predict_layers else 0.0)
 
 
-def _kv_per_sequence(model: ModelSpec, ax: Axes, setup: Setup, held: Array, draft: Setup | None = None) -> Array:
+def _kv_per_sequence(model: ModelSpec, ax: Axes, setup: Setup, held: Array, draft: Setup | None = None,
+                     sliding_full: bool = False) -> Array:
     """KV bytes one running sequence of the replica costs a device: with data-parallel attention groups
     (``costs.blocks.Placement``) a device keeps its group's sequences, 1/attention_dp of them. A
     speculating sequence also keeps its k draft tokens' KV and its drafter's cache
@@ -104,7 +105,7 @@ def _kv_per_sequence(model: ModelSpec, ax: Axes, setup: Setup, held: Array, draf
     spec = Speculation.of(setup)
     if spec.active:
         held = held + spec.q_len - 1.0
-    per_group = memory.kv_cache_bytes(model, 1.0, held, tp, ax.pp, ax.cp, setup.kv_bytes_per_element)
+    per_group = memory.kv_cache_bytes(model, 1.0, held, tp, ax.pp, ax.cp, setup.kv_bytes_per_element, sliding_full)
     if spec.active:
         per_group = per_group + speculative.draft_kv_values(setup, draft, tp, held) * setup.kv_bytes_per_element / ax.cp
     return per_group / share
@@ -181,7 +182,7 @@ def _memory(model: ModelSpec, hw: HardwareSpec, serving: ServingProfile, ax: Axe
         # fp32 logits of every position the LM head scores: k + 1 per sequence in a verify step
         logits_per_seq=model.vocab_size / ax.embedding_tp * 4.0 * spec.q_len,
         usable=usable,
-        kv_per_seq=_kv_per_sequence(model, ax, setup, held, draft),
+        kv_per_seq=_kv_per_sequence(model, ax, setup, held, draft, serving.scheduler.sliding_kv_full),
         step_tokens=step_tokens, act_in_reserve=reserve.active,
         seq_cap=(scheduler.trtllm_bench_max_batch(model, hw.device.memory_gib, ax)
                  if serving.scheduler.max_num_seqs_rule == "trtllm_bench" else None))

@@ -9,6 +9,7 @@ run by a plain forward pass.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -55,11 +56,15 @@ class Architecture:
         sum * ceil(L/pp) / L (exact for one group; the mean layer for several)."""
         return per_layer * (self.layers_per_stage(pp) / self.num_layers)
 
-    def kv_values(self, plan: Plan, pp: Array, context: Array) -> Array:
+    def kv_values(self, plan: Plan, pp: Array, context: Array, sliding_full: bool = False) -> Array:
         """KV-cache values of one sequence of ``context`` tokens on one device, over the layers of the
-        busiest stage (each block bounds its own cache: windows, latents)."""
+        busiest stage (each block bounds its own cache: windows, latents). ``sliding_full``: a sliding-window
+        layer's cache counts at the sequence's full length, as the engine sizes its KV capacity
+        (``Scheduler.sliding_kv_full``; its attention still reads only the window)."""
         total: Array = 0.0
         for block, times in self.layer_blocks():
+            if sliding_full and getattr(block, "kind", "") == "sliding":
+                block = dataclasses.replace(block, window=0)  # type: ignore[type-var]
             total = total + times * block.kv_values(plan, context)
         return self.stage_sum(pp, total)
 
