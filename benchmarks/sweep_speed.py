@@ -11,7 +11,8 @@ same machine. Figures, each the best of ``--repeat``:
 - ``mantile.sweep`` over a 1M-point grid (all cores), points/s;
 - a pure-Python two-formula roofline loop over the same grid (compute time vs weight + KV read
   time, one ``max`` per point), points/s: the yardstick the vectorized engine must beat by 10x;
-- ``mantile.estimate``, one point per call, microseconds per point;
+- ``mantile.estimate``, one point per call, microseconds per point, and ``mantile.estimate_many`` over the
+  same points in one call (their four plans: four groups of 50 evaluated together);
 - a streamed CLI sweep (``--big-points``, above the 2M points a run keeps in memory): points/s and
   peak RSS of the whole process tree (workers included), sampled by ``peak_rss.py``.
 
@@ -92,9 +93,11 @@ def measure(repeat: int, big_points: int) -> dict[str, float]:
     out["roofline_loop_points_per_s"] = n / best_of(lambda: roofline_loop(AXES_1M), repeat)
     out["sweep_over_loop"] = out["sweep_points_per_s"] / out["roofline_loop_points_per_s"]
     calls = 200
-    out["estimate_us_per_point"] = 1e6 / calls * best_of(
-        lambda: [mantile.estimate(MODEL, HARDWARE, batch_size=1 + i % 256, input_seq=2048, output_seq=256,
-                                  tp=[1, 2, 4, 8][i % 4]) for i in range(calls)], repeat)
+    points = [dict(model=MODEL, hardware=HARDWARE, batch_size=1 + i % 256, input_seq=2048, output_seq=256,
+                   tp=[1, 2, 4, 8][i % 4]) for i in range(calls)]
+    out["estimate_us_per_point"] = 1e6 / calls * best_of(lambda: [mantile.estimate(**p) for p in points], repeat)
+    if hasattr(mantile, "estimate_many"):  # the same points in one call (a tree before it has no figure)
+        out["estimate_many_us_per_point"] = 1e6 / calls * best_of(lambda: mantile.estimate_many(points), repeat)
     if big_points:
         overrides, rows = big_grid(big_points)
         with tempfile.TemporaryDirectory() as tmp:
