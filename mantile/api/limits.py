@@ -11,9 +11,11 @@ header timeout with a connection cap at accept time (half-open connections canno
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import multiprocessing
 import os
+from collections.abc import AsyncIterator, Coroutine
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -102,6 +104,7 @@ class HeavyRoutes:
         self.waiting: dict[str, list[tuple[Any, asyncio.Future[Any]]]] = {}
         self.dispatching: set[str] = set()
         self.free: asyncio.Semaphore | None = None
+        self.tasks: set[asyncio.Future[None]] = set()
 
     def _pool(self) -> ProcessPoolExecutor:
         if self.executor is None:
@@ -129,23 +132,30 @@ class HeavyRoutes:
             self.executor.shutdown(wait=False, cancel_futures=True)
             self.executor, self.started = None, None
 
-    async def run(self, route: str, *args: Any) -> Any:
+    @contextlib.asynccontextmanager
+    async def _admitted(self) -> AsyncIterator[None]:
+        """One request counted against ``capacity`` while it runs or waits (a 503 at once beyond it), with
+        the workers started."""
         if self.admitted >= self.capacity:
             raise HTTPException(503, f"busy: {self.capacity} estimate requests in progress; retry shortly "
                                      "(MANTILE_API_HEAVY_CONCURRENCY, MANTILE_API_HEAVY_QUEUE)",
                                 headers={"Retry-After": "1"})
-        from mantile.api import pool
-
         self.admitted += 1
         try:
             await self.start()
-            return await asyncio.get_running_loop().run_in_executor(self._pool(), pool.call, route, *args)
-        except BrokenProcessPool:
-            self.close()
-            raise HTTPException(503, "an estimate worker died; retry", headers={"Retry-After": "1"}) from None
+            yield
         finally:
             self.admitted -= 1
 
+    async def run(self, route: str, *args: Any) -> Any:
+        from mantile.api import pool
+
+        async with self._admitted():
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._pool(), pool.call, route, *args)
+            except BrokenProcessPool:
+                self.close()
+                raise HTTPException(503, "an estimate worker died; retry", headers={"Retry-After": "1"}) from None
 
     async def run_batched(self, route: str, req: Any) -> Any:
         """``route`` for one body, answered together with the other bodies of that route waiting when a
@@ -153,21 +163,19 @@ class HeavyRoutes:
         purpose: while the workers are busy, arrivals gather; a free worker takes all of them, up to
         ``BATCH_MAX``. Each body gets its own answer or its own error; admission and the 503 are per body,
         as in ``run``."""
-        if self.admitted >= self.capacity:
-            raise HTTPException(503, f"busy: {self.capacity} estimate requests in progress; retry shortly "
-                                     "(MANTILE_API_HEAVY_CONCURRENCY, MANTILE_API_HEAVY_QUEUE)",
-                                headers={"Retry-After": "1"})
-        self.admitted += 1
-        try:
-            await self.start()
+        async with self._admitted():
             done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self.waiting.setdefault(route, []).append((req, done))
             if route not in self.dispatching:
                 self.dispatching.add(route)
-                asyncio.ensure_future(self._dispatch(route))
+                self._spawn(self._dispatch(route))
             return await done
-        finally:
-            self.admitted -= 1
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task the loop cannot drop: the loop keeps only weak references to tasks."""
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def _dispatch(self, route: str) -> None:
         """Hand the route's waiting bodies to free workers, a batch per worker, until none wait."""
@@ -178,7 +186,7 @@ class HeavyRoutes:
                 await self.free.acquire()
                 batch = self.waiting[route][:BATCH_MAX]
                 del self.waiting[route][:BATCH_MAX]
-                asyncio.ensure_future(self._run_batch(route, batch))
+                self._spawn(self._run_batch(route, batch))
         finally:
             self.dispatching.discard(route)
 
