@@ -145,8 +145,8 @@ def test_fp8_and_long_prefill_file_meets_its_gate() -> None:
 #: tokens per expert over every moe_tp x moe_ep slice, not to these rows): SGLang 107.7% -> 104.9%, lm-sys
 #: GPT-OSS rows 33.8% -> 9.5%, sgl-cookbook 66.0% -> 62.9%; on the silicon sample (never fitted) TensorRT-LLM
 #: GPT-OSS-120B H200 TPOT 33.8% -> 14.4% (median -37% -> -3%). Ceiling 72.5 -> 71.5.
-#: Stop 25: TensorRT-LLM's KV capacity holds a sliding-window layer at full length (its KV cache manager writes
-#: SWA blocks linearly, "as many blocks as full attention"; Scheduler.sliding_kv_full): serving_results 71.2% ->
+#: Stop 25: TensorRT-LLM's KV capacity counts a sliding-window layer like a full one (each window's block pool
+#: gets an equal share of the KV memory; Scheduler.sliding_kv_full): serving_results 71.2% ->
 #: 70.3% (trtllm_bench_untuned 41.0% -> 29.8%, GPT-OSS-120B 1024/32768 +77% -> +26% on B200). Ceiling -> 70.5.
 SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 70.5}
 

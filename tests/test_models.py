@@ -99,9 +99,10 @@ def test_sliding_window_cache_stops_growing_past_its_window() -> None:
 
 
 def test_tensorrt_llm_holds_a_sliding_window_layer_at_full_length() -> None:
-    """TensorRT-LLM sizes each window's KV block pool as if every layer were full attention
-    (``Scheduler.sliding_kv_full``): GPT-OSS-120B's 18 window layers cost as much capacity as its 18 full ones
-    there, and only their window under vLLM; the attention kernels still read only the window."""
+    """TensorRT-LLM gives each window's KV block pool an equal share of the KV memory, so its full layers'
+    pool holds what all-full layers would (``Scheduler.sliding_kv_full``): GPT-OSS-120B's 18 window layers
+    cost as much capacity as its 18 full ones there, and only their window under vLLM; the attention kernels
+    still read only the window."""
     m = load_model("gpt_oss_120b")
     per_token_layer = 2 * 8 * 64  # fp8 KV: one byte a value
     assert float(architecture(m).kv_values(Plan(tp=1), 1, 10_000.0, sliding_full=True)) == 36 * 10_000 * per_token_layer

@@ -53,9 +53,9 @@ class Scheduler:
         "KV blocks a running sequence holds: 'mean' (paged, grows with the sequence: input + output/2) or "
         "'full' (reserved for input + output up front, TRT-LLM's GUARANTEED_NO_EVICT)"))
     sliding_kv_full: bool = field(default=False, metadata=doc(
-        "the KV capacity counts a sliding-window layer like a full-attention layer (TensorRT-LLM sizes every "
-        "window's block pool as if all layers were full attention, so its full layers' pool holds that many "
-        "tokens: conf/serving/trtllm.yaml); False: a window layer takes at most its window (vLLM's "
+        "the KV capacity counts a sliding-window layer like a full-attention layer (TensorRT-LLM gives each "
+        "window's block pool an equal share of the KV memory, so its full layers' pool holds what all-full "
+        "layers would: conf/serving/trtllm.yaml); False: a window layer takes at most its window (vLLM's "
         "sliding-window manager frees the rest)"))
     host_step_us: float = field(default=0.0, metadata=doc(
         "host time per step not overlapped with the GPU (scheduling, sampling, launch), microseconds"))
