@@ -191,8 +191,14 @@ def system_metrics_many(catalog: Catalog, reqs: list[SystemMetricsRequest]) -> l
     answer as the JSON bytes of a ``SystemMetricsResponse``) or (False, its error). The answer is validated
     and encoded here, as FastAPI would encode the route's ``response_model`` (``TypeAdapter.dump_json``,
     by alias), so that the server process, which every request passes through, only forwards bytes."""
-    return [(ok, SYSTEM_METRICS_JSON.dump_json(SYSTEM_METRICS_JSON.validate_python(group_layers(out)), by_alias=True)
-             if ok else out) for ok, out in _estimate_many(catalog, [(r, r.batch_size) for r in reqs])]
+    answers: list[tuple[bool, Any]] = []
+    for ok, out in _estimate_many(catalog, [(r, r.batch_size) for r in reqs]):
+        try:
+            answers.append((True, SYSTEM_METRICS_JSON.dump_json(SYSTEM_METRICS_JSON.validate_python(group_layers(out)),
+                                                                by_alias=True)) if ok else (False, out))
+        except Exception as e:  # noqa: BLE001 (an answer that breaks its schema is that body's error alone)
+            answers.append((False, e))
+    return answers
 
 
 SYSTEM_METRICS_JSON = TypeAdapter(SystemMetricsResponse)
