@@ -4,7 +4,7 @@ Python API (one cost model behind every front door):
 
 - ``estimate(model=..., hardware=..., batch_size=..., input_seq=..., output_seq=..., tp=1, ...) -> dict``
 - ``estimate_many([{...}, {...}, ...]) -> list[dict]``: many single points (``estimate`` keyword mappings)
-  at once, those sharing a model, hardware and profile in one evaluation (about 0.1-0.2 ms a point)
+  at once, those sharing a model, hardware and profile in one evaluation (about 0.3-0.4 ms a point)
 - ``sweep(model=..., hardware=..., batch_size=[...], tp=[...], ...) -> polars.DataFrame`` (a LazyFrame
   over Parquet files past 2M points)
 - ``layer_metrics(model=..., hardware=..., layer_type=..., phase=..., ...) -> dict``
@@ -25,5 +25,4 @@ from mantile.estimator import estimate, estimate_many, layer_metrics, sweep  # n
 from mantile.planning import recommend  # noqa: E402
 
 __all__ = ["__version__", "disagg_ratio", "estimate", "estimate_disagg", "estimate_many", "hardware", "layer_metrics",
-           "models",
-           "recommend", "sweep"]
+           "models", "recommend", "sweep"]

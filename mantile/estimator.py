@@ -235,8 +235,8 @@ def estimate_many(calls: Sequence[Mapping[str, Any]], errors: str = "raise") -> 
     each ``estimate(**call)``'s row to 1e-9 relative (its own numbers; not an aggregate).
 
     Points that share a model, hardware, serving profile and keys run as the columns of one cost-model
-    evaluation: about 0.1-0.2 ms a point in groups of 30-60, where ``estimate`` takes a few ms each
-    (the Python overhead of one evaluation is paid once per group). A group of one takes ``estimate``'s
+    evaluation: about 0.3-0.4 ms a point in groups of 50 (``benchmarks/sweep_speed.py``), where ``estimate``
+    takes about 4 ms (the Python overhead of one evaluation is paid once per group). A group of one takes ``estimate``'s
     own path. ``errors="raise"`` raises the first call's error (a ``SpecError`` naming the field);
     ``"return"``: that call's slot holds the exception and the others are answered."""
     if errors not in ("raise", "return"):

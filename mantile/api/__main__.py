@@ -13,7 +13,7 @@ import os
 
 import uvicorn
 
-from mantile.api.limits import ServerLimits, http_protocol
+from mantile.api.limits import GuardedHttpToolsProtocol, ServerLimits
 
 HELP = {
     "max_body_bytes": "request body limit in bytes; larger bodies get 413",
@@ -48,9 +48,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(e))
     os.environ.update(limits.to_env())  # every worker process (and create_app there) reads these
     uvicorn.run("mantile.api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                log_level=args.log_level, http=http_protocol(), limit_concurrency=limits.max_connections,
-                timeout_keep_alive=int(limits.keep_alive_timeout_s) or 1,
-                h11_max_incomplete_event_size=limits.max_header_bytes)
+                log_level=args.log_level, http=GuardedHttpToolsProtocol, limit_concurrency=limits.max_connections,
+                timeout_keep_alive=int(limits.keep_alive_timeout_s) or 1)
 
 
 if __name__ == "__main__":

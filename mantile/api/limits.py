@@ -23,12 +23,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
-
-try:
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-except ImportError:  # httptools not installed
-    HttpToolsProtocol = None  # type: ignore[assignment,misc]
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 ENV_PREFIX = "MANTILE_API_"
 
@@ -44,7 +39,7 @@ class ServerLimits:
     max_connections: int = 1024  # open connections; one more is closed at accept (uvicorn limit_concurrency)
     header_timeout_s: float = 10.0  # a connection that has not sent a complete request head by then is closed
     keep_alive_timeout_s: float = 5.0  # idle keep-alive connections are closed after this (uvicorn)
-    max_header_bytes: int = 16 << 10  # request line + headers (uvicorn h11_max_incomplete_event_size)
+    max_header_bytes: int = 16 << 10  # request line + headers (GuardedHttpToolsProtocol: a 400 beyond it)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -223,60 +218,30 @@ def _fail(batch: list[tuple[Any, asyncio.Future[Any]]], error: BaseException) ->
             done.set_exception(error)
 
 
-class _Guards:
-    """Two guards uvicorn's HTTP protocols lack: a connection over ``max_connections`` is closed at
-    accept (its file descriptor is freed at once), and a connection that does not send a complete
-    request head within ``header_timeout_s`` (first request, or the next one after a response) is
-    closed (slowloris, half-open connections). Mixed into uvicorn's protocol classes below."""
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol (a C parser: about 0.3 ms less CPU a request than h11 on the
+    benchmark's system-metrics bodies) with three guards it lacks: a connection over ``max_connections``
+    is closed at accept (its file descriptor is freed at once); a connection that does not send a
+    complete request head within ``header_timeout_s`` (first request, or the next one after a response)
+    is closed (slowloris, half-open connections); and bytes of a request head beyond ``max_header_bytes``
+    (request line and headers, up to the blank line) are a 400 and the connection closes, counted as they
+    arrive, before httptools buffers a header that never ends."""
 
     limits: ServerLimits | None = None
-    connections: set[Any]
-    cycle: Any
-    transport: asyncio.Transport
-    loop: asyncio.AbstractEventLoop
+    head_bytes: int = 0  # bytes of the request head being received (-1 once it is complete)
+    head_tail: bytes = b""  # the last 3 bytes received while a head was open: a terminator may straddle chunks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)  # type: ignore[misc]
+        super().connection_made(transport)  # type: ignore[arg-type]
         if len(self.connections) > self._limits().max_connections:
             transport.close()
             return
         self._arm_header_timer()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()  # type: ignore[misc]
+        super().on_response_complete()
         if not self.transport.is_closing():
             self._arm_header_timer()
-
-    @classmethod
-    def _limits(cls) -> ServerLimits:
-        if _Guards.limits is None:
-            _Guards.limits = ServerLimits.from_env()
-        return _Guards.limits
-
-    def _arm_header_timer(self) -> None:
-        started = self.cycle
-
-        def expire() -> None:
-            idle = self.cycle is started and (started is None or started.response_complete)
-            if idle and not self.transport.is_closing():
-                self.transport.close()
-
-        self.loop.call_later(self._limits().header_timeout_s, expire)
-
-
-class GuardedH11Protocol(_Guards, H11Protocol):
-    """uvicorn's h11 protocol with the guards (its request-head limit is uvicorn's
-    ``h11_max_incomplete_event_size``); the server's protocol where httptools is not installed."""
-
-
-class GuardedHttpToolsProtocol(_Guards, HttpToolsProtocol):
-    """uvicorn's httptools protocol (a C parser: about 0.3 ms less CPU a request than h11 on the
-    benchmark's system-metrics bodies) with the guards and the request-head limit h11 has built in:
-    bytes of a request head beyond ``max_header_bytes`` (request line and headers, up to the blank line)
-    are a 400 and the connection closes, before httptools buffers a header that never ends."""
-
-    head_bytes: int = 0  # bytes of the request head being received (-1 once it is complete)
-    head_tail: bytes = b""  # the last 3 bytes received while a head was open: a terminator may straddle chunks
 
     def data_received(self, data: bytes) -> None:
         if self.head_bytes >= 0:
@@ -296,7 +261,18 @@ class GuardedHttpToolsProtocol(_Guards, HttpToolsProtocol):
         super().on_message_complete()
         self.head_bytes, self.head_tail = 0, b""  # the next bytes are the next request's head
 
+    @classmethod
+    def _limits(cls) -> ServerLimits:
+        if GuardedHttpToolsProtocol.limits is None:
+            GuardedHttpToolsProtocol.limits = ServerLimits.from_env()
+        return GuardedHttpToolsProtocol.limits
 
-def http_protocol() -> type[asyncio.Protocol]:
-    """The guarded protocol over httptools where it is installed (a dependency), else over h11."""
-    return GuardedHttpToolsProtocol if HttpToolsProtocol is not None else GuardedH11Protocol
+    def _arm_header_timer(self) -> None:
+        started = self.cycle
+
+        def expire() -> None:
+            idle = self.cycle is started and (started is None or started.response_complete)
+            if idle and not self.transport.is_closing():
+                self.transport.close()
+
+        self.loop.call_later(self._limits().header_timeout_s, expire)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +12,7 @@ from mantile.engine.runner import exit_with_parent
 
 _catalog: Catalog | None = None
 ROUTES: dict[str, Callable[[Catalog, Any], dict[str, Any]]] = {
-    "layer_metrics": service.layer_metrics, "system_metrics": service.system_metrics,
+    "layer_metrics": service.layer_metrics,
     "batch_curve": service.batch_curve, "sweep": studies.sweep, "capacity": studies.capacity,
     "sla_search": studies.sla_search, "recommend": studies.recommend, "disagg_estimate": disagg.estimate}
 
@@ -30,7 +29,6 @@ def init(catalog: Catalog, server_pid: int) -> None:
     exit_with_parent(server_pid)
     if hasattr(os, "nice"):
         os.nice(WORKER_NICENESS)
-    gc.freeze()  # the catalog and the imported modules: out of the collector's generations (see app.create_app)
 
 
 def ready() -> bool:

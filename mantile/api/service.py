@@ -178,16 +178,9 @@ def group_layers(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def system_metrics(catalog: Catalog, req: SystemMetricsRequest) -> dict[str, Any]:
-    """The whole deployment (``mantile.estimate``), per-layer times grouped per layer type."""
-    ((ok, out),) = _estimate_many(catalog, [(req, req.batch_size)])
-    if not ok:
-        raise out
-    return group_layers(out)
-
-
 def system_metrics_many(catalog: Catalog, reqs: list[SystemMetricsRequest]) -> list[tuple[bool, Any]]:
-    """``system_metrics`` of many bodies at once (``limits.HeavyRoutes.run_batched``): per body, (True, its
+    """The whole deployment (``mantile.estimate``) of each body, per-layer times grouped per layer type,
+    for the bodies that wait together (``limits.HeavyRoutes.run_batched``): per body, (True, its
     answer as the JSON bytes of a ``SystemMetricsResponse``) or (False, its error). The answer is validated
     and encoded here, as FastAPI would encode the route's ``response_model`` (``TypeAdapter.dump_json``,
     by alias), so that the server process, which every request passes through, only forwards bytes."""

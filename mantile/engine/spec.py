@@ -111,8 +111,6 @@ class SweepSpec:
 
 
 def _as_list(key: str, value: Any) -> list[Any]:
-    if type(value) in _PLAIN_SCALARS:  # one value (estimate's every axis): no Sequence check, no parsing
-        return [value]
     if isinstance(value, np.ndarray):  # numpy arrays (np.arange, np.linspace) and ranges are lists too
         value = value.tolist() if value.ndim else value.item()
     if isinstance(value, str) and value.startswith("[") and value.endswith("]"):
@@ -123,9 +121,6 @@ def _as_list(key: str, value: Any) -> list[Any]:
             raise SpecError("sweep", key, value, "a value or a non-empty list")
         return values
     return [value]
-
-
-_PLAIN_SCALARS = frozenset({int, float, bool, type(None)})
 
 
 def check_axis(key: str, value: Any) -> list[Any]:
