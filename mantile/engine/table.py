@@ -51,6 +51,7 @@ METRICS = ("ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s",
            "usable_memory_gb_per_device", "kv_cache_budget_gb_per_device", "max_batch_size", "fits", "valid",
            "reason", "invalid_field", "prefill_bound", "decode_bound", "running_batch", "request_throughput_per_s",
            "ttft_p50_ms", "ttft_p99_ms", "tpot_p50_ms", "tpot_p99_ms")
+METRIC_SET = frozenset(METRICS)
 INT_IDENTITY = ("tp", "pp", "dp", "ep", "cp", "sp", "embedding_tp", "batch_size", "concurrency", "input_seq",
                 "output_seq")
 #: Expert-parallel serving keys (engine.spec.EP_AXES) and their column types; they follow IDENTITY.
@@ -160,6 +161,33 @@ def results_row(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, p
     cols = {k: np.float64(v) if not isinstance(v, str) else v for k, v in point.items()}
     res = system.evaluate(model, sys.spec, sys.eff, spec.serving, cols, spec.enforce_max_position)
     out = {k: (v.reshape(-1)[0] if isinstance(v, np.ndarray) else v) for k, v in res.columns().items()}
+    return _row(model_id, model, sys, spec, point, out)
+
+
+def results_rows(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, points: list[dict[str, Any]]
+                 ) -> list[dict[str, Any]]:
+    """Rows of many single points with the same keys (``estimate_many``): one evaluation over their
+    columns (numbers as float arrays, strings as ``Coded``), then each point's row as ``results_row``
+    builds it; equal to ``results_row``'s to 1e-9 relative (the vectorized path, as the sweep's)."""
+    cols: dict[str, Any] = {}
+    for k, first in points[0].items():
+        values = [p[k] for p in points]
+        if isinstance(first, str):
+            choices = tuple(dict.fromkeys(values))
+            cols[k] = Coded(choices, np.asarray([choices.index(v) for v in values], dtype=np.int32))
+        else:
+            cols[k] = np.asarray(values, dtype=float)
+    n = len(points)
+    res = system.evaluate(model, sys.spec, sys.eff, spec.serving, cols, spec.enforce_max_position).columns()
+    # as Python lists (one C loop per column): each row then reads plain floats, ints and bools
+    full = {k: np.broadcast_to(np.asarray(v), (n,)).tolist() for k, v in res.items()}
+    return [_row(model_id, model, sys, spec, point, {k: v[i] for k, v in full.items()})
+            for i, point in enumerate(points)]
+
+
+def _row(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, point: dict[str, Any],
+         out: dict[str, Any]) -> dict[str, Any]:
+    """One point's row from its identity (``point``) and its evaluated columns (``out``, scalars)."""
     ident = {k: (int(v) if k not in STR_AXES else v) for k, v in point.items() if k in INT_IDENTITY or k in STR_AXES}
     if "request_rate" in point:
         ident["request_rate"] = float(point["request_rate"])
@@ -171,32 +199,16 @@ def results_row(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, p
                            "serving_version": spec.serving.version, "num_devices": num_devices,
                            **{k: ident.get(k) for k in IDENTITY[5:] if k in ident or k not in OPTIONAL_IDENTITY}}
     metrics = {k: v for k, v in out.items() if k not in ("num_devices", "invalid_code")}
-    metrics.update({k: v[0] for k, v in _prices(sys, np.asarray([out["throughput_tokens_per_s"]]),
-                                                  np.asarray([num_devices])).items()})
+    metrics.update({k: v[()] for k, v in _prices(sys, np.asarray(out["throughput_tokens_per_s"], dtype=float),
+                                                   np.asarray(num_devices)).items()})
     for phase in ("prefill", "decode"):
         metrics[f"{phase}_bound"] = BOUNDS[int(out[f"{phase}_bound"])]
     code = int(out["invalid_code"])
     metrics["reason"] = _reason_text(model, sys, ident, code, out)
     metrics["invalid_field"] = INVALID_FIELDS.get(code)
-    ordered = [c for c in METRICS if c in metrics] + [c for c in metrics if c not in METRICS]
+    ordered = [c for c in METRICS if c in metrics] + [c for c in metrics if c not in METRIC_SET]
     row.update({k: _plain(metrics[k]) for k in ordered})
     return row
-
-
-def results_rows(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec, points: list[dict[str, Any]]
-                 ) -> list[dict[str, Any]]:
-    """Rows of many single points with the same keys (``estimate_many``): ``results_frame`` over their
-    columns (numbers as float arrays, strings as ``Coded``), as dicts; equal to ``results_row``'s to 1e-9
-    relative (the vectorized path, as the sweep's; NaN stays NaN)."""
-    cols: dict[str, Any] = {}
-    for k, first in points[0].items():
-        values = [p[k] for p in points]
-        if isinstance(first, str):
-            choices = tuple(dict.fromkeys(values))
-            cols[k] = Coded(choices, np.asarray([choices.index(v) for v in values], dtype=np.int32))
-        else:
-            cols[k] = np.asarray(values, dtype=float)
-    return results_frame(model_id, model, sys, spec, cols).rows(named=True)
 
 
 def _plain(v: Any) -> Any:
