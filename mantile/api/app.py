@@ -14,6 +14,7 @@ OpenAPI docs: ``/docs`` (Swagger UI) and ``/redoc``, served with their assets fr
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -144,6 +145,9 @@ def create_app(catalog: Catalog | None = None, limits: ServerLimits | None = Non
     add_offline_docs(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _document_ids(app, cat)
+    # the catalog and the app's objects live as long as the process: out of the garbage collector's
+    # generations, so that its full collections (every few thousand requests) do not walk them
+    gc.freeze()
     return app
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +30,7 @@ def init(catalog: Catalog, server_pid: int) -> None:
     exit_with_parent(server_pid)
     if hasattr(os, "nice"):
         os.nice(WORKER_NICENESS)
+    gc.freeze()  # the catalog and the imported modules: out of the collector's generations (see app.create_app)
 
 
 def ready() -> bool:
