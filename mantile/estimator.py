@@ -121,7 +121,8 @@ def estimate(model: Any, hardware: str, batch_size: int | None = None, input_seq
              request_rate: float | None = None, dp_attention: bool = False, redundant_experts: int = 0,
              expert_imbalance: float = 1.0, spec_method: str = "none", spec_num_tokens: int = 0,
              spec_acceptance: float | Sequence[float] = 0.0, spec_draft_model: str | None = None,
-             prefix_cache_hit_rate: float = 0.0, num_requests: int = 0) -> dict[str, Any]:
+             prefix_cache_hit_rate: float = 0.0, num_requests: int = 0, max_num_seqs: int | None = None,
+             max_num_batched_tokens: int | None = None) -> dict[str, Any]:
     """One point -> one results-table row as a dict (units in the keys; the columns of
     ``help(mantile.sweep)``). The load is one of ``batch_size`` (a fixed running batch), ``concurrency``
     (clients in a closed loop) or ``request_rate`` (Poisson arrivals, requests/s).
@@ -138,7 +139,12 @@ def estimate(model: Any, hardware: str, batch_size: int | None = None, input_seq
     replaces the hardware generation's profile (used by the calibration fit);
     ``enforce_max_position=False`` accepts prompts longer than the model's context (timing studies);
     ``serving`` is a profile id of ``conf/serving/`` (kernel stack, batching, memory reserve); ``batching``,
-    ``comm_overlap``, ``max_prefill_tokens`` and ``memory_reserve_fraction`` replace its values when given.
+    ``comm_overlap``, ``max_prefill_tokens`` and ``memory_reserve_fraction`` replace its values when given;
+    ``max_num_seqs`` and ``max_num_batched_tokens`` are the engine's launch limits when stated (vLLM's
+    ``--max-num-seqs``/``--max-num-batched-tokens``, TensorRT-LLM's max_batch_size/max_num_tokens, SGLang's
+    ``--max-running-requests`` and the smaller of ``--chunked-prefill-size`` and ``--max-prefill-tokens``):
+    the running-sequence cap (per attention-DP rank where the engine caps per rank) and the step's token
+    budget, replacing the profile's defaults on every device.
 
     Speculative decoding (``mantile.serving.speculative``): ``spec_method`` none | draft | eagle | mtp |
     ngram, ``spec_num_tokens`` k draft tokens per verify step, ``spec_acceptance`` 0 (the method's default,
@@ -211,7 +217,8 @@ def _prepare(args: dict[str, Any]) -> _Point:
     spec = make_spec(mspec, hardware, axes, args["serving"], args["enforce_max_position"],
                      batching=args["batching"], comm_overlap=args["comm_overlap"],
                      max_prefill_tokens=args["max_prefill_tokens"],
-                     memory_reserve_fraction=args["memory_reserve_fraction"], draft_model=args["spec_draft_model"])
+                     memory_reserve_fraction=args["memory_reserve_fraction"], draft_model=args["spec_draft_model"],
+                     max_num_seqs=args["max_num_seqs"], max_num_batched_tokens=args["max_num_batched_tokens"])
     _, sys_ = next(iter(spec.systems.items()))
     if args["efficiency"] is not None:
         sys_ = replace(sys_, eff=args["efficiency"])
@@ -311,7 +318,7 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
           dp_attention: Any = False, redundant_experts: Any = 0, expert_imbalance: Any = 1.0,
           spec_method: Any = "none", spec_num_tokens: Any = 0, spec_acceptance: Any = 0.0,
           spec_draft_model: str | None = None, prefix_cache_hit_rate: Any = 0.0, num_requests: Any = 0,
-          n_jobs: int = 1,
+          max_num_seqs: int | None = None, max_num_batched_tokens: int | None = None, n_jobs: int = 1,
           backend: str = "loky", chunk_size: int = 250_000, progress: bool = False
           ) -> pl.DataFrame | pl.LazyFrame:
     """Cross every list given (models, hardware and axes) and evaluate all points as one table.
@@ -362,7 +369,8 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
                 prefix_cache_hit_rate=prefix_cache_hit_rate, num_requests=num_requests)
     spec = make_spec(model, hardware, axes, serving, True, batching=batching, comm_overlap=comm_overlap,
                      max_prefill_tokens=max_prefill_tokens, memory_reserve_fraction=memory_reserve_fraction,
-                     draft_model=spec_draft_model)
+                     draft_model=spec_draft_model, max_num_seqs=max_num_seqs,
+                     max_num_batched_tokens=max_num_batched_tokens)
     out = scratch_path() if spec.n_points > KEEP_IN_MEMORY_MAX_POINTS else None
     res = run(spec, EngineSettings(n_jobs=n_jobs, backend=backend, chunk_size=chunk_size, progress=progress), out)
     return res.results if res.results is not None else res.lazy()

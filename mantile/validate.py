@@ -293,6 +293,10 @@ def _load(row: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+#: Optional columns of a published row: the engine's launch limits as the source ran them (estimate's
+#: keywords of the same names; empty: the serving profile's defaults).
+ENGINE_LIMITS = ("max_num_seqs", "max_num_batched_tokens")
+
 #: A published row's spec_method -> Mantile's (EAGLE-3 drafts with an EAGLE head: one layer + LM head).
 SPEC_METHODS = {"": "none", "none": "none", "mtp": "mtp", "eagle": "eagle", "eagle3": "eagle", "ngram": "ngram"}
 #: The error within which a speculative-decoding row counts as reproduced (issue 12's done-when line).
@@ -360,6 +364,9 @@ def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None
         args["dp_attention"] = str(row["dp_attention"]).strip().lower() in ("true", "1", "yes")
     if row.get("batching") == "static":
         args["batching"] = "static"
+    for limit in ENGINE_LIMITS:  # the engine's launch limits, where the source states them
+        if _present(row.get(limit)):
+            args[limit] = _int(row.get(limit), field=limit)
     spec = _speculation(row)
     args.update(spec)
     r = estimate(**args)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+import mantile
 from mantile.validate import mape, memory_checks, predictions, read_rows, report
 from tests.conftest import CALIBRATION
 
@@ -181,6 +182,21 @@ def test_a_row_that_states_its_run_length_is_estimated_as_that_run() -> None:
     steady, = predictions([row])
     run, = predictions([{**row, "num_requests": 64}])
     assert run.predicted > steady.predicted
+
+
+def test_a_row_that_states_its_engine_limits_is_estimated_with_them() -> None:
+    """A published row's max_num_seqs / max_num_batched_tokens columns are the engine's launch flags:
+    64 clients on 16 slots queue (the row's TTFT is the capped estimate's), and an empty column keeps the
+    profile's defaults."""
+    row = dict(kind="published", model="llama_3.1_8b", hardware="nvidia_h100_80gb", dtype="bf16", tp=1,
+               input_seq=1024, output_seq=128, metric="ttft_ms", value=100.0, software="vLLM", source="constructed",
+               concurrency=64)
+    capped, = predictions([{**row, "max_num_seqs": 16, "max_num_batched_tokens": 4096}])
+    plain, = predictions([{**row, "max_num_seqs": "", "max_num_batched_tokens": None}])
+    args = dict(model="llama_3.1_8b", hardware="nvidia_h100_80gb", serving="vllm", input_seq=1024, output_seq=128,
+                concurrency=64, dtype="bf16")
+    assert capped.predicted == mantile.estimate(**args, max_num_seqs=16, max_num_batched_tokens=4096)["ttft_ms"]
+    assert plain.predicted == mantile.estimate(**args)["ttft_ms"] < capped.predicted
 
 
 def test_a_row_in_the_checkpoints_own_format_runs_the_checkpoints_recipe() -> None:

@@ -143,6 +143,7 @@ def test_sla_targets_are_validated(client: TestClient) -> None:
 
 # ---- every estimate option as a body field ----------------------------------------------------------
 OPTIONS = [{"batching": "continuous"}, {"comm_overlap": True}, {"max_prefill_tokens": 512},
+           {"max_num_batched_tokens": 512},
            {"memory_reserve_fraction": 0.3}, {"kv_dtype": "fp8"}, {"serving": "fused"}]
 
 

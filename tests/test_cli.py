@@ -7,6 +7,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+import mantile
 from tests.test_python_api import CONTRACT
 
 
@@ -76,3 +77,16 @@ def test_bad_value_in_a_later_job_stops_the_multirun_before_any_job(run_cli, tmp
     assert p.returncode == 2
     assert "field 'tp' = 'abc'" in p.stderr
     assert not list(tmp_path.rglob("results.parquet"))
+
+
+def test_stated_engine_limits_win_over_the_profiles_device_rules(run_cli, tmp_path: Path) -> None:
+    # vLLM caps an A100 at 256 running sequences (conf/serving/vllm.yaml device_rules); a flag the user
+    # states on the command line is the engine as launched, on every GPU: all 512 clients run
+    p = run_cli("mantile", "model=llama_3.1_8b", "hardware=nvidia_a100_80gb", "concurrency=512", "input_seq=128",
+                "output_seq=128", "serving.scheduler.max_num_seqs=512", "hydra.run.dir=run")
+    assert p.returncode == 0, p.stderr
+    (row,) = pq.read_table(tmp_path / "run" / "results.parquet").to_pylist()
+    expected = mantile.estimate(model="llama_3.1_8b", hardware="nvidia_a100_80gb", concurrency=512, input_seq=128,
+                                output_seq=128, max_num_seqs=512)
+    assert row["running_batch"] == expected["running_batch"] == 512
+    assert row["ttft_ms"] == pytest.approx(expected["ttft_ms"], rel=1e-9)

@@ -92,7 +92,8 @@ def test_fp8_on_a100_is_invalid_with_the_available_dtypes() -> None:
 @pytest.mark.parametrize("kwargs,field", [
     (dict(tp=None), "tp"), (dict(layers={"attention": 8}), "attention"), (dict(embedding_tp=0), "embedding_tp"),
     (dict(memory_reserve_fraction=2), "memory_reserve_fraction"), (dict(max_prefill_tokens=-5), "max_prefill_tokens"),
-    (dict(batching="dynamic"), "batching"),
+    (dict(batching="dynamic"), "batching"), (dict(max_num_seqs=0), "max_num_seqs"),
+    (dict(max_num_batched_tokens=2.5), "max_num_batched_tokens"),
 ])
 def test_estimate_rejects_malformed_arguments_by_name(kwargs, field) -> None:
     with pytest.raises(SpecError, match=f"field '{field}'"):
@@ -277,3 +278,37 @@ def test_estimate_many_errors_are_per_call() -> None:
     with pytest.raises(SpecError, match="errors"):
         mantile.estimate_many(calls, errors="ignore")
     assert mantile.estimate_many([]) == []
+
+
+# ---- the engine's launch limits -----------------------------------------------------------------------
+LIMITS_POINT = dict(model="llama_3.1_8b", hardware="nvidia_h100_80gb", serving="vllm", input_seq=1024, output_seq=256)
+
+
+def test_a_stated_running_cap_makes_the_other_clients_wait() -> None:
+    # 64 clients, 16 slots: the 16 running see the times of a 16-client loop; each of the others waits
+    # (64 - 16) / 16 = 3 request lifetimes on average (Little's law: serving/queueing.py)
+    free = mantile.estimate(**LIMITS_POINT, concurrency=16)
+    capped = mantile.estimate(**LIMITS_POINT, concurrency=64, max_num_seqs=16)
+    assert capped["running_batch"] == 16 and free["running_batch"] == 16
+    assert capped["tpot_ms"] == pytest.approx(free["tpot_ms"], rel=1e-9)
+    lifetime = free["ttft_ms"] + (256 - 1) * free["tpot_ms"]
+    assert capped["ttft_ms"] == pytest.approx(free["ttft_ms"] + 3 * lifetime, rel=1e-9)
+    # without the stated cap vLLM's default (1024 sequences on an 80 GB GPU) lets all 64 run
+    assert mantile.estimate(**LIMITS_POINT, concurrency=64)["running_batch"] == 64
+
+
+def test_stated_limits_replace_the_engines_per_device_defaults() -> None:
+    # vLLM caps an A100 at 256 sequences (conf/serving/vllm.yaml device_rules); a stated cap wins there
+    point = {**LIMITS_POINT, "hardware": "nvidia_a100_80gb", "input_seq": 128, "output_seq": 128, "concurrency": 512}
+    assert mantile.estimate(**point)["running_batch"] == 256
+    assert mantile.estimate(**point, max_num_seqs=512)["running_batch"] == 512
+    assert mantile.sweep(**point, max_num_seqs=512)["running_batch"].to_list() == [512.0]
+
+
+def test_a_smaller_token_budget_chunks_a_long_prompt() -> None:
+    # one 8192-token prompt alone: in 2048-token chunks it takes four steps, each reading all the weights
+    # again (and the later chunks attend to the earlier ones), so its first token comes later
+    alone = {**LIMITS_POINT, "input_seq": 8192, "concurrency": 1}
+    whole = mantile.estimate(**alone)
+    chunked = mantile.estimate(**alone, max_num_batched_tokens=2048)
+    assert chunked["ttft_ms"] > whole["ttft_ms"]

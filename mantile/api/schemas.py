@@ -50,6 +50,12 @@ class ServingOptions(_Body):
                                       "token) or continuous (in-flight batching, chunked prefill)")
     comm_overlap: bool | None = Field(default=None, strict=True, description="overlap TP collectives with compute")
     max_prefill_tokens: Tokens | None = Field(default=None, description="prefill chunk, tokens")
+    max_num_seqs: int | None = Field(default=None, strict=True, ge=1, description="the engine's running-"
+                                     "sequence cap as launched (vLLM --max-num-seqs, TensorRT-LLM max_batch_size, "
+                                     "SGLang --max-running-requests); null: the profile's")
+    max_num_batched_tokens: Tokens | None = Field(default=None, description="the engine's token budget of one "
+                                                  "step as launched (vLLM --max-num-batched-tokens, TensorRT-LLM "
+                                                  "max_num_tokens); null: the profile's")
     memory_reserve_fraction: float | None = Field(default=None, strict=True, ge=0, lt=1,
                                                   description="device memory kept by the runtime")
     spec_method: SpecMethod = Field(default="none", description="speculative decoding: none, draft (a draft "
@@ -79,7 +85,8 @@ class ServingOptions(_Body):
                                     f"{self.spec_method!r}")
                 acceptance = tokens_from_rates(acceptance, self.spec_num_tokens)
         return {"serving": self.serving, "batching": self.batching, "comm_overlap": self.comm_overlap,
-                "max_prefill_tokens": self.max_prefill_tokens,
+                "max_prefill_tokens": self.max_prefill_tokens, "max_num_seqs": self.max_num_seqs,
+                "max_num_batched_tokens": self.max_num_batched_tokens,
                 "memory_reserve_fraction": self.memory_reserve_fraction, "spec_method": self.spec_method,
                 "spec_num_tokens": self.spec_num_tokens, "spec_acceptance": acceptance,
                 "spec_draft_model": self.spec_draft_model, "prefix_cache_hit_rate": self.prefix_cache_hit_rate}

@@ -24,15 +24,16 @@ from mantile.engine.runner import EngineSettings, ParetoSettings, RunResult, run
 from mantile.engine.spec import (
     AXES,
     CLI_SPEC_KEYS,
+    SCHEDULER_OVERRIDES,
     SweepSpec,
     System,
     check_axes,
     resolve_serving,
     system_efficiency,
 )
-from mantile.specs import SpecError
+from mantile.specs import ServingProfile, SpecError
 from mantile.specs._load import build
-from mantile.specs.catalog import hardware_from_dict, model_from_dict, serving_from_dict
+from mantile.specs.catalog import hardware_from_dict, load_serving, model_from_dict, serving_from_dict
 from mantile.specs.hardware import EfficiencyProfile
 
 EXECUTOR_KEYS = ("n_jobs", "backend", "address", "chunk_size", "progress", "keep_in_memory")
@@ -89,12 +90,37 @@ class Study:
         return cls(raw["name"], check_size("max_batch_size", size, "study"))
 
 
+def _stated_limits(serving: ServingProfile, serving_id: str) -> dict[str, int]:
+    """The engine launch limits (``serving.scheduler.max_num_seqs``, ``.max_num_batched_tokens``) the
+    command line or an experiment set: those named in Hydra's overrides or differing from the profile's
+    file. They apply on every device, as ``estimate``'s keywords of the same names do."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        named = {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
+    except ValueError:  # not inside a Hydra run (tests build specs from a composed config)
+        named = set()
+    try:
+        file = load_serving(serving_id).scheduler
+    except SpecError:  # a profile that is not a catalog file: only what was named counts
+        file = None
+    out = {}
+    for key in SCHEDULER_OVERRIDES:
+        value = getattr(serving.scheduler, key)
+        if value >= 1 and (f"serving.scheduler.{key}" in named or (file is not None and value != getattr(file, key))):
+            out[key] = int(value)
+    return out
+
+
 def spec_from_config(cfg: DictConfig, model_id: str, hardware_id: str, serving_id: str
                      ) -> tuple[SweepSpec, EngineSettings]:
     """Validate the whole composed config (errors name the file/field) before any work starts."""
     model = model_from_dict(cfg.model, f"conf/model/{model_id}.yaml")
     hw = hardware_from_dict(cfg.hardware, f"conf/hardware/{hardware_id}.yaml")
     serving = serving_from_dict(cfg.serving, f"conf/serving/{serving_id}.yaml")
+    stated = _stated_limits(serving, serving_id)
+    if stated:  # the engine's launch flags, as the user gave them, win over the profile's per-device rules
+        serving = resolve_serving(serving, **stated)
     raw = {k: _plain(cfg.get(k)) for k in AXES if cfg.get(k) is not None}
     spec_section = _plain(cfg.get("spec")) or {}
     unknown = sorted(set(spec_section) - {"method", "num_tokens", "acceptance", "draft_model"})

@@ -7,6 +7,7 @@ checked here, before any work starts, and every error names the key, the bad val
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -317,14 +318,20 @@ def make_spec(model: Any, hardware: Any, axes: Mapping[str, Any], serving: str |
 
 
 #: Serving-profile fields a caller may replace for one run (None = the profile's value).
-SERVING_OVERRIDES = ("batching", "comm_overlap", "max_prefill_tokens", "memory_reserve_fraction", "draft_model")
+SERVING_OVERRIDES = ("batching", "comm_overlap", "max_prefill_tokens", "memory_reserve_fraction", "draft_model",
+                     "max_num_seqs", "max_num_batched_tokens")
+#: The overrides that are the engine's launch limits (``vllm serve --max-num-seqs --max-num-batched-tokens``,
+#: TensorRT-LLM's max_batch_size / max_num_tokens): scheduler fields, stated for every device.
+SCHEDULER_OVERRIDES = ("max_num_seqs", "max_num_batched_tokens")
 
 
 def resolve_serving(serving: str | ServingProfile, **overrides: Any) -> ServingProfile:
     """A serving profile by id (``conf/serving/``), with ``overrides`` (fields of SERVING_OVERRIDES)
     replacing the profile's values where they are not None; errors name the field. A stated
     ``memory_reserve_fraction`` is the whole reserve: the profile's own (its KV-cache memory fraction,
-    SGLang's MiB formula) no longer applies."""
+    SGLang's MiB formula) no longer applies. ``max_num_seqs`` and ``max_num_batched_tokens`` are the
+    engine's launch limits as stated (the running-sequence cap, and the step's token budget, which is
+    also the prefill chunk): they replace the profile's and its per-device defaults (``device_rules``)."""
     if not isinstance(serving, ServingProfile):
         if not isinstance(serving, str):
             raise SpecError("arguments", "serving", serving, ids("serving"))
@@ -343,4 +350,14 @@ def resolve_serving(serving: str | ServingProfile, **overrides: Any) -> ServingP
         # replaces the engine's own: its formula and its KV-cache fraction
         data["memory_reserve"] = {}
         data["scheduler"] = {**data["scheduler"], "kv_cache_memory_fraction": 0.0}
+    stated = {k: data.pop(k) for k in SCHEDULER_OVERRIDES if k in data}
+    for key, value in stated.items():
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise SpecError("arguments", key, value, "a whole number >= 1")
+        stated[key] = int(value)
+    if stated:
+        data["scheduler"] = {**data["scheduler"], **stated}
+        data["device_rules"] = [{**rule, **{k: 0 for k in stated}} for rule in data["device_rules"]]
+        if "max_num_batched_tokens" in stated:  # the budget is also the largest prefill chunk
+            data["max_prefill_tokens"] = stated["max_num_batched_tokens"]
     return build(ServingProfile, data, f"serving profile {serving.name!r}")
