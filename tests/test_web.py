@@ -30,7 +30,8 @@ CARD_KEYS = ("ttft_ms", "tpot_ms", "throughput_tokens_per_s", "throughput_tokens
              "cost_usd_per_million_tokens", "num_devices", "max_batch_size", "ttft_floor_ms", "tpot_floor_ms",
              "throughput_ceiling_tokens_per_s", "ttft_p10_ms", "ttft_p90_ms", "tpot_p10_ms", "tpot_p90_ms",
              "throughput_p10_tokens_per_s", "throughput_p90_tokens_per_s")
-SERVING_KEYS = ("kv_dtype", "batching", "comm_overlap", "max_prefill_tokens", "memory_reserve_fraction",
+SERVING_KEYS = ("kv_dtype", "batching", "comm_overlap", "max_prefill_tokens", "max_num_batched_tokens",
+                "memory_reserve_fraction",
                 "spec_method", "spec_num_tokens", "spec_acceptance", "spec_draft_model", "prefix_cache_hit_rate")
 TIMEOUT_MS = 30_000
 DESKTOP = {"width": 1400, "height": 1100}
@@ -179,8 +180,9 @@ def test_page_shows_the_apis_numbers_and_follows_inputs(page: Any, server: str) 
     page.select_option("#batching", "continuous")
     page.select_option("#kv_dtype", "fp8")
     page.fill("#memory_reserve_fraction", "0.2")
+    page.fill("#max_num_batched_tokens", "1024")
     body = _wait_ready(page, model_id="llama_3.1_8b", hardware_config="nvidia_h100_80gb", batch_size=8,
-                       pipeline_parallel=2, memory_reserve_fraction=0.2)
+                       pipeline_parallel=2, memory_reserve_fraction=0.2, max_num_batched_tokens=1024)
     assert (body["serving"], body["batching"], body["kv_dtype"]) == ("fused", "continuous", "fp8")
     _assert_page_equals_api(page, server, body)
 

@@ -11,7 +11,7 @@ const DTYPE_ORDER = ["bf16", "fp16", "fp8", "int8", "fp4", "fp32", "tf32"];
 const CONTROLS = ["model_id", "hardware_config", "batch_size", "input_seq", "output_seq", "dtype", "kv_dtype",
   "attention_tp", "attention_cp", "feedforward_sp", "feedforward_ep", "norm_tp", "embedding_tp",
   "pipeline_parallel", "data_parallel", "serving", "batching", "comm_overlap", "max_prefill_tokens",
-  "memory_reserve_fraction", "spec_method", "spec_num_tokens", "spec_acceptance", "spec_draft_model",
+  "max_num_batched_tokens", "memory_reserve_fraction", "spec_method", "spec_num_tokens", "spec_acceptance", "spec_draft_model",
   "prefix_cache_hit_rate", "sla_ttft_ms", "sla_tpot_ms", "rank_by"];
 const VIEW = ["layer_phase", "chart_y"];
 const DEFAULTS = { model_id: "llama_3.3_70b", hardware_config: "nvidia_nvl72_rack", attention_tp: "8",
@@ -23,7 +23,8 @@ const FIELD_INPUTS = {
   output_seq: "output_seq", tensor_parallel: "attention_tp", context_parallel: "attention_cp",
   sequence_parallel: "feedforward_sp", expert_parallel: "feedforward_ep", pipeline_parallel: "pipeline_parallel",
   data_parallel: "data_parallel", serving: "serving", batching: "batching", comm_overlap: "comm_overlap",
-  max_prefill_tokens: "max_prefill_tokens", memory_reserve_fraction: "memory_reserve_fraction",
+  max_prefill_tokens: "max_prefill_tokens", max_num_batched_tokens: "max_num_batched_tokens",
+  memory_reserve_fraction: "memory_reserve_fraction",
   spec_method: "spec_method", spec_num_tokens: "spec_num_tokens", spec_acceptance: "spec_acceptance",
   spec_draft_model: "spec_draft_model", prefix_cache_hit_rate: "prefix_cache_hit_rate",
   "layers.attention.tensor_parallel": "attention_tp", "layers.attention.context_parallel": "attention_cp",
@@ -115,6 +116,7 @@ function servingOptions(c) {
   if (c.batching) out.batching = c.batching;
   if (c.comm_overlap) out.comm_overlap = c.comm_overlap === "true";
   if (String(c.max_prefill_tokens).trim()) out.max_prefill_tokens = number(c.max_prefill_tokens);
+  if (String(c.max_num_batched_tokens ?? "").trim()) out.max_num_batched_tokens = number(c.max_num_batched_tokens);
   if (String(c.memory_reserve_fraction).trim()) out.memory_reserve_fraction = number(c.memory_reserve_fraction);
   if (c.spec_method && c.spec_method !== "none") {  // speculative decoding (mantile/serving/speculative.py)
     out.spec_method = c.spec_method;

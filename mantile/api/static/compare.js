@@ -8,7 +8,8 @@ const compare = { pinned: [] };  // [{cfg, row, error}]
 const SETTING_ROWS = [
   ["model", c => c.model_id], ["hardware", c => c.hardware_config],
   ["serving", c => [c.serving, c.batching, c.comm_overlap && `overlap ${c.comm_overlap}`,
-    c.max_prefill_tokens && `chunk ${c.max_prefill_tokens}`, c.memory_reserve_fraction &&
+    c.max_prefill_tokens && `chunk ${c.max_prefill_tokens}`,
+    c.max_num_batched_tokens && `step budget ${c.max_num_batched_tokens}`, c.memory_reserve_fraction &&
     `reserve ${c.memory_reserve_fraction}`].filter(Boolean).join(" · ")],
   ["batch size", c => c.batch_size], ["input / output tokens", c => `${c.input_seq} / ${c.output_seq}`],
   ["dtype / KV", c => `${c.dtype} / ${c.kv_dtype || c.dtype}`],
