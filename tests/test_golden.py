@@ -18,6 +18,9 @@ op's fitted fixed time (``experts_routing``, issue 10/11) moved published MoE pr
 Regenerated again for those band columns only: TensorRT-LLM's KV capacity holds a sliding-window layer at
 full length (``Scheduler.sliding_kv_full``; no windowed model runs under a TensorRT-LLM profile here) moved
 the published GPT-OSS rows, so ``conf/bands.csv`` was regenerated, and with it the catch-all band.
+Regenerated again for those band columns only: expert-parallel devices run their grouped GEMMs at the
+efficiency their engine's MoE tables measure on that slice (``GemmConstants.ep_efficiency``; the ``pytorch``
+and ``fused`` profiles here have no fitted tables) moved the published MoE rows, and with them the bands.
 Regenerate only for a change that is meant to move numbers, and say so in the commit."""
 
 from __future__ import annotations

@@ -241,3 +241,44 @@ def test_an_moe_router_is_never_quantized() -> None:
     assert float(fp8["router"].weight_bytes) == 4096 * 8 * 2
     assert float(fp8["router"].time_s) == float(bf16["router"].time_s)
     assert float(fp8["experts_gate_up"].time_s) != float(bf16["experts_gate_up"].time_s)
+
+
+def test_an_expert_parallel_device_runs_its_experts_at_the_fitted_ep_efficiency() -> None:
+    """``GemmConstants.ep_efficiency`` (fitted per format to the engines' expert-parallel MoE tables) sets the
+    grouped GEMMs' efficiency on a device of an ep-wide group, linear in log2(ep) between the fitted sizes
+    and the largest fitted size's beyond. By hand, with the ep = 1 efficiency e: {4: e / 2} makes the
+    experts' compute time 2x at ep 4 and at ep 8 (held), and 1 / 0.75 at ep 2 (halfway from 1 to 0.5 in
+    log2 ep); ep 1 is unchanged. A prefill of 8192 tokens keeps the experts compute-bound."""
+    from mantile.engine.spec import system_efficiency
+    from mantile.specs import load_hardware, load_serving
+
+    hw = load_hardware("nvidia_h200_141gb")
+    base = system_efficiency(hw, load_serving("trtllm"))
+    g = base.moe_gemm_constants("fp8")
+
+    def profile(ep_efficiency: dict[int, float]) -> object:
+        return dataclasses.replace(base, moe_gemm_dtypes={**base.moe_gemm_dtypes, "fp8": dataclasses.replace(
+            g, ep_efficiency=ep_efficiency)})
+
+    def experts_ms(eff: object, ep: int) -> float:
+        r = mantile.layer_metrics(model="mixtral_8x7b", hardware="nvidia_h200_141gb", layer_type="feedforward",
+                                  phase="prefill", batch_size=1, seq_length=8192, dtype="fp8", tp=8, ep=ep,
+                                  serving="trtllm", efficiency=eff, kernels=True)
+        return sum(k["compute_ms"] for k in r["named_kernels"] if k["name"].startswith("experts_"))
+
+    plain, halved = profile({}), profile({4: g.gemm_efficiency / 2})
+    assert experts_ms(halved, 4) == pytest.approx(2 * experts_ms(plain, 4), rel=1e-12)
+    assert experts_ms(halved, 8) == pytest.approx(2 * experts_ms(plain, 8), rel=1e-12)
+    assert experts_ms(halved, 2) == pytest.approx(experts_ms(plain, 2) / 0.75, rel=1e-12)
+    assert experts_ms(halved, 1) == pytest.approx(experts_ms(plain, 1), rel=1e-12)
+
+
+def test_fitted_ep_efficiencies_load_with_integer_sizes() -> None:
+    """The fitted files list ep_efficiency by expert-parallel size; the catalog keeps the sizes as integers
+    and each value a fraction (TensorRT-LLM's NVFP4 MoE on B200 keeps well under its ep = 1 efficiency)."""
+    from mantile.engine.spec import system_efficiency
+    from mantile.specs import load_hardware, load_serving
+
+    g = system_efficiency(load_hardware("nvidia_b200_180gb"), load_serving("trtllm")).moe_gemm_constants("fp4")
+    assert g.ep_efficiency and all(isinstance(ep, int) and ep >= 2 for ep in g.ep_efficiency)
+    assert g.ep_efficiency[4] < 0.5 * g.gemm_efficiency

@@ -129,3 +129,12 @@ def test_efficiency_override_applies_another_generations_constants() -> None:
     spec, _ = spec_from_config(_compose(["hardware=nvidia_b200_180gb", "serving=vllm"]), "llama_3.3_70b",
                                "nvidia_b200_180gb", "vllm")
     assert spec.systems["nvidia_b200_180gb"].eff.name == "blackwell+b200_sxm_vllm"  # the engine's kernel tables
+
+
+@pytest.mark.parametrize("ep_efficiency,field", [({1: 0.5}, "ep_efficiency"), ({4: 1.5}, "ep_efficiency.4"),
+                                                 ({4: 0.0}, "ep_efficiency.4")])
+def test_ep_efficiency_names_the_bad_size_or_value(ep_efficiency: dict, field: str) -> None:
+    from mantile.specs.hardware import GemmConstants
+
+    with pytest.raises(SpecError, match=f"field '{field}'"):
+        GemmConstants(gemm_efficiency=0.5, gemm_k_half=100.0, gemm_overhead_us=1.0, ep_efficiency=ep_efficiency)

@@ -551,6 +551,10 @@ MOE_WEIGHT_BOUND_MAX_MAPE = 25.0
 MOE_FIT_MIN_TOKENS_PER_EXPERT = 64
 
 
+#: expert-parallel slices (moe_tp = 1, moe_ep > 1) with fewer rows than this at MOE_FIT_MIN_TOKENS_PER_EXPERT or
+#: more tokens per expert get no efficiency of their own (the ep = 1 efficiency applies)
+MOE_EP_MIN_ROWS = 3
+
 #: tokens per expert up to which a fused-MoE row, of any moe_tp x moe_ep slice the table measured, sets the op's
 #: fixed cost beyond its kernels (``op_overhead_us``) when its modelled weight streaming is under
 #: WEIGHT_BOUND_MIN_S: the rows whose time is the op's launches and fixed work, not its GEMMs
@@ -647,7 +651,47 @@ def fit_moe(dev: Device, plans: pd.DataFrame, dense: dict) -> dict:
             sel = (tpe > lo) & (tpe <= hi)
             if sel.any():
                 out[dtype][f"errors_tokens_per_expert_{lo:g}-{hi:g}"] = errors(pred[sel], t[sel])
+        ep_fit = fit_moe_ep(dev, plans[plans.moe_dtype == dtype], peak, wb, efficiency, k_half, overhead,
+                            out[dtype].get("memory_efficiency"), op_us)
+        if ep_fit:
+            out[dtype].update(ep_fit)
     return out
+
+
+def fit_moe_ep(dev: Device, p: pd.DataFrame, peak: float, wb: float, efficiency: float, k_half: float,
+               overhead: float, mem_eff: float | None, op_us: float) -> dict:
+    """The grouped GEMM's efficiency on each expert-parallel slice (moe_tp = 1, moe_ep > 1) of one format:
+    the same least squares as the ep = 1 fit over the slice's rows at MOE_FIT_MIN_TOKENS_PER_EXPERT or more
+    tokens per expert, a device running E/ep local experts that get tok * k / ep of the picks (the table's
+    num_tokens are the tokens every rank routes, aiconfigurator's MoE query at num_tokens x attention_dp).
+    Some kernels keep their ep = 1 rate (TensorRT-LLM's FP8 block-scaled MoE on B200: time 0.52 / 0.28 /
+    0.16 of ep = 1 at ep 2 / 4 / 8, ideal 0.5 / 0.25 / 0.125); others lose most of the split (its NVFP4 MoE
+    on B200: 1.00 / 0.81 / 0.40 for a Qwen3-235B layer): ``ep_efficiency`` {ep: efficiency}, with the errors
+    on the slices' rows before (the ep = 1 efficiency) and after."""
+    slices = p[(p.moe_tp_size == 1) & (p.moe_ep_size > 1)]
+    eff_by_ep, before, after, meas = {}, [], [], []
+    for ep, s in slices.groupby("moe_ep_size"):
+        tok, h, f, k, e, t = (s[c].to_numpy(float) for c in
+                              ("num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "latency"))
+        t = t * 1e-3
+        big = tok * k / e >= MOE_FIT_MIN_TOKENS_PER_EXPERT
+        if big.sum() < MOE_EP_MIN_ROWS:
+            continue
+        shape = (tok[big] / ep, h[big], f[big], k[big], e[big] / ep)
+
+        def res(x, shape=shape, tb=t[big]):
+            return np.log(moe_time(dev, *shape, peak, wb, x[0], k_half, overhead, mem_eff=mem_eff, op_us=op_us) / tb)
+
+        x = float(fit(res, [efficiency], [0.01], [1.0])[0])
+        eff_by_ep[int(ep)] = x
+        before.append(moe_time(dev, *shape, peak, wb, efficiency, k_half, overhead, mem_eff=mem_eff, op_us=op_us))
+        after.append(moe_time(dev, *shape, peak, wb, x, k_half, overhead, mem_eff=mem_eff, op_us=op_us))
+        meas.append(t[big])
+    if not eff_by_ep:
+        return {}
+    m = np.concatenate(meas)
+    return {"ep_efficiency": eff_by_ep, "errors_ep_slices_at_ep1_efficiency": errors(np.concatenate(before), m),
+            "errors_ep_slices": errors(np.concatenate(after), m)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -684,7 +728,11 @@ HEADER = """\
 #         balanced routing); op_overhead_us: the op's fixed time beyond these kernels (routing, permute,
 #         finalize), once per op: the median of measured - modelled over the rows of every moe_tp x moe_ep
 #         slice at <= 2 tokens per expert that stream < 100 us (op_overhead_rows), at least 0, after which
-#         the efficiency and streaming rate are fitted again with it; errors: all ep = tp = 1 rows
+#         the efficiency and streaming rate are fitted again with it; errors: all ep = tp = 1 rows;
+#         ep_efficiency {{ep: efficiency}}: the grouped GEMM's efficiency fitted the same way on each expert-
+#         parallel slice (moe_tp 1, moe_ep > 1: E/ep local experts, every token routed on each device), whose
+#         times keep less than the ideal 1/ep of the ep = 1 time (errors_ep_slices, and at the ep = 1
+#         efficiency errors_ep_slices_at_ep1_efficiency)
 #   moe_fraction_of_peak: fused MoE (balanced routing, no TP/EP) achieved FLOP/s / peak, by tokens
 #         per expert (report only)
 # errors: predicted vs measured on the fitted rows: MAPE, median signed error, max |error| (percent).
@@ -693,7 +741,7 @@ HEADER = """\
 
 def clean(obj):
     if isinstance(obj, dict):
-        return {k: clean(v) for k, v in obj.items() if v is not None and not k.startswith("_")}
+        return {k: clean(v) for k, v in obj.items() if v is not None and not str(k).startswith("_")}
     if isinstance(obj, float):
         return float(f"{obj:.4g}") if np.isfinite(obj) else None
     return obj
@@ -772,6 +820,10 @@ def print_result(r: dict) -> None:
         print(f"  moe_gemm {dt:<16} eff {g['gemm_efficiency']:.3f} ({g['shapes']} shapes) "
               f"op {g['op_overhead_us']:5.1f} us ({g['op_overhead_rows']} rows) fitted {fmt_err(g['errors_fitted'])} "
               f"| all {fmt_err(g['errors'])}")
+        if "ep_efficiency" in g:
+            print("      ep slices eff " + " ".join(f"ep{ep}:{v:.3f}" for ep, v in g["ep_efficiency"].items())
+                  + f" | at ep1 eff {fmt_err(g['errors_ep_slices_at_ep1_efficiency'])}"
+                  + f" -> {fmt_err(g['errors_ep_slices'])}")
         if "errors_weight_bound" in g:
             rate = g.get("memory_efficiency", g.get("rejected_memory_efficiency"))
             print(f"      weight streaming mem_eff {rate:.3f}{'' if 'memory_efficiency' in g else ' (rejected)'}"

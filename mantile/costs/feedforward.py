@@ -17,7 +17,7 @@ import numpy as np
 from mantile.costs import comm
 from mantile.costs.blocks import Plan, Work
 from mantile.costs.dispatch import ep_all_to_all, mode_of
-from mantile.costs.kernels import Array, Cost, Machine, any_, gemm
+from mantile.costs.kernels import Array, Cost, Machine, any_, gemm, moe_ep_scale
 
 
 class _Matrices:
@@ -118,12 +118,15 @@ class MoEMLP(_Matrices):
         touched = local * (1.0 - (1.0 - k / instances) ** n)
         if m.eff.expert_reads == "minimal":  # the ideal machine (serving/ideal.py): the least any routing reads
             touched = np.minimum(touched, np.ceil(k / w.ep))
+        # the engine's grouped GEMM on an expert-parallel device keeps less than 1/ep of its ep = 1 time
+        # (``GemmConstants.ep_efficiency``, fitted to the engines' expert-parallel MoE tables)
+        scale = moe_ep_scale(m, w.ep)
         gemm(c, m, rows, up_cols, h, w.w_bytes, w.a_bytes, groups=local, weight_groups=touched,
-             name="experts_gate_up", grouped=True)
+             name="experts_gate_up", grouped=True, efficiency_scale=scale)
         act_elems = n * k / w.ep * f * w.expert_imbalance
         c.elementwise(m, "act_mul", m.stack.activation_traffic * act_elems * w.a_bytes, m.stack.activation_kernels)
         gemm(c, m, rows, h, f, w.w_bytes, w.a_bytes, groups=local, weight_groups=touched, name="experts_down",
-             grouped=True)
+             grouped=True, efficiency_scale=scale)
         if any_(m.moe_op_s):  # the fused-MoE op's routing, permute and finalize kernels: its fitted fixed time
             c.kernel(m, "experts_routing", 0.0, 0.0, 0.0, count=0.0, extra_s=m.moe_op_s)
         if self.shared_size:

@@ -51,6 +51,10 @@ class Machine:
     #: seconds a fused-MoE op takes beyond its grouped GEMMs and activation (its routing, permute and finalize
     #: kernels: ``GemmConstants.op_overhead_us`` of the format), per point; 0 where not fitted
     moe_op_s: Array = 0.0
+    #: grouped (MoE expert) GEMM efficiency on an expert-parallel device relative to ep = 1, at ep = 2**j for
+    #: j = 0..EP_GRID - 1 (``GemmConstants.ep_efficiency`` of the format over its gemm_efficiency), per point;
+    #: None: the ep = 1 efficiency at every ep (``moe_ep_scale``)
+    moe_ep_ratios: tuple[Array, ...] | None = None
     #: the running sums a Cost keeps of kernels on this machine (``SUMS``; fewer where a caller reads
     #: only some, e.g. the results table or the physics floors: ``TABLE_SUMS``, ``LATENCY_SUMS``); the
     #: named kernel list is kept only with every sum (the per-kernel breakdowns read it)
@@ -270,8 +274,23 @@ def wave_efficiency(m: Machine, rows: Array, cols: Array, depth: Array, groups: 
     return units / (np.ceil(units / m.compute_units) * m.compute_units), split
 
 
+#: expert-parallel sizes 2**0 .. 2**(EP_GRID - 1) at which ``Machine.moe_ep_ratios`` holds a ratio
+EP_GRID = 9
+
+
+def moe_ep_scale(m: Machine, ep: Array) -> Array:
+    """A grouped GEMM's efficiency on a device of an ``ep``-wide expert-parallel group over its ep = 1
+    efficiency (``Machine.moe_ep_ratios``), linear in log2(ep) between the powers of two, the last one's
+    beyond; 1 where the machine has none."""
+    if m.moe_ep_ratios is None:
+        return 1.0
+    x = np.clip(np.log2(np.maximum(np.asarray(ep, dtype=float), 1.0)), 0.0, EP_GRID - 1.0)
+    return sum(r * np.maximum(1.0 - np.abs(x - j), 0.0) for j, r in enumerate(m.moe_ep_ratios))
+
+
 def gemm(cost: Cost, m: Machine, rows: Array, cols: Array, depth: Array, w_bytes: Array, a_bytes: Array,
-         groups: Array = 1.0, weight_groups: Array | None = None, name: str = "gemm", grouped: bool = False) -> None:
+         groups: Array = 1.0, weight_groups: Array | None = None, name: str = "gemm", grouped: bool = False,
+         efficiency_scale: Array = 1.0) -> None:
     """``groups`` GEMMs [rows x depth] @ [depth x cols] (weights), e.g. one per local expert; ``grouped``:
     one grouped-GEMM kernel (fused MoE), with the machine's ``moe_gemm`` constants and its bytes at the
     machine's ``moe_bytes_per_s`` (a fused-MoE kernel's own weight-streaming rate, where fitted).
@@ -279,7 +298,8 @@ def gemm(cost: Cost, m: Machine, rows: Array, cols: Array, depth: Array, w_bytes
     flops = 2 * rows * cols * depth per group; bytes = weights (depth*cols*w_bytes per weight group)
     + input rows*depth + output rows*cols activations. Achieved compute rate = peak * gemm_efficiency *
     depth / (depth + gemm_k_half) * wave_efficiency: the K-loop amortizes each tile's prologue and
-    epilogue, and the last wave of tiles leaves compute units idle.
+    epilogue, and the last wave of tiles leaves compute units idle. ``efficiency_scale`` multiplies the
+    efficiency (``moe_ep_scale`` for the experts of an expert-parallel device).
     """
     wg = groups if weight_groups is None else weight_groups
     if any_(m.quantize):  # the 16-bit input is cast to the weight format first (one kernel)
@@ -292,7 +312,7 @@ def gemm(cost: Cost, m: Machine, rows: Array, cols: Array, depth: Array, w_bytes
     partials = (split > 1) * (8.0 * split * rows * cols * groups)
     weights = depth * cols * w_bytes * wg
     nbytes = weights + (rows * depth + rows * cols) * a_bytes * groups + partials
-    rate = m.peak_flops_per_s * efficiency * depth / (depth + k_half) * waves
+    rate = m.peak_flops_per_s * efficiency * efficiency_scale * depth / (depth + k_half) * waves
     cost.kernel(m, name, flops, nbytes, flops / rate, count=1.0 + (split > 1), extra_s=fixed_s, weight_bytes=weights,
                 bytes_per_s=m.moe_bytes_per_s if grouped else None)
 

@@ -17,7 +17,7 @@ from mantile.costs import comm
 from mantile.costs.axes import Axes, StrColumn, lookup, map_pairs
 from mantile.costs.blocks import LAYER_TYPES, Block, Work
 from mantile.costs.families import Architecture, architecture
-from mantile.costs.kernels import BOUNDS, Array, Cost, Machine
+from mantile.costs.kernels import BOUNDS, EP_GRID, Array, Cost, Machine
 from mantile.specs.dtypes import (
     ACTIVATION_BYTES,
     BLOCK_SCALED_FP8,
@@ -71,13 +71,25 @@ def machine(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, d
     moe_bytes_per_s = (None if all(v == eff.memory_efficiency for v in moe_mem.values())
                        else hw.device.hbm_bandwidth_bytes_per_s * lookup(dtype, moe_mem))
     moe_op_s = lookup(dtype, {d: g.op_overhead_us * 1e-6 for d, g in moe.items()})
+    moe_ep_ratios = None
+    if any(g.ep_efficiency for g in moe.values()):  # the fused-MoE kernel's efficiency on expert-parallel devices
+        ratios = {d: ep_ratios(g) for d, g in moe.items()}
+        moe_ep_ratios = tuple(lookup(dtype, {d: r[j] for d, r in ratios.items()}) for j in range(EP_GRID))
     m = Machine(np.where(np.isfinite(peak), peak, 1.0), hw.device.hbm_bandwidth_bytes_per_s, hw.device.compute_units,
                 eff, serving.kernels, gemm_efficiency=efficiency, gemm_k_half=k_half, gemm_overhead_s=fixed_s,
                 attention_peak_flops_per_s=np.where(np.isfinite(attn_peak), attn_peak, 1.0),
                 quantize=lookup(dtype, QUANTIZES_INPUT) if quantizes else 0.0, moe_gemm=constants(moe),
-                moe_bytes_per_s=moe_bytes_per_s, moe_op_s=moe_op_s, sums=sums,
+                moe_bytes_per_s=moe_bytes_per_s, moe_op_s=moe_op_s, moe_ep_ratios=moe_ep_ratios, sums=sums,
                 unquantized=machine(hw, eff, serving, UNQUANTIZED, attention, False, sums)[0] if unquantized else None)
     return m, np.isfinite(peak)
+
+
+def ep_ratios(g: GemmConstants) -> list[float]:
+    """``GemmConstants.ep_efficiency`` over gemm_efficiency at ep = 2**j, j = 0..EP_GRID - 1: 1 at ep = 1,
+    linear in log2(ep) between the fitted sizes, the largest fitted size's ratio beyond it."""
+    known = {0.0: 1.0} | {float(np.log2(ep)): v / g.gemm_efficiency for ep, v in sorted(g.ep_efficiency.items())}
+    xs = sorted(known)
+    return [float(np.interp(j, xs, [known[x] for x in xs])) for j in range(EP_GRID)]
 
 
 def has_unquantized(model: ModelSpec, kind: str) -> bool:

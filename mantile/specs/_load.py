@@ -56,9 +56,21 @@ def _check_scalar(value: Any, tp: Any, where: str, field: str) -> Any:
         if not isinstance(value, Mapping):
             raise SpecError(where, field, value, "a mapping")
         args = typing.get_args(tp)
-        vt = args[1] if len(args) == 2 else Any
+        kt, vt = (args[0], args[1]) if len(args) == 2 else (str, Any)
+        if kt is int:  # integer keys (YAML reads them as ints; a JSON or OmegaConf source may give strings)
+            keys = {k: _integer_key(k, where, field) for k in value}
+            return {keys[k]: _check_scalar(v, vt, where, f"{field}.{k}") for k, v in value.items()}
         return {str(k): _check_scalar(v, vt, where, f"{field}.{k}") for k, v in value.items()}
     raise TypeError(f"unsupported field type {tp!r}")
+
+
+def _integer_key(key: Any, where: str, field: str) -> int:
+    if isinstance(key, bool):
+        raise SpecError(where, f"{field}.{key}", key, "an integer key")
+    try:
+        return int(str(key))
+    except ValueError:
+        raise SpecError(where, f"{field}.{key}", key, "an integer key") from None
 
 
 def _check(value: Any, tp: Any, where: str, field: str) -> Any:

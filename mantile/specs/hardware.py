@@ -141,9 +141,19 @@ class GemmConstants:
     op_overhead_us: float = field(default=0.0, metadata=doc(
         "grouped (MoE expert) GEMMs: the fused-MoE op's fixed time beyond its GEMM and activation kernels (its "
         "routing, permute and finalize kernels), once per op, microseconds; fitted to an engine's tables"))
+    ep_efficiency: dict[int, float] = field(default_factory=dict, metadata=doc(
+        "grouped (MoE expert) GEMMs: the efficiency on a device of an expert-parallel group of this size (E/ep "
+        "local experts, every token routed on each device), by ep >= 2; fitted to an engine's tables, whose "
+        "expert-parallel slices keep less than the ideal 1/ep of the ep = 1 time (costs.feedforward.MoEMLP); "
+        "empty: gemm_efficiency at every ep"))
 
     def __post_init__(self) -> None:
         check_ranges(self, "fraction", "gemm_efficiency")
+        for ep, value in self.ep_efficiency.items():
+            if isinstance(ep, bool) or not isinstance(ep, int) or ep < 2:
+                raise SpecError("?", "ep_efficiency", ep, "expert-parallel sizes >= 2 as keys")
+            if not 0 < value <= 1:
+                raise SpecError("?", f"ep_efficiency.{ep}", value, "a fraction in (0, 1]")
         # gemm_overhead_us may be negative
         check_ranges(self, "non_negative", "gemm_k_half", "memory_efficiency", "op_overhead_us")
         if self.memory_efficiency > 1:
