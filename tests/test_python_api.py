@@ -312,3 +312,18 @@ def test_a_smaller_token_budget_chunks_a_long_prompt() -> None:
     whole = mantile.estimate(**alone)
     chunked = mantile.estimate(**alone, max_num_batched_tokens=2048)
     assert chunked["ttft_ms"] > whole["ttft_ms"]
+
+
+def test_calls_stating_the_same_limits_share_one_profile_and_one_evaluation() -> None:
+    # resolve_serving builds a profile once per id and overrides, so estimate_many groups such calls
+    from mantile.engine.spec import resolve_serving
+    from mantile.estimator import _arguments, _prepare
+
+    assert resolve_serving("vllm", max_num_seqs=16) is resolve_serving("vllm", max_num_seqs=16, batching=None)
+    assert resolve_serving("vllm", max_num_seqs=16) is not resolve_serving("vllm", max_num_seqs=32)
+    calls = [{**LIMITS_POINT, "concurrency": c, "max_num_seqs": 16} for c in (8, 64)]
+    a, b = (_prepare(_arguments(c)) for c in calls)
+    assert a.group() == b.group()
+    rows = mantile.estimate_many(calls)
+    for call, row in zip(calls, rows, strict=True):
+        assert row["ttft_ms"] == pytest.approx(mantile.estimate(**call)["ttft_ms"], rel=1e-9)

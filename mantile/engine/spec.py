@@ -6,6 +6,7 @@ checked here, before any work starts, and every error names the key, the bad val
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -326,6 +327,23 @@ SCHEDULER_OVERRIDES = ("max_num_seqs", "max_num_batched_tokens")
 
 
 def resolve_serving(serving: str | ServingProfile, **overrides: Any) -> ServingProfile:
+    """``_resolve_serving``, built once per profile id and overrides (as ``load_serving`` loads a profile once):
+    calls with the same values share one profile object, so ``estimate_many`` evaluates them together."""
+    if isinstance(serving, str):
+        given = tuple(sorted((k, v) for k, v in overrides.items() if v is not None))
+        try:
+            return _resolved_by_id(serving, given)
+        except TypeError:  # an unhashable value: resolved (and its error named) without the cache
+            pass
+    return _resolve_serving(serving, **overrides)
+
+
+@functools.lru_cache(maxsize=256)
+def _resolved_by_id(serving_id: str, given: tuple[tuple[str, Any], ...]) -> ServingProfile:
+    return _resolve_serving(serving_id, **dict(given))
+
+
+def _resolve_serving(serving: str | ServingProfile, **overrides: Any) -> ServingProfile:
     """A serving profile by id (``conf/serving/``), with ``overrides`` (fields of SERVING_OVERRIDES)
     replacing the profile's values where they are not None; errors name the field. A stated
     ``memory_reserve_fraction`` is the whole reserve: the profile's own (its KV-cache memory fraction,

@@ -11,8 +11,8 @@ const DTYPE_ORDER = ["bf16", "fp16", "fp8", "int8", "fp4", "fp32", "tf32"];
 const CONTROLS = ["model_id", "hardware_config", "batch_size", "input_seq", "output_seq", "dtype", "kv_dtype",
   "attention_tp", "attention_cp", "feedforward_sp", "feedforward_ep", "norm_tp", "embedding_tp",
   "pipeline_parallel", "data_parallel", "serving", "batching", "comm_overlap", "max_prefill_tokens",
-  "max_num_batched_tokens", "memory_reserve_fraction", "spec_method", "spec_num_tokens", "spec_acceptance", "spec_draft_model",
-  "prefix_cache_hit_rate", "sla_ttft_ms", "sla_tpot_ms", "rank_by"];
+  "max_num_batched_tokens", "memory_reserve_fraction", "spec_method", "spec_num_tokens", "spec_acceptance",
+  "spec_draft_model", "prefix_cache_hit_rate", "sla_ttft_ms", "sla_tpot_ms", "rank_by"];
 const VIEW = ["layer_phase", "chart_y"];
 const DEFAULTS = { model_id: "llama_3.3_70b", hardware_config: "nvidia_nvl72_rack", attention_tp: "8",
   serving: "pytorch" };
@@ -116,7 +116,9 @@ function servingOptions(c) {
   if (c.batching) out.batching = c.batching;
   if (c.comm_overlap) out.comm_overlap = c.comm_overlap === "true";
   if (String(c.max_prefill_tokens).trim()) out.max_prefill_tokens = number(c.max_prefill_tokens);
-  if (String(c.max_num_batched_tokens ?? "").trim()) out.max_num_batched_tokens = number(c.max_num_batched_tokens);
+  if (String(c.max_num_batched_tokens ?? "").trim()) {
+    out.max_num_batched_tokens = number(c.max_num_batched_tokens);
+  }
   if (String(c.memory_reserve_fraction).trim()) out.memory_reserve_fraction = number(c.memory_reserve_fraction);
   if (c.spec_method && c.spec_method !== "none") {  // speculative decoding (mantile/serving/speculative.py)
     out.spec_method = c.spec_method;
