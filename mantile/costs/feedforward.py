@@ -17,7 +17,7 @@ import numpy as np
 from mantile.costs import comm
 from mantile.costs.blocks import Plan, Work
 from mantile.costs.dispatch import ep_all_to_all, mode_of
-from mantile.costs.kernels import Array, Cost, Machine, any_, gemm, moe_ep_scale
+from mantile.costs.kernels import Array, Cost, Machine, any_, gemm
 
 
 class _Matrices:
@@ -119,8 +119,9 @@ class MoEMLP(_Matrices):
         if m.eff.expert_reads == "minimal":  # the ideal machine (serving/ideal.py): the least any routing reads
             touched = np.minimum(touched, np.ceil(k / w.ep))
         # the engine's grouped GEMM on an expert-parallel device keeps less than 1/ep of its ep = 1 time
-        # (``GemmConstants.ep_efficiency``, fitted to the engines' expert-parallel MoE tables)
-        scale = moe_ep_scale(m, w.ep)
+        # (``GemmConstants.ep_efficiency``, fitted to the engines' expert-parallel MoE tables; the machine
+        # holds it for the point's ep: ``costs.step.ep_scale``)
+        scale = m.moe_ep_scale
         gemm(c, m, rows, up_cols, h, w.w_bytes, w.a_bytes, groups=local, weight_groups=touched,
              name="experts_gate_up", grouped=True, efficiency_scale=scale)
         act_elems = n * k / w.ep * f * w.expert_imbalance

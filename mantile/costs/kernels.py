@@ -51,10 +51,9 @@ class Machine:
     #: seconds a fused-MoE op takes beyond its grouped GEMMs and activation (its routing, permute and finalize
     #: kernels: ``GemmConstants.op_overhead_us`` of the format), per point; 0 where not fitted
     moe_op_s: Array = 0.0
-    #: grouped (MoE expert) GEMM efficiency on an expert-parallel device relative to ep = 1, at ep = 2**j for
-    #: j = 0..EP_GRID - 1 (``GemmConstants.ep_efficiency`` of the format over its gemm_efficiency), per point;
-    #: None: the ep = 1 efficiency at every ep (``moe_ep_scale``)
-    moe_ep_ratios: tuple[Array, ...] | None = None
+    #: grouped (MoE expert) GEMM efficiency on the point's expert-parallel device over the format's ep = 1
+    #: efficiency (``costs.step.ep_scale``: ``GemmConstants.ep_efficiency``), per point; 1 where not fitted
+    moe_ep_scale: Array = 1.0
     #: the running sums a Cost keeps of kernels on this machine (``SUMS``; fewer where a caller reads
     #: only some, e.g. the results table or the physics floors: ``TABLE_SUMS``, ``LATENCY_SUMS``); the
     #: named kernel list is kept only with every sum (the per-kernel breakdowns read it)
@@ -274,20 +273,6 @@ def wave_efficiency(m: Machine, rows: Array, cols: Array, depth: Array, groups: 
     return units / (np.ceil(units / m.compute_units) * m.compute_units), split
 
 
-#: expert-parallel sizes 2**0 .. 2**(EP_GRID - 1) at which ``Machine.moe_ep_ratios`` holds a ratio
-EP_GRID = 9
-
-
-def moe_ep_scale(m: Machine, ep: Array) -> Array:
-    """A grouped GEMM's efficiency on a device of an ``ep``-wide expert-parallel group over its ep = 1
-    efficiency (``Machine.moe_ep_ratios``), linear in log2(ep) between the powers of two, the last one's
-    beyond; 1 where the machine has none."""
-    if m.moe_ep_ratios is None:
-        return 1.0
-    x = np.clip(np.log2(np.maximum(np.asarray(ep, dtype=float), 1.0)), 0.0, EP_GRID - 1.0)
-    return sum(r * np.maximum(1.0 - np.abs(x - j), 0.0) for j, r in enumerate(m.moe_ep_ratios))
-
-
 def gemm(cost: Cost, m: Machine, rows: Array, cols: Array, depth: Array, w_bytes: Array, a_bytes: Array,
          groups: Array = 1.0, weight_groups: Array | None = None, name: str = "gemm", grouped: bool = False,
          efficiency_scale: Array = 1.0) -> None:
@@ -299,7 +284,7 @@ def gemm(cost: Cost, m: Machine, rows: Array, cols: Array, depth: Array, w_bytes
     + input rows*depth + output rows*cols activations. Achieved compute rate = peak * gemm_efficiency *
     depth / (depth + gemm_k_half) * wave_efficiency: the K-loop amortizes each tile's prologue and
     epilogue, and the last wave of tiles leaves compute units idle. ``efficiency_scale`` multiplies the
-    efficiency (``moe_ep_scale`` for the experts of an expert-parallel device).
+    efficiency (``Machine.moe_ep_scale`` for the experts of an expert-parallel device).
     """
     wg = groups if weight_groups is None else weight_groups
     if any_(m.quantize):  # the 16-bit input is cast to the weight format first (one kernel)

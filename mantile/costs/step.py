@@ -17,7 +17,7 @@ from mantile.costs import comm
 from mantile.costs.axes import Axes, StrColumn, lookup, map_pairs
 from mantile.costs.blocks import LAYER_TYPES, Block, Work
 from mantile.costs.families import Architecture, architecture
-from mantile.costs.kernels import BOUNDS, EP_GRID, Array, Cost, Machine
+from mantile.costs.kernels import BOUNDS, Array, Cost, Machine
 from mantile.specs.dtypes import (
     ACTIVATION_BYTES,
     BLOCK_SCALED_FP8,
@@ -40,7 +40,7 @@ MACHINE_OF = {"attention": "attention", "feedforward": "feedforward", "norm": "a
 
 def machine(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, dtype: StrColumn,
             attention: StrColumn, block_scaled: bool = False, sums: frozenset[str] = frozenset(),
-            unquantized: bool = False) -> tuple[Machine, np.ndarray]:
+            unquantized: bool = False, ep: Array = 1.0) -> tuple[Machine, np.ndarray]:
     """(the machine a layer computing in ``dtype`` runs on, whether the device has that dtype's peak), per
     point: the dtype's peak, its dense and grouped (MoE) GEMM constants, the peak of the format attention
     computes in (``attention``), and the activation-quantize kernel where the serving stack launches one
@@ -50,7 +50,7 @@ def machine(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, d
     quantize than the per-tensor kernel's, e.g. 3 us fixed cost instead of 12 on TensorRT-LLM B200).
     ``sums``: the running sums its Costs keep (``Machine.sums``; empty: all, with the named kernels).
     ``unquantized``: with the bf16 machine of the GEMMs that stay in 16 bits (``Machine.unquantized``,
-    ``has_unquantized``)."""
+    ``has_unquantized``). ``ep``: the expert-parallel size its grouped (MoE expert) GEMMs run at (``ep_scale``)."""
     peaks = {d: hw.device.peak_tflops[k] * 1e12 for d, k in PEAK_KEY.items() if k in hw.device.peak_tflops}
     formats = (dtype,) if isinstance(dtype, str) and dtype in DTYPES else DTYPES  # one point: its format only
     gemm = {d: eff.gemm_constants(d) for d in formats}
@@ -71,25 +71,28 @@ def machine(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, d
     moe_bytes_per_s = (None if all(v == eff.memory_efficiency for v in moe_mem.values())
                        else hw.device.hbm_bandwidth_bytes_per_s * lookup(dtype, moe_mem))
     moe_op_s = lookup(dtype, {d: g.op_overhead_us * 1e-6 for d, g in moe.items()})
-    moe_ep_ratios = None
-    if any(g.ep_efficiency for g in moe.values()):  # the fused-MoE kernel's efficiency on expert-parallel devices
-        ratios = {d: ep_ratios(g) for d, g in moe.items()}
-        moe_ep_ratios = tuple(lookup(dtype, {d: r[j] for d, r in ratios.items()}) for j in range(EP_GRID))
     m = Machine(np.where(np.isfinite(peak), peak, 1.0), hw.device.hbm_bandwidth_bytes_per_s, hw.device.compute_units,
                 eff, serving.kernels, gemm_efficiency=efficiency, gemm_k_half=k_half, gemm_overhead_s=fixed_s,
                 attention_peak_flops_per_s=np.where(np.isfinite(attn_peak), attn_peak, 1.0),
                 quantize=lookup(dtype, QUANTIZES_INPUT) if quantizes else 0.0, moe_gemm=constants(moe),
-                moe_bytes_per_s=moe_bytes_per_s, moe_op_s=moe_op_s, moe_ep_ratios=moe_ep_ratios, sums=sums,
+                moe_bytes_per_s=moe_bytes_per_s, moe_op_s=moe_op_s, moe_ep_scale=ep_scale(moe, dtype, ep), sums=sums,
                 unquantized=machine(hw, eff, serving, UNQUANTIZED, attention, False, sums)[0] if unquantized else None)
     return m, np.isfinite(peak)
 
 
-def ep_ratios(g: GemmConstants) -> list[float]:
-    """``GemmConstants.ep_efficiency`` over gemm_efficiency at ep = 2**j, j = 0..EP_GRID - 1: 1 at ep = 1,
-    linear in log2(ep) between the fitted sizes, the largest fitted size's ratio beyond it."""
-    known = {0.0: 1.0} | {float(np.log2(ep)): v / g.gemm_efficiency for ep, v in sorted(g.ep_efficiency.items())}
-    xs = sorted(known)
-    return [float(np.interp(j, xs, [known[x] for x in xs])) for j in range(EP_GRID)]
+def ep_scale(moe: dict[str, GemmConstants], dtype: StrColumn, ep: Array) -> Array:
+    """A grouped GEMM's efficiency on a device of an ``ep``-wide expert-parallel group over its format's ep = 1
+    efficiency, per point: ``GemmConstants.ep_efficiency`` / gemm_efficiency, 1 at ep = 1, linear in log2(ep)
+    between the fitted sizes and the largest fitted size's beyond it; 1 for a format without fitted sizes."""
+    x = np.log2(np.maximum(np.asarray(ep, dtype=float), 1.0))
+    scale: Array = 1.0
+    for d, g in moe.items():
+        if g.ep_efficiency:
+            sizes = sorted(g.ep_efficiency)
+            ratios = [1.0, *(g.ep_efficiency[e] / g.gemm_efficiency for e in sizes)]
+            ratio = np.interp(x, [0.0, *np.log2(sizes)], ratios)
+            scale = scale + lookup(dtype, {k: float(k == d) for k in moe}) * (ratio - 1.0)
+    return scale
 
 
 def has_unquantized(model: ModelSpec, kind: str) -> bool:
@@ -129,7 +132,8 @@ class Setup:
         for kind in ("attention", "feedforward", "embedding"):
             dtype = ax.layer_dtype(kind)
             machines[kind], ok = machine(hw, eff, serving, dtype, attn, model.weight_block_size > 0, sums,
-                                         unquantized=has_unquantized(model, kind))
+                                         unquantized=has_unquantized(model, kind),
+                                         ep=ax.ep if kind == "feedforward" and model.is_moe else 1.0)
             peak_ok = peak_ok & ok
             w_bytes[kind] = lookup(dtype, BYTES_PER_ELEMENT)
         w_bytes["norm"] = w_bytes["embedding"]

@@ -382,7 +382,8 @@ def layer_cost(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, servi
     kv_dtype = kv_dtype or dtype
     # the same machine a step's layer computing in ``dtype`` runs on (per-dtype and grouped GEMM constants)
     m, _ = machine(hw, eff, serving, dtype, attention_dtype(dtype, kv_dtype), model.weight_block_size > 0,
-                   unquantized=has_unquantized(model, layer_type))
+                   unquantized=has_unquantized(model, layer_type),
+                   ep=ep if layer_type == "feedforward" and model.is_moe else 1.0)
     net = comm.Network.of(hw, eff)
     q, kv_len = (seq_length, seq_length) if phase == "prefill" else (q_len, kv_length)
     w = Work(phase, batch, q, kv_len, BYTES_PER_ELEMENT[dtype], ACTIVATION_BYTES[dtype],
