@@ -33,7 +33,7 @@ import math
 import re
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +86,8 @@ class Prediction:
     #: published rows: whether one sequence of the row's lengths fits beside the weights as Mantile models the
     #: stated deployment (the row ran, so False is an unstated memory setting or a memory-model miss)
     loads: bool = True
+    #: the row as read (its columns), for ``--by`` groups
+    row: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def error_pct(self) -> float:
@@ -588,6 +590,7 @@ def predictions(rows: Iterable[dict[str, Any]], hardware: str | None = None, eff
             continue
         if p is not None:
             p.where = _where(row, number)
+            p.row = row
             preds.append(p)
         elif passed is not None:
             passed.append((_where(row, number), "published row without input/output lengths or a stated load, "
@@ -656,6 +659,65 @@ def report(preds: list[Prediction], checks: list[tuple[str, bool, bool]], verbos
     return "\n".join(lines)
 
 
+#: what ``--by`` can group on beside a row's own columns: the Prediction's fields (``engine`` is the serving
+#: profile the row was predicted with, ``group`` its source)
+PREDICTION_KEYS = ("kind", "engine", "group", "model", "hardware", "dtype", "load", "metric")
+
+
+def parse_where(terms: Iterable[str]) -> list[tuple[str, str]]:
+    """``COLUMN=VALUE`` terms (``--where``) as (column, value) pairs; a term without '=' is an error."""
+    out = []
+    for term in terms:
+        column, eq, value = term.partition("=")
+        if not eq or not column.strip():
+            raise SpecError("--where", "where", term, "COLUMN=VALUE, e.g. mapped=true")
+        out.append((column.strip(), value.strip()))
+    return out
+
+
+def select_rows(rows: list[dict[str, Any]], where: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The rows whose every ``where`` column equals its value (as text, case-insensitive). A column no row
+    has is an error naming the columns there are (a typo would otherwise select nothing, silently)."""
+    if not where:
+        return rows
+    columns = {k for r in rows for k in r}
+    for column, _ in where:
+        if column not in columns:
+            raise SpecError("--where", "column", column, sorted(columns))
+    return [r for r in rows if all(str(r.get(c, "")).strip().lower() == v.lower() for c, v in where)]
+
+
+def _group_value(p: Prediction, column: str) -> str:
+    value = p.row.get(column)
+    if _present(value):
+        return str(value)
+    return str(getattr(p, column, "") or "") if column in PREDICTION_KEYS else ""
+
+
+def check_by(preds: list[Prediction], columns: list[str]) -> None:
+    """Every ``--by`` column is a column of a predicted row or a Prediction field."""
+    known = {k for p in preds for k in p.row} | set(PREDICTION_KEYS)
+    for column in columns:
+        if column not in known:
+            raise SpecError("--by", "column", column, sorted(known))
+
+
+def by_table(preds: list[Prediction], columns: list[str]) -> str:
+    """MAPE and median signed error per combination of ``columns`` (``--by``; a row's empty column reads
+    as the Prediction's field of that name where there is one, else blank)."""
+    groups: dict[tuple[str, ...], list[float]] = {}
+    for p in preds:
+        groups.setdefault(tuple(_group_value(p, c) for c in columns), []).append(p.error_pct)
+    title = " / ".join(columns)
+    width = max([len(title), *(len(" / ".join(k)) for k in groups)]) + 2
+    lines = [f"\n\n{title:<{width}} {'rows':>5} {'MAPE':>8} {'median':>8}"]
+    for key, errs in sorted(groups.items()):
+        median = sorted(errs)[len(errs) // 2]
+        lines.append(f"{' / '.join(key):<{width}} {len(errs):>5} {sum(abs(e) for e in errs) / len(errs):>7.1f}% "
+                     f"{median:>+7.1f}%")
+    return "\n".join(lines)
+
+
 def _coverage(preds: list[Prediction]) -> str:
     """The held-out coverage of the error bands per engine (``mantile.residuals``), where the rows come
     from at least two source families."""
@@ -672,18 +734,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--serving", default="auto", help="serving profile: auto (pytorch for measure.py rows, the "
                     "engine a published row names), or a conf/serving/ id for every row")
     ap.add_argument("--quiet", action="store_true", help="only the MAPE table")
+    ap.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
+                    help="keep only the rows whose COLUMN equals VALUE (text, case-insensitive); repeatable, "
+                    "all must hold (e.g. --where mapped=true --where disagg=false)")
+    ap.add_argument("--by", default="", metavar="COLUMNS",
+                    help="also print MAPE and median error per combination of these comma-separated row columns "
+                    f"(or Prediction fields: {', '.join(PREDICTION_KEYS)}), e.g. --by serving,hardware,dtype,metric")
     args = ap.parse_args(argv)
+    by = [c.strip() for c in args.by.split(",") if c.strip()]
     errors: list[tuple[str, str]] = []
     passed: list[tuple[str, str]] = []
     try:
+        selection = parse_where(args.where)
         rows = [r for f in args.files for r in read_rows(f)]
         errors += unusable_rows(rows)
         rows = [r for r in rows if "_not_an_object" not in r and r.get("kind") in (*KINDS, *OTHER_KINDS)]
+        rows = select_rows(rows, selection)
         missing: dict[str, int] = {}
         preds = predictions(rows, args.hardware, serving=args.serving, skips=missing, errors=errors, passed=passed)
         checks = memory_checks(rows, args.hardware, errors=errors)
         skips = {**missing, **skipped(rows, preds, sum(missing.values()))}
-        text = report(preds, checks, verbose=not args.quiet, skips=skips) + _coverage(preds)
+        if by:
+            check_by(preds, by)
+        text = (report(preds, checks, verbose=not args.quiet, skips=skips) + (by_table(preds, by) if by else "")
+                + _coverage(preds))
     except (SpecError, FileNotFoundError) as e:
         print(f"mantile.validate: error: {e}", file=sys.stderr)
         return 2

@@ -7,6 +7,8 @@ tightened as the model improves.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import mantile
@@ -239,3 +241,52 @@ def test_a_row_whose_deployment_cannot_hold_one_sequence_is_named_not_scored() -
     assert not estimate(model="llama_3.3_70b", hardware="nvidia_h100_80gb", tp=2, dtype="fp8", batch_size=400,
                         input_seq=5000, output_seq=500, serving="trtllm")["fits"]
     assert len(predictions([big_batch])) == 1
+
+
+def _published_csv(path, rows: list[dict]) -> None:
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_validate_selects_rows_and_groups_them_by_columns(tmp_path, capsys) -> None:
+    """``--where`` keeps the rows whose column equals the value; ``--by`` prints each group's row count, MAPE
+    (the mean of its rows' absolute errors) and median signed error, per combination of the columns."""
+    from mantile.validate import main
+
+    base = dict(kind="published", model="llama_3.1_8b", hardware="nvidia_h100_80gb", dtype="bf16", tp=1,
+                input_seq=1024, output_seq=128, metric="ttft_ms", value=100.0, software="vLLM",
+                source="constructed", concurrency=8, mapped="true")
+    rows = [base, {**base, "metric": "tpot_ms", "value": 10.0}, {**base, "concurrency": 16, "value": 150.0},
+            {**base, "hardware": "nvidia_h200_141gb", "value": 90.0}, {**base, "mapped": "false", "value": 1.0}]
+    path = tmp_path / "rows.csv"
+    _published_csv(path, rows)
+    assert main([str(path), "--quiet", "--where", "mapped=TRUE", "--by", "hardware,metric"]) == 0
+    out = capsys.readouterr().out
+    errs = [p.error_pct for p in predictions(rows[:4])]  # the row with mapped=false is left out
+    assert re.search(r"^published\s+4\s", out, re.M)  # 4 rows scored
+    h100_ttft = [errs[0], errs[2]]
+    line = next(x for x in out.splitlines() if x.startswith("nvidia_h100_80gb / ttft_ms"))
+    assert line.split()[3] == "2" and line.split()[4] == f"{(abs(h100_ttft[0]) + abs(h100_ttft[1])) / 2:.1f}%"
+    line = next(x for x in out.splitlines() if x.startswith("nvidia_h200_141gb / ttft_ms"))
+    assert line.split()[3] == "1" and line.split()[5] == f"{errs[3]:+.1f}%"
+
+
+def test_validate_names_an_unknown_where_or_by_column(tmp_path, capsys) -> None:
+    from mantile.validate import main
+
+    path = tmp_path / "rows.csv"
+    _published_csv(path, [dict(kind="published", model="llama_3.1_8b", hardware="nvidia_h100_80gb", dtype="bf16",
+                               tp=1, input_seq=1024, output_seq=128, metric="ttft_ms", value=100.0,
+                               software="vLLM", source="constructed", concurrency=8)])
+    assert main([str(path), "--where", "mapd=true"]) == 2
+    err = capsys.readouterr().err
+    assert "'mapd'" in err and "'concurrency'" in err
+    assert main([str(path), "--by", "hardwar"]) == 2
+    err = capsys.readouterr().err
+    assert "'hardwar'" in err and "'hardware'" in err and "'engine'" in err
+    assert main([str(path), "--where", "mapped"]) == 2
+    assert "COLUMN=VALUE" in capsys.readouterr().err
