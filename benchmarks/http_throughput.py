@@ -1,11 +1,11 @@
 """HTTP API throughput of this tree beside a previous commit's, measured in the same run.
 
     .venv/bin/python benchmarks/http_throughput.py                      # this tree vs HEAD~1
-    .venv/bin/python benchmarks/http_throughput.py --ref main --workers 2 --clients 64 --seconds 10
+    .venv/bin/python benchmarks/http_throughput.py --ref main --workers 2 --heavy-concurrency 1 --clients 64
     .venv/bin/python benchmarks/http_throughput.py --ref none           # this tree only
 
-Each tree's server (``python -m mantile.api --workers N``; the ref checked out into a temporary git
-worktree) is started in turn on a free port and loaded by ``--clients`` closed-loop clients, each
+Each tree's server (``python -m mantile.api --workers N --heavy-concurrency H``; the ref checked out
+into a temporary git worktree) is started in turn on a free port and loaded by ``--clients`` closed-loop clients, each
 sending its next ``POST /config/system-metrics`` as soon as its previous answer arrives, for
 ``--seconds`` after a warm-up. The requests cycle through a few bodies (batch sizes and lengths) so
 no answer can be served from a cache. The clients are raw asyncio streams writing HTTP/1.1
@@ -76,10 +76,10 @@ async def load(port: int, clients: int, seconds: float, warmup: float) -> tuple[
     return n / seconds, latencies[n // 2] * 1e3, latencies[min(n - 1, int(n * 0.99))] * 1e3, len(errors)
 
 
-def serve(tree: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+def serve(tree: Path, port: int, workers: int, heavy: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     proc = subprocess.Popen([sys.executable, "-m", "mantile.api", "--port", str(port), "--workers", str(workers),
-                             "--log-level", "warning"], cwd=tree, env=env,
+                             "--heavy-concurrency", str(heavy), "--log-level", "warning"], cwd=tree, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -97,7 +97,7 @@ def serve(tree: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
 
 def measure(tree: Path, args: argparse.Namespace) -> tuple[float, float, float, int]:
     port = free_port()
-    proc = serve(tree, port, args.workers)
+    proc = serve(tree, port, args.workers, args.heavy_concurrency)
     try:
         return asyncio.run(load(port, args.clients, args.seconds, args.warmup))
     finally:
@@ -108,7 +108,9 @@ def measure(tree: Path, args: argparse.Namespace) -> tuple[float, float, float, 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ref", default="HEAD~1", help="git ref to compare with ('none': this tree only)")
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="server worker processes (default 2: one per core here)")
+    ap.add_argument("--heavy-concurrency", type=int, default=1,
+                    help="estimate processes per server worker (default 1: workers x this = the 2 cores)")
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--warmup", type=float, default=3.0)
@@ -125,7 +127,8 @@ def main() -> None:
     finally:
         if tmp:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", tmp], capture_output=True)
-    print(f"machine: {os.cpu_count()} cores; {args.workers} server workers, {args.clients} closed-loop clients, "
+    print(f"machine: {os.cpu_count()} cores; {args.workers} server workers x {args.heavy_concurrency} estimate "
+          f"processes, {args.clients} closed-loop clients, "
           f"{args.seconds:g} s; POST /config/system-metrics (llama_3.1_8b, 12 bodies)")
     names = list(results)
     print(f"{'figure':<22}" + "".join(f"{n:>14}" for n in names) + ("     ratio" if len(names) == 2 else ""))

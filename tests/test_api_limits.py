@@ -295,3 +295,71 @@ def test_request_head_over_the_limit_is_refused(server: tuple[str, int]) -> None
             b"Content-Length: %d\r\n\r\n" % (u.hostname.encode(), len(body)))
     reply, _ = _raw(url, head, body)
     assert reply[9:12] == b"422", reply[:300]  # read in full and answered (an unknown key), not refused
+
+
+class _Transport:
+    """Just enough of an asyncio transport for one uvicorn protocol: what it writes, and whether it closed."""
+
+    def __init__(self) -> None:
+        self.out, self.closing = bytearray(), False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(name, default)
+
+    def write(self, data: bytes) -> None:
+        self.out += data
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def set_protocol(self, protocol: Any) -> None: ...
+
+
+def test_a_keep_alive_connection_holds_one_header_timer() -> None:
+    """200 requests on one keep-alive connection leave at most one header timer and uvicorn's own
+    keep-alive timer pending on the loop (each timer left to run out held its request's objects for the
+    whole header timeout); a head that never completes is still closed when its timer fires."""
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from mantile.api.limits import GuardedHttpToolsProtocol, ServerLimits
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def main() -> tuple[int, int, bool]:
+        loop = asyncio.get_running_loop()
+        config = uvicorn.Config(app, http=GuardedHttpToolsProtocol, lifespan="off", log_level="error")
+        config.load()
+        GuardedHttpToolsProtocol.limits = ServerLimits(header_timeout_s=0.2)
+        proto = GuardedHttpToolsProtocol(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+        transport = _Transport()
+        proto.connection_made(transport)  # type: ignore[arg-type]
+        for _ in range(200):
+            before = transport.out.count(b"HTTP/1.1 200")
+            proto.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            while transport.out.count(b"HTTP/1.1 200") == before:
+                await asyncio.sleep(0)
+        pending = sum(not h.cancelled() for h in loop._scheduled)  # type: ignore[attr-defined]
+        answered = transport.out.count(b"HTTP/1.1 200")
+        proto.data_received(b"GET / HTTP/1.1\r\nHost:")  # half a head, then nothing
+        await asyncio.sleep(0.4)
+        return pending, answered, transport.closing
+
+    try:
+        pending, answered, closed = asyncio.run(main())
+    finally:
+        GuardedHttpToolsProtocol.limits = None
+    assert answered == 200
+    assert pending <= 2, pending
+    assert closed

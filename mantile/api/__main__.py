@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as e:
         parser.error(str(e))
     os.environ.update(limits.to_env())  # every worker process (and create_app there) reads these
+    # loop "auto" (uvicorn's default) is uvloop where it is installed (a dependency off Windows): about twice
+    # the requests/s of asyncio's loop on the benchmark (README "HTTP API")
     uvicorn.run("mantile.api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
                 log_level=args.log_level, http=GuardedHttpToolsProtocol, limit_concurrency=limits.max_connections,
                 timeout_keep_alive=int(limits.keep_alive_timeout_s) or 1)

@@ -225,11 +225,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     complete request head within ``header_timeout_s`` (first request, or the next one after a response)
     is closed (slowloris, half-open connections); and bytes of a request head beyond ``max_header_bytes``
     (request line and headers, up to the blank line) are a 400 and the connection closes, counted as they
-    arrive, before httptools buffers a header that never ends."""
+    arrive, before httptools buffers a header that never ends.
+
+    A connection has at most one header timer, cancelled as soon as the head it waits for is complete (or
+    the connection goes). A timer left to run out after every response held its request's objects for the
+    whole timeout: at 2,000 requests/s some 250,000 objects in the oldest GC generation, whose full
+    collections then stalled the event loop for up to 150 ms every half second (the p99 latency)."""
 
     limits: ServerLimits | None = None
     head_bytes: int = 0  # bytes of the request head being received (-1 once it is complete)
     head_tail: bytes = b""  # the last 3 bytes received while a head was open: a terminator may straddle chunks
+    header_timer: asyncio.TimerHandle | None = None  # closes the connection unless a complete head arrives first
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
@@ -240,7 +246,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing():
+        # a pipelined request whose head already came is being answered: no head is awaited yet
+        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
             self._arm_header_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -255,7 +262,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self.head_tail = seen[-3:]
             else:  # the head is complete: its body and anything after it are not head bytes
                 self.head_bytes, self.head_tail = -1, b""
+                self._cancel_header_timer()
         super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -268,11 +280,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         return GuardedHttpToolsProtocol.limits
 
     def _arm_header_timer(self) -> None:
-        started = self.cycle
+        """Close the connection unless a complete request head arrives within the timeout (the timer is
+        cancelled when it does: ``data_received``)."""
+        self._cancel_header_timer()
+        self.header_timer = self.loop.call_later(self._limits().header_timeout_s, self._header_timeout)
 
-        def expire() -> None:
-            idle = self.cycle is started and (started is None or started.response_complete)
-            if idle and not self.transport.is_closing():
-                self.transport.close()
+    def _header_timeout(self) -> None:
+        self.header_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
 
-        self.loop.call_later(self._limits().header_timeout_s, expire)
+    def _cancel_header_timer(self) -> None:
+        if self.header_timer is not None:
+            self.header_timer.cancel()
+            self.header_timer = None
