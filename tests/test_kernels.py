@@ -282,3 +282,24 @@ def test_fitted_ep_efficiencies_load_with_integer_sizes() -> None:
     g = system_efficiency(load_hardware("nvidia_b200_180gb"), load_serving("trtllm")).moe_gemm_constants("fp4")
     assert g.ep_efficiency and all(isinstance(ep, int) and ep >= 2 for ep in g.ep_efficiency)
     assert g.ep_efficiency[4] < 0.5 * g.gemm_efficiency
+
+
+def test_one_points_machine_is_built_once_per_inputs() -> None:
+    """``costs.step.machine`` memoizes a single point's machine (string formats, a scalar ep): the same
+    hardware, profiles and formats give the same frozen Machine; another profile object, even one equal but
+    for one constant, gets its own (the cache is keyed by the objects themselves, kept alive in it)."""
+    from mantile.costs.step import machine
+    from mantile.engine.spec import system_efficiency
+    from mantile.specs import load_hardware, load_serving
+
+    hw, serving = load_hardware("nvidia_h200_141gb"), load_serving("trtllm")
+    eff = system_efficiency(hw, serving)
+    m1, _ = machine(hw, eff, serving, "fp8", "fp8", ep=4.0)
+    m2, _ = machine(hw, eff, serving, "fp8", "fp8", ep=4.0)
+    assert m1 is m2
+    assert machine(hw, eff, serving, "fp8", "fp8", ep=8.0)[0] is not m1
+    g = eff.gemm_constants("fp8")
+    other = dataclasses.replace(eff, gemm_dtypes={**eff.gemm_dtypes, "fp8": dataclasses.replace(
+        g, gemm_efficiency=g.gemm_efficiency / 2)})
+    m3, _ = machine(hw, other, serving, "fp8", "fp8", ep=4.0)
+    assert float(m3.gemm_efficiency) == pytest.approx(float(m1.gemm_efficiency) / 2, rel=1e-12)

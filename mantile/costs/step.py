@@ -10,6 +10,7 @@ serving profile's collective overlap.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,9 +39,34 @@ TOTAL_SLOTS = ("flops", "bytes", "busy_s", "compute_bound_s", "overhead_s", "com
 MACHINE_OF = {"attention": "attention", "feedforward": "feedforward", "norm": "attention", "embedding": "embedding"}
 
 
+#: one point's machines (``machine`` with a single dtype, attention format and ep): the same inputs give the
+#: same frozen Machine, so ``estimate`` builds each once per (hardware, profiles, formats, ep), not twice per
+#: call (the step's machines and the floor's). Keyed by the specs' identities, which each entry keeps alive.
+_SCALAR_MACHINES: dict[tuple[Any, ...], tuple[tuple[object, ...], tuple[Machine, np.ndarray]]] = {}
+_SCALAR_MACHINES_MAX = 512
+
+
 def machine(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, dtype: StrColumn,
             attention: StrColumn, block_scaled: bool = False, sums: frozenset[str] = frozenset(),
             unquantized: bool = False, ep: Array = 1.0) -> tuple[Machine, np.ndarray]:
+    """(the machine a layer computing in ``dtype`` runs on, whether the device has that dtype's peak), per
+    point (see ``_machine``); one point's (string formats, a scalar ep) is memoized."""
+    if not (isinstance(dtype, str) and isinstance(attention, str) and np.ndim(ep) == 0):
+        return _machine(hw, eff, serving, dtype, attention, block_scaled, sums, unquantized, ep)
+    key = (id(hw), id(eff), id(serving), dtype, attention, block_scaled, sums, unquantized, float(ep))
+    hit = _SCALAR_MACHINES.get(key)
+    if hit is not None and hit[0][0] is hw and hit[0][1] is eff and hit[0][2] is serving:
+        return hit[1]
+    out = _machine(hw, eff, serving, dtype, attention, block_scaled, sums, unquantized, ep)
+    if len(_SCALAR_MACHINES) >= _SCALAR_MACHINES_MAX:
+        _SCALAR_MACHINES.clear()
+    _SCALAR_MACHINES[key] = ((hw, eff, serving), out)
+    return out
+
+
+def _machine(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, dtype: StrColumn,
+             attention: StrColumn, block_scaled: bool, sums: frozenset[str], unquantized: bool,
+             ep: Array) -> tuple[Machine, np.ndarray]:
     """(the machine a layer computing in ``dtype`` runs on, whether the device has that dtype's peak), per
     point: the dtype's peak, its dense and grouped (MoE) GEMM constants, the peak of the format attention
     computes in (``attention``), and the activation-quantize kernel where the serving stack launches one
