@@ -664,27 +664,36 @@ def report(preds: list[Prediction], checks: list[tuple[str, bool, bool]], verbos
 PREDICTION_KEYS = ("kind", "engine", "group", "model", "hardware", "dtype", "load", "metric")
 
 
-def parse_where(terms: Iterable[str]) -> list[tuple[str, str]]:
-    """``COLUMN=VALUE`` terms (``--where``) as (column, value) pairs; a term without '=' is an error."""
+def parse_where(terms: Iterable[str]) -> list[tuple[str, str, bool]]:
+    """``COLUMN=VALUE`` (equals) and ``COLUMN~=TEXT`` (contains) terms (``--where``) as (column, value,
+    contains) triples; a term with neither is an error."""
     out = []
     for term in terms:
         column, eq, value = term.partition("=")
+        contains = column.endswith("~")
+        column = column[:-1] if contains else column
         if not eq or not column.strip():
-            raise SpecError("--where", "where", term, "COLUMN=VALUE, e.g. mapped=true")
-        out.append((column.strip(), value.strip()))
+            raise SpecError("--where", "where", term, "COLUMN=VALUE or COLUMN~=TEXT, e.g. mapped=true")
+        out.append((column.strip(), value.strip().lower(), contains))
     return out
 
 
-def select_rows(rows: list[dict[str, Any]], where: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """The rows whose every ``where`` column equals its value (as text, case-insensitive). A column no row
-    has is an error naming the columns there are (a typo would otherwise select nothing, silently)."""
+def select_rows(rows: list[dict[str, Any]], where: list[tuple[str, str, bool]]) -> list[dict[str, Any]]:
+    """The rows where every ``where`` term holds: the column equals the value, or contains the text (as
+    text, case-insensitive). A column no row has is an error naming the columns there are (a typo would
+    otherwise select nothing, silently)."""
     if not where:
         return rows
     columns = {k for r in rows for k in r}
-    for column, _ in where:
+    for column, _, _ in where:
         if column not in columns:
             raise SpecError("--where", "column", column, sorted(columns))
-    return [r for r in rows if all(str(r.get(c, "")).strip().lower() == v.lower() for c, v in where)]
+
+    def holds(row: dict[str, Any], column: str, value: str, contains: bool) -> bool:
+        text = str(row.get(column, "")).strip().lower()
+        return value in text if contains else text == value
+
+    return [r for r in rows if all(holds(r, *term) for term in where)]
 
 
 def _group_value(p: Prediction, column: str) -> str:
@@ -735,8 +744,8 @@ def main(argv: list[str] | None = None) -> int:
                     "engine a published row names), or a conf/serving/ id for every row")
     ap.add_argument("--quiet", action="store_true", help="only the MAPE table")
     ap.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
-                    help="keep only the rows whose COLUMN equals VALUE (text, case-insensitive); repeatable, "
-                    "all must hold (e.g. --where mapped=true --where disagg=false)")
+                    help="keep only the rows whose COLUMN equals VALUE, or with COLUMN~=TEXT contains TEXT (text, "
+                    "case-insensitive); repeatable, all must hold (e.g. --where mapped=true --where source~=gpustack)")
     ap.add_argument("--by", default="", metavar="COLUMNS",
                     help="also print MAPE and median error per combination of these comma-separated row columns "
                     f"(or Prediction fields: {', '.join(PREDICTION_KEYS)}), e.g. --by serving,hardware,dtype,metric")

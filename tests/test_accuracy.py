@@ -253,8 +253,9 @@ def _published_csv(path, rows: list[dict]) -> None:
 
 
 def test_validate_selects_rows_and_groups_them_by_columns(tmp_path, capsys) -> None:
-    """``--where`` keeps the rows whose column equals the value; ``--by`` prints each group's row count, MAPE
-    (the mean of its rows' absolute errors) and median signed error, per combination of the columns."""
+    """``--where`` keeps the rows whose column equals the value (``~=``: contains the text); ``--by`` prints
+    each group's row count, MAPE (the mean of its rows' absolute errors) and median signed error, per
+    combination of the columns."""
     from mantile.validate import main
 
     base = dict(kind="published", model="llama_3.1_8b", hardware="nvidia_h100_80gb", dtype="bf16", tp=1,
@@ -264,7 +265,8 @@ def test_validate_selects_rows_and_groups_them_by_columns(tmp_path, capsys) -> N
             {**base, "hardware": "nvidia_h200_141gb", "value": 90.0}, {**base, "mapped": "false", "value": 1.0}]
     path = tmp_path / "rows.csv"
     _published_csv(path, rows)
-    assert main([str(path), "--quiet", "--where", "mapped=TRUE", "--by", "hardware,metric"]) == 0
+    assert main([str(path), "--quiet", "--where", "mapped=TRUE", "--where", "source~=STRUCT", "--by",
+                 "hardware,metric"]) == 0
     out = capsys.readouterr().out
     errs = [p.error_pct for p in predictions(rows[:4])]  # the row with mapped=false is left out
     assert re.search(r"^published\s+4\s", out, re.M)  # 4 rows scored
@@ -290,3 +292,5 @@ def test_validate_names_an_unknown_where_or_by_column(tmp_path, capsys) -> None:
     assert "'hardwar'" in err and "'hardware'" in err and "'engine'" in err
     assert main([str(path), "--where", "mapped"]) == 2
     assert "COLUMN=VALUE" in capsys.readouterr().err
+    assert main([str(path), "--where", "source~=nowhere"]) == 1  # nothing selected: nothing compared
+    assert "no row could be compared" in capsys.readouterr().err
