@@ -638,11 +638,7 @@ def report(preds: list[Prediction], checks: list[tuple[str, bool, bool]], verbos
             if getattr(p, key):
                 groups.setdefault(getattr(p, key), []).append(p.error_pct)
         if groups:
-            lines.append(f"\n{title:<60} {'rows':>5} {'MAPE':>8} {'median':>8}")
-            for g, errs in sorted(groups.items()):
-                median = sorted(errs)[len(errs) // 2]
-                lines.append(f"{g:<60} {len(errs):>5} {sum(abs(e) for e in errs) / len(errs):>7.1f}% "
-                             f"{median:>+7.1f}%")
+            lines.append("\n" + _groups_table(title, groups, 60))
     spec = speculative_summary(preds)
     if spec["rows"]:
         lines.append(f"\nspeculative decoding rows: {spec['rows']} (aggregated {spec['aggregated']}), MAPE "
@@ -714,16 +710,19 @@ def check_by(preds: list[Prediction], columns: list[str]) -> None:
 def by_table(preds: list[Prediction], columns: list[str]) -> str:
     """MAPE and median signed error per combination of ``columns`` (``--by``; a row's empty column reads
     as the Prediction's field of that name where there is one, else blank)."""
-    groups: dict[tuple[str, ...], list[float]] = {}
+    groups: dict[str, list[float]] = {}
     for p in preds:
-        groups.setdefault(tuple(_group_value(p, c) for c in columns), []).append(p.error_pct)
+        groups.setdefault(" / ".join(_group_value(p, c) for c in columns), []).append(p.error_pct)
     title = " / ".join(columns)
-    width = max([len(title), *(len(" / ".join(k)) for k in groups)]) + 2
-    lines = [f"\n\n{title:<{width}} {'rows':>5} {'MAPE':>8} {'median':>8}"]
-    for key, errs in sorted(groups.items()):
+    return "\n\n" + _groups_table(title, groups, max([len(title), *map(len, groups)]) + 2)
+
+
+def _groups_table(title: str, groups: dict[str, list[float]], width: int) -> str:
+    """One line per group, sorted: its rows, MAPE (mean absolute error) and median signed error, in %."""
+    lines = [f"{title:<{width}} {'rows':>5} {'MAPE':>8} {'median':>8}"]
+    for g, errs in sorted(groups.items()):
         median = sorted(errs)[len(errs) // 2]
-        lines.append(f"{' / '.join(key):<{width}} {len(errs):>5} {sum(abs(e) for e in errs) / len(errs):>7.1f}% "
-                     f"{median:>+7.1f}%")
+        lines.append(f"{g:<{width}} {len(errs):>5} {sum(abs(e) for e in errs) / len(errs):>7.1f}% {median:>+7.1f}%")
     return "\n".join(lines)
 
 
