@@ -109,3 +109,47 @@ def test_2d_front_is_n_log_n_fast() -> None:
     keep = front2(a, b)
     assert time.perf_counter() - t0 < 5.0  # O(n^2) would take hours
     assert 1 <= keep.sum() < 100
+
+
+def _chunky_table(n: int, seed: int) -> pl.DataFrame:
+    """A results-like table: per-workload groups, ties, infeasible rows, and a wide payload column."""
+    rng = np.random.default_rng(seed)
+    return pl.DataFrame({
+        "model_id": ["m"] * n, "hardware_id": ["h"] * n,
+        "input_seq": rng.choice([256, 512, 1024], n), "output_seq": rng.choice([64, 128], n),
+        "tpot_ms": rng.integers(1, 60, n).astype(float), "throughput_tokens_per_s_per_device":
+            rng.integers(1, 60, n).astype(float), "fits": rng.random(n) < 0.8,
+        "num_devices": rng.choice([1, 2, 4], n), "tp": rng.choice([1, 2, 4], n), "batch_size": rng.integers(1, 9, n),
+        "payload": rng.random(n), "row": np.arange(n)})
+
+
+def test_pareto_rows_gathers_the_same_front_as_pareto_front() -> None:
+    """``pareto_rows`` finds the front on the columns it reads and gathers the full rows from the Arrow
+    table: the same rows, in the same order, as ``pareto_front`` on the whole frame (ties included)."""
+    from mantile.analysis.pareto import DEFAULT_BY, pareto_rows
+
+    df = _chunky_table(5_000, 1)
+    chunked = pl.concat([df[:1_700], df[1_700:]], rechunk=False).to_arrow()
+    got = pl.from_arrow(pareto_rows(chunked, by=DEFAULT_BY))
+    assert isinstance(got, pl.DataFrame)
+    assert got.equals(pareto_front(df, by=DEFAULT_BY))
+
+
+def test_front_folder_folds_early_when_its_fronts_hold_many_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep driver's front of chunk fronts: with a small byte budget it folds long before 32 fronts
+    (the driver then holds a few, not 32 fronts of up to 20 MB each), and the result is the front of the
+    whole table whatever the folding."""
+    from mantile.analysis.pareto import DEFAULT_BY
+    from mantile.engine import runner
+
+    df = _chunky_table(20_000, 2)
+    settings = runner.ParetoSettings(by=DEFAULT_BY)
+    whole = settings.front(df)
+    monkeypatch.setattr(runner, "FRONT_BYTES_BEFORE_MERGE", 1)  # every add past the first folds
+    folder = runner.FrontFolder(settings)
+    held = []
+    for lo in range(0, df.height, 1_000):
+        folder.add(settings.front(df[lo:lo + 1_000]).to_arrow())
+        held.append(len(folder.fronts))
+    assert max(held) <= 2
+    assert folder.front().sort("row").equals(whole.sort("row"))

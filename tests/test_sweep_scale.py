@@ -101,7 +101,8 @@ def test_a_grid_too_big_for_the_disk_is_refused_with_its_size_and_time(spec, tmp
     assert rows == 512 and n_bytes == 512 * limits.PARQUET_BYTES_PER_ROW
     assert seconds == pytest.approx(512 / (2 * limits.POINTS_PER_S_PER_WORKER))
     monkeypatch.setattr(limits, "free_bytes", lambda path: 1000)
-    with pytest.raises(SpecError, match=r"512 rows, ~28.2 KB of Parquet, ~0 s.*needs ~33.8 KB free"):
+    # 512 rows x 84 bytes = 43,008 bytes; x 1.2 headroom = 51,610 bytes
+    with pytest.raises(SpecError, match=r"512 rows, ~43.0 KB of Parquet, ~0 s.*needs ~51.6 KB free"):
         run(spec, EngineSettings(progress=False), tmp_path / "results.parquet")
     assert list(tmp_path.iterdir()) == []
 

@@ -4,11 +4,13 @@
 runner refuses a sweep whose Parquet output would not fit on the disk it writes to
 (``check_disk``), with the estimate in the message, instead of failing hours later on a full disk.
 
-The per-row figures were measured with ``benchmarks/sweep_speed.py`` (llama_3.3_70b on
-nvidia_h100_80gb_x4, 52 columns): at most 55 bytes per row of zstd Parquet, and about 50,000
-points/s per worker for evaluation + table + Parquet on a 2-core Xeon VM (the named-kernel cost
-model). A different model or cost model moves them by tens of percent; the estimate is a guard and
-an ETA, not a promise.
+The per-row figures were measured on the 100M-point CLI sweep of ``docs/scale.md`` (llama_3.3_70b on
+nvidia_h100_80gb_x4, stop 27): 8,394,264,808 bytes of zstd Parquet for 100,663,296 rows of 83 columns,
+83.4 bytes a row (55 when the table had 52 columns: the floors, bands and serving columns added since
+made the old figure a guard that passed sweeps it should have refused), and 536,000 points/s on 2
+workers, 268,000 per worker, on a quiet day of this 2-core VM (46,000 per worker on a day its load
+average was about 12). A different model or cost model moves them by tens of percent; the estimate is
+a guard and an ETA, not a promise.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from typing import NamedTuple
 from mantile.engine.spec import SweepSpec
 from mantile.specs import SpecError
 
-PARQUET_BYTES_PER_ROW = 55  # zstd, 52 columns (measured, see the module docstring)
-POINTS_PER_S_PER_WORKER = 50_000  # evaluate + results table + Parquet part, one core (measured)
+PARQUET_BYTES_PER_ROW = 84  # zstd, 83 columns (measured, see the module docstring)
+POINTS_PER_S_PER_WORKER = 268_000  # evaluate + results table + Parquet part, one core (measured, quiet day)
 DISK_HEADROOM = 1.2  # the estimate times this must fit (per-chunk overheads, a model with more layers)
 
 

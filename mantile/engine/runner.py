@@ -35,7 +35,7 @@ import pyarrow as pa
 from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
-from mantile.analysis.pareto import pareto_front
+from mantile.analysis.pareto import pareto_front, pareto_rows
 from mantile.engine import dataset, io, limits
 from mantile.engine.cluster import BACKENDS, LOCAL_BACKENDS, backend_context
 from mantile.engine.grid import chunks, shape
@@ -47,6 +47,10 @@ KEEP_IN_MEMORY_MAX_POINTS = 2_000_000  # keep_in_memory=null keeps the table up 
 WINDOW_TASKS_PER_WORKER = 8  # chunks dispatched ahead per worker before the parent catches up
 MIN_TASKS_FOR_WORKERS = 4  # fewer chunks than this run in-process even with n_jobs > 1
 FRONTS_BEFORE_MERGE = 32  # chunk fronts collected before they are folded into one
+#: ... or fewer, once those not yet folded hold this many bytes (or as many as the folded front, whichever is
+#: more: the folds' work stays proportional to what they keep). A chunk's per-workload front can be 20 MB
+#: (65,536 points of 32 x 32 workloads), so 32 of them held 600-700 MB in the driver of a 25M-point CLI sweep.
+FRONT_BYTES_BEFORE_MERGE = 64 << 20
 SHARED_MEMORY_DIR = "/dev/shm"  # worker results are spilled here as Arrow files (Linux tmpfs)
 SPILL_MIN_FREE_BYTES = 4 << 30  # ... when it has room for a few windows of chunks
 WORKER_DEATHS = ("TerminatedWorkerError", "BrokenProcessPool", "KilledWorker")
@@ -101,22 +105,31 @@ class ParetoSettings:
 @dataclass
 class FrontFolder:
     """Fronts of pieces folded into one: a front of fronts is the front of the whole. Folded every
-    ``FRONTS_BEFORE_MERGE`` pieces, so memory holds a few fronts, not the table."""
+    ``FRONTS_BEFORE_MERGE`` pieces, or sooner when the pieces not yet folded hold
+    ``FRONT_BYTES_BEFORE_MERGE`` bytes and more than the folded front, so memory holds a few fronts, not
+    the table."""
 
     pareto: ParetoSettings
     fronts: list[pa.Table] = field(default_factory=list)
+    folded_bytes: int = 0  # the folded front's (the first of ``fronts`` after a fold)
+    pending_bytes: int = 0  # the fronts added since
 
     def add(self, front: pa.Table) -> None:
         self.fronts.append(front)
-        if len(self.fronts) >= FRONTS_BEFORE_MERGE:
-            self.fronts = [self.front().to_arrow()]
+        self.pending_bytes += front.nbytes
+        if len(self.fronts) >= FRONTS_BEFORE_MERGE or \
+                self.pending_bytes >= max(FRONT_BYTES_BEFORE_MERGE, self.folded_bytes):
+            folded = self.front().to_arrow()
+            self.fronts, self.folded_bytes, self.pending_bytes = [folded], folded.nbytes, 0
 
     def front(self) -> pl.DataFrame:
         if not self.fronts:
             return pl.DataFrame()
-        df = pl.from_arrow(pa.concat_tables(self.fronts))
+        p = self.pareto
+        rows = pareto_rows(pa.concat_tables(self.fronts), p.latency, p.throughput, p.by, p.cost)
+        df = pl.from_arrow(rows)
         assert isinstance(df, pl.DataFrame)
-        return self.pareto.front(df)
+        return df
 
 
 @dataclass
