@@ -123,18 +123,6 @@ def _chunky_table(n: int, seed: int) -> pl.DataFrame:
         "payload": rng.random(n), "row": np.arange(n)})
 
 
-def test_pareto_rows_gathers_the_same_front_as_pareto_front() -> None:
-    """``pareto_rows`` finds the front on the columns it reads and gathers the full rows from the Arrow
-    table: the same rows, in the same order, as ``pareto_front`` on the whole frame (ties included)."""
-    from mantile.analysis.pareto import DEFAULT_BY, pareto_rows
-
-    df = _chunky_table(5_000, 1)
-    chunked = pl.concat([df[:1_700], df[1_700:]], rechunk=False).to_arrow()
-    got = pl.from_arrow(pareto_rows(chunked, by=DEFAULT_BY))
-    assert isinstance(got, pl.DataFrame)
-    assert got.equals(pareto_front(df, by=DEFAULT_BY))
-
-
 def test_front_folder_folds_early_when_its_fronts_hold_many_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
     """The sweep driver's front of chunk fronts: with a small byte budget it folds long before 32 fronts
     (the driver then holds a few, not 32 fronts of up to 20 MB each), and the result is the front of the

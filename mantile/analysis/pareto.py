@@ -24,7 +24,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 
 PIVOTS = 64  # weighted-sum minimizers used to prune the 3-D sweep
 DEFAULT_BY = ("model_id", "hardware_id", "input_seq", "output_seq")  # one front per model, system, workload
@@ -54,28 +53,14 @@ def pareto_front(df: pl.DataFrame, latency: str = "tpot_ms",
         lat, thr = g[latency].to_numpy(), g[throughput].to_numpy()
         keep = front2(lat, -thr) if cost is None else front3(lat, -thr, g[cost].to_numpy())
         rows.append(g["_row"].to_numpy()[keep])
-    front = df[np.concatenate(rows)] if rows else df.head(0)
+    # the ties and the order are settled on the few columns they read; the front's full rows are gathered
+    # once, at the end (a front of fronts in the sweep's driver has ~110 columns and up to 350,000 rows)
+    ties = [c for c in TIE_BREAK if c in df.columns] if collapse_ties else []
+    front = df.select(row, *dict.fromkeys([*by, *objectives, *ties]))[np.concatenate(rows) if rows else []]
     if collapse_ties and front.height > 1:
-        ties = [c for c in TIE_BREAK if c in front.columns]
         front = (front.sort(ties, maintain_order=True) if ties else front).unique(
             subset=[*by, *objectives], keep="first", maintain_order=True)
-    return front.sort([*by, latency], maintain_order=True)
-
-
-def pareto_rows(table: pa.Table, latency: str = "tpot_ms", throughput: str = "throughput_tokens_per_s_per_device",
-                by: Sequence[str] = DEFAULT_BY, cost: str | None = None) -> pa.Table:
-    """``pareto_front`` of an Arrow table (one chunk or many), its rows gathered from the table: the front
-    is found on the few columns it reads (objectives, groups, ``fits``, ``TIE_BREAK``) with each row's
-    position, and only the front's rows of the full width are copied. The same rows in the same order as
-    ``pareto_front(pl.from_arrow(table))``, which copies every column of every row first (a front of fronts
-    of 350,000 rows: about 1 GB of temporaries, against the narrow frame's 40 MB)."""
-    wanted = [latency, throughput, *([cost] if cost else []), *by, "fits", *TIE_BREAK]
-    names = [c for c in dict.fromkeys(wanted) if c in table.column_names]
-    narrow = pl.from_arrow(table.select(names))
-    assert isinstance(narrow, pl.DataFrame)
-    narrow = narrow.with_row_index("_source_row")
-    front = pareto_front(narrow, latency, throughput, by, cost)
-    return table.take(pa.array(front["_source_row"].to_numpy()))
+    return df[front.sort([*by, latency], maintain_order=True)["_row"].to_numpy()]
 
 
 def _codes(df: pl.DataFrame, by: list[str]) -> list[pl.Expr]:

@@ -35,7 +35,7 @@ import pyarrow as pa
 from joblib import Parallel, delayed, parallel_config
 from tqdm import tqdm
 
-from mantile.analysis.pareto import pareto_front, pareto_rows
+from mantile.analysis.pareto import pareto_front
 from mantile.engine import dataset, io, limits
 from mantile.engine.cluster import BACKENDS, LOCAL_BACKENDS, backend_context
 from mantile.engine.grid import chunks, shape
@@ -125,11 +125,10 @@ class FrontFolder:
     def front(self) -> pl.DataFrame:
         if not self.fronts:
             return pl.DataFrame()
-        p = self.pareto
-        rows = pareto_rows(pa.concat_tables(self.fronts), p.latency, p.throughput, p.by, p.cost)
-        df = pl.from_arrow(rows)
+        # the pieces as they came (no rechunk: ``pareto_front`` reads a few columns and gathers the kept rows)
+        df = pl.from_arrow(pa.concat_tables(self.fronts), rechunk=False)
         assert isinstance(df, pl.DataFrame)
-        return df
+        return self.pareto.front(df)
 
 
 @dataclass
