@@ -156,7 +156,15 @@ def test_fp8_and_long_prefill_file_meets_its_gate() -> None:
 #: rows, not to these), not at the ep = 1 rate over 1/ep of the work: serving_results 70.3% -> 69.5%
 #: (trtllm_bench 28.4% -> 26.6%, median +17.9% -> +16.4%; Qwen3-235B-A22B NVFP4 EP4 on B200 +94% -> +50%).
 #: Ceiling -> 69.7.
-SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 69.7}
+#: Stop 28: raised, not hidden. A finite closed-loop run that sends more prompts at once than can run (GPUStack's
+#: 1,000 ShareGPT prompts, trtllm-bench's offline runs) charged every prompt beyond the first wave the steady
+#: queue of N - B, twice the mean wait of a queue that drains (``queueing._finite_closed``; checked against the
+#: simulation in tests/test_queueing.py, which the old form missed by up to 2x). Right where the run's speed is
+#: right (GPUStack Qwen3-32B on one A100, 100 prompts of 32,000 tokens: median TTFT +103% -> +2.5%, its
+#: throughput -2%); elsewhere it uncovers what the doubled wait had covered: GPUStack's runs come out about twice
+#: as fast as measured (throughput +60-170%), and their median TTFT moved from about right to 40-60% short.
+#: serving_results 69.5% -> 70.7%. Ceiling -> 70.9.
+SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 70.9}
 
 
 @pytest.mark.parametrize("name,limit", sorted(SERVING_GATES.items()))

@@ -185,7 +185,10 @@ def all_residuals() -> list[residuals.Residual]:
 #: (21 of 29) once MLA's q_a and kv_a projections ran as one GEMM (mantile/costs/mla.py): a physics change, not
 #: a band change, which moved one held-out DeepSeek-R1 row (TensorRT-LLM 01c4ece, r 0.85 -> 0.92) inside its
 #: band. One row above the line: the NIM and 2023 rows above are still outside.
-MISSED: set[str] = set()
+#: vllm went above the range (245 of 263, 93%) in stop 28, when finite runs' queues drained (tests/test_accuracy.py,
+#: stop 28): GPUStack's median TTFT rows moved 40-60% short and their spread widened the bands left out for
+#: each family beside them. Too wide, not too narrow: the bands stay honest about the misses.
+MISSED: set[str] = {"vllm"}
 #: fewer held-out rows than this: coverage is not a percentage worth gating
 MIN_ROWS = 10
 

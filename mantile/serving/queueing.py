@@ -16,7 +16,8 @@ replaced, so B*S/O prefill tokens per step are needed on average):
   through: pure decode steps step(B, 0) and, a fraction f = (B / g - 1) / (O - 1) of them, the
   other groups' prefill steps (``_closed``); with N above the running cap, N - B clients
   wait for a slot, (N - B) / B * (TTFT + (O - 1) TPOT) on average (Little's law); every request sees
-  the same times (p50 = p99 = mean);
+  the same times (p50 = p99 = mean); a finite run of R prompts sent at once queues them by place
+  instead (``_finite_closed``);
 - open loop (Poisson arrivals at ``request_rate`` lambda): a prompt arrives mid-step and joins the
   next step: TTFT = half a step + wait + step(B, p + S) with p = B S / O; the wait behind other
   prompts' prefill is M/D/1 in units of a step at token utilization rho = p / c:
@@ -204,7 +205,7 @@ def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch
                               np.ones(np.shape(same), dtype=bool))
         if concurrency is None or not any_(np.asarray(requests) > 0):
             return steady
-        return _finite_closed(step, steady, S, O, budget, q, np.asarray(requests, dtype=float))
+        return _finite_closed(step, steady, np.asarray(ttft), n, S, O, budget, q, np.asarray(requests, dtype=float))
     lam = np.asarray(request_rate, dtype=float)
 
     def littles_law(B: np.ndarray) -> np.ndarray:
@@ -227,16 +228,19 @@ def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch
     return _finite_open(out, lam, O, np.asarray(requests, dtype=float))
 
 
-def _finite_closed(step: StepTime, steady: QueueTimings, S: Array, O: Array, budget: Array, q: Array,  # noqa: E741
-                   R: np.ndarray) -> QueueTimings:
+def _finite_closed(step: StepTime, steady: QueueTimings, in_slot: np.ndarray, N: np.ndarray, S: Array,
+                   O: Array, budget: Array, q: Array, R: np.ndarray) -> QueueTimings:  # noqa: E741
     """A closed-loop benchmark run of R requests (``vllm bench serve --max-concurrency N --num-prompts R``,
     trtllm-bench's offline runs with R = N): the first wave of w = min(running cap, R) prompts arrives at
     once, and the engine prefills it at the step's room (the budget less the wave's decode tokens, half
     of them decoding on average) in n_b = w S / room burst steps (at least one) of step(w / 2, room) each; prompt
     i has its first token after ceil(i S / room) of them (mean m = c (w + 1) / 2 + (1 - min(c, 1)) / 2
-    steps, c = S / room, at least one). The rest of the run is the steady state, so
-    - TTFT: the mean over the run, w burst values and R - w steady ones; its percentiles from that mix
-      (burst values spread evenly over 1..n_b steps);
+    steps, c = S / room, at least one). The other min(N, R) - w prompts sent at start queue for slots,
+    freed a wave of B at a time (fixed lengths); the R - min(N, R) sent later see the steady state, so
+    - TTFT: the mean over the run of w burst values, the queued prompts' (the first wave's length, the
+      steady waves ahead of them, their own wave's burst) and the steady ones; its percentiles from
+      that mix (burst values spread evenly over 1..n_b steps; with a queue, TTFT rises with a prompt's
+      place in the run and the p-th quantile is the prompt's at place 1 + p (R - 1));
     - TPOT: a first-wave request decodes through the rest of the burst (about n_b - m steps of the burst's
       length), then through decode-only steps step(w, 0) (the next prompts come as the wave finishes);
       later requests at the steady TPOT;
@@ -260,7 +264,25 @@ def _finite_closed(step: StepTime, steady: QueueTimings, S: Array, O: Array, bud
     m = np.maximum(c * (w + 1) / 2 + 0.5 * (1 - np.minimum(c, 1.0)), 1.0)
     burst = np.minimum(m, n_b) * t_b
     f = w / Rn  # the share of the run's requests in the burst
-    ttft = f * burst + (1 - f) * steady.ttft_s
+    # The first wave decodes through the rest of the burst, then through decode-only steps: the next
+    # prompts come only as the wave's first requests finish, O steps on.
+    steps = np.maximum(O - 1, 1.0)
+    pure = step(w, 0.0)
+    first_wave_s = n_b * t_b + (O - 1) * pure  # until the wave's last prompt has its last token
+    # The initial queue: min(N, R) prompts were sent at once, the Q = min(N, R) - w beyond the first wave
+    # wait for slots. Fixed lengths free slots a wave at a time: the k-th B of them (k = ceil(j / B) for
+    # queue position j) start as the first wave ends and k - 1 steady waves (B / X each) after it, so a
+    # queued prompt's TTFT is in_slot + first_wave_s + (k - 1) B / X, rising with its position. Only the
+    # R - min(N, R) prompts sent later (as clients resubmit) meet the steady queue of N - B; the steady
+    # TTFT for every request beyond the wave would charge a run of R = N prompts sent at once (a
+    # benchmark's offline mode) twice its mean wait.
+    sent = np.maximum(np.minimum(np.maximum(N, B), Rn), w)
+    queued = sent - w
+    wave_s = B / X
+    K = np.floor(queued / B)
+    waves_waited = B * K * (K - 1) / 2 + (queued - K * B) * K  # sum over the queue of k - 1
+    ttft = (w * burst + queued * (burst + first_wave_s) + wave_s * waves_waited
+            + (Rn - sent) * steady.ttft_s) / Rn
     # percentiles of the mix: burst values x = t_b * max(u c w, 1) for u uniform on (0, 1], the rest steady
     span = np.maximum(c * w, 1.0) * t_b
     below = f * np.clip(steady.ttft_s / span, 0.0, 1.0)  # share of the run faster than the steady TTFT
@@ -270,18 +292,26 @@ def _finite_closed(step: StepTime, steady: QueueTimings, S: Array, O: Array, bud
 
     def quantile(p: float) -> np.ndarray:
         u_low, u_high = p / np.maximum(f, 1e-12), (p - (1 - f)) / np.maximum(f, 1e-12)
-        return np.where(p < below, burst_at(u_low), np.where(p < below + (1 - f), steady.ttft_s, burst_at(u_high)))
+        mixed = np.where(p < below, burst_at(u_low), np.where(p < below + (1 - f), steady.ttft_s, burst_at(u_high)))
+        # with a queue, TTFT rises with a request's place in the run (burst < queue <= steady): the p-th
+        # quantile is the TTFT of the request at place 1 + p (R - 1), between two places interpolated
+        # linearly (numpy's percentile, which the benchmark clients report)
+        def at(i: np.ndarray) -> np.ndarray:  # the TTFT of the i-th request (1-based, whole)
+            k = np.ceil((i - w) / B - 1e-9)  # its wave among the queued
+            queue_at = first_wave_s + (k - 1) * wave_s + burst_at((i - w - (k - 1) * B) / np.maximum(w, 1e-12))
+            return np.where(i <= w, burst_at(i / np.maximum(w, 1e-12)), np.where(i <= sent, queue_at, steady.ttft_s))
 
-    # The first wave decodes through the rest of the burst, then through decode-only steps: the next
-    # prompts come only as the wave's first requests finish, O steps on.
-    steps = np.maximum(O - 1, 1.0)
-    pure = step(w, 0.0)
+        i = 1.0 + p * (Rn - 1.0)
+        low = np.floor(i)
+        ordered = at(low) + (i - low) * (at(np.minimum(low + 1.0, Rn)) - at(low))
+        return np.asarray(np.where(queued > 0, ordered, mixed))
+
     in_burst = np.clip(n_b - m, 0.0, steps)
     first = (in_burst * t_b + (steps - in_burst) * pure) / steps
     first_slowest = (np.clip(n_b - 1, 0.0, steps) * t_b + (steps - np.clip(n_b - 1, 0.0, steps)) * pure) / steps
     decode = steady.tpot_s
     tpot = f * first + (1 - f) * decode
-    duration = n_b * t_b + (O - 1) * pure + (Rn - w) / X  # the wave's last prompt decodes after the burst
+    duration = first_wave_s + (Rn - w) / X  # the wave's last prompt decodes after the burst
     pick = lambda a, b: np.asarray(np.where(finite, a, b))  # noqa: E731
     return QueueTimings(steady.running_batch, pick(ttft, steady.ttft_s), pick(quantile(0.5), steady.ttft_p50_s),
                         pick(quantile(0.99), steady.ttft_p99_s), pick(tpot, decode),
