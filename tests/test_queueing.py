@@ -7,8 +7,10 @@ running cap (the regime of fixed-concurrency benchmarks), and for Poisson arriva
 TTFT and TPOT percentiles where the times are deterministic (closed loop, N <= 8). Known gaps, measured
 when this was written and asserted only as bounds so that they can be tightened: open-loop p99s come
 out 25-70% short (bursts of arrivals make long steps that draw more arrivals, which the model does not
-chain), open-loop mean TTFT 12-50% short above half of capacity, and at the running cap the closed loop's
-throughput is 15-20% high. On a concave (MoE-like) step at 5% of capacity the open-loop TPOT comes out
+chain), and open-loop mean TTFT 12-50% short above half of capacity. (The closed loop's throughput at the
+running cap once came out 15-20% above the simulation's: the simulation timed its kept requests from the
+first one's arrival, its whole queued latency included, N / (requests + N) below the steady rate; timed over
+the completions it agrees within 1%.) On a concave (MoE-like) step at 5% of capacity the open-loop TPOT comes out
 17-22% short: a request sees itself beside the others (B + 1 running), the model the time-average B."""
 
 from __future__ import annotations
@@ -101,9 +103,10 @@ def test_prefills_come_whole_on_a_concave_step(S: int, O: int, clients: int) -> 
 def test_known_gaps_stay_bounded() -> None:
     """Regimes outside the 15% gate: asserted as the bounds measured, so they can only get better."""
     S, O = 512, 128  # noqa: E741
-    model, sim = _pair(S, O, concurrency=CAP)
-    assert abs(_off(model, sim, "tpot_mean")) <= 0.15
-    assert 0 <= _off(model, sim, "throughput_req_s") <= 0.25
+    model, sim = _pair(S, O, concurrency=CAP)  # at the running cap: the means within the gate, the p99 TTFT not
+    for key in ("ttft_mean", "tpot_mean", "throughput_req_s"):
+        assert abs(_off(model, sim, key)) <= 0.15, (key, model[key], sim[key])
+    assert -0.6 <= _off(model, sim, "ttft_p99") <= 0.15  # measured -52%: resubmitted prompts queue unevenly
     cap = float(running_cap(CAP, np.inf, BUDGET, S, O))
     peak = float(timings(step, S, O, cap, BUDGET, concurrency=cap).request_throughput_per_s)
     model, sim = _pair(S, O, request_rate=0.5 * peak)

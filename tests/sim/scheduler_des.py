@@ -86,7 +86,12 @@ def simulate(step: Callable[[float, float], float], S: int, O: int, cap: int, bu
     kept = done[warmup:]
     ttft = np.array([r.first_token - r.arrival for r in kept])
     tpot = np.array([(r.token_times[-1] - r.token_times[0]) / max(len(r.token_times) - 1, 1) for r in kept])
-    span = kept[-1].token_times[-1] - kept[0].arrival
+    # throughput: a finite run's requests over the run (first arrival to last token, as benchmark clients
+    # count it); a steady state's over its completions (the warmup's last finish to the last one). Timing
+    # the kept requests from the first one's arrival would count its whole latency (queueing included)
+    # beside the steady rate: N / (requests + N) short of it in a closed loop of N clients (Little's law)
+    start = done[warmup - 1].token_times[-1] if warmup > 0 else kept[0].arrival
+    span = kept[-1].token_times[-1] - start
     return {"ttft_mean": float(ttft.mean()), "ttft_p50": float(np.percentile(ttft, 50)),
             "ttft_p99": float(np.percentile(ttft, 99)), "tpot_mean": float(tpot.mean()),
             "tpot_p50": float(np.percentile(tpot, 50)), "tpot_p99": float(np.percentile(tpot, 99)),
