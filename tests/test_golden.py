@@ -21,6 +21,9 @@ the published GPT-OSS rows, so ``conf/bands.csv`` was regenerated, and with it t
 Regenerated again for those band columns only: expert-parallel devices run their grouped GEMMs at the
 efficiency their engine's MoE tables measure on that slice (``GemmConstants.ep_efficiency``; the ``pytorch``
 and ``fused`` profiles here have no fitted tables) moved the published MoE rows, and with them the bands.
+Regenerated again for those band columns only: a finite closed-loop run's queue drains by place
+(``queueing._finite_closed``; the golden points are steady states and did not move) moved the published
+GPUStack rows, so ``conf/bands.csv`` was regenerated, and with it the catch-all band.
 Regenerate only for a change that is meant to move numbers, and say so in the commit."""
 
 from __future__ import annotations
