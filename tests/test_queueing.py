@@ -3,15 +3,20 @@ the same scheduler (tests/sim/scheduler_des.py), on a linear step time t(d, p) =
 + 50 us * p (d decode sequences, p prefill tokens), 256 running sequences at most, 8192 tokens a step.
 
 Gated within 15%: mean TTFT, mean TPOT and request throughput for closed loops up to a quarter of the
-running cap (the regime of fixed-concurrency benchmarks), and for Poisson arrivals at 20% of capacity;
-TTFT and TPOT percentiles where the times are deterministic (closed loop, N <= 8). Known gaps, measured
-when this was written and asserted only as bounds so that they can be tightened: open-loop p99s come
-out 25-70% short (bursts of arrivals make long steps that draw more arrivals, which the model does not
-chain), and open-loop mean TTFT 12-50% short above half of capacity. (The closed loop's throughput at the
-running cap once came out 15-20% above the simulation's: the simulation timed its kept requests from the
-first one's arrival, its whole queued latency included, N / (requests + N) below the steady rate; timed over
-the completions it agrees within 1%.) On a concave (MoE-like) step at 5% of capacity the open-loop TPOT comes out
-17-22% short: a request sees itself beside the others (B + 1 running), the model the time-average B."""
+running cap (the regime of fixed-concurrency benchmarks) and at the cap, and for Poisson arrivals at 20%
+of capacity (at half and 80% of it for 512 in, 128 out); TTFT and TPOT percentiles where the times are
+deterministic (closed loop, N <= 8). Known gaps, measured when this was written and asserted only as
+bounds so that they can be tightened: open-loop p99s come out 10-50% short (a long step draws more
+arrivals, which make the next step long: the model carries that feedback in the variance of a step's
+prompts, from which the mean TTFT comes within 3% up to 80% of capacity, but takes their 99th percentile
+from a normal approximation), and at 1024 in, 64 out the open loop's mean TPOT 10-19% short at half to
+80% of capacity. History: the open-loop mean TTFT was 12-50% short above half of capacity until a
+request's own step counted the others of its length-biased arrival step; the closed loop's throughput at
+the running cap came out 15-20% above the simulation's while the simulation timed its kept requests from
+the first one's arrival, its whole queued latency included (N / (requests + N) below the steady rate);
+timed over the completions the two agree within 1%. On a concave (MoE-like) step at 5% of capacity the
+open-loop TPOT comes out 17-22% short: a request sees itself beside the others (B + 1 running), the model
+the time-average B."""
 
 from __future__ import annotations
 
@@ -64,8 +69,8 @@ def test_open_loop_at_a_fifth_of_capacity(S: int, O: int) -> None:  # noqa: E741
     model, sim = _pair(S, O, request_rate=0.2 * peak)
     for key in ("ttft_mean", "tpot_mean", "throughput_req_s"):
         assert abs(_off(model, sim, key)) <= 0.15, (key, model[key], sim[key])
-    for key in ("ttft_p99", "tpot_p99"):  # known gap: tails are short, but not by more than half
-        assert -0.6 <= _off(model, sim, key) <= 0.15, (key, model[key], sim[key])
+    for key in ("ttft_p99", "tpot_p99"):  # known gap: tails are short (measured 9-46%)
+        assert -0.5 <= _off(model, sim, key) <= 0.15, (key, model[key], sim[key])
 
 
 def concave_step(d: object, p: object) -> np.ndarray:
@@ -109,9 +114,11 @@ def test_known_gaps_stay_bounded() -> None:
     assert -0.6 <= _off(model, sim, "ttft_p99") <= 0.15  # measured -52%: resubmitted prompts queue unevenly
     cap = float(running_cap(CAP, np.inf, BUDGET, S, O))
     peak = float(timings(step, S, O, cap, BUDGET, concurrency=cap).request_throughput_per_s)
-    model, sim = _pair(S, O, request_rate=0.5 * peak)
-    assert abs(_off(model, sim, "tpot_mean")) <= 0.15
-    assert -0.5 <= _off(model, sim, "ttft_mean") <= 0.15
+    for load in (0.5, 0.8):  # measured: mean TTFT within 1%, its p99 27-30% short
+        model, sim = _pair(S, O, request_rate=load * peak)
+        for key in ("ttft_mean", "tpot_mean", "throughput_req_s"):
+            assert abs(_off(model, sim, key)) <= 0.15, (load, key, model[key], sim[key])
+        assert -0.4 <= _off(model, sim, "ttft_p99") <= 0.15, (load, model["ttft_p99"], sim["ttft_p99"])
 
 
 def test_open_loop_marks_a_rate_beyond_capacity() -> None:
