@@ -9,14 +9,14 @@ deterministic (closed loop, N <= 8). Known gaps, measured when this was written 
 bounds so that they can be tightened: open-loop p99s come out 10-50% short (a long step draws more
 arrivals, which make the next step long: the model carries that feedback in the variance of a step's
 prompts, from which the mean TTFT comes within 3% up to 80% of capacity, but takes their 99th percentile
-from a normal approximation), and at 1024 in, 64 out the open loop's mean TPOT 10-19% short at half to
-80% of capacity. History: the open-loop mean TTFT was 12-50% short above half of capacity until a
+from a normal approximation). History: the open-loop mean TTFT was 12-50% short above half of capacity until a
 request's own step counted the others of its length-biased arrival step; the closed loop's throughput at
 the running cap came out 15-20% above the simulation's while the simulation timed its kept requests from
 the first one's arrival, its whole queued latency included (N / (requests + N) below the steady rate);
 timed over the completions the two agree within 1%. On a concave (MoE-like) step at 5% of capacity the
-open-loop TPOT comes out 17-22% short: a request sees itself beside the others (B + 1 running), the model
-the time-average B."""
+open-loop TPOT came out 17-22% short until a request's steps held itself beside the time-average B others
+(B + 1), and at 1024 in, 64 out the linear step's 10-19% short at half to 80% of capacity until a request's
+steps after its (length-biased) arrival carried the correlation of step lengths: now within 8%."""
 
 from __future__ import annotations
 
@@ -97,11 +97,12 @@ def test_prefills_come_whole_on_a_concave_step(S: int, O: int, clients: int) -> 
     assert abs(float(a.request_throughput_per_s) / sim["throughput_req_s"] - 1) <= 0.15
     if S <= 1024 and clients == 8:
         peak = float(timings(concave_step, S, O, cap, BUDGET, concurrency=cap).request_throughput_per_s)
-        rate = 0.2 * peak
-        a = timings(concave_step, S, O, cap, BUDGET, request_rate=rate)
-        sim = simulate(lambda d, p: float(concave_step(d, p)), S, O, int(cap), BUDGET, requests=1500,
-                       warmup=300, request_rate=rate)
-        assert abs(float(a.tpot_s) / sim["tpot_mean"] - 1) <= 0.15, (float(a.tpot_s), sim["tpot_mean"])
+        for load in (0.05, 0.2):  # measured: within 4% (at 5%, 17-22% short before a request saw itself)
+            rate = load * peak
+            a = timings(concave_step, S, O, cap, BUDGET, request_rate=rate)
+            sim = simulate(lambda d, p: float(concave_step(d, p)), S, O, int(cap), BUDGET, requests=1500,
+                           warmup=300, request_rate=rate)
+            assert abs(float(a.tpot_s) / sim["tpot_mean"] - 1) <= 0.15, (load, float(a.tpot_s), sim["tpot_mean"])
 
 
 @pytest.mark.slow

@@ -26,7 +26,9 @@ replaced, so B*S/O prefill tokens per step are needed on average):
   W = rho / (2 (1 - rho)) * step, with P(wait > 0) = rho and an exponential tail beyond it (Kingman's
   heavy-traffic approximation), so its q-quantile is max(0, W / rho * ln(rho / (1 - q))). A request's
   TPOT is the mean of O - 1 steps, each carrying the whole prompts that arrived during the one before
-  (a Poisson count N, mean lambda * step): p50 = E[step(B, N S)] (``_open``),
+  (a Poisson count N, mean lambda * step): p50 = E[step(B, N S)] (``_open``), seen by the request: one
+  sequence more than the time-average B (itself), and after a time-uniform arrival, whose steps run
+  longer than the mean while the long step it arrived in carries on (correlation lambda a a step),
   p99 = p50 + 2.326 (step(B, p + S) - step(B, p)) sqrt(lambda step / (O - 1)).
   B solves B = lambda (TTFT + (O - 1) TPOT) (Little's law; ``fixed_point``, from below), capped at
   the running cap; a rate the cap cannot sustain is marked;
@@ -193,7 +195,16 @@ def _open(step: StepTime, B: Array, S: Array, O: Array, budget: Array, lam: Arra
     own99 = np.where(S + k99 * S <= room, step(B, np.minimum(S + k99 * S, room)), chunks * step(B, room))
     rho = np.minimum(k * S / room, 0.999)
     spread = per_token * S * np.sqrt(k / np.maximum(O - 1, 1))
-    return 0.5 * t * (1 + cv2) + own, t99 + own99, t, spread, rho
+    # A request's TPOT is the mean of the steps after its own prefill, as it sees them: (1) beside the
+    # time-average B others it decodes itself (Poisson arrivals see time averages), one sequence more than
+    # the time-average step holds; (2) it arrived at a time-uniform moment, most likely inside a long step,
+    # and a step's length carries into the next ones with correlation r = lambda a per step (the prompts of
+    # step n + 1 arrived during step n), so its j-th step after the arrival step is longer than the mean by
+    # t cv^2 r^j; over its O - 1 decode steps (j = 2 .. O) that adds t cv^2 r^2 (1 - r^(O-1)) / ((1 - r)(O - 1)).
+    r = np.minimum(lam * a, 0.95)
+    steps = np.maximum(O - 1, 1.0)
+    tpot = t + (step(B + 1.0, 0.0) - decode) + t * cv2 * r**2 * (1 - r**steps) / ((1 - r) * steps)
+    return 0.5 * t * (1 + cv2) + own, t99 + own99, tpot, spread, rho
 
 
 def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch: Array | None = None,  # noqa: E741
