@@ -24,12 +24,43 @@ def _row(**kw: object) -> dict:
 
 def test_mva_matches_the_recursion_by_hand() -> None:
     # s = 1, P = 1, Z = 1: n=1: R=1, X=1/2, Q=1/2; n=2: R=1.5, X=2/2.5=0.8
-    R, X = disagg.closed_loop_mva(1.0, 1.0, 1.0, np.array([1.0, 2.0]))
+    R, X, wait = disagg.closed_loop_mva(1.0, 1.0, 1.0, np.array([1.0, 2.0]))
     assert R.tolist() == pytest.approx([1.0, 1.5])
     assert X.tolist() == pytest.approx([0.5, 0.8])
+    assert wait.tolist() == [0.0, 0.0]  # no decode slots given: the decode side never binds
     # many clients: throughput tends to the station's capacity P / s = 2 per second
-    _, X = disagg.closed_loop_mva(1.0, 2.0, 1.0, 500.0)
+    _, X, _ = disagg.closed_loop_mva(1.0, 2.0, 1.0, 500.0)
     assert X == pytest.approx(2.0, rel=5e-3) and X < 2.0
+
+
+def test_decode_slots_bound_the_loop_by_hand() -> None:
+    """s = 1, P = 1, Z = 1 as above, plus 2 decode slots held 4 s each: at most 2 / 4 = 0.5 requests/s.
+    n = 1: R = 1, X = 1 / (1 + 4 + 1) = 1/6 (below the bound, no wait); n = 2: R = 1 + 1/6 = 7/6,
+    X = 2 / (7/6 + 5) = 12/37 = 0.324; n = 3: Q = 12/37 x 7/6 = 14/37, R = 51/37, X = 3 / (51/37 + 5) = 111/236
+    = 0.470; n = 4: Q = 111/236 x 51/37 = 0.648, R = 1.648, X = 4 / 6.648 = 0.602 >= 0.5: the decode side
+    binds from n* = 4 (R* = 1.648); at 10 clients X = 0.5 and each request waits 10 / 0.5 - (1.648 + 4 + 1)
+    = 13.35 s for a slot. A pure delay of 4 s instead (no slots) would give X -> 1 (the prefill station's)."""
+    R, X, wait = disagg.closed_loop_mva(1.0, 1.0, 1.0, np.array([1.0, 3.0, 10.0]), 4.0, 2.0)
+    assert X.tolist() == pytest.approx([1 / 6, 111 / 236, 0.5])
+    assert wait.tolist() == pytest.approx([0.0, 0.0, 10 / 0.5 - (1 + 111 / 236 * 51 / 37 + 4 + 1)])
+    assert R[2] == pytest.approx(1 + 111 / 236 * 51 / 37)
+    _, X_delay, _ = disagg.closed_loop_mva(1.0, 1.0, 5.0, 10.0)
+    assert float(X_delay) > 0.5  # without the slots the loop would pass the decode side's bound
+
+
+def test_a_decode_side_short_of_slots_makes_clients_wait_for_them() -> None:
+    """Four prefill instances feeding one decode instance of Llama-3.1-8B on H100s: the decode side's
+    slots (its running cap) bound the requests/s at cap / ((O - 1) TPOT at the cap); beyond it TTFT grows
+    by the wait for a slot, where the loop used to pass the bound (the decode side a pure delay)."""
+    kw = dict(model="llama_3.1_8b", input_seq=1024, output_seq=256)
+    sides = dict(prefill=dict(hardware="nvidia_h100_80gb", tp=1, instances=4, serving="vllm"),
+                 decode=dict(hardware="nvidia_h100_80gb", tp=1, instances=1, serving="vllm"))
+    rows = [mantile.estimate_disagg(**kw, **sides, concurrency=c) for c in (64, 2048)]  # type: ignore[arg-type]
+    cap = rows[1]["running_batch"]
+    bound = cap / ((256 - 1) * rows[1]["tpot_ms"] / 1e3)
+    assert rows[1]["request_throughput_per_s"] == pytest.approx(bound, rel=1e-9)
+    assert rows[0]["request_throughput_per_s"] < bound
+    assert rows[1]["ttft_ms"] > 2048 / bound * 1e3 - (255 * rows[1]["tpot_ms"]) - 1e3  # most of the cycle waits
 
 
 def test_kv_transfer_is_the_whole_kv_cache_over_parallel_streams() -> None:
@@ -156,3 +187,17 @@ def test_a_trtllm_decode_instance_holds_its_cap_on_every_attention_dp_rank() -> 
     r = mantile.estimate_disagg("qwen3_30b_a3b", 100, 100, {"hardware": "nvidia_h200_141gb", "serving": "trtllm"},
                                 dec, concurrency=8000)
     assert r["running_batch"] == 4096
+
+
+def test_an_sglang_decode_instance_holds_its_request_pool_on_every_attention_dp_rank() -> None:
+    """SGLang with --enable-dp-attention runs a scheduler per DP rank, each with its own request pool
+    (max_running_requests per scheduler, up to the 4,096-entry pool), while the step's token budget stays
+    the replica's (chunked_prefill_size // dp_size a rank): a decode instance of Qwen3-30B-A3B on two H200s
+    with attention DP holds 8,000 clients at 100/100, where one scheduler's pool would stop at 4,096
+    (its KV cache holds more than 8,000 of these short sequences)."""
+    dec = {"hardware": "nvidia_h200_141gb", "tp": 2, "ep": 2, "dp_attention": True, "serving": "sglang"}
+    pre = {"hardware": "nvidia_h200_141gb", "serving": "sglang"}
+    r = mantile.estimate_disagg("qwen3_30b_a3b", 100, 100, pre, dec, concurrency=8000)
+    assert r["running_batch"] == 8000
+    plain = mantile.estimate_disagg("qwen3_30b_a3b", 100, 100, pre, {**dec, "dp_attention": False}, concurrency=8000)
+    assert plain["running_batch"] == 4096

@@ -20,17 +20,19 @@ overlap scheduler) and pipeline hops:
 - TTFT = prefill queueing + t_p + transfer (the transfer is not overlapped with the pass).
 
 Loads (totals of the deployment):
-- ``concurrency`` C clients in a closed loop: every decode instance runs B = min(C / D, its cap)
-  sequences; the loop is a closed queueing network of the P prefill instances (a multi-server
-  station, service t_p / b_p per request) and a delay of Z = transfer + (O - 1) TPOT, solved exactly
-  by mean value analysis (Reiser and Lavenberg 1980) over n = 1..C clients, the P servers by
-  Seidmann's approximation (one server of service s / P plus a delay s (P - 1) / P); a prompt leaves
-  with its whole pass, so it also spends t_p - t_p / b_p beside its own share (a delay in the loop);
-  TTFT = the prefill station's residence time + that + transfer (t_p + transfer for a lone client).
-  MVA assumes exponential service (prefill passes of fixed lengths wait less: an upper bound near
-  the knee). Every request sees the mean (p50 = p99). A finite run of ``num_requests`` R: its first
-  wave of min(C, R) prompts arrives at once and leaves the prefill side P b_p a pass (``first_wave_ttft``);
-  TTFT is the mix of that wave and R - w steady requests (TPOT and throughput stay the steady state's);
+- ``concurrency`` C clients in a closed loop: every decode instance runs B = min(C / D, its cap) sequences;
+  the loop is a closed queueing network of the P prefill instances (a multi-server station, service t_p /
+  b_p per request) and a delay of Z = transfer + (O - 1) TPOT, solved exactly by mean value analysis (Reiser
+  and Lavenberg 1980) over n = 1..C clients, the P servers by Seidmann's approximation (one server of
+  service s / P plus a delay s (P - 1) / P); a prompt leaves with its whole pass, so it also spends t_p -
+  t_p / b_p beside its own share (a delay in the loop); TTFT = the prefill station's residence time + that +
+  transfer (t_p + transfer for a lone client). The D decode instances hold D cap slots, each for (O - 1)
+  TPOT a request: they bound the loop at D cap / ((O - 1) TPOT) requests/s, and past that bound the clients
+  beyond wait for a slot before their first token (``closed_loop_mva``). MVA assumes exponential service
+  (prefill passes of fixed lengths wait less: an upper bound near the knee). Every request sees the mean
+  (p50 = p99). A finite run of ``num_requests`` R: its first wave of min(C, R) prompts arrives at once and
+  leaves the prefill side P b_p a pass (``first_wave_ttft``); TTFT is the mix of that wave and R - w steady
+  requests (TPOT and throughput stay the steady state's);
 - ``request_rate`` lambda (Poisson): the prefill instances are M/D/1 queues at utilization
   rho = lambda t_p / (P b_p), waiting W = rho / (2 (1 - rho)) t_p with P(wait > 0) = rho and an
   exponential tail (as ``queueing.py``: p99 = W / rho ln(rho / 0.01)); the decode batch solves
@@ -113,7 +115,7 @@ class Side:
         """Sequences one decode instance can hold: the engine's cap (each attention-DP rank's, where the
         engine applies it per rank: ``Scheduler.caps_per_attention_rank``) and the largest batch that fits."""
         sched = self.serving.scheduler
-        cap = float(sched.max_num_seqs or np.inf) * sched.executors(self.steps.axes.placement.attention_dp)
+        cap = float(sched.max_num_seqs or np.inf) * sched.seq_executors(self.steps.axes.placement.attention_dp)
         return np.minimum(cap, np.asarray(self.result.max_batch_size, dtype=float))
 
 
@@ -176,8 +178,11 @@ def timings(prefill: Side, decode: Side, prefill_instances: Array, decode_instan
         # pass: the other b_p - 1 prompts' share of t_p is a delay it spends at the station too
         service = 1.0 / per_prefill
         hold = t_p - service
-        residence, X = closed_loop_mva(service, P, transfer + hold + (O - 1) * tpot, C)
-        ttft = residence + hold + transfer
+        # the decode side is a station of D x cap slots, each held (O - 1) TPOT a request: with more
+        # clients than slots a request waits for one (as a decode worker admits it before its first token
+        # goes out), and the loop's throughput cannot pass D cap / ((O - 1) TPOT)
+        residence, X, slot_wait = closed_loop_mva(service, P, transfer + hold, C, (O - 1) * tpot, D * cap)
+        ttft = residence + hold + transfer + slot_wait
         ttft99, tpot99, sustainable = ttft, tpot, np.ones(np.shape(ttft), dtype=bool)
         if num_requests is not None and np.any(np.asarray(num_requests) > 0):
             ttft, ttft99 = first_wave_ttft(ttft, t_p, transfer, P * prefill.batch, C, num_requests)
@@ -232,21 +237,39 @@ def first_wave_ttft(steady_s: Array, pass_s: Array, transfer_s: Array, per_pass:
     return mean, np.maximum(p99, mean)
 
 
-def closed_loop_mva(service_s: Array, servers: Array, delay_s: Array, clients: Array
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(residence seconds at the queueing station, throughput per second) of ``clients`` in a closed
-    loop of one multi-server station (``servers`` of ``service_s`` each, Seidmann's approximation) and a
-    delay ``delay_s``: exact MVA, R(n) = s/P (1 + Q(n-1)) + s (P-1)/P, X(n) = n / (R(n) + Z),
-    Q(n) = X(n) R(n), vectorized over points (iterated to the largest client count; each point stops at
-    its own)."""
-    s, P, Z, C = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (service_s, servers, delay_s, clients)))
+def closed_loop_mva(service_s: Array, servers: Array, delay_s: Array, clients: Array,
+                    slot_s: Array = 0.0, slots: Array = np.inf) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(residence seconds at the prefill station, throughput per second, seconds waiting for a decode slot)
+    of ``clients`` in a closed loop of one multi-server station (``servers`` of ``service_s`` each,
+    Seidmann's approximation: one server of service s / P plus a delay s (P - 1) / P), the decode side
+    (``slots`` slots, each held ``slot_s`` by a request) and a delay ``delay_s``.
+
+    Exact MVA over n = 1..clients with the decode side as a delay, R(n) = s/P (1 + Q(n-1)) + s (P-1)/P,
+    X(n) = n / (R(n) + slot_s + Z), Q(n) = X(n) R(n), vectorized over points (iterated to the largest
+    client count; each point stops at its own). The slots bound the throughput at slots / slot_s: past the
+    client count n* whose X reaches that bound the decode side is the bottleneck, every slot is held, the
+    prefill station keeps its state at n*, and the clients beyond wait for a slot, C / X - (R(n*) + slot_s
+    + Z) (the asymptotic bound: exact away from the knee, optimistic near it; no wait while X(n) stays
+    below the bound). Seidmann's form for the slots instead would charge a wait of about slot_s / slots
+    per request in the loop even with far fewer clients than slots."""
+    s, P, Z, C, d, c = np.broadcast_arrays(*(np.asarray(v, dtype=float)
+                                             for v in (service_s, servers, delay_s, clients, slot_s, slots)))
+    with np.errstate(divide="ignore"):
+        bound = np.where(np.isfinite(c) & (d > 0), c / np.where(d > 0, d, 1.0), np.inf)
     q, R, X = np.zeros(s.shape), np.zeros(s.shape), np.zeros(s.shape)
+    R_star = np.full(s.shape, np.nan)
     for n in range(1, int(np.max(C)) + 1):
-        active = n <= C
+        active = (n <= C) & np.isnan(R_star)
         r = s / P * (1.0 + q) + s * (P - 1.0) / P
-        x = n / (r + Z)
+        x = n / (r + d + Z)
+        R_star = np.where(active & (x >= bound), r, R_star)  # the knee: the decode side binds from here
         R, X, q = np.where(active, r, R), np.where(active, x, X), np.where(active, x * r, q)
-    return R, X
+    bound_hit = ~np.isnan(R_star)
+    X_out = np.where(bound_hit, bound, X)
+    R_out = np.where(bound_hit, R_star, R)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wait = np.where(bound_hit, np.maximum(C / X_out - (R_out + d + Z), 0.0), 0.0)
+    return R_out, X_out, wait
 
 
 def matched_instances(prefill: Side, decode: Side, decode_batch: Array, transfer_s: Array = 0.0

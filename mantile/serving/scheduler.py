@@ -101,8 +101,9 @@ def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array, seq_cap
     max_seqs: Array = float(scheduler.max_num_seqs)
     if seq_cap is not None:
         max_seqs = np.minimum(max_seqs or np.inf, seq_cap)
-    ranks = scheduler.executors(ax.placement.attention_dp)  # each executor has its own caps
-    max_seqs, budget = np.asarray(max_seqs) * ranks, np.asarray(budget) * ranks
+    # each executor has its own caps (TensorRT-LLM), or each DP rank's scheduler its own request pool (SGLang)
+    max_seqs = np.asarray(max_seqs) * scheduler.seq_executors(ax.placement.attention_dp)
+    budget = np.asarray(budget) * scheduler.executors(ax.placement.attention_dp)
     if scheduler.spec_max_num_seqs and spec.active:  # the engine's own cap while a proposer model drafts
         drafted = ax.is_method("draft") | ax.is_method("eagle") | ax.is_method("mtp")
         spec_cap = float(scheduler.spec_max_num_seqs)

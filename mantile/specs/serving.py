@@ -49,6 +49,10 @@ class Scheduler:
     caps_per_attention_rank: bool = field(default=False, metadata=doc(
         "max_num_seqs and max_num_batched_tokens bind each attention-DP rank, which runs its own executor "
         "(TensorRT-LLM's max_batch_size and max_num_tokens), not the whole replica"))
+    seqs_per_attention_rank: bool = field(default=False, metadata=doc(
+        "max_num_seqs binds each attention-DP rank (its own scheduler and request pool), while the step's token "
+        "budget stays the replica's (SGLang with --enable-dp-attention: each DP rank's scheduler holds up to "
+        "its own request pool, and chunked_prefill_size is divided among the ranks)"))
     kv_reserve: str = field(default="mean", metadata=doc(
         "KV blocks a running sequence holds: 'mean' (paged, grows with the sequence: input + output/2) or "
         "'full' (reserved for input + output up front, TRT-LLM's GUARANTEED_NO_EVICT)"))
@@ -69,6 +73,12 @@ class Scheduler:
         """How many times a replica holds the profile's caps: its attention-DP ranks where each rank's executor
         applies them (``caps_per_attention_rank``), else 1."""
         return np.asarray(attention_dp, dtype=float) if self.caps_per_attention_rank else np.asarray(1.0)
+
+    def seq_executors(self, attention_dp: object) -> np.ndarray:
+        """How many times a replica holds max_num_seqs: its attention-DP ranks where each rank applies it
+        (``caps_per_attention_rank`` or ``seqs_per_attention_rank``), else 1."""
+        per_rank = self.caps_per_attention_rank or self.seqs_per_attention_rank
+        return np.asarray(attention_dp, dtype=float) if per_rank else np.asarray(1.0)
 
     def wall_s(self, gpu_s: object, seqs: object) -> np.ndarray:
         """Wall time of a step whose kernels take ``gpu_s`` with ``seqs`` running sequences: the fixed host
