@@ -1,22 +1,24 @@
-"""The closed-form scheduler model (mantile/serving/queueing.py) against a discrete-event simulation of
-the same scheduler (tests/sim/scheduler_des.py), on a linear step time t(d, p) = 5 ms + 20 us * d
-+ 50 us * p (d decode sequences, p prefill tokens), 256 running sequences at most, 8192 tokens a step.
+"""The closed-form scheduler model (mantile/serving/queueing.py) against a discrete-event simulation of the same
+scheduler (tests/sim/scheduler_des.py), on a linear step time t(d, p) = 5 ms + 20 us * d + 50 us * p (d decode
+sequences, p prefill tokens), 256 running sequences at most, 8192 tokens a step.
 
-Gated within 15%: mean TTFT, mean TPOT and request throughput for closed loops up to a quarter of the
-running cap (the regime of fixed-concurrency benchmarks) and at the cap, and for Poisson arrivals at 20%
-of capacity (at half and 80% of it for 512 in, 128 out); TTFT and TPOT percentiles where the times are
-deterministic (closed loop, N <= 8). Known gaps, measured when this was written and asserted only as
-bounds so that they can be tightened: open-loop p99s come out 10-50% short (a long step draws more
-arrivals, which make the next step long: the model carries that feedback in the variance of a step's
-prompts, from which the mean TTFT comes within 3% up to 80% of capacity, but takes their 99th percentile
-from a normal approximation). History: the open-loop mean TTFT was 12-50% short above half of capacity until a
-request's own step counted the others of its length-biased arrival step; the closed loop's throughput at
-the running cap came out 15-20% above the simulation's while the simulation timed its kept requests from
-the first one's arrival, its whole queued latency included (N / (requests + N) below the steady rate);
-timed over the completions the two agree within 1%. On a concave (MoE-like) step at 5% of capacity the
-open-loop TPOT came out 17-22% short until a request's steps held itself beside the time-average B others
-(B + 1), and at 1024 in, 64 out the linear step's 10-19% short at half to 80% of capacity until a request's
-steps after its (length-biased) arrival carried the correlation of step lengths: now within 8%."""
+Gated within 15%: mean TTFT, mean TPOT and request throughput for closed loops up to a quarter of the running
+cap (the regime of fixed-concurrency benchmarks) and at the cap, and for Poisson arrivals at 20% of capacity
+(at half and 80% of it for 512 in, 128 out); TTFT and TPOT percentiles where the times are deterministic
+(closed loop, N <= 8). Known gaps, measured when this was written and asserted only as bounds so that they can
+be tightened: the open-loop TPOT p99 comes out 30% short to 17% long (a long step draws more arrivals, which
+make the next step long: the model carries that feedback in the variance of a step's prompts and the
+correlation of successive steps, from which the mean TTFT comes within 3% and its p99 within 15% up to 80% of
+capacity). History: the TTFT p99 was 25-52% short while it took the 99th percentile of a step's prompt count
+for both the arrival step and the own step (a normal approximation), where a time-uniform arrival sees the
+length-biased tail of the arrival step (``queueing._ttft_p99``); the open-loop mean TTFT was 12-50% short
+above half of capacity until a request's own step counted the others of its length-biased arrival step; the
+closed loop's throughput at the running cap came out 15-20% above the simulation's while the simulation timed
+its kept requests from the first one's arrival, its whole queued latency included (N / (requests + N) below
+the steady rate); timed over the completions the two agree within 1%. On a concave (MoE-like) step at 5% of
+capacity the open-loop TPOT came out 17-22% short until a request's steps held itself beside the time-average
+B others (B + 1), and at 1024 in, 64 out the linear step's 10-19% short at half to 80% of capacity until a
+request's steps after its (length-biased) arrival carried the correlation of step lengths: now within 8%."""
 
 from __future__ import annotations
 
@@ -69,8 +71,8 @@ def test_open_loop_at_a_fifth_of_capacity(S: int, O: int) -> None:  # noqa: E741
     model, sim = _pair(S, O, request_rate=0.2 * peak)
     for key in ("ttft_mean", "tpot_mean", "throughput_req_s"):
         assert abs(_off(model, sim, key)) <= 0.15, (key, model[key], sim[key])
-    for key in ("ttft_p99", "tpot_p99"):  # known gap: tails are short (measured 9-46%)
-        assert -0.5 <= _off(model, sim, key) <= 0.15, (key, model[key], sim[key])
+    assert abs(_off(model, sim, "ttft_p99")) <= 0.15, (model["ttft_p99"], sim["ttft_p99"])  # measured within 6%
+    assert -0.25 <= _off(model, sim, "tpot_p99") <= 0.15, (model["tpot_p99"], sim["tpot_p99"])  # measured -6..-16%
 
 
 def concave_step(d: object, p: object) -> np.ndarray:
@@ -115,11 +117,11 @@ def test_known_gaps_stay_bounded() -> None:
     assert -0.6 <= _off(model, sim, "ttft_p99") <= 0.15  # measured -52%: resubmitted prompts queue unevenly
     cap = float(running_cap(CAP, np.inf, BUDGET, S, O))
     peak = float(timings(step, S, O, cap, BUDGET, concurrency=cap).request_throughput_per_s)
-    for load in (0.5, 0.8):  # measured: mean TTFT within 1%, its p99 27-30% short
+    for load in (0.5, 0.8):  # measured: mean TTFT within 1%, its p99 within 7%, the TPOT p99 -9% and +17%
         model, sim = _pair(S, O, request_rate=load * peak)
-        for key in ("ttft_mean", "tpot_mean", "throughput_req_s"):
+        for key in ("ttft_mean", "tpot_mean", "throughput_req_s", "ttft_p99"):
             assert abs(_off(model, sim, key)) <= 0.15, (load, key, model[key], sim[key])
-        assert -0.4 <= _off(model, sim, "ttft_p99") <= 0.15, (load, model["ttft_p99"], sim["ttft_p99"])
+        assert -0.35 <= _off(model, sim, "tpot_p99") <= 0.25, (load, model["tpot_p99"], sim["tpot_p99"])
 
 
 def test_open_loop_marks_a_rate_beyond_capacity() -> None:

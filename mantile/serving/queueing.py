@@ -29,7 +29,8 @@ replaced, so B*S/O prefill tokens per step are needed on average):
   (a Poisson count N, mean lambda * step): p50 = E[step(B, N S)] (``_open``), seen by the request: one
   sequence more than the time-average B (itself), and after a time-uniform arrival, whose steps run
   longer than the mean while the long step it arrived in carries on (correlation lambda a a step),
-  p99 = p50 + 2.326 (step(B, p + S) - step(B, p)) sqrt(lambda step / (O - 1)).
+  p99 = p50 + 2.326 a sqrt(Var[N] (1 + r) / ((1 - r) (O - 1))) (a = the time one prompt adds to a step,
+  r = lambda a the correlation of successive steps); TTFT's p99 from its moments (``_ttft_p99``).
   B solves B = lambda (TTFT + (O - 1) TPOT) (Little's law; ``fixed_point``, from below), capped at
   the running cap; a rate the cap cannot sustain is marked;
 - a fixed running ``batch`` is the closed loop at N = batch, taken as given (not capped: memory and
@@ -163,8 +164,8 @@ def _open(step: StepTime, B: Array, S: Array, O: Array, budget: Array, lam: Arra
     point (Poisson arrivals, lambda t per step on average); a request arrives in a step (length-biased:
     residual t (1 + cv^2) / 2, cv^2 = the variance of the step from its prompts, which arrived during the
     step before it) and is prefilled in the next, which carries its S tokens and the others that arrived
-    in its (length-biased) step: step(B, S + lambda t (1 + cv^2) S). The 99th percentile takes the
-    99th-percentile arrival count (normal approximation) in both steps."""
+    in its (length-biased) step: step(B, S + lambda t (1 + cv^2) S). The 99th percentile: ``_ttft_p99`` where
+    the own step fits the room, else the 99th-percentile prompt count (normal approximation) in both steps."""
     room, chunks = _room(budget, B, S, q)
     # The prompts a step carries are a Poisson count N (mean k = lambda t), and whole: the mean step is
     # E[step(B, N S)], not step(B, k S) (a step's time is not linear in its tokens: see ``_closed``).
@@ -193,8 +194,14 @@ def _open(step: StepTime, B: Array, S: Array, O: Array, budget: Array, lam: Arra
     t99 = step(B, np.minimum(k99 * S, room))
     own = np.where(S + kb * S <= room, step(B, np.minimum(S + kb * S, room)), chunks * step(B, room))
     own99 = np.where(S + k99 * S <= room, step(B, np.minimum(S + k99 * S, room)), chunks * step(B, room))
+    # Its 99th percentile where the own step fits the room: TTFT = U L + own(L), the arrival step L = t_d + a N
+    # (length-biased) entered at a uniform fraction U, own(L) = t_d + a (1 + lambda L); moments from a gamma
+    # N (mean k, variance var_n), a shifted gamma matched to them, its quantile by Wilson-Hilferty
+    # (``_ttft_p99``). The two steps' 99th-percentile counts together (t99 + own99) were 25-52% short of
+    # the simulation, which takes the tail of the arrival step as a time-uniform arrival sees it.
+    fits = S + k99 * S <= room
+    ttft99 = np.where(fits, _ttft_p99(decode, a, lam, k, var_n), t99 + own99)
     rho = np.minimum(k * S / room, 0.999)
-    spread = per_token * S * np.sqrt(k / np.maximum(O - 1, 1))
     # A request's TPOT is the mean of the steps after its own prefill, as it sees them: (1) beside the
     # time-average B others it decodes itself (Poisson arrivals see time averages), one sequence more than
     # the time-average step holds; (2) it arrived at a time-uniform moment, most likely inside a long step,
@@ -204,7 +211,34 @@ def _open(step: StepTime, B: Array, S: Array, O: Array, budget: Array, lam: Arra
     r = np.minimum(lam * a, 0.95)
     steps = np.maximum(O - 1, 1.0)
     tpot = t + (step(B + 1.0, 0.0) - decode) + t * cv2 * r**2 * (1 - r**steps) / ((1 - r) * steps)
-    return 0.5 * t * (1 + cv2) + own, t99 + own99, tpot, spread, rho
+    # its spread: the standard deviation of a mean of O - 1 steps of variance a^2 Var[N], correlated r a step
+    # (an AR(1) sum: (1 + r) / (1 - r) times the independent steps' variance)
+    spread = a * np.sqrt(var_n * (1 + r) / ((1 - r) * steps))
+    return 0.5 * t * (1 + cv2) + own, ttft99, tpot, spread, rho
+
+
+def _ttft_p99(t_d: Array, a: Array, lam: Array, k: Array, var_n: Array) -> np.ndarray:
+    """99th percentile of an open loop's TTFT = U L + c0 + c1 L (c0 = t_d + a, c1 = lambda a): the arrival step
+    L = t_d + a N, length-biased (E_b[L^j] = E[L^(j+1)] / E[L]), N ~ gamma(alpha = k^2 / var_n, theta = var_n / k),
+    U ~ U(0, 1) independent of L. Mean and variance of TTFT above its least value c0 + c1 t_d from those
+    moments; a gamma matched to them; its 99th percentile by Wilson-Hilferty, x = alpha (1 - 1/(9 alpha) +
+    z sqrt(1/(9 alpha)))^3 theta. Within 12% of the simulation's p99 from 20% to 80% of capacity."""
+    t_d, a, lam = (np.asarray(v, dtype=float) for v in (t_d, a, lam))
+    k, var_n = np.maximum(np.asarray(k, dtype=float), 1e-12), np.maximum(np.asarray(var_n, dtype=float), 1e-12)
+    alpha, theta = k * k / var_n, var_n / k
+    n1, n2, n3 = alpha * theta, alpha * (alpha + 1) * theta**2, alpha * (alpha + 1) * (alpha + 2) * theta**3
+    l1 = t_d + a * n1
+    l2 = t_d**2 + 2 * t_d * a * n1 + a**2 * n2
+    l3 = t_d**3 + 3 * t_d**2 * a * n1 + 3 * t_d * a**2 * n2 + a**3 * n3
+    b1, b2 = l2 / l1, l3 / l1  # length-biased moments of the arrival step
+    c1, c0 = lam * a, t_d + a
+    mean = (0.5 + c1) * b1 + c0
+    var = np.maximum((1.0 / 3.0 + c1 + c1**2) * b2 + 2 * c0 * (0.5 + c1) * b1 + c0**2 - mean**2, 1e-30)
+    low = c0 + c1 * t_d
+    mu = np.maximum(mean - low, 1e-30)
+    shape = np.maximum(mu * mu / var, 0.02)
+    u = 1.0 / (9.0 * shape)
+    return np.asarray(low + var / mu * shape * (1.0 - u + Z99 * np.sqrt(u)) ** 3)
 
 
 def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch: Array | None = None,  # noqa: E741
