@@ -113,7 +113,7 @@ class Side:
 
     def decode_cap(self) -> np.ndarray:
         """Sequences one decode instance can hold: the engine's cap (each attention-DP rank's, where the
-        engine applies it per rank: ``Scheduler.caps_per_attention_rank``) and the largest batch that fits."""
+        engine applies it per rank: ``Scheduler.seq_executors``) and the largest batch that fits."""
         sched = self.serving.scheduler
         cap = float(sched.max_num_seqs or np.inf) * sched.seq_executors(self.steps.axes.placement.attention_dp)
         return np.minimum(cap, np.asarray(self.result.max_batch_size, dtype=float))

@@ -28,7 +28,7 @@ replaced, so B*S/O prefill tokens per step are needed on average):
   TPOT is the mean of O - 1 steps, each carrying the whole prompts that arrived during the one before
   (a Poisson count N, mean lambda * step): p50 = E[step(B, N S)] (``_open``), seen by the request: one
   sequence more than the time-average B (itself), and after a time-uniform arrival, whose steps run
-  longer than the mean while the long step it arrived in carries on (correlation lambda a a step),
+  longer than the mean while the long step it arrived in carries on (correlation lambda a per step),
   p99 = p50 + 2.326 a sqrt(Var[N] (1 + r) / ((1 - r) (O - 1))) (a = the time one prompt adds to a step,
   r = lambda a the correlation of successive steps); TTFT's p99 from its moments (``_ttft_p99``).
   B solves B = lambda (TTFT + (O - 1) TPOT) (Little's law; ``fixed_point``, from below), capped at
@@ -222,7 +222,7 @@ def _ttft_p99(t_d: Array, a: Array, lam: Array, k: Array, var_n: Array) -> np.nd
     L = t_d + a N, length-biased (E_b[L^j] = E[L^(j+1)] / E[L]), N ~ gamma(alpha = k^2 / var_n, theta = var_n / k),
     U ~ U(0, 1) independent of L. Mean and variance of TTFT above its least value c0 + c1 t_d from those
     moments; a gamma matched to them; its 99th percentile by Wilson-Hilferty, x = alpha (1 - 1/(9 alpha) +
-    z sqrt(1/(9 alpha)))^3 theta. Within 12% of the simulation's p99 from 20% to 80% of capacity."""
+    z sqrt(1/(9 alpha)))^3 theta. Within 15% of the simulation's p99 from 20% to 80% of capacity."""
     t_d, a, lam = (np.asarray(v, dtype=float) for v in (t_d, a, lam))
     k, var_n = np.maximum(np.asarray(k, dtype=float), 1e-12), np.maximum(np.asarray(var_n, dtype=float), 1e-12)
     alpha, theta = k * k / var_n, var_n / k
@@ -262,7 +262,7 @@ def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch
                               np.ones(np.shape(same), dtype=bool))
         if concurrency is None or not any_(np.asarray(requests) > 0):
             return steady
-        return _finite_closed(step, steady, np.asarray(ttft), n, S, O, budget, q, np.asarray(requests, dtype=float))
+        return _finite_closed(step, steady, n, S, O, budget, q, np.asarray(requests, dtype=float))
     lam = np.asarray(request_rate, dtype=float)
 
     def littles_law(B: np.ndarray) -> np.ndarray:
@@ -285,8 +285,8 @@ def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch
     return _finite_open(out, lam, O, np.asarray(requests, dtype=float))
 
 
-def _finite_closed(step: StepTime, steady: QueueTimings, in_slot: np.ndarray, N: np.ndarray, S: Array,
-                   O: Array, budget: Array, q: Array, R: np.ndarray) -> QueueTimings:  # noqa: E741
+def _finite_closed(step: StepTime, steady: QueueTimings, N: np.ndarray, S: Array, O: Array, budget: Array,  # noqa: E741
+                   q: Array, R: np.ndarray) -> QueueTimings:
     """A closed-loop benchmark run of R requests (``vllm bench serve --max-concurrency N --num-prompts R``,
     trtllm-bench's offline runs with R = N): the first wave of w = min(running cap, R) prompts arrives at
     once, and the engine prefills it at the step's room (the budget less the wave's decode tokens, half
@@ -328,8 +328,9 @@ def _finite_closed(step: StepTime, steady: QueueTimings, in_slot: np.ndarray, N:
     first_wave_s = n_b * t_b + (O - 1) * pure  # until the wave's last prompt has its last token
     # The initial queue: min(N, R) prompts were sent at once, the Q = min(N, R) - w beyond the first wave
     # wait for slots. Fixed lengths free slots a wave at a time: the k-th B of them (k = ceil(j / B) for
-    # queue position j) start as the first wave ends and k - 1 steady waves (B / X each) after it, so a
-    # queued prompt's TTFT is in_slot + first_wave_s + (k - 1) B / X, rising with its position. Only the
+    # queue position j) start as the first wave ends and k - 1 steady waves (B / X each) after it, and are
+    # prefilled together as the first wave was, so a queued prompt's TTFT is first_wave_s + (k - 1) B / X +
+    # its place in its wave's burst, rising with its position. Only the
     # R - min(N, R) prompts sent later (as clients resubmit) meet the steady queue of N - B; the steady
     # TTFT for every request beyond the wave would charge a run of R = N prompts sent at once (a
     # benchmark's offline mode) twice its mean wait.
