@@ -156,9 +156,13 @@ def _closed(step: StepTime, B: Array, S: Array, O: Array, budget: Array, q: Arra
     return ttft, tpot
 
 
-def _open(step: StepTime, B: Array, S: Array, O: Array, budget: Array, lam: Array, q: Array = 1.0  # noqa: E741
-          ) -> tuple[Array, Array, Array, Array, Array]:
-    """(mean TTFT, its p99, mean step = TPOT, TPOT spread, prefill utilization rho) of an open loop.
+def _open(step: StepTime, B: Array, S: Array, O: Array, budget: Array, lam: Array, q: Array = 1.0,  # noqa: E741
+          tails: bool = True, start: dict[str, np.ndarray] | None = None) -> tuple[Array, Array, Array, Array, Array]:
+    """(mean TTFT, its p99, mean step = TPOT, TPOT spread, prefill utilization rho) of an open loop;
+    ``tails=False`` leaves the p99 out (NaN; two forward passes fewer, for the running batch's fixed point,
+    which reads the means only). ``start``: where the mean step's fixed point starts (its key ``t``, kept
+    there for the next call: the running batch's fixed point calls this at nearby batches), else at the
+    decode-only step.
 
     A step carries the prompts that arrived during the previous one: t = step(B, lambda t S) at the fixed
     point (Poisson arrivals, lambda t per step on average); a request arrives in a step (length-biased:
@@ -177,7 +181,13 @@ def _open(step: StepTime, B: Array, S: Array, O: Array, budget: Array, lam: Arra
         none = np.exp(-k)
         return np.asarray(none * decode + (1 - none) * step(B, np.minimum(k * S / np.maximum(1 - none, 1e-12), room)))
 
-    t = fixed_point(mean_step, np.asarray(decode, dtype=float))  # from the decode-only step, below the fixed point
+    # from the decode-only step, below the fixed point, or from the last one solved nearby
+    t0 = np.asarray(decode, dtype=float)
+    if start is not None and "t" in start and np.shape(start["t"]) == np.shape(t0):
+        t0 = np.maximum(t0, start["t"])
+    t = fixed_point(mean_step, t0)
+    if start is not None:
+        start["t"] = np.asarray(t, dtype=float)
     k = lam * t
     per_token = (step(B, np.minimum(S + k * S, room)) - t) / np.maximum(S, 1.0)
     # A step's prompts arrived during the step before it, so a long step draws more of them: with a = the
@@ -191,16 +201,18 @@ def _open(step: StepTime, B: Array, S: Array, O: Array, budget: Array, lam: Arra
     # are prefilled with it in the next, number lambda t (1 + cv^2) on average, not lambda t
     kb = k * (1.0 + cv2)
     k99 = kb + Z99 * np.sqrt(var_n)
-    t99 = step(B, np.minimum(k99 * S, room))
     own = np.where(S + kb * S <= room, step(B, np.minimum(S + kb * S, room)), chunks * step(B, room))
-    own99 = np.where(S + k99 * S <= room, step(B, np.minimum(S + k99 * S, room)), chunks * step(B, room))
     # Its 99th percentile where the own step fits the room: TTFT = U L + own(L), the arrival step L = t_d + a N
     # (length-biased) entered at a uniform fraction U, own(L) = t_d + a (1 + lambda L); moments from a gamma
     # N (mean k, variance var_n), a shifted gamma matched to them, its quantile by Wilson-Hilferty
     # (``_ttft_p99``). The two steps' 99th-percentile counts together (t99 + own99) were 25-52% short of
     # the simulation, which takes the tail of the arrival step as a time-uniform arrival sees it.
-    fits = S + k99 * S <= room
-    ttft99 = np.where(fits, _ttft_p99(decode, a, lam, k, var_n), t99 + own99)
+    if tails:
+        t99 = step(B, np.minimum(k99 * S, room))
+        own99 = np.where(S + k99 * S <= room, step(B, np.minimum(S + k99 * S, room)), chunks * step(B, room))
+        ttft99 = np.where(S + k99 * S <= room, _ttft_p99(decode, a, lam, k, var_n), t99 + own99)
+    else:
+        ttft99 = np.full(np.shape(own), np.nan)
     rho = np.minimum(k * S / room, 0.999)
     # A request's TPOT is the mean of the steps after its own prefill, as it sees them: (1) beside the
     # time-average B others it decodes itself (Poisson arrivals see time averages), one sequence more than
@@ -265,8 +277,10 @@ def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch
         return _finite_closed(step, steady, n, S, O, budget, q, np.asarray(requests, dtype=float))
     lam = np.asarray(request_rate, dtype=float)
 
+    start: dict[str, np.ndarray] = {}
+
     def littles_law(B: np.ndarray) -> np.ndarray:
-        ttft, _, tpot, *_ = _open(step, B, S, O, budget, lam, q)
+        ttft, _, tpot, *_ = _open(step, B, S, O, budget, lam, q, tails=False, start=start)
         return np.asarray(np.minimum(np.maximum(lam * (ttft + (O - 1) * tpot), 1.0), cap))
 
     B = fixed_point(littles_law, np.minimum(np.maximum(lam * step(1.0, S), 1.0), cap))
