@@ -260,6 +260,8 @@ def closed_loop_mva(service_s: Array, servers: Array, delay_s: Array, clients: A
     R_star = np.full(s.shape, np.nan)
     for n in range(1, int(np.max(C)) + 1):
         active = (n <= C) & np.isnan(R_star)
+        if not np.any(active):  # every point at its own client count or past its knee: nothing moves further
+            break
         r = s / P * (1.0 + q) + s * (P - 1.0) / P
         x = n / (r + d + Z)
         R_star = np.where(active & (x >= bound), r, R_star)  # the knee: the decode side binds from here

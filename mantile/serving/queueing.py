@@ -284,7 +284,7 @@ def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch
         return np.asarray(np.minimum(np.maximum(lam * (ttft + (O - 1) * tpot), 1.0), cap))
 
     B = fixed_point(littles_law, np.minimum(np.maximum(lam * step(1.0, S), 1.0), cap))
-    ttft, ttft99, tpot, spread, rho = _open(step, B, S, O, budget, lam, q)
+    ttft, ttft99, tpot, spread, rho = _open(step, B, S, O, budget, lam, q, start=start)
     sustainable = lam * (ttft + (O - 1) * tpot) <= cap * (1 + 1e-6)
     # prefill demand near the step's room: prompts also wait whole steps (M/D/1 in units of a step)
     wait = rho / (2.0 * (1.0 - rho)) * tpot
