@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fit_kernels import REPO, aic_root, package_version  # noqa: E402
-from silicon_sample import NVFP4_RELEASES, REQUESTS_PER_CLIENT  # noqa: E402
+from silicon_sample import NVFP4_RELEASES, REQUESTS_PER_CLIENT, repeats  # noqa: E402
 
 import mantile  # noqa: E402
 
@@ -103,7 +103,7 @@ def main() -> None:
     args = ap.parse_args()
     root = aic_root(args.aic_root)
     with open(root / "systems" / "silicon_sample.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["mode"] == "disagg"]
+        rows, copies, _ = repeats([r for r in csv.DictReader(f) if r["mode"] == "disagg"])  # each run once
     errs: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
     skipped: dict[str, int] = defaultdict(int)
     out = []
@@ -125,7 +125,8 @@ def main() -> None:
         if args.rows:
             print(f"{row['id']:<70} ttft {float(row['silicon_ttft_ms']):8.1f} -> {r['ttft_ms']:8.1f}   "
                   f"tpot {float(row['silicon_tpot_ms']):7.2f} -> {r['tpot_ms']:7.2f}")
-    print(f"aiconfigurator-core {package_version(root)}: {len(rows)} disaggregated samples, "
+    print(f"aiconfigurator-core {package_version(root)}: {len(rows)} disaggregated samples ({copies} copies of "
+          "another left out), "
           f"{sum(len(v) for v in errs.values())} expressed and predicted")
     for why, n in sorted(skipped.items(), key=lambda kv: -kv[1]):
         print(f"  skipped {n:4d}: {why}")

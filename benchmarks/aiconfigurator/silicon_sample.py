@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import re
+import statistics
 import sys
 from collections import Counter
 from pathlib import Path
@@ -146,6 +147,50 @@ def convert(row: dict, version: str) -> list[dict]:
     return out
 
 
+#: columns that describe a sample's deployment and load (with the concurrency its source string states), not its
+#: identity, provenance or measurement
+MEASURED = ("silicon_ttft_ms", "silicon_tpot_ms")
+NOT_CONFIG = ("id", "silicon_data_source", "backend_version", *MEASURED)
+
+
+def configuration(sample: dict) -> tuple:
+    """What a sample ran: every column but its id, provenance, engine version and measurements, and the
+    concurrency its source string states."""
+    conc = re.search(r"silicon_concurrency=(\d+)", sample["silicon_data_source"])
+    return (*(v for k, v in sample.items() if k not in NOT_CONFIG), conc.group(1) if conc else "")
+
+
+def _value(v: str) -> str:
+    """A measurement to 9 significant digits (one run exported twice differs in the 16th)."""
+    return f"{float(v):.9g}" if v not in ("", None) else ""
+
+
+def repeats(samples: list[dict]) -> tuple[list[dict], int, list[tuple[tuple, list[dict]]]]:
+    """(the samples with each measurement once, how many copies were dropped, the configurations measured more
+    than once with different results). The package's sample holds some runs twice (the same configuration,
+    engine version and measured TTFT and TPOT under two ids from two source files); scored twice, such a run
+    would weigh double in every MAPE. A configuration measured again (another date or engine version) with
+    another result is kept: both are measurements; their spread is the sample's own repeatability."""
+    seen, kept, dropped = set(), [], 0
+    for s in samples:
+        key = (configuration(s), s["backend_version"], *(_value(s[c]) for c in MEASURED))
+        if key in seen:
+            dropped += 1
+            continue
+        seen.add(key)
+        kept.append(s)
+    by_config: dict[tuple, list[dict]] = {}
+    for s in kept:
+        by_config.setdefault(configuration(s), []).append(s)
+    differ = [(k, v) for k, v in by_config.items() if len(v) > 1]
+    return kept, dropped, differ
+
+
+def _spread(group: list[dict], col: str) -> float:
+    values = [float(s[col]) for s in group if s[col] not in ("", None) and float(s[col]) > 0]
+    return max(values) / min(values) if len(values) > 1 else 1.0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--aic-root")
@@ -155,13 +200,23 @@ def main() -> None:
     version = package_version(root)
     with open(root / "systems" / "silicon_sample.csv", newline="") as f:
         samples = list(csv.DictReader(f))
+    everything = len(samples)
+    samples, dropped, differ = repeats(samples)
     rows = [r for s in samples for r in convert(s, version)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=FIELDS)
         w.writeheader()
         w.writerows(rows)
-    print(f"{len(samples)} samples -> {len(rows)} rows in {args.out}")
+    print(f"{everything} samples, {dropped} of them a copy of another (same configuration, engine version and "
+          f"measured TTFT and TPOT): {len(samples)} samples -> {len(rows)} rows in {args.out}")
+    wide = [(k, g) for k, g in differ if max(_spread(g, c) for c in MEASURED) > 1.2]
+    print(f"configurations measured more than once with different results: {len(differ)}; their measurements "
+          f"differ by more than 20% in {len(wide)} (TPOT max/min median "
+          f"{statistics.median(_spread(g, MEASURED[1]) for _, g in differ) if differ else 1.0:.2f}, largest "
+          f"{max((_spread(g, MEASURED[1]) for _, g in differ), default=1.0):.2f}; TTFT largest "
+          f"{max((_spread(g, MEASURED[0]) for _, g in differ), default=1.0):.2f}), "
+          f"{sum(len({s['backend_version'] for s in g}) > 1 for _, g in wide)} of those across engine versions")
     mapped = [s for s in samples if s["model_path"] in MODELS and s["system"] in SYSTEMS]
     print(f"mapped samples (model and system known to Mantile): {len(mapped)} of {len(samples)}")
     marked = [s["id"] for s in samples if s["id"] in IMPOSSIBLE]
