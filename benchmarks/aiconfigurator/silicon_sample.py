@@ -83,6 +83,30 @@ IMPOSSIBLE = {
     for sample in ("nvidia_qwen3_32b_nvfp4_nvidia_qwen3_32b_nvfp4_b200_sxm_trtllm_agg_15000x500_c416_tp2_0_epnone_2",
                    "nvidia_qwen3_32b_nvfp4_nvidia_qwen3_32b_nvfp4_gb200_trtllm_agg_15000x500_c448_tp2_0_epnone_2",
                    "nvidia_qwen3_32b_nvfp4_nvidia_qwen3_32b_nvfp4_gb200_trtllm_agg_15000x500_c448_tp2_0_epnone_3")}
+#: Samples whose TPOT beats its physics floor (``python -m mantile.check outputs/silicon_sample.csv --floors-only``
+#: at stop 29: the decode step on the ideal machine, datasheet peaks and no overhead, at the stated load; the
+#: floor does not depend on how the scheduler groups prompts). GPT-OSS-120B under vLLM on H100 at 512 clients:
+#: TPOT 0.39-0.84 of the floor, and below the same deployment's TPOT at 4-64 clients (e.g. TP2 1k/1k: 5.6 ms
+#: at 512, 14.8 ms at 64), which a larger running batch cannot give: 512 sequences touch all 128 experts each
+#: step, and streaming them alone takes longer than the measured TPOT. The run likely lost most of its
+#: requests; the sample does not say.
+IMPOSSIBLE.update({
+    f"2026_04_06_gpt_oss_120b_h100_sxm_vllm_fp4_agg_{shape}_c512_{plan}_ep1_{n}":
+        "impossible as stated: TPOT below its physics floor (mantile.check: 0.39-0.84 of it) and below the same "
+        "deployment's TPOT at 4-64 clients; 512 sequences read all 128 experts each step"
+    for shape, plan, n in (("1024x8192", "tp8", 1128), ("8192x1024", "tp4", 1130), ("1024x8192", "tp2", 1131),
+                           ("1024x1024", "tp2", 1135), ("8192x1024", "tp8", 1136))})
+#: DeepSeek-R1 NVFP4 on 64 GB200s (TP64 at 538 clients, 8k/1k): TPOT 10.1 ms, 0.44 of its floor. Qwen3-32B bf16
+#: under vLLM on H100 (TP1 batch 24, TP2 batch 48, 4k/1k; the sample states no concurrency, so its batch_size is
+#: the load): TPOT 0.92 and 0.86 of the floor of that batch (the weights alone stream in 9.8 ms on TP2).
+IMPOSSIBLE.update({
+    "2026_04_06_deepseek_r1_gb200_trtllm_fp4_agg_8192x1024_c538_tp64_ep1_113":
+        "impossible as stated: TPOT 0.44 of its physics floor (mantile.check) at TP64 and 538 clients",
+    "qwen3_32b_qwen3_32b_h100_sxm_vllm_agg_4000x1000_c_tp2_0_epnone_3":
+        "impossible as stated: TPOT 0.86 of the physics floor of its stated batch 48 (no concurrency stated)",
+    "qwen3_32b_qwen3_32b_h100_sxm_vllm_agg_4000x1000_c_tp1_0_epnone_4":
+        "impossible as stated: TPOT 0.92 of the physics floor of its stated batch 24 (no concurrency stated)",
+})
 
 
 def num(v: str) -> str:
