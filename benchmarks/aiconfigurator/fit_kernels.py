@@ -655,6 +655,10 @@ def fit_moe(dev: Device, plans: pd.DataFrame, dense: dict) -> dict:
                             out[dtype].get("memory_efficiency"), op_us)
         if ep_fit:
             out[dtype].update(ep_fit)
+        tp_fit = fit_moe_tp(dev, plans[plans.moe_dtype == dtype], peak, wb, efficiency, k_half, overhead,
+                            out[dtype].get("memory_efficiency"), op_us)
+        if tp_fit:  # printed, not written (keys starting with '_' are not): see fit_moe_tp
+            out[dtype]["_tp_slices"] = tp_fit
     return out
 
 
@@ -692,6 +696,66 @@ def fit_moe_ep(dev: Device, p: pd.DataFrame, peak: float, wb: float, efficiency:
     m = np.concatenate(meas)
     return {"ep_efficiency": eff_by_ep, "errors_ep_slices_at_ep1_efficiency": errors(np.concatenate(before), m),
             "errors_ep_slices": errors(np.concatenate(after), m)}
+
+
+#: the tensor-parallel slice width constant (``fit_moe_tp``) counts as describing the slices where it takes their MAPE
+#: down by at least this many points
+MOE_TP_MIN_GAIN_PCT = 2.0
+
+
+def slice_scale(f_device, f_full, w_half: float):
+    """A grouped GEMM's weight-streaming and compute rates on a device holding an f_device-wide slice of each
+    expert, over the whole expert's (f_full wide, where the rates were fitted): w / (w + w_half), relative."""
+    if w_half <= 0:
+        return np.ones(np.shape(f_device))
+    return (f_device / (f_device + w_half)) / (f_full / (f_full + w_half))
+
+
+def fit_moe_tp(dev: Device, p: pd.DataFrame, peak: float, wb: float, efficiency: float, k_half: float,
+               overhead: float, mem_eff: float | None, op_us: float) -> dict:
+    """REPORT ONLY (printed; not written to conf/, not read by Mantile). The fused-MoE op on the tensor-parallel
+    slices of the experts (moe_tp > 1, moe_ep = 1: every expert on every device, f / tp wide; Mantile's MoE
+    block at tp > 1 without expert parallelism). At the full-width rates the tables' op comes out too fast on
+    narrow slices, more the narrower (tp 8: 5-35% short, tp 32: 25-55%, on nearly every engine, format and
+    GPU with such rows), at every token count: the slice's weight streaming and its math both lose. One
+    constant per format, ``slice_width_half``: both rates times w / (w + w_half) over the full width's
+    f / (f + w_half), w = f / tp (``slice_scale``), least squares over every slice row, takes the slices'
+    MAPE from 16-31% to 12-24% where it helps (``rejected_*`` where it takes it down by less than
+    MOE_TP_MIN_GAIN_PCT). Not applied in Mantile: wired into ``MoEMLP`` (stop 29) it made the end-to-end
+    decode of the block-scaled FP8 DeepSeek rows 20-35 points slower than the silicon sample measures
+    (TensorRT-LLM on B200 at TP8: TPOT median +17% -> +50%, including the runs of an engine version without
+    the 2x speed-up another version shows), so the isolated tables' narrow-slice times are not what those
+    engines' decode steps take; RESULTS.md has the numbers."""
+    slices = p[(p.moe_tp_size > 1) & (p.moe_ep_size == 1)]
+    if len(slices) < MOE_EP_MIN_ROWS:
+        return {}
+    tok, h, f, k, e, tp, t = (slices[c].to_numpy(float) for c in
+                              ("num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size",
+                               "latency"))
+    t = t * 1e-3
+    mem = dev.eff["memory_efficiency"] if mem_eff is None else mem_eff
+
+    def pred(w_half: float) -> np.ndarray:
+        sc = slice_scale(f / tp, f, w_half)
+        return moe_time(dev, tok, h, f / tp, k, e, peak, wb, efficiency * sc, k_half, overhead, mem_eff=mem * sc,
+                        op_us=op_us)
+
+    w_half = float(fit(lambda x: np.log(pred(x[0]) / t), [100.0], [0.0], [1e5])[0])
+    before, after = pred(0.0), pred(w_half)
+    by_tp = {}
+    for size in sorted({int(v) for v in tp}):
+        sel = tp == size
+        a, b = errors(before[sel], t[sel]), errors(after[sel], t[sel])
+        by_tp[size] = {"n": a["n"], "mape_pct_at_full_width": a["mape_pct"], "mape_pct": b["mape_pct"],
+                       "median_signed_pct_at_full_width": a["median_signed_pct"],
+                       "median_signed_pct": b["median_signed_pct"]}
+    out = {"errors_tp_slices_at_full_width": errors(before, t), "errors_tp_slices_by_tp": by_tp}
+    fitted = errors(after, t)
+    if fitted["mape_pct"] <= out["errors_tp_slices_at_full_width"]["mape_pct"] - MOE_TP_MIN_GAIN_PCT:
+        out.update(slice_width_half=w_half, errors_tp_slices=fitted)
+    else:
+        out.update(rejected_slice_width_half=w_half, rejected_errors_tp_slices=fitted)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -824,6 +888,14 @@ def print_result(r: dict) -> None:
             print("      ep slices eff " + " ".join(f"ep{ep}:{v:.3f}" for ep, v in g["ep_efficiency"].items())
                   + f" | at ep1 eff {fmt_err(g['errors_ep_slices_at_ep1_efficiency'])}"
                   + f" -> {fmt_err(g['errors_ep_slices'])}")
+        if (tps := g.get("_tp_slices")) is not None:
+            w = tps.get("slice_width_half", tps.get("rejected_slice_width_half"))
+            after = tps.get("errors_tp_slices", tps.get("rejected_errors_tp_slices"))
+            print(f"      tp slices (report) width_half {w:.0f}{'' if 'slice_width_half' in tps else ' (rejected)'}"
+                  f" | at full width {fmt_err(tps['errors_tp_slices_at_full_width'])} -> {fmt_err(after)}")
+            print("        median by tp: " + "  ".join(
+                f"tp{size} {v['median_signed_pct_at_full_width']:+.0f}->{v['median_signed_pct']:+.0f}%"
+                for size, v in tps["errors_tp_slices_by_tp"].items()))
         if "errors_weight_bound" in g:
             rate = g.get("memory_efficiency", g.get("rejected_memory_efficiency"))
             print(f"      weight streaming mem_eff {rate:.3f}{'' if 'memory_efficiency' in g else ' (rejected)'}"
