@@ -657,8 +657,8 @@ def fit_moe(dev: Device, plans: pd.DataFrame, dense: dict) -> dict:
             out[dtype].update(ep_fit)
         tp_fit = fit_moe_tp(dev, plans[plans.moe_dtype == dtype], peak, wb, efficiency, k_half, overhead,
                             out[dtype].get("memory_efficiency"), op_us)
-        if tp_fit:  # printed, not written (keys starting with '_' are not): see fit_moe_tp
-            out[dtype]["_tp_slices"] = tp_fit
+        if tp_fit:
+            out[dtype].update(tp_fit)
     return out
 
 
@@ -698,14 +698,14 @@ def fit_moe_ep(dev: Device, p: pd.DataFrame, peak: float, wb: float, efficiency:
             "errors_ep_slices": errors(np.concatenate(after), m)}
 
 
-#: the tensor-parallel slice width constant (``fit_moe_tp``) counts as describing the slices where it takes their MAPE
-#: down by at least this many points
+#: the tensor-parallel slice width constant (``slice_width_half``) is written where it takes the MAPE of the slices'
+#: rows at MOE_FIT_MIN_TOKENS_PER_EXPERT or more tokens per expert down by at least this many points
 MOE_TP_MIN_GAIN_PCT = 2.0
 
 
 def slice_scale(f_device, f_full, w_half: float):
-    """A grouped GEMM's weight-streaming and compute rates on a device holding an f_device-wide slice of each
-    expert, over the whole expert's (f_full wide, where the rates were fitted): w / (w + w_half), relative."""
+    """A grouped GEMM's efficiency on a device holding an f_device-wide slice of each expert, over the whole
+    expert's (f_full wide, where it was fitted): w / (w + w_half) over f / (f + w_half)."""
     if w_half <= 0:
         return np.ones(np.shape(f_device))
     return (f_device / (f_device + w_half)) / (f_full / (f_full + w_half))
@@ -713,44 +713,46 @@ def slice_scale(f_device, f_full, w_half: float):
 
 def fit_moe_tp(dev: Device, p: pd.DataFrame, peak: float, wb: float, efficiency: float, k_half: float,
                overhead: float, mem_eff: float | None, op_us: float) -> dict:
-    """REPORT ONLY (printed; not written to conf/, not read by Mantile). The fused-MoE op on the tensor-parallel
-    slices of the experts (moe_tp > 1, moe_ep = 1: every expert on every device, f / tp wide; Mantile's MoE
-    block at tp > 1 without expert parallelism). At the full-width rates the tables' op comes out too fast on
-    narrow slices, more the narrower (tp 8: 5-35% short, tp 32: 25-55%, on nearly every engine, format and
-    GPU with such rows), at every token count: the slice's weight streaming and its math both lose. One
-    constant per format, ``slice_width_half``: both rates times w / (w + w_half) over the full width's
-    f / (f + w_half), w = f / tp (``slice_scale``), least squares over every slice row, takes the slices'
-    MAPE from 16-31% to 12-24% where it helps (``rejected_*`` where it takes it down by less than
-    MOE_TP_MIN_GAIN_PCT). Not applied in Mantile: wired into ``MoEMLP`` (stop 29) it made the end-to-end
-    decode of the block-scaled FP8 DeepSeek rows 20-35 points slower than the silicon sample measures
-    (TensorRT-LLM on B200 at TP8: TPOT median +17% -> +50%, including the runs of an engine version without
-    the 2x speed-up another version shows), so the isolated tables' narrow-slice times are not what those
-    engines' decode steps take; RESULTS.md has the numbers."""
+    """The grouped GEMM's efficiency on the tensor-parallel slices of the experts (moe_tp > 1, moe_ep = 1: every
+    expert on every device, f / tp wide; Mantile's MoE block at tp > 1 without expert parallelism). At the
+    efficiency fitted on whole experts the tables' op is too fast on narrow slices, more the narrower (at 64+
+    tokens per expert, tp 8: 20-50% short on TensorRT-LLM, 15-25% on vLLM and SGLang). One constant per format,
+    ``slice_width_half``: the efficiency times w / (w + w_half) over the whole expert's f / (f + w_half),
+    w = f / tp (``slice_scale``; a narrow slice amortizes each tile's fixed work over fewer columns, as
+    gemm_k_half does over depth), least squares over the slices' rows at MOE_FIT_MIN_TOKENS_PER_EXPERT or
+    more tokens per expert, as ``fit_moe_ep`` fits an expert-parallel slice's. The weight-streaming rate is
+    not scaled: the tables' slices at a few tokens per expert are 5-20% slower than modelled too (TensorRT-LLM),
+    but the engines' decode steps at TP8 are not (the silicon sample's block-scaled FP8 DeepSeek TPOT came out
+    20-35 points too slow with it, RESULTS.md item 10). Written where it takes the MAPE of those rows down by
+    MOE_TP_MIN_GAIN_PCT (else ``rejected_slice_width_half``), with the errors before and after, by tp, and on
+    the rows below (which it hardly moves)."""
     slices = p[(p.moe_tp_size > 1) & (p.moe_ep_size == 1)]
-    if len(slices) < MOE_EP_MIN_ROWS:
-        return {}
     tok, h, f, k, e, tp, t = (slices[c].to_numpy(float) for c in
                               ("num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp_size",
                                "latency"))
     t = t * 1e-3
-    mem = dev.eff["memory_efficiency"] if mem_eff is None else mem_eff
+    big = tok * k / e >= MOE_FIT_MIN_TOKENS_PER_EXPERT
+    if big.sum() < MOE_EP_MIN_ROWS:
+        return {}
 
     def pred(w_half: float) -> np.ndarray:
-        sc = slice_scale(f / tp, f, w_half)
-        return moe_time(dev, tok, h, f / tp, k, e, peak, wb, efficiency * sc, k_half, overhead, mem_eff=mem * sc,
-                        op_us=op_us)
+        return moe_time(dev, tok, h, f / tp, k, e, peak, wb, efficiency * slice_scale(f / tp, f, w_half), k_half,
+                        overhead, mem_eff=mem_eff, op_us=op_us)
 
-    w_half = float(fit(lambda x: np.log(pred(x[0]) / t), [100.0], [0.0], [1e5])[0])
+    w_half = float(fit(lambda x: np.log(pred(x[0])[big] / t[big]), [100.0], [0.0], [1e5])[0])
     before, after = pred(0.0), pred(w_half)
     by_tp = {}
-    for size in sorted({int(v) for v in tp}):
-        sel = tp == size
+    for size in sorted({int(v) for v in tp[big]}):
+        sel = big & (tp == size)
         a, b = errors(before[sel], t[sel]), errors(after[sel], t[sel])
         by_tp[size] = {"n": a["n"], "mape_pct_at_full_width": a["mape_pct"], "mape_pct": b["mape_pct"],
                        "median_signed_pct_at_full_width": a["median_signed_pct"],
                        "median_signed_pct": b["median_signed_pct"]}
-    out = {"errors_tp_slices_at_full_width": errors(before, t), "errors_tp_slices_by_tp": by_tp}
-    fitted = errors(after, t)
+    out = {"errors_tp_slices_at_full_width": errors(before[big], t[big]), "errors_tp_slices_by_tp": by_tp}
+    fitted = errors(after[big], t[big])
+    if (~big).any():
+        out["errors_tp_slices_below_fit_rows"] = {"at_full_width": errors(before[~big], t[~big]),
+                                                  "fitted": errors(after[~big], t[~big])}
     if fitted["mape_pct"] <= out["errors_tp_slices_at_full_width"]["mape_pct"] - MOE_TP_MIN_GAIN_PCT:
         out.update(slice_width_half=w_half, errors_tp_slices=fitted)
     else:
@@ -796,7 +798,12 @@ HEADER = """\
 #         ep_efficiency {{ep: efficiency}}: the grouped GEMM's efficiency fitted the same way on each expert-
 #         parallel slice (moe_tp 1, moe_ep > 1: E/ep local experts, every token routed on each device), whose
 #         times keep less than the ideal 1/ep of the ep = 1 time (errors_ep_slices, and at the ep = 1
-#         efficiency errors_ep_slices_at_ep1_efficiency)
+#         efficiency errors_ep_slices_at_ep1_efficiency); slice_width_half: on each tensor-parallel slice
+#         (moe_tp > 1, moe_ep 1: every expert f/tp wide on each device) the grouped GEMM's efficiency times
+#         w/(w + slice_width_half) over f/(f + slice_width_half), w = f/tp, fitted the same way over the
+#         slices' rows (errors_tp_slices; at the whole-expert efficiency errors_tp_slices_at_full_width; by tp
+#         errors_tp_slices_by_tp; the rows below 64 tokens per expert errors_tp_slices_below_fit_rows);
+#         rejected_slice_width_half: fitted, not used (it took the MAPE down by less than 2 points)
 #   moe_fraction_of_peak: fused MoE (balanced routing, no TP/EP) achieved FLOP/s / peak, by tokens
 #         per expert (report only)
 # errors: predicted vs measured on the fitted rows: MAPE, median signed error, max |error| (percent).
@@ -888,14 +895,14 @@ def print_result(r: dict) -> None:
             print("      ep slices eff " + " ".join(f"ep{ep}:{v:.3f}" for ep, v in g["ep_efficiency"].items())
                   + f" | at ep1 eff {fmt_err(g['errors_ep_slices_at_ep1_efficiency'])}"
                   + f" -> {fmt_err(g['errors_ep_slices'])}")
-        if (tps := g.get("_tp_slices")) is not None:
-            w = tps.get("slice_width_half", tps.get("rejected_slice_width_half"))
-            after = tps.get("errors_tp_slices", tps.get("rejected_errors_tp_slices"))
-            print(f"      tp slices (report) width_half {w:.0f}{'' if 'slice_width_half' in tps else ' (rejected)'}"
-                  f" | at full width {fmt_err(tps['errors_tp_slices_at_full_width'])} -> {fmt_err(after)}")
+        if "errors_tp_slices_at_full_width" in g:
+            w = g.get("slice_width_half", g.get("rejected_slice_width_half"))
+            after = g.get("errors_tp_slices", g.get("rejected_errors_tp_slices"))
+            print(f"      tp slices width_half {w:.0f}{'' if 'slice_width_half' in g else ' (rejected)'}"
+                  f" | at full width {fmt_err(g['errors_tp_slices_at_full_width'])} -> {fmt_err(after)}")
             print("        median by tp: " + "  ".join(
                 f"tp{size} {v['median_signed_pct_at_full_width']:+.0f}->{v['median_signed_pct']:+.0f}%"
-                for size, v in tps["errors_tp_slices_by_tp"].items()))
+                for size, v in g["errors_tp_slices_by_tp"].items()))
         if "errors_weight_bound" in g:
             rate = g.get("memory_efficiency", g.get("rejected_memory_efficiency"))
             print(f"      weight streaming mem_eff {rate:.3f}{'' if 'memory_efficiency' in g else ' (rejected)'}"

@@ -68,6 +68,16 @@ class DenseMLP(_Matrices):
         return float(self.params(Plan()))
 
 
+def slice_scale(f_device: Array, f_full: Array, w_half: Array) -> Array:
+    """A grouped (MoE expert) GEMM's efficiency on a device holding an ``f_device``-wide slice of each expert, over
+    the whole expert's (``f_full`` wide): w / (w + w_half) over f / (f + w_half) (the tile's fixed work amortized
+    over fewer columns, as ``gemm_k_half`` over depth); 1 where ``w_half`` is 0 (not fitted)."""
+    w_half = np.asarray(w_half, dtype=float)
+    if not any_(w_half > 0):
+        return 1.0
+    return np.where(w_half > 0, (f_device / (f_device + w_half)) / (f_full / (f_full + w_half)), 1.0)
+
+
 @dataclass(frozen=True)
 class MoEMLP(_Matrices):
     """Mixture of experts (E experts, top-k, balanced routing), experts split over ep, then tp/ep inside.
@@ -121,7 +131,11 @@ class MoEMLP(_Matrices):
         # the engine's grouped GEMM on an expert-parallel device keeps less than 1/ep of its ep = 1 time
         # (``GemmConstants.ep_efficiency``, fitted to the engines' expert-parallel MoE tables; the machine
         # holds it for the point's ep: ``costs.step.ep_scale``)
-        scale = m.moe_ep_scale
+        # and on a device holding a tensor-parallel slice of each expert (f = F / (tp / ep) wide) less than the
+        # whole expert's: times w / (w + w_half) over F / (F + w_half) (``GemmConstants.slice_width_half``,
+        # fitted to the engines' tensor-parallel MoE tables: at tp 8 the op takes 15-50% longer than the
+        # whole-expert efficiency gives at 64+ tokens per expert); the weights stream at the full rate
+        scale = m.moe_ep_scale * slice_scale(f, self.intermediate_size, m.moe_slice_half)
         gemm(c, m, rows, up_cols, h, w.w_bytes, w.a_bytes, groups=local, weight_groups=touched,
              name="experts_gate_up", grouped=True, efficiency_scale=scale)
         act_elems = n * k / w.ep * f * w.expert_imbalance

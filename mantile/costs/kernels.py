@@ -54,6 +54,9 @@ class Machine:
     #: grouped (MoE expert) GEMM efficiency on the point's expert-parallel device over the format's ep = 1
     #: efficiency (``costs.step.ep_scale``: ``GemmConstants.ep_efficiency``), per point; 1 where not fitted
     moe_ep_scale: Array = 1.0
+    #: the width at which a tensor-parallel slice of each expert halves the grouped GEMM's efficiency relative to
+    #: the whole expert's (``GemmConstants.slice_width_half`` of the format), per point; 0 where not fitted
+    moe_slice_half: Array = 0.0
     #: the running sums a Cost keeps of kernels on this machine (``SUMS``; fewer where a caller reads
     #: only some, e.g. the results table or the physics floors: ``TABLE_SUMS``, ``LATENCY_SUMS``); the
     #: named kernel list is kept only with every sum (the per-kernel breakdowns read it)

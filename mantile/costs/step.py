@@ -97,11 +97,13 @@ def _machine(hw: HardwareSpec, eff: EfficiencyProfile, serving: ServingProfile, 
     moe_bytes_per_s = (None if all(v == eff.memory_efficiency for v in moe_mem.values())
                        else hw.device.hbm_bandwidth_bytes_per_s * lookup(dtype, moe_mem))
     moe_op_s = lookup(dtype, {d: g.op_overhead_us * 1e-6 for d, g in moe.items()})
+    moe_slice_half = lookup(dtype, {d: g.slice_width_half for d, g in moe.items()})
     m = Machine(np.where(np.isfinite(peak), peak, 1.0), hw.device.hbm_bandwidth_bytes_per_s, hw.device.compute_units,
                 eff, serving.kernels, gemm_efficiency=efficiency, gemm_k_half=k_half, gemm_overhead_s=fixed_s,
                 attention_peak_flops_per_s=np.where(np.isfinite(attn_peak), attn_peak, 1.0),
                 quantize=lookup(dtype, QUANTIZES_INPUT) if quantizes else 0.0, moe_gemm=constants(moe),
-                moe_bytes_per_s=moe_bytes_per_s, moe_op_s=moe_op_s, moe_ep_scale=ep_scale(moe, dtype, ep), sums=sums,
+                moe_bytes_per_s=moe_bytes_per_s, moe_op_s=moe_op_s, moe_ep_scale=ep_scale(moe, dtype, ep),
+                moe_slice_half=moe_slice_half, sums=sums,
                 unquantized=machine(hw, eff, serving, UNQUANTIZED, attention, False, sums)[0] if unquantized else None)
     return m, np.isfinite(peak)
 

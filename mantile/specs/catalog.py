@@ -196,7 +196,8 @@ def load_engine_efficiency(generation: str, kernel_tables: str, engine: str) -> 
     for moe_dtype, moe_targets in TABLE_MOE_DTYPES.items():
         mg = (fit.get("moe_gemm") or {}).get(moe_dtype)
         if mg:  # with the kernel's weight-streaming rate and the op's fixed cost where fitted (fit_kernels.py)
-            moe_keys = (*gemm_keys, *(k for k in ("memory_efficiency", "op_overhead_us", "ep_efficiency") if k in mg))
+            moe_keys = (*gemm_keys, *(k for k in ("memory_efficiency", "op_overhead_us", "ep_efficiency",
+                                                  "slice_width_half") if k in mg))
             data["moe_gemm_dtypes"].update({d: {k: mg[k] for k in moe_keys} for d in moe_targets})
     data["gemm_includes_quantize"] = True
     prefill = (fit.get("attention_prefill") or {}).get("bf16_kv_bf16")

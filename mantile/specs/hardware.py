@@ -146,6 +146,10 @@ class GemmConstants:
         "local experts, every token routed on each device), by ep >= 2; fitted to an engine's tables, whose "
         "expert-parallel slices keep less than the ideal 1/ep of the ep = 1 time (costs.feedforward.MoEMLP); "
         "empty: gemm_efficiency at every ep"))
+    slice_width_half: float = field(default=0.0, metadata=doc(
+        "grouped (MoE expert) GEMMs on a tensor-parallel slice of each expert (f / tp wide): the efficiency times "
+        "w / (w + slice_width_half) over the whole expert's f / (f + slice_width_half), w = f / tp "
+        "(costs.feedforward.MoEMLP); fitted to an engine's tables; 0: the whole-expert efficiency at every tp"))
 
     def __post_init__(self) -> None:
         check_ranges(self, "fraction", "gemm_efficiency")
@@ -154,6 +158,8 @@ class GemmConstants:
                 raise SpecError("?", "ep_efficiency", ep, "expert-parallel sizes >= 2 as keys")
             if not 0 < value <= 1:
                 raise SpecError("?", f"ep_efficiency.{ep}", value, "a fraction in (0, 1]")
+        if self.slice_width_half < 0:
+            raise SpecError("?", "slice_width_half", self.slice_width_half, "a width >= 0 (0: none)")
         # gemm_overhead_us may be negative
         check_ranges(self, "non_negative", "gemm_k_half", "memory_efficiency", "op_overhead_us")
         if self.memory_efficiency > 1:
