@@ -303,3 +303,44 @@ def test_one_points_machine_is_built_once_per_inputs() -> None:
         g, gemm_efficiency=g.gemm_efficiency / 2)})
     m3, _ = machine(hw, other, serving, "fp8", "fp8", ep=4.0)
     assert float(m3.gemm_efficiency) == pytest.approx(float(m1.gemm_efficiency) / 2, rel=1e-12)
+
+
+def test_a_tensor_parallel_slice_of_each_expert_computes_below_the_whole_experts_efficiency() -> None:
+    """Each device of a tp 8 MoE block without expert parallelism holds a 1536 / 8 = 192-wide slice of each of
+    Qwen3-235B-A22B's experts. Its FP8 checkpoint is block-scaled, and TensorRT-LLM's H200 MoE table fits that
+    grouped GEMM's slice efficiency as w / (w + w_half) over the whole expert's 1536 / (1536 + w_half)
+    (``slice_width_half``, 715.8 for fp8_block in conf/efficiency/fitted/h200_sxm_trtllm.yaml). By hand,
+    (192 / 907.8) / (1536 / 2251.8) = 0.3101, so a compute-bound expert GEMM (a 16,384-token prefill) takes
+    1 / 0.3101 = 3.225x its compute time at the whole-expert efficiency; its weights stream at the same rate
+    either way; a dense MLP is untouched."""
+    import dataclasses
+
+    import yaml
+
+    from mantile.costs.feedforward import slice_scale
+    from mantile.estimator import load_hardware, resolve_serving, system_efficiency
+    from mantile.specs import conf_dir
+
+    w_half = yaml.safe_load((conf_dir() / "efficiency" / "fitted" / "h200_sxm_trtllm.yaml").read_text())[
+        "moe_gemm"]["fp8_block"]["slice_width_half"]
+    assert w_half == pytest.approx(715.8, abs=0.05)
+    expected = (192 / (192 + w_half)) / (1536 / (1536 + w_half))
+    assert float(slice_scale(192.0, 1536.0, w_half)) == pytest.approx(expected, rel=1e-12)
+    assert expected == pytest.approx(0.3101, abs=5e-5)
+    hw, st = load_hardware("nvidia_h200_141gb"), resolve_serving("trtllm")
+    eff = system_efficiency(hw, st)
+    whole = dataclasses.replace(eff, moe_gemm_dtypes={
+        k: dataclasses.replace(v, slice_width_half=0.0) for k, v in eff.moe_gemm_dtypes.items()})
+
+    def experts(efficiency: object, model: str = "qwen3_235b_a22b") -> dict:
+        r = mantile.layer_metrics(model, "nvidia_h200_141gb", "feedforward", phase="prefill", batch_size=1,
+                                  seq_length=16384, dtype="fp8", tp=8, serving="trtllm", kernels=True,
+                                  efficiency=efficiency)  # type: ignore[arg-type]
+        return {k["name"]: k for k in r["named_kernels"]}
+
+    sliced, full = experts(eff), experts(whole)
+    for name in ("experts_gate_up", "experts_down"):
+        assert sliced[name]["compute_ms"] / full[name]["compute_ms"] == pytest.approx(1 / expected, rel=1e-9)
+        assert sliced[name]["memory_ms"] == pytest.approx(full[name]["memory_ms"], rel=1e-12)
+    dense = experts(eff, "llama_3.1_8b"), experts(whole, "llama_3.1_8b")
+    assert dense[0]["gate_up_proj"]["time_ms"] == dense[1]["gate_up_proj"]["time_ms"]
