@@ -24,6 +24,9 @@ and ``fused`` profiles here have no fitted tables) moved the published MoE rows,
 Regenerated again for those band columns only: a finite closed-loop run's queue drains by place
 (``queueing._finite_closed``; the golden points are steady states and did not move) moved the published
 GPUStack rows, so ``conf/bands.csv`` was regenerated, and with it the catch-all band.
+Regenerated again for those band columns only: a tensor-parallel slice of each expert computes at its engine's
+fitted slice efficiency (``GemmConstants.slice_width_half``; the ``pytorch`` and ``fused`` profiles here have
+no fitted tables) moved the published MoE rows, and with them the bands.
 Regenerate only for a change that is meant to move numbers, and say so in the commit."""
 
 from __future__ import annotations
