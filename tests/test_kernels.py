@@ -320,6 +320,7 @@ def test_a_tensor_parallel_slice_of_each_expert_computes_below_the_whole_experts
     from mantile.costs.feedforward import slice_scale
     from mantile.estimator import load_hardware, resolve_serving, system_efficiency
     from mantile.specs import conf_dir
+    from mantile.specs.hardware import EfficiencyProfile
 
     w_half = yaml.safe_load((conf_dir() / "efficiency" / "fitted" / "h200_sxm_trtllm.yaml").read_text())[
         "moe_gemm"]["fp8_block"]["slice_width_half"]
@@ -332,10 +333,10 @@ def test_a_tensor_parallel_slice_of_each_expert_computes_below_the_whole_experts
     whole = dataclasses.replace(eff, moe_gemm_dtypes={
         k: dataclasses.replace(v, slice_width_half=0.0) for k, v in eff.moe_gemm_dtypes.items()})
 
-    def experts(efficiency: object, model: str = "qwen3_235b_a22b") -> dict:
+    def experts(efficiency: EfficiencyProfile, model: str = "qwen3_235b_a22b") -> dict:
         r = mantile.layer_metrics(model, "nvidia_h200_141gb", "feedforward", phase="prefill", batch_size=1,
                                   seq_length=16384, dtype="fp8", tp=8, serving="trtllm", kernels=True,
-                                  efficiency=efficiency)  # type: ignore[arg-type]
+                                  efficiency=efficiency)
         return {k["name"]: k for k in r["named_kernels"]}
 
     sliced, full = experts(eff), experts(whole)

@@ -8,11 +8,12 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "aiconfigurator" / "silicon_sample.py"
 
 
-def _script():  # type: ignore[no-untyped-def]
+def _script() -> ModuleType:
     sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("silicon_sample", SCRIPT)
     assert spec and spec.loader

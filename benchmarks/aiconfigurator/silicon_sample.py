@@ -120,7 +120,7 @@ def num(v: str) -> str:
 def convert(row: dict, version: str) -> list[dict]:
     disagg = row["mode"] == "disagg"
     src = row["silicon_data_source"]
-    conc = re.search(r"silicon_concurrency=(\d+)", src)
+    conc = _concurrency(row)
     model = MODELS.get(row["model_path"], "")
     hw = SYSTEMS.get(row["system"], "")
     p = "decode_" if disagg else ""
@@ -177,10 +177,15 @@ MEASURED = ("silicon_ttft_ms", "silicon_tpot_ms")
 NOT_CONFIG = ("id", "silicon_data_source", "backend_version", *MEASURED)
 
 
+def _concurrency(sample: dict) -> re.Match | None:
+    """The closed loop's concurrency, stated only in the sample's source string (``silicon_concurrency=N``)."""
+    return re.search(r"silicon_concurrency=(\d+)", sample["silicon_data_source"])
+
+
 def configuration(sample: dict) -> tuple:
     """What a sample ran: every column but its id, provenance, engine version and measurements, and the
     concurrency its source string states."""
-    conc = re.search(r"silicon_concurrency=(\d+)", sample["silicon_data_source"])
+    conc = _concurrency(sample)
     return (*(v for k, v in sample.items() if k not in NOT_CONFIG), conc.group(1) if conc else "")
 
 
@@ -196,16 +201,16 @@ def repeats(samples: list[dict]) -> tuple[list[dict], int, list[tuple[tuple, lis
     would weigh double in every MAPE. A configuration measured again (another date or engine version) with
     another result is kept: both are measurements; their spread is the sample's own repeatability."""
     seen, kept, dropped = set(), [], 0
+    by_config: dict[tuple, list[dict]] = {}
     for s in samples:
-        key = (configuration(s), s["backend_version"], *(_value(s[c]) for c in MEASURED))
+        config = configuration(s)
+        key = (config, s["backend_version"], *(_value(s[c]) for c in MEASURED))
         if key in seen:
             dropped += 1
             continue
         seen.add(key)
         kept.append(s)
-    by_config: dict[tuple, list[dict]] = {}
-    for s in kept:
-        by_config.setdefault(configuration(s), []).append(s)
+        by_config.setdefault(config, []).append(s)
     differ = [(k, v) for k, v in by_config.items() if len(v) > 1]
     return kept, dropped, differ
 
@@ -234,13 +239,13 @@ def main() -> None:
         w.writerows(rows)
     print(f"{everything} samples, {dropped} of them a copy of another (same configuration, engine version and "
           f"measured TTFT and TPOT): {len(samples)} samples -> {len(rows)} rows in {args.out}")
-    wide = [(k, g) for k, g in differ if max(_spread(g, c) for c in MEASURED) > 1.2]
+    ttft_spread, tpot_spread = ([_spread(g, c) for _, g in differ] for c in MEASURED)
+    wide = [g for (_, g), a, b in zip(differ, ttft_spread, tpot_spread, strict=True) if max(a, b) > 1.2]
     print(f"configurations measured more than once with different results: {len(differ)}; their measurements "
           f"differ by more than 20% in {len(wide)} (TPOT max/min median "
-          f"{statistics.median(_spread(g, MEASURED[1]) for _, g in differ) if differ else 1.0:.2f}, largest "
-          f"{max((_spread(g, MEASURED[1]) for _, g in differ), default=1.0):.2f}; TTFT largest "
-          f"{max((_spread(g, MEASURED[0]) for _, g in differ), default=1.0):.2f}), "
-          f"{sum(len({s['backend_version'] for s in g}) > 1 for _, g in wide)} of those across engine versions")
+          f"{statistics.median(tpot_spread) if differ else 1.0:.2f}, largest {max(tpot_spread, default=1.0):.2f}; "
+          f"TTFT largest {max(ttft_spread, default=1.0):.2f}), "
+          f"{sum(len({s['backend_version'] for s in g}) > 1 for g in wide)} of those across engine versions")
     mapped = [s for s in samples if s["model_path"] in MODELS and s["system"] in SYSTEMS]
     print(f"mapped samples (model and system known to Mantile): {len(mapped)} of {len(samples)}")
     marked = [s["id"] for s in samples if s["id"] in IMPOSSIBLE]
