@@ -121,8 +121,8 @@ def estimate(model: Any, hardware: str, batch_size: int | None = None, input_seq
              request_rate: float | None = None, dp_attention: bool = False, redundant_experts: int = 0,
              expert_imbalance: float = 1.0, spec_method: str = "none", spec_num_tokens: int = 0,
              spec_acceptance: float | Sequence[float] = 0.0, spec_draft_model: str | None = None,
-             prefix_cache_hit_rate: float = 0.0, num_requests: int = 0, max_num_seqs: int | None = None,
-             max_num_batched_tokens: int | None = None) -> dict[str, Any]:
+             prefix_cache_hit_rate: float = 0.0, num_requests: int = 0, output_dist: str = "fixed",
+             max_num_seqs: int | None = None, max_num_batched_tokens: int | None = None) -> dict[str, Any]:
     """One point -> one results-table row as a dict (units in the keys; the columns of
     ``help(mantile.sweep)``). The load is one of ``batch_size`` (a fixed running batch), ``concurrency``
     (clients in a closed loop) or ``request_rate`` (Poisson arrivals, requests/s).
@@ -156,6 +156,10 @@ def estimate(model: Any, hardware: str, batch_size: int | None = None, input_seq
     ``num_requests``: the length of a benchmark run (0, the default: a steady state). With ``concurrency``
     the clients' first requests arrive at once, and TTFT (mean and percentiles) and throughput are the
     run's (``serving.queueing``); with ``request_rate`` the run lasts until its last request finishes.
+    ``output_dist``: how the run's output lengths spread about ``output_seq`` (their mean): ``fixed`` (every
+    request the same, as synthetic benchmarks send) or ``exponential`` (a dataset of real conversations,
+    ShareGPT): then a finite closed-loop run ends with its longest outputs draining at ever smaller batches,
+    which sets its throughput (``queueing._drain``); the steady state does not depend on it.
     """
     return _finish(_prepare(dict(locals())))
 
@@ -199,7 +203,7 @@ def _prepare(args: dict[str, Any]) -> _Point:
                 expert_imbalance=args["expert_imbalance"], spec_method=spec_method, spec_num_tokens=spec_num_tokens,
                 prefix_cache_hit_rate=args["prefix_cache_hit_rate"],
                 spec_acceptance=_acceptance(args["spec_acceptance"], spec_num_tokens, spec_method),
-                num_requests=args["num_requests"])
+                num_requests=args["num_requests"], output_dist=args["output_dist"])
     if layers is not None:
         plan = plan_from_layers(layers, dtype)
         # ``layers`` is the whole per-layer plan: a plan keyword given beside it must agree, not lose silently
@@ -318,8 +322,8 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
           dp_attention: Any = False, redundant_experts: Any = 0, expert_imbalance: Any = 1.0,
           spec_method: Any = "none", spec_num_tokens: Any = 0, spec_acceptance: Any = 0.0,
           spec_draft_model: str | None = None, prefix_cache_hit_rate: Any = 0.0, num_requests: Any = 0,
-          max_num_seqs: int | None = None, max_num_batched_tokens: int | None = None, n_jobs: int = 1,
-          backend: str = "loky", chunk_size: int = 250_000, progress: bool = False
+          output_dist: Any = "fixed", max_num_seqs: int | None = None, max_num_batched_tokens: int | None = None,
+          n_jobs: int = 1, backend: str = "loky", chunk_size: int = 250_000, progress: bool = False
           ) -> pl.DataFrame | pl.LazyFrame:
     """Cross every list given (models, hardware and axes) and evaluate all points as one table.
 
@@ -338,7 +342,8 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
       dp_attention, redundant_experts, expert_imbalance (expert parallelism: ``costs.blocks.Placement``),
       spec_method, spec_num_tokens, spec_acceptance, prefix_cache_hit_rate (speculative decoding and
       prefix caching: ``estimate``'s docstring; ``spec_draft_model`` is one id per sweep), num_requests
-      (the length of a benchmark run, 0 = a steady state: ``estimate``'s docstring)
+      (the length of a benchmark run, 0 = a steady state: ``estimate``'s docstring), output_dist (fixed or
+      exponential output lengths about output_seq: ``estimate``'s docstring)
     - speculative decoding: spec_tokens_per_step (mean tokens a decode step yields), decode_draft_ms
     - load: running_batch, request_throughput_per_s, ttft_p50_ms, ttft_p99_ms, tpot_p50_ms, tpot_p99_ms
     - latency and throughput: ttft_ms, tpot_ms, e2e_latency_ms, throughput_tokens_per_s,
@@ -366,7 +371,7 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
                 output_seq=output_seq, dtype=dtype, kv_dtype=kv_dtype, embedding_tp=embedding_tp,
                 dp_attention=dp_attention, redundant_experts=redundant_experts, expert_imbalance=expert_imbalance,
                 spec_method=spec_method, spec_num_tokens=spec_num_tokens, spec_acceptance=spec_acceptance,
-                prefix_cache_hit_rate=prefix_cache_hit_rate, num_requests=num_requests)
+                prefix_cache_hit_rate=prefix_cache_hit_rate, num_requests=num_requests, output_dist=output_dist)
     spec = make_spec(model, hardware, axes, serving, True, batching=batching, comm_overlap=comm_overlap,
                      max_prefill_tokens=max_prefill_tokens, memory_reserve_fraction=memory_reserve_fraction,
                      draft_model=spec_draft_model, max_num_seqs=max_num_seqs,

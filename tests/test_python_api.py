@@ -327,3 +327,48 @@ def test_calls_stating_the_same_limits_share_one_profile_and_one_evaluation() ->
     rows = mantile.estimate_many(calls)
     for call, row in zip(calls, rows, strict=True):
         assert row["ttft_ms"] == pytest.approx(mantile.estimate(**call)["ttft_ms"], rel=1e-9)
+
+
+def test_exponential_outputs_end_a_finite_run_with_its_drain_at_every_front_door() -> None:
+    """``output_dist="exponential"``: a run of 1,000 prompts sent at once ends with its longest outputs
+    draining at ever smaller batches, so its throughput is lower than with every output the mean length;
+    TTFT, TPOT, the steady state and the per-step breakdown do not move; a sweep's rows are estimate's; a bad
+    value is refused naming the field and the choices."""
+    kw = dict(model="llama_3.1_8b", hardware="nvidia_h100_80gb", serving="vllm", concurrency=1000,
+              num_requests=1000, input_seq=256, output_seq=200)
+    fixed, varied = mantile.estimate(**kw), mantile.estimate(**kw, output_dist="exponential")
+    assert (fixed["output_dist"], varied["output_dist"]) == ("fixed", "exponential")
+    assert varied["throughput_tokens_per_s"] < 0.9 * fixed["throughput_tokens_per_s"]
+    assert varied["throughput_ceiling_tokens_per_s"] < fixed["throughput_ceiling_tokens_per_s"]  # the floor drains too
+    for key in ("ttft_ms", "tpot_ms", "ttft_p99_ms", "running_batch", "decode_feedforward_ms", "tpot_floor_ms"):
+        assert varied[key] == fixed[key], key
+    steady = {k: v for k, v in kw.items() if k != "num_requests"}
+    assert mantile.estimate(**steady, output_dist="exponential")["throughput_tokens_per_s"] == \
+        mantile.estimate(**steady)["throughput_tokens_per_s"]
+    df = mantile.sweep(**kw, output_dist=["fixed", "exponential"])
+    for row, one in zip(df.sort("output_dist").to_dicts(), (fixed, varied), strict=True):
+        assert row["throughput_tokens_per_s"] == pytest.approx(one["throughput_tokens_per_s"], rel=1e-9)
+    with pytest.raises(SpecError, match="output_dist.*'fixed', 'exponential'"):
+        mantile.estimate(**kw, output_dist="lognormal")
+    load = {k: v for k, v in steady.items() if k != "concurrency"}
+    with pytest.raises(SpecError, match="output_dist.*fixed under batch_size"):  # no run to end: not a silent no-op
+        mantile.estimate(**load, batch_size=8, output_dist="exponential")
+    with pytest.raises(SpecError, match="output_dist.*fixed under request_rate"):  # the open loop's end: not modelled
+        mantile.estimate(**load, request_rate=2.0, num_requests=100, output_dist="exponential")
+
+
+def test_validate_runs_sharegpt_rows_with_exponential_outputs() -> None:
+    """A published row over ShareGPT (real conversations) is estimated with exponential output lengths about
+    its mean; a row over a synthetic dataset keeps them fixed."""
+    from mantile.validate import predictions
+
+    row = dict(kind="published", model="llama_3.1_8b", hardware="nvidia_h100_80gb", dtype="bf16", tp=1,
+               input_seq=256, output_seq=200, metric="throughput_tokens_per_s", value=1000.0, serving="vllm",
+               source="constructed", concurrency=1000, num_requests=1000)
+    kw = dict(model="llama_3.1_8b", hardware="nvidia_h100_80gb", serving="vllm", dtype="bf16", concurrency=1000,
+              num_requests=1000, input_seq=256, output_seq=200, enforce_max_position=False)
+    shared, = predictions([{**row, "dataset": "ShareGPT (vllm bench serve --dataset-name sharegpt)"}])
+    synthetic, = predictions([{**row, "dataset": "random"}])
+    assert shared.predicted == pytest.approx(
+        mantile.estimate(**kw, output_dist="exponential")["throughput_tokens_per_s"], rel=1e-9)
+    assert synthetic.predicted == pytest.approx(mantile.estimate(**kw)["throughput_tokens_per_s"], rel=1e-9)

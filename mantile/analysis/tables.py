@@ -32,12 +32,12 @@ from mantile.specs import SpecError
 #: identity keys in the order the plan column names them
 PLAN_ORDER = ("model_id", "hardware_id", "serving", "tp", "pp", "dp", "ep", "cp", "sp", "embedding_tp", "dtype",
               "kv_dtype", "input_seq", "output_seq", "spec_method", "spec_num_tokens", "spec_acceptance",
-              "prefix_cache_hit_rate", "num_requests")
+              "prefix_cache_hit_rate", "num_requests", "output_dist")
 #: parallel degrees shown only where they vary or are not 1
 QUIET_IF_ONE = ("pp", "dp", "ep", "cp", "sp")
 #: keys shown only where they vary or differ from their default (no speculation, no prefix cache)
 QUIET_DEFAULT: dict[str, Any] = {"spec_method": "none", "spec_num_tokens": 0, "spec_acceptance": 0.0,
-                                 "prefix_cache_hit_rate": 0.0, "num_requests": 0}
+                                 "prefix_cache_hit_rate": 0.0, "num_requests": 0, "output_dist": "fixed"}
 #: column -> short header (units in the header)
 HEADERS: dict[str, str] = {
     "plan": "plan", "batch_size": "batch", "ttft_ms": "TTFT ms", "tpot_ms": "TPOT ms",
@@ -126,7 +126,7 @@ def _fmt_key(key: str, value: Any) -> str:
         return str(value)
     short = {"input_seq": "in", "output_seq": "out", "kv_dtype": "kv",
              "embedding_tp": "emb_tp", "spec_method": "spec", "spec_num_tokens": "k", "spec_acceptance": "acc",
-             "prefix_cache_hit_rate": "prefix_hit", "num_requests": "requests"}
+             "prefix_cache_hit_rate": "prefix_hit", "num_requests": "requests", "output_dist": "outputs"}
     return f"{short.get(key, key)}={value}"
 
 

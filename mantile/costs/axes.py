@@ -40,6 +40,9 @@ STRINGS = ("dtype", "kv_dtype", "attention_dtype", "feedforward_dtype", "embeddi
 SPECULATIVE = {"spec_num_tokens": 0.0, "spec_acceptance": 0.0, "prefix_cache_hit_rate": 0.0}
 #: The length of a benchmark run (``serving.queueing``): requests sent in all, 0 = a steady state.
 RUN = {"num_requests": 0.0}
+#: How a run's output lengths spread about ``output_seq`` (their mean): every request the same (fixed), or
+#: exponential (a dataset of real conversations, ShareGPT; ``queueing._drain``).
+OUTPUT_DISTS = ("fixed", "exponential")
 
 
 def lookup(values: StrColumn, table: Mapping[str, float]) -> np.ndarray:
@@ -121,6 +124,7 @@ class Axes:
     spec_acceptance: np.ndarray | float = 0.0
     prefix_cache_hit_rate: np.ndarray | float = 0.0
     num_requests: np.ndarray | float = 0.0
+    output_dist: StrColumn = "fixed"
 
     @classmethod
     def resolve(cls, col: Mapping[str, Any], kv_dtype_for: Callable[[str], str] | None = None,
@@ -147,8 +151,9 @@ class Axes:
                      else s["dtype"])
         for kind in ("attention", "feedforward"):
             s.setdefault(f"{kind}_dtype", s["dtype"])
-        if "spec_method" in col:
-            s["spec_method"] = col["spec_method"]
+        for key in ("spec_method", "output_dist"):
+            if key in col:
+                s[key] = col[key]
         return cls(**num, **s, n=n, load=loads[0], **ep_keys, shape=shape)  # type: ignore[arg-type]
 
     @property
@@ -174,13 +179,21 @@ class Axes:
 
     def is_method(self, method: str) -> np.ndarray:
         """Per point, whether ``spec_method`` is ``method`` (a bool array of the points' shape)."""
-        col = self.spec_method
+        return self._equals(self.spec_method, method)
+
+    @property
+    def varied_outputs(self) -> np.ndarray:
+        """Per point, whether the output lengths vary about their mean (``output_dist`` exponential)."""
+        return self._equals(self.output_dist, "exponential")
+
+    def _equals(self, col: StrColumn, value: str) -> np.ndarray:
+        """Per point, whether the string column ``col`` is ``value`` (a bool array of the points' shape)."""
         if isinstance(col, str):
-            return np.broadcast_to(col == method, self.shape)
+            return np.broadcast_to(col == value, self.shape)
         if isinstance(col, Coded):
-            hit = np.array([c == method for c in col.choices], dtype=bool)
+            hit = np.array([c == value for c in col.choices], dtype=bool)
             return np.broadcast_to(hit[col.codes], self.shape)
-        return np.broadcast_to(np.asarray(col, dtype=str) == method, self.shape)
+        return np.broadcast_to(np.asarray(col, dtype=str) == value, self.shape)
 
     def layer_dtype(self, layer_type: str) -> StrColumn:
         """The dtype a layer type's weights and math use (norms: the embedding's, i.e. the model's)."""

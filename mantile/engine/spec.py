@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from mantile.costs.axes import OUTPUT_DISTS
 from mantile.engine.bounds import check_size
 from mantile.specs import DTYPES, HardwareSpec, ModelSpec, ServingProfile, SpecError
 from mantile.specs._load import build
@@ -85,6 +86,10 @@ RUN_AXES: dict[str, tuple[str, Any]] = {
                      "run's means (InferenceMAX sends 10 x concurrency; trtllm-bench's offline runs send all at "
                      "once); under request_rate the run ends when its last request does", 0),
 }
+RUN_AXES["output_dist"] = (f"how output lengths spread about output_seq (their mean): one of {list(OUTPUT_DISTS)}; "
+                           "exponential (a dataset of real conversations, ShareGPT) makes a finite run end with "
+                           "its longest outputs draining at ever smaller batches", "fixed")
+STR_AXES["output_dist"] = OUTPUT_DISTS
 AXES = AXES + tuple(RUN_AXES)
 DEFAULTS.update({k: default for k, (_, default) in RUN_AXES.items()})
 
@@ -137,7 +142,7 @@ def check_axis(key: str, value: Any) -> list[Any]:
         return [_ep_value(key, v) for v in values]
     if key in SPEC_AXES and key not in STR_AXES:
         return [_spec_value(key, v) for v in values]
-    if key in RUN_AXES:
+    if key in RUN_AXES and key not in STR_AXES:
         return [_run_value(key, v) for v in values]
     if key in STR_AXES:
         allowed = (DTYPE_AUTO, *STR_AXES[key]) if key == "dtype" else STR_AXES[key]
@@ -260,6 +265,10 @@ def check_axes(raw: Mapping[str, Any]) -> dict[str, list[Any]]:
     if given[0] == "batch_size" and max(axes.get("num_requests", [0])) > 0:
         raise SpecError("sweep", "num_requests", max(axes["num_requests"]), "0 under batch_size (a fixed running "
                         "batch has no run length); a benchmark run's length goes with concurrency or request_rate")
+    if given[0] != "concurrency" and "exponential" in axes.get("output_dist", []):
+        raise SpecError("sweep", "output_dist", "exponential", f"fixed under {given[0]}: varied output lengths are "
+                        "modelled for a closed-loop benchmark run (concurrency with num_requests > 0), whose end "
+                        "they set")
     return axes
 
 

@@ -32,16 +32,17 @@ from mantile.engine.spec import DTYPE_AUTO, STR_AXES, SweepSpec, System, checkpo
 from mantile.serving import system
 from mantile.specs import HardwareSpec, ModelSpec
 
-SCHEMA_VERSION = "8"  # 2: cost columns; num_devices filled for invalid plans too; 3: invalid_field;
+SCHEMA_VERSION = "9"  # 2: cost columns; num_devices filled for invalid plans too; 3: invalid_field;
 #: 4: "stack" -> "serving" (the serving profile id); 5: serving_version, load columns (concurrency,
 #: request_rate; batch_size null under them), running_batch, request throughput, TTFT/TPOT p50/p99;
 #: 6: expert-parallel keys dp_attention, redundant_experts, expert_imbalance; 7: speculative decoding and
 #: prefix caching keys spec_method, spec_num_tokens, spec_acceptance, prefix_cache_hit_rate, and the
-#: columns spec_tokens_per_step, decode_draft_ms; 8: num_requests (the length of a benchmark run)
+#: columns spec_tokens_per_step, decode_draft_ms; 8: num_requests (the length of a benchmark run); 9: output_dist
+#: (how a run's output lengths spread about output_seq)
 IDENTITY = ("model_id", "hardware_id", "serving", "serving_version", "num_devices", "dtype", "kv_dtype", "tp", "pp",
             "dp", "ep", "cp", "sp", "embedding_tp", "batch_size", "concurrency", "request_rate", "input_seq",
             "output_seq", "dp_attention", "redundant_experts", "expert_imbalance", "spec_method", "spec_num_tokens",
-            "spec_acceptance", "prefix_cache_hit_rate", "num_requests")
+            "spec_acceptance", "prefix_cache_hit_rate", "num_requests", "output_dist")
 #: identity columns written only when the run uses them (batch_size is always written, null under another load)
 OPTIONAL_IDENTITY = ("concurrency", "request_rate")
 METRICS = ("ttft_ms", "tpot_ms", "e2e_latency_ms", "throughput_tokens_per_s",
@@ -105,8 +106,9 @@ def evaluate_chunk(model_id: str, model: ModelSpec, sys: System, spec: SweepSpec
     if "request_rate" in spec.axes:
         ident["request_rate"] = index.column("request_rate", float)
     ident.update({k: index.column(k, t) for k, t in EP_IDENTITY.items() if k in spec.axes})
-    if "spec_method" in spec.axes:
-        ident["spec_method"] = index.column("spec_method")
+    for key in ("spec_method", "output_dist"):
+        if key in spec.axes:
+            ident[key] = index.column(key)
     ident["dtype"] = checkpoint_dtypes(model, sys.spec, {"dtype": index.column("dtype")})["dtype"]
     ident["kv_dtype"] = (index.column("kv_dtype") if "kv_dtype" in spec.axes
                          else map_one(ident["dtype"], spec.serving.kv_dtype_for))

@@ -255,13 +255,14 @@ def _ttft_p99(t_d: Array, a: Array, lam: Array, k: Array, var_n: Array) -> np.nd
 
 def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch: Array | None = None,  # noqa: E741
             concurrency: Array | None = None, request_rate: Array | None = None, q: Array = 1.0,
-            requests: Array = 0.0) -> QueueTimings:
+            requests: Array = 0.0, varied: Array = False) -> QueueTimings:
     """Per-replica timings for exactly one load: a fixed running ``batch``, ``concurrency`` clients in a
     closed loop, or Poisson arrivals at ``request_rate`` (requests/s to this replica). ``q``: budget
     tokens a decoding sequence takes per step (k + 1 in a speculative verify step; O is then the output
     length in steps and the per-token times are per step). ``requests`` > 0: the means and percentiles
     of a benchmark run of that many requests to this replica (``_finite_closed``, ``_finite_open``);
-    0: the steady state."""
+    0: the steady state. ``varied``: per point, whether the output lengths are exponential about O
+    (``output_dist``; a finite closed-loop run then ends with a drain, ``_drain``) rather than all O."""
     S, O, cap, budget = (np.asarray(v, dtype=float) for v in (S, O, cap, budget))  # noqa: E741
     if request_rate is None:
         n = np.asarray(batch if batch is not None else concurrency, dtype=float)
@@ -274,7 +275,8 @@ def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch
                               np.ones(np.shape(same), dtype=bool))
         if concurrency is None or not any_(np.asarray(requests) > 0):
             return steady
-        return _finite_closed(step, steady, n, S, O, budget, q, np.asarray(requests, dtype=float))
+        return _finite_closed(step, steady, n, S, O, budget, q, np.asarray(requests, dtype=float),
+                              np.asarray(varied, dtype=bool))
     lam = np.asarray(request_rate, dtype=float)
 
     start: dict[str, np.ndarray] = {}
@@ -300,7 +302,7 @@ def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch
 
 
 def _finite_closed(step: StepTime, steady: QueueTimings, N: np.ndarray, S: Array, O: Array, budget: Array,  # noqa: E741
-                   q: Array, R: np.ndarray) -> QueueTimings:
+                   q: Array, R: np.ndarray, varied: np.ndarray | bool = False) -> QueueTimings:
     """A closed-loop benchmark run of R requests (``vllm bench serve --max-concurrency N --num-prompts R``,
     trtllm-bench's offline runs with R = N): the first wave of w = min(running cap, R) prompts arrives at
     once, and the engine prefills it at the step's room (the budget less the wave's decode tokens, half
@@ -317,8 +319,13 @@ def _finite_closed(step: StepTime, steady: QueueTimings, N: np.ndarray, S: Array
       later requests at the steady TPOT;
     - throughput: R requests over the run's duration: the burst (w S / room steps), the wave's last
       prompt's O - 1 decode-only steps, and the R - w later requests at the steady rate X:
-      T = n_b t_b + (O - 1) step(w, 0) + (R - w) / X (the drain at the end, a shrinking batch, is not
-      modelled).
+      T = n_b t_b + (O - 1) step(w, 0) + (R - w) / X. With fixed lengths the run ends with its last
+      full wave (a shrinking batch at the end is not modelled). With exponential lengths (``varied``)
+      the run ends with a drain instead: the w requests running when the queue empties finish one by one
+      over O H_w steps, at ever smaller batches (``_drain``), in place of the wave's O - 1 steps at
+      step(w, 0); completions before it come at the steady rate X as with fixed lengths. TTFT and TPOT
+      keep the fixed-length values (a queued prompt's wait is the same on average; the drain's faster
+      steps, which a long request decodes through, are not in its TPOT).
     Points with R = 0 keep the steady state."""
     B, X = steady.running_batch, steady.request_throughput_per_s
     finite = R > 0
@@ -331,6 +338,9 @@ def _finite_closed(step: StepTime, steady: QueueTimings, N: np.ndarray, S: Array
     room = np.minimum(room, w * S)
     c = S / room
     t_b = step(0.5 * w, room)
+    varied = np.asarray(varied, dtype=bool) & finite
+    # before step(w, 0): the breakdown and the floors read the last step costed (see above)
+    drained = _drain(step, w, O) if any_(varied) else 0.0
     n_b = np.maximum(w * c, 1.0)  # burst steps, the last one partly filled counted as a fraction
     m = np.maximum(c * (w + 1) / 2 + 0.5 * (1 - np.minimum(c, 1.0)), 1.0)
     burst = np.minimum(m, n_b) * t_b
@@ -383,13 +393,50 @@ def _finite_closed(step: StepTime, steady: QueueTimings, N: np.ndarray, S: Array
     first_slowest = (np.clip(n_b - 1, 0.0, steps) * t_b + (steps - np.clip(n_b - 1, 0.0, steps)) * pure) / steps
     decode = steady.tpot_s
     tpot = f * first + (1 - f) * decode
-    duration = first_wave_s + (Rn - w) / X  # the wave's last prompt decodes after the burst
+    # the wave's last prompt decodes after the burst; with varied lengths the run ends draining instead
+    duration = n_b * t_b + np.where(varied, drained, (O - 1) * pure) + (Rn - w) / X
     pick = lambda a, b: np.asarray(np.where(finite, a, b))  # noqa: E731
     return QueueTimings(steady.running_batch, pick(ttft, steady.ttft_s), pick(quantile(0.5), steady.ttft_p50_s),
                         pick(quantile(0.99), steady.ttft_p99_s), pick(tpot, decode),
                         pick(np.where(f < 0.5, decode, first), steady.tpot_p50_s),
                         pick(np.where(f > 0.01, np.maximum(first_slowest, decode), decode), steady.tpot_p99_s),
                         pick(Rn / duration, X), steady.sustainable)
+
+
+#: Euler-Mascheroni constant: H_n = ln n + EULER_GAMMA + 1 / (2 n) - 1 / (12 n^2) + 1 / (120 n^4) - 1 / (252 n^6) + ...
+EULER_GAMMA = 0.5772156649015329
+
+
+def harmonic(n: Array) -> np.ndarray:
+    """H_n, the expected longest of n exponential lengths of mean 1 (n >= 1, real n as a fluid): the
+    asymptotic series at n + 6, less the six terms between (H_n = H_(n+6) - sum_j 1 / (n + j)), within 1e-9."""
+    n = np.maximum(np.asarray(n, dtype=float), 1.0)
+    m = n + 6.0
+    series = (np.log(m) + EULER_GAMMA + 1.0 / (2.0 * m) - 1.0 / (12.0 * m**2) + 1.0 / (120.0 * m**4)
+              - 1.0 / (252.0 * m**6))
+    return np.asarray(series - sum(1.0 / (n + j) for j in range(1, 7)))
+
+
+def _drain(step: StepTime, w: Array, O: Array) -> np.ndarray:  # noqa: E741
+    """Decode time of the end of a run whose w running requests have outputs left that are exponential
+    with mean m = O - 1 steps (memoryless: whatever they have decoded, what is left is again exponential),
+    no request waiting. As a fluid, w e^(-t/m) are still running t steps on, until the last one ends after
+    m H_w steps on average (``harmonic``), at least one running at any time:
+    T = m [int_1^w step(b, 0) / b db + (H_w - ln w) step(1, 0)].
+    The integral takes step(b, 0) piecewise linear between b = 1, w^(1/3), w^(2/3) and w, each piece
+    p + q b integrated exactly (p ln(b1 / b0) + q (b1 - b0)): exact for a step time affine in the batch
+    (weights read once, a share per sequence), and a chord of a concave one (an MoE layer's expert reads
+    saturating with the batch) from below. Four step evaluations, each vectorized over the points."""
+    w = np.maximum(np.asarray(w, dtype=float), 1.0)
+    m = np.maximum(np.asarray(O, dtype=float) - 1.0, 0.0)
+    nodes = [w ** (i / 3.0) for i in range(4)]
+    times = [np.asarray(step(b, 0.0), dtype=float) for b in nodes]
+    area = np.zeros(np.broadcast(w, m).shape)
+    for b0, s0, b1, s1 in zip(nodes[:-1], times[:-1], nodes[1:], times[1:], strict=True):
+        width = b1 - b0
+        slope = np.where(width > 0, (s1 - s0) / np.where(width > 0, width, 1.0), 0.0)
+        area = area + (s0 - slope * b0) * np.log(b1 / b0) + slope * width
+    return np.asarray(m * (area + (harmonic(w) - np.log(w)) * times[0]))
 
 
 def _finite_open(steady: QueueTimings, lam: np.ndarray, O: Array, R: np.ndarray) -> QueueTimings:  # noqa: E741

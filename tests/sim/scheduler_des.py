@@ -9,7 +9,8 @@ Per step: admit waiting requests FCFS while fewer than ``cap`` run; every runnin
 prefill decodes one token; the rest of the step's token ``budget`` goes to prefill chunks of running
 requests in admission order. A step of d decode tokens and p prefill tokens takes ``step(d, p)``
 seconds. A request's first token comes at the end of the step that finishes its prefill; it leaves
-after ``O`` tokens. Load: ``concurrency`` clients that resubmit at once (closed loop) or Poisson
+after ``O`` tokens (``outputs="exponential"``: after 1 + a whole number of tokens drawn exponential with
+mean O - 1, so O on average). Load: ``concurrency`` clients that resubmit at once (closed loop) or Poisson
 arrivals at ``request_rate``.
 """
 
@@ -34,14 +35,18 @@ class _Request:
 
 def simulate(step: Callable[[float, float], float], S: int, O: int, cap: int, budget: int,  # noqa: E741
              concurrency: int | None = None, request_rate: float | None = None, requests: int = 4000,
-             warmup: int = 500, seed: int = 0, finite: bool = False) -> dict[str, float]:
+             warmup: int = 500, seed: int = 0, finite: bool = False, outputs: str = "fixed") -> dict[str, float]:
     rng = np.random.default_rng(seed)
+
+    def length() -> int:  # a new request's output tokens
+        return O if outputs == "fixed" else 1 + int(round(rng.exponential(O - 1)))
+
     now, waiting, running, done = 0.0, deque[_Request](), list[_Request](), list[_Request]()
     arrivals: list[float] = []
     sent = 0
     if concurrency is not None:
         first = min(concurrency, requests + warmup) if finite else concurrency
-        waiting.extend(_Request(0.0, S, O) for _ in range(first))
+        waiting.extend(_Request(0.0, S, length()) for _ in range(first))
         sent = first
     else:
         assert request_rate is not None
@@ -52,7 +57,7 @@ def simulate(step: Callable[[float, float], float], S: int, O: int, cap: int, bu
     finished = 0
     while finished < requests + warmup:
         while arrivals and arrivals[0] <= now:
-            waiting.append(_Request(heapq.heappop(arrivals), S, O))
+            waiting.append(_Request(heapq.heappop(arrivals), S, length()))
         while waiting and len(running) < cap:
             running.append(waiting.popleft())
         if not running:
@@ -81,7 +86,7 @@ def simulate(step: Callable[[float, float], float], S: int, O: int, cap: int, bu
             done.append(r)
             finished += 1
             if concurrency is not None and (not finite or sent < requests + warmup):
-                waiting.append(_Request(now, S, O))
+                waiting.append(_Request(now, S, length()))
                 sent += 1
     kept = done[warmup:]
     ttft = np.array([r.first_token - r.arrival for r in kept])
