@@ -17,7 +17,8 @@ replaced, so B*S/O prefill tokens per step are needed on average):
   other groups' prefill steps (``_closed``); with N above the running cap, N - B clients
   wait for a slot, (N - B) / B * (TTFT + (O - 1) TPOT) on average (Little's law); every request sees
   the same times (p50 = p99 = mean); a finite run of R prompts sent at once queues them by place
-  instead (``_finite_closed``);
+  instead (``_finite_closed``), and with output lengths exponential about O (``output_dist``, real
+  conversations) ends with its longest outputs draining at ever smaller batches (``_drain``);
 - open loop (Poisson arrivals at ``request_rate`` lambda): a prompt arrives mid-step (length-biased: the
   residual is t (1 + cv^2) / 2) and joins the next step with the others that arrived in its step,
   lambda t (1 + cv^2) on average: TTFT = that residual + wait + step(B, S + lambda t (1 + cv^2) S), where
