@@ -158,8 +158,9 @@ def estimate(model: Any, hardware: str, batch_size: int | None = None, input_seq
     run's (``serving.queueing``); with ``request_rate`` the run lasts until its last request finishes.
     ``output_dist``: how the run's output lengths spread about ``output_seq`` (their mean): ``fixed`` (every
     request the same, as synthetic benchmarks send) or ``exponential`` (a dataset of real conversations,
-    ShareGPT): then a finite closed-loop run ends with its longest outputs draining at ever smaller batches,
-    which sets its throughput (``queueing._drain``); the steady state does not depend on it.
+    ShareGPT): then a running sequence holds the KV of its prompt and a whole mean output on average (a
+    sequence seen running is length-biased; fixed lengths: half of one), and a finite closed-loop run ends with
+    its longest outputs draining at ever smaller batches, which sets its throughput (``queueing._drain``).
     """
     return _finish(_prepare(dict(locals())))
 

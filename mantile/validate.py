@@ -24,8 +24,8 @@ Mapping (README "Accuracy"):
   ``prefix_cache_hit_rate`` are estimated with them (``SPEC_METHODS``); a draft-model row names no draft
   model and is skipped. ``report`` prints their MAPE and how many are within 20%.
 - published rows whose ``dataset`` is ShareGPT (real conversations) are estimated with exponential output
-  lengths about their mean (``output_dist``; a finite run then ends with its longest outputs draining);
-  synthetic datasets keep fixed lengths.
+  lengths about their mean (``output_dist``: a running sequence holds a whole mean output of KV, and a finite
+  closed-loop run ends with its longest outputs draining); synthetic datasets keep fixed lengths.
 """
 
 from __future__ import annotations
@@ -325,13 +325,11 @@ def _speculation(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _outputs(row: dict[str, Any], load: dict[str, Any]) -> dict[str, Any]:
-    """estimate() keys of how a published row's output lengths spread: a closed-loop run over ShareGPT (the
+def _outputs(row: dict[str, Any]) -> dict[str, Any]:
+    """estimate() keys of how a published row's output lengths spread: a run over ShareGPT (the
     conversations' own completion lengths, which vary widely about their mean) is ``output_dist``
-    exponential; synthetic datasets (``random``: every request the row's lengths) and other loads keep the
-    default, fixed."""
-    sharegpt = "sharegpt" in str(row.get("dataset") or "").lower()
-    return {"output_dist": "exponential"} if sharegpt and "concurrency" in load else {}
+    exponential; synthetic datasets (``random``: every request the row's lengths) keep the default, fixed."""
+    return {"output_dist": "exponential"} if "sharegpt" in str(row.get("dataset") or "").lower() else {}
 
 
 def _checkpoint_format(row: dict[str, Any]) -> str | None:
@@ -383,7 +381,7 @@ def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None
             args[limit] = _int(row.get(limit), field=limit)
     spec = _speculation(row)
     args.update(spec)
-    args.update(_outputs(row, load))
+    args.update(_outputs(row))
     r = estimate(**args)
     value = r.get(PUBLISHED_COLUMNS.get(metric, metric))
     if value is None:
@@ -392,7 +390,7 @@ def _published(row: dict[str, Any], hardware: str, eff: EfficiencyProfile | None
     n = load[key]
     checked = _checked(row, r, hardware, metric, key)
     if metric in TTFT_PERCENTILES:  # one request's TTFT: at least its own prompt's prefill, alone
-        alone = {k: v for k, v in args.items() if k not in load and k != "output_dist"}  # no run: no end
+        alone = {k: v for k, v in args.items() if k not in load}
         checked["floor"] = min(checked["floor"], float(estimate(**alone, batch_size=1)["ttft_floor_ms"]))
     spec_label = f" {spec['spec_method']}{spec['spec_num_tokens']}" if "spec_method" in spec else ""
     label = (f"{row['model']}{spec_label} {hardware} tp{_int(row.get('tp'))} {key}={n:g} {row.get('input_seq')}/"

@@ -330,15 +330,17 @@ def test_calls_stating_the_same_limits_share_one_profile_and_one_evaluation() ->
 
 
 def test_exponential_outputs_end_a_finite_run_with_its_drain_at_every_front_door() -> None:
-    """``output_dist="exponential"``: a run of 1,000 prompts sent at once ends with its longest outputs
-    draining at ever smaller batches, so its throughput is lower than with every output the mean length;
-    TTFT, TPOT, the steady state and the per-step breakdown do not move; a sweep's rows are estimate's; a bad
-    value is refused naming the field and the choices."""
-    kw = dict(model="llama_3.1_8b", hardware="nvidia_h100_80gb", serving="vllm", concurrency=1000,
+    """``output_dist="exponential"``, where the KV cache does not bind (256 clients of 456-token sequences on an
+    8B model): a run of 1,000 prompts ends with its longest outputs draining at ever smaller batches, so its
+    throughput is lower than with every output the mean length; TTFT, TPOT, the running batch, the steady
+    state and the per-step breakdown do not move; a sweep's rows are estimate's; a bad value is refused
+    naming the field and the choices."""
+    kw = dict(model="llama_3.1_8b", hardware="nvidia_h100_80gb", serving="vllm", concurrency=256,
               num_requests=1000, input_seq=256, output_seq=200)
     fixed, varied = mantile.estimate(**kw), mantile.estimate(**kw, output_dist="exponential")
     assert (fixed["output_dist"], varied["output_dist"]) == ("fixed", "exponential")
-    assert varied["throughput_tokens_per_s"] < 0.9 * fixed["throughput_tokens_per_s"]
+    assert fixed["running_batch"] == 256 < fixed["max_batch_size"] * 0.5  # far from the KV capacity either way
+    assert varied["throughput_tokens_per_s"] < 0.95 * fixed["throughput_tokens_per_s"]
     assert varied["throughput_ceiling_tokens_per_s"] < fixed["throughput_ceiling_tokens_per_s"]  # the floor drains too
     for key in ("ttft_ms", "tpot_ms", "ttft_p99_ms", "running_batch", "decode_feedforward_ms", "tpot_floor_ms"):
         assert varied[key] == fixed[key], key
@@ -350,11 +352,21 @@ def test_exponential_outputs_end_a_finite_run_with_its_drain_at_every_front_door
         assert row["throughput_tokens_per_s"] == pytest.approx(one["throughput_tokens_per_s"], rel=1e-9)
     with pytest.raises(SpecError, match="output_dist.*'fixed', 'exponential'"):
         mantile.estimate(**kw, output_dist="lognormal")
-    load = {k: v for k, v in steady.items() if k != "concurrency"}
-    with pytest.raises(SpecError, match="output_dist.*fixed under batch_size"):  # no run to end: not a silent no-op
-        mantile.estimate(**load, batch_size=8, output_dist="exponential")
-    with pytest.raises(SpecError, match="output_dist.*fixed under request_rate"):  # the open loop's end: not modelled
-        mantile.estimate(**load, request_rate=2.0, num_requests=100, output_dist="exponential")
+
+
+def test_exponential_outputs_hold_a_whole_mean_output_of_kv_per_running_sequence() -> None:
+    """Paged KV blocks grow with a sequence, so a running sequence holds its prompt and its age: O / 2 on
+    average with fixed lengths, and with exponential ones the whole mean O (a sequence seen running is
+    length-biased: E[L^2] / (2 E[L]) = O). Qwen3-32B in bf16 on one H100 (KV-bound, vLLM), 217 in / 201 out:
+    the KV per running sequence rises by (217 + 201) / (217 + 100.5) = 1.3165, so fewer run at once, in the
+    steady state too."""
+    kw = dict(model="qwen3_32b", hardware="nvidia_h100_80gb", serving="vllm", dtype="bf16", concurrency=1000,
+              input_seq=217, output_seq=201)
+    fixed, varied = mantile.estimate(**kw), mantile.estimate(**kw, output_dist="exponential")
+    per_seq = [r["kv_cache_gb_per_device"] / r["running_batch"] for r in (fixed, varied)]
+    assert per_seq[1] / per_seq[0] == pytest.approx(418 / 317.5, rel=1e-9)
+    assert varied["running_batch"] == varied["max_batch_size"] < fixed["running_batch"] == fixed["max_batch_size"]
+    assert varied["throughput_tokens_per_s"] < fixed["throughput_tokens_per_s"]
 
 
 def test_validate_runs_sharegpt_rows_with_exponential_outputs() -> None:

@@ -87,8 +87,9 @@ RUN_AXES: dict[str, tuple[str, Any]] = {
                      "once); under request_rate the run ends when its last request does", 0),
 }
 RUN_AXES["output_dist"] = (f"how output lengths spread about output_seq (their mean): one of {list(OUTPUT_DISTS)}; "
-                           "exponential (a dataset of real conversations, ShareGPT) makes a finite run end with "
-                           "its longest outputs draining at ever smaller batches", "fixed")
+                           "exponential (a dataset of real conversations, ShareGPT): a running sequence holds the KV "
+                           "of its prompt and the whole mean output on average (length-biased), and a finite "
+                           "closed-loop run ends with its longest outputs draining at ever smaller batches", "fixed")
 STR_AXES["output_dist"] = OUTPUT_DISTS
 AXES = AXES + tuple(RUN_AXES)
 DEFAULTS.update({k: default for k, (_, default) in RUN_AXES.items()})
@@ -265,10 +266,6 @@ def check_axes(raw: Mapping[str, Any]) -> dict[str, list[Any]]:
     if given[0] == "batch_size" and max(axes.get("num_requests", [0])) > 0:
         raise SpecError("sweep", "num_requests", max(axes["num_requests"]), "0 under batch_size (a fixed running "
                         "batch has no run length); a benchmark run's length goes with concurrency or request_rate")
-    if given[0] != "concurrency" and "exponential" in axes.get("output_dist", []):
-        raise SpecError("sweep", "output_dist", "exponential", f"fixed under {given[0]}: varied output lengths are "
-                        "modelled for a closed-loop benchmark run (concurrency with num_requests > 0), whose end "
-                        "they set")
     return axes
 
 

@@ -24,7 +24,7 @@ from mantile.costs.axes import Axes
 from mantile.costs.blocks import LAYER_TYPES, PHASES, Plan, Work
 from mantile.costs.checks import invalid_codes
 from mantile.costs.families import architecture
-from mantile.costs.kernels import LATENCY_SUMS, TABLE_SUMS, Array, Cost
+from mantile.costs.kernels import LATENCY_SUMS, TABLE_SUMS, Array, Cost, any_
 from mantile.costs.step import Setup, bound_index, exposed_s, has_unquantized, machine
 from mantile.serving import accuracy, continuous, energy, ideal, scheduler, speculative, static
 from mantile.serving.base import Steps, Timings, mean_context
@@ -161,11 +161,14 @@ def _memory(model: ModelSpec, hw: HardwareSpec, serving: ServingProfile, ax: Axe
     of_free = serving.scheduler.kv_fraction_of == "free" and bool(serving.scheduler.kv_cache_memory_fraction) \
         and not reserve.active
     # KV a running sequence holds: all of input + output (static batching, TRT-LLM's no-evict), or on
-    # average input + output/2 (paged blocks that grow with the sequence). Prefix caching: a sequence
-    # holds its whole prompt's blocks, the cached (shared) ones included, counted once per running
-    # sequence (an upper bound: sequences that share a prefix share its blocks); cached blocks no running
-    # sequence uses sit in the free pool and are evicted first, so they take no capacity.
-    held = S + O if mode != "scheduler" or serving.scheduler.kv_reserve == "full" else S + O / 2.0
+    # average input + its age (paged blocks that grow with the sequence): output/2 with fixed lengths, and
+    # the whole mean output O with exponential ones (``output_dist``: a sequence seen running is length-
+    # biased, its age E[L^2] / (2 E[L]) = O). Prefix caching: a sequence holds its whole prompt's blocks,
+    # the cached (shared) ones included, counted once per running sequence (an upper bound: sequences that
+    # share a prefix share its blocks); cached blocks no running sequence uses sit in the free pool and are
+    # evicted first, so they take no capacity.
+    age = np.where(ax.varied_outputs, O, O / 2.0) if any_(ax.varied_outputs) else O / 2.0
+    held = S + O if mode != "scheduler" or serving.scheduler.kv_reserve == "full" else S + age
     budget = serving.scheduler.max_num_batched_tokens if mode == "scheduler" else 0
     spec = Speculation.of(setup)
     weights = _weights(model, ax, setup)
