@@ -384,3 +384,18 @@ def test_validate_runs_sharegpt_rows_with_exponential_outputs() -> None:
     assert shared.predicted == pytest.approx(
         mantile.estimate(**kw, output_dist="exponential")["throughput_tokens_per_s"], rel=1e-9)
     assert synthetic.predicted == pytest.approx(mantile.estimate(**kw)["throughput_tokens_per_s"], rel=1e-9)
+
+
+def test_a_no_evict_scheduler_reserves_a_length_biased_output_with_exponential_outputs() -> None:
+    """TensorRT-LLM reserves a request's whole output when it admits it (``kv_reserve: full``): with exponential
+    lengths the requests seen running are length-biased, E[L^2] / E[L] = 2 O, so the KV held per running
+    sequence goes from 217 + 201 to 217 + 402 tokens (x 619 / 418); static batching keeps its fixed lengths."""
+    kw = dict(model="qwen3_32b", hardware="nvidia_h100_80gb", serving="trtllm", dtype="bf16", concurrency=1000,
+              input_seq=217, output_seq=201)
+    fixed, varied = mantile.estimate(**kw), mantile.estimate(**kw, output_dist="exponential")
+    per_seq = [r["kv_cache_gb_per_device"] / r["running_batch"] for r in (fixed, varied)]
+    assert per_seq[1] / per_seq[0] == pytest.approx(619 / 418, rel=1e-9)
+    static = dict(kw, serving="pytorch", batching="static", batch_size=8)
+    del static["concurrency"]
+    assert mantile.estimate(**static, output_dist="exponential")["kv_cache_gb_per_device"] == \
+        mantile.estimate(**static)["kv_cache_gb_per_device"]

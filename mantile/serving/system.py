@@ -160,15 +160,17 @@ def _memory(model: ModelSpec, hw: HardwareSpec, serving: ServingProfile, ax: Axe
     # so the engine fills M - (1 - f) (M - weights - activations) (``Scheduler.kv_fraction_of``)
     of_free = serving.scheduler.kv_fraction_of == "free" and bool(serving.scheduler.kv_cache_memory_fraction) \
         and not reserve.active
-    # KV a running sequence holds: all of input + output (static batching, TRT-LLM's no-evict), or on
-    # average input + its age (paged blocks that grow with the sequence): output/2 with fixed lengths, and
-    # the whole mean output O with exponential ones (``output_dist``: a sequence seen running is length-
-    # biased, its age E[L^2] / (2 E[L]) = O). Prefix caching: a sequence holds its whole prompt's blocks,
-    # the cached (shared) ones included, counted once per running sequence (an upper bound: sequences that
-    # share a prefix share its blocks); cached blocks no running sequence uses sit in the free pool and are
-    # evicted first, so they take no capacity.
-    age = np.where(ax.varied_outputs, O, O / 2.0) if any_(ax.varied_outputs) else O / 2.0
-    held = S + O if mode != "scheduler" or serving.scheduler.kv_reserve == "full" else S + age
+    # KV a running sequence holds: all of input + output (static batching, TRT-LLM's no-evict reservation),
+    # or on average input + its age (paged blocks that grow with the sequence): O / 2 with fixed lengths. With
+    # exponential lengths (``output_dist``; a scheduler's, static batches run fixed ones) a sequence seen
+    # running is length-biased: its age is E[L^2] / (2 E[L]) = O on average, and its own output, which a
+    # no-evict scheduler reserves whole, E[L^2] / E[L] = 2 O. Prefix caching: a sequence holds its whole
+    # prompt's blocks, the cached (shared) ones included, counted once per running sequence (an upper bound:
+    # sequences that share a prefix share its blocks); cached blocks no running sequence uses sit in the free
+    # pool and are evicted first, so they take no capacity.
+    bias = np.where(ax.varied_outputs, 2.0, 1.0) if mode == "scheduler" and any_(ax.varied_outputs) else 1.0
+    reserves_whole = mode != "scheduler" or serving.scheduler.kv_reserve == "full"
+    held = S + (O * bias if reserves_whole else O / 2.0 * bias)
     budget = serving.scheduler.max_num_batched_tokens if mode == "scheduler" else 0
     spec = Speculation.of(setup)
     weights = _weights(model, ax, setup)
