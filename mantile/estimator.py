@@ -159,8 +159,10 @@ def estimate(model: Any, hardware: str, batch_size: int | None = None, input_seq
     ``output_dist``: how the run's output lengths spread about ``output_seq`` (their mean): ``fixed`` (every
     request the same, as synthetic benchmarks send) or ``exponential`` (a dataset of real conversations,
     ShareGPT): then a running sequence holds the KV of its prompt and a whole mean output on average (a
-    sequence seen running is length-biased; fixed lengths: half of one), and a finite closed-loop run ends with
-    its longest outputs draining at ever smaller batches, which sets its throughput (``queueing._drain``).
+    sequence seen running is length-biased; fixed lengths: half of one), a closed loop's prompts arrive one by
+    one as requests end rather than in groups (``queueing._desynced``: TTFT shorter; such a point takes about
+    20x an estimate's time), and a finite closed-loop run ends with its longest outputs draining at ever
+    smaller batches, which sets its throughput (``queueing._drain``).
     """
     return _finish(_prepare(dict(locals())))
 

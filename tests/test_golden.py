@@ -28,10 +28,10 @@ Regenerated again for those band columns only: a tensor-parallel slice of each e
 fitted slice efficiency (``GemmConstants.slice_width_half``; the ``pytorch`` and ``fused`` profiles here have
 no fitted tables) moved the published MoE rows, and with them the bands.
 Regenerated again for those band columns only: a run over ShareGPT has exponential output lengths
-(``output_dist``: a running sequence holds a whole mean output of KV, a closed-loop run ends with its longest
-outputs draining, ``queueing._drain``; the golden points have fixed lengths and did not move; the table gained
-the ``output_dist`` column) moved the published GPUStack rows, so ``conf/bands.csv`` was regenerated, and with
-it the catch-all band.
+(``output_dist``: a running sequence holds a whole mean output of KV, a closed loop's prompts arrive one by
+one, ``queueing._desynced``, and a closed-loop run ends with its longest outputs draining, ``queueing._drain``;
+the golden points have fixed lengths and did not move; the table gained the ``output_dist`` column) moved the
+published ShareGPT rows, so ``conf/bands.csv`` was regenerated, and with it the catch-all band.
 Regenerate only for a change that is meant to move numbers, and say so in the commit."""
 
 from __future__ import annotations

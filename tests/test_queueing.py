@@ -449,8 +449,8 @@ def test_drain_by_hand() -> None:
 
 def test_exponential_outputs_end_a_run_with_its_drain_by_hand() -> None:
     """R = N = 16 prompts sent at once (the one-wave run of ``test_one_wave_run_by_hand``): with exponential
-    outputs the wave's 127 decode steps at step(16, 0) give way to the drain from 16 running, and nothing
-    else moves: the run's duration changes by drain - 127 step(16, 0); TTFT and TPOT stay."""
+    outputs the wave's 127 decode steps at step(16, 0) give way to the drain from 16 running: the run's
+    duration changes by drain - 127 step(16, 0); its TTFT and mean TPOT, all the first wave's, stay."""
     S, O, N = 512, 128, 16  # noqa: E741
     cap = float(running_cap(CAP, np.inf, BUDGET, S, O))
     fixed = timings(step, S, O, cap, BUDGET, concurrency=N, requests=N)
@@ -460,11 +460,8 @@ def test_exponential_outputs_end_a_run_with_its_drain_by_hand() -> None:
     assert longer > 0  # the last of 16 exponential outputs ends well after the mean
     assert N / float(varied.request_throughput_per_s) == pytest.approx(
         N / float(fixed.request_throughput_per_s) + longer, rel=1e-9)
-    for key in ("ttft_s", "ttft_p50_s", "tpot_s", "tpot_p99_s", "running_batch"):
+    for key in ("ttft_s", "ttft_p50_s", "tpot_s", "running_batch"):
         assert float(getattr(varied, key)) == float(getattr(fixed, key)), key
-    steady = timings(step, S, O, cap, BUDGET, concurrency=N, varied=True)  # a steady state has no end
-    assert float(steady.request_throughput_per_s) == float(timings(step, S, O, cap, BUDGET, concurrency=N)
-                                                           .request_throughput_per_s)
 
 
 @pytest.mark.parametrize("S,O,cap,N,R", [(256, 200, 64, 256, 256), (512, 128, 256, 1000, 1000),
@@ -483,3 +480,29 @@ def test_exponential_outputs_against_the_simulation(fn: object, S: int, O: int, 
                      concurrency=N, finite=True, outputs="exponential", seed=seed)["throughput_req_s"]
             for seed in range(3)]
     assert float(a.request_throughput_per_s) == pytest.approx(float(np.mean(sims)), rel=0.10)
+
+
+@pytest.mark.parametrize("fn", [step, concave_step], ids=["linear", "concave"])
+@pytest.mark.parametrize("S,O,cap,N,R", [(512, 128, 1000, 8, 0), (256, 200, 1000, 64, 0), (2048, 256, 1000, 8, 0),
+                                         (512, 128, 64, 64, 640), (256, 200, 16, 16, 160)])
+def test_exponential_outputs_desynchronize_a_closed_loop_against_the_simulation(
+        fn: object, S: int, O: int, cap: int, N: int, R: int) -> None:  # noqa: E741
+    """With exponential outputs a closed loop's requests end one at a time, so its clients' next prompts
+    arrive one at a time at step boundaries, at the loop's own rate (``queueing._desynced``), not in the
+    groups fixed lengths keep (the grouped form was 2-17x the simulation's mean TTFT here). Against the
+    simulation with drawn lengths (mean of two seeds; steady states of 2,000 requests, or runs of R = 10 N):
+    mean TTFT within 25%, TPOT and throughput within 10% (measured when this was written: TTFT within 11%,
+    TPOT 7%, throughput 7%). Outside this grid the TTFT is less close where prompts of 2,048 tokens load the
+    step's budget (64 clients on the linear step: 2.2x the simulation, its M/D/1 wait too long) and at 256
+    clients (22-53% short: the simulation's waits spike)."""
+    cap_ = float(running_cap(cap, np.inf, BUDGET, S, O))
+    a = timings(fn, S, O, cap_, BUDGET, concurrency=N, requests=R, varied=True)  # type: ignore[arg-type]
+    run = dict(requests=R, warmup=0, finite=True) if R else dict(requests=2000, warmup=400)
+    sims = [simulate(lambda d, p: float(fn(d, p)), S, O, int(cap_), BUDGET, concurrency=N,  # type: ignore[operator]
+                     outputs="exponential", seed=seed, **run) for seed in range(2)]  # type: ignore[arg-type]
+    sim = {k: float(np.mean([s[k] for s in sims])) for k in ("ttft_mean", "tpot_mean", "throughput_req_s")}
+    assert float(a.ttft_s) == pytest.approx(sim["ttft_mean"], rel=0.25)
+    assert float(a.tpot_s) == pytest.approx(sim["tpot_mean"], rel=0.10)
+    assert float(a.request_throughput_per_s) == pytest.approx(sim["throughput_req_s"], rel=0.10)
+    grouped = timings(fn, S, O, cap_, BUDGET, concurrency=N, requests=R)  # type: ignore[arg-type]
+    assert float(grouped.ttft_s) > 1.3 * sim["ttft_mean"]  # fixed lengths' groups: the form this replaces

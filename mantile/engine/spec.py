@@ -88,8 +88,9 @@ RUN_AXES: dict[str, tuple[str, Any]] = {
 }
 RUN_AXES["output_dist"] = (f"how output lengths spread about output_seq (their mean): one of {list(OUTPUT_DISTS)}; "
                            "exponential (a dataset of real conversations, ShareGPT): a running sequence holds the KV "
-                           "of its prompt and the whole mean output on average (length-biased), and a finite "
-                           "closed-loop run ends with its longest outputs draining at ever smaller batches", "fixed")
+                           "of its prompt and the whole mean output on average (length-biased), a closed loop's "
+                           "prompts arrive one by one rather than in groups, and a finite closed-loop run ends with "
+                           "its longest outputs draining at ever smaller batches", "fixed")
 STR_AXES["output_dist"] = OUTPUT_DISTS
 AXES = AXES + tuple(RUN_AXES)
 DEFAULTS.update({k: default for k, (_, default) in RUN_AXES.items()})
