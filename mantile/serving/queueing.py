@@ -281,23 +281,21 @@ def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch
         B = n if batch is not None else np.minimum(n, cap)  # a fixed batch is taken as given
         ttft, tpot = _closed(step, B, S, O, budget, q)
         busy = ttft + (O - 1) * tpot
-        ttft50 = ttft99 = ttft
-        tpot99 = tpot
+        ttft99, tpot99 = ttft, tpot  # fixed lengths: every request sees the same times
         varied = np.asarray(varied, dtype=bool)
         if any_(varied):  # exponential outputs: the clients' requests no longer arrive in groups
             apart = _desynced(step, B, S, O, budget, q, B / busy)
-            ttft, ttft50, ttft99, tpot, tpot99, busy = (np.where(varied, v, w) for v, w in zip(
-                apart, (ttft, ttft50, ttft99, tpot, tpot99, busy), strict=True))
+            ttft, ttft99, tpot, tpot99, busy = (np.where(varied, v, w) for v, w in zip(
+                apart, (ttft, ttft99, tpot, tpot99, busy), strict=True))
             step(B, 0.0)  # the decode-only step costed last, as the scheduler's breakdown reads it
         queue = np.maximum(n - B, 0.0) / B * busy  # clients beyond the running cap wait for a slot (Little)
         tpot = np.asarray(tpot)
         mean = np.asarray(ttft + queue)
-        steady = QueueTimings(np.asarray(B), mean, np.asarray(ttft50 + queue), np.asarray(ttft99 + queue), tpot,
-                              tpot, np.asarray(tpot99), np.asarray(B / busy), np.ones(np.shape(mean), dtype=bool))
+        steady = QueueTimings(np.asarray(B), mean, mean, np.asarray(ttft99 + queue), tpot, tpot,
+                              np.asarray(tpot99), np.asarray(B / busy), np.ones(np.shape(mean), dtype=bool))
         if concurrency is None or not any_(np.asarray(requests) > 0):
             return steady
-        return _finite_closed(step, steady, n, S, O, budget, q, np.asarray(requests, dtype=float),
-                              np.asarray(varied, dtype=bool))
+        return _finite_closed(step, steady, n, S, O, budget, q, np.asarray(requests, dtype=float), varied)
     lam = np.asarray(request_rate, dtype=float)
 
     start: dict[str, np.ndarray] = {}
@@ -309,10 +307,7 @@ def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch
     B = fixed_point(littles_law, np.minimum(np.maximum(lam * step(1.0, S), 1.0), cap))
     ttft, ttft99, tpot, spread, rho = _open(step, B, S, O, budget, lam, q, start=start)
     sustainable = lam * (ttft + (O - 1) * tpot) <= cap * (1 + 1e-6)
-    # prefill demand near the step's room: prompts also wait whole steps (M/D/1 in units of a step)
-    wait = rho / (2.0 * (1.0 - rho)) * tpot
-    tail = wait / np.maximum(rho, 1e-12)
-    wait99 = np.where(rho > 0.01, tail * np.log(np.maximum(rho, 1e-12) / 0.01), 0.0)
+    wait, wait99 = _prefill_wait(rho, tpot)
     out = QueueTimings(np.asarray(B), np.asarray(ttft + wait), np.asarray(ttft + wait),
                        np.asarray(ttft99 + wait99), np.asarray(tpot), np.asarray(tpot),
                        np.asarray(tpot + Z99 * spread), np.asarray(B / (ttft + (O - 1) * tpot)),
@@ -429,9 +424,18 @@ def _finite_closed(step: StepTime, steady: QueueTimings, N: np.ndarray, S: Array
                         pick(Rn / duration, X), steady.sustainable)
 
 
+def _prefill_wait(rho: Array, tpot: Array) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, 99th percentile) of a prompt's wait behind other prompts' prefill when their demand nears the
+    step's room: M/D/1 in units of a step at token utilization rho, W = rho / (2 (1 - rho)) step, P(wait > 0)
+    = rho with an exponential tail beyond it (module docstring)."""
+    wait = rho / (2.0 * (1.0 - rho)) * tpot
+    tail = wait / np.maximum(rho, 1e-12)
+    return np.asarray(wait), np.asarray(np.where(rho > 0.01, tail * np.log(np.maximum(rho, 1e-12) / 0.01), 0.0))
+
+
 def _desynced(step: StepTime, B: Array, S: Array, O: Array, budget: Array, q: Array,  # noqa: E741
               lam0: Array) -> tuple[np.ndarray, ...]:
-    """(TTFT mean, p50, p99, TPOT mean, p99, a client's busy time TTFT + (O - 1) TPOT) of a closed loop of B
+    """(TTFT mean, p99, TPOT mean, p99, a client's busy time TTFT + (O - 1) TPOT) of a closed loop of B
     running requests whose outputs are exponential about O (``output_dist``). Fixed lengths keep a closed
     loop's clients in step: requests that start together finish together and send their next prompts
     together, which one step prefills as a group (``_closed``). Exponential lengths end requests one at a
@@ -446,12 +450,13 @@ def _desynced(step: StepTime, B: Array, S: Array, O: Array, budget: Array, q: Ar
     long, TPOT and throughput within 10%."""
 
     def at(lam: np.ndarray, tails: bool = False) -> tuple[np.ndarray, ...]:
+        """(TTFT with its wait, TTFT p99 with its wait, TPOT, TPOT spread) at rate ``lam``."""
         ttft, ttft99, tpot, spread, rho = _open(step, B, S, O, budget, lam, q, tails=tails, at_boundary=True)
-        wait = rho / (2.0 * (1.0 - rho)) * tpot  # M/D/1 in units of a step, as the open loop's
-        return np.asarray(ttft + wait), np.asarray(ttft99), np.asarray(tpot), np.asarray(spread), np.asarray(rho)
+        wait, wait99 = _prefill_wait(rho, tpot)
+        return np.asarray(ttft + wait), np.asarray(ttft99 + wait99), np.asarray(tpot), np.asarray(spread)
 
     def excess(lam: np.ndarray) -> np.ndarray:  # lambda - g(lambda): rises with lambda
-        ttft, _, tpot, _, _ = at(lam)
+        ttft, _, tpot, _ = at(lam)
         return np.asarray(lam - B / (ttft + (O - 1) * tpot))
 
     # the bracket [0, g(0)]; the secant from the grouped loop's rate (near the answer: the rate moves
@@ -472,12 +477,8 @@ def _desynced(step: StepTime, B: Array, S: Array, O: Array, budget: Array, q: Ar
         inside = np.isfinite(nxt) & (nxt > lo) & (nxt < hi)
         x0, f0 = lam, f
         lam = np.where(inside, nxt, 0.5 * (lo + hi))
-    ttft, ttft99, tpot, spread, rho = at(lam, tails=True)
-    wait = rho / (2.0 * (1.0 - rho)) * tpot
-    tail = wait / np.maximum(rho, 1e-12)
-    wait99 = np.where(rho > 0.01, tail * np.log(np.maximum(rho, 1e-12) / 0.01), 0.0)
-    return ttft, ttft, np.asarray(ttft99 + wait99), tpot, np.asarray(tpot + Z99 * spread), \
-        np.asarray(ttft + (O - 1) * tpot)
+    ttft, ttft99, tpot, spread = at(lam, tails=True)
+    return ttft, ttft99, tpot, np.asarray(tpot + Z99 * spread), np.asarray(ttft + (O - 1) * tpot)
 
 
 #: Abramowitz & Stegun (1964), Handbook of Mathematical Functions, 5.1.53 (0 < x <= 1: E1 = -ln x + the
@@ -514,16 +515,13 @@ def burst_share(X: Array) -> np.ndarray:  # noqa: N803
     return np.asarray(np.clip(phi / X, 0.0, 1.0))
 
 
-#: Euler-Mascheroni constant: H_n = ln n + EULER_GAMMA + 1 / (2 n) - 1 / (12 n^2) + 1 / (120 n^4) - 1 / (252 n^6) + ...
-EULER_GAMMA = 0.5772156649015329
-
-
 def harmonic(n: Array) -> np.ndarray:
     """H_n, the expected longest of n exponential lengths of mean 1 (n >= 1, real n as a fluid): the
-    asymptotic series at n + 6, less the six terms between (H_n = H_(n+6) - sum_j 1 / (n + j)), within 1e-9."""
+    asymptotic series at n + 6 (ln m + gamma + 1/(2m) - 1/(12m^2) + 1/(120m^4) - 1/(252m^6), gamma Euler's
+    constant), less the six terms between (H_n = H_(n+6) - sum_j 1 / (n + j)), within 1e-9."""
     n = np.maximum(np.asarray(n, dtype=float), 1.0)
     m = n + 6.0
-    series = (np.log(m) + EULER_GAMMA + 1.0 / (2.0 * m) - 1.0 / (12.0 * m**2) + 1.0 / (120.0 * m**4)
+    series = (np.log(m) + np.euler_gamma + 1.0 / (2.0 * m) - 1.0 / (12.0 * m**2) + 1.0 / (120.0 * m**4)
               - 1.0 / (252.0 * m**6))
     return np.asarray(series - sum(1.0 / (n + j) for j in range(1, 7)))
 
