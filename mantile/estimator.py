@@ -162,7 +162,9 @@ def estimate(model: Any, hardware: str, batch_size: int | None = None, input_seq
     sequence seen running is length-biased; fixed lengths: half of one), a closed loop's prompts arrive one by
     one as requests end rather than in groups (``queueing._desynced``: TTFT shorter; such a point takes about
     20x an estimate's time), and a finite closed-loop run ends with its longest outputs draining at ever
-    smaller batches, which sets its throughput (``queueing._drain``).
+    smaller batches, which sets its throughput (``queueing._drain``). ``uniform``: from none to twice the mean
+    (SGLang bench_serving's random dataset without ``--random-range-ratio``): the same, with 2/3 of a mean
+    output held and a drain bounded by twice the mean.
     """
     return _finish(_prepare(dict(locals())))
 
@@ -345,8 +347,8 @@ def sweep(model: Any, hardware: Any, batch_size: Any = None, input_seq: Any = No
       dp_attention, redundant_experts, expert_imbalance (expert parallelism: ``costs.blocks.Placement``),
       spec_method, spec_num_tokens, spec_acceptance, prefix_cache_hit_rate (speculative decoding and
       prefix caching: ``estimate``'s docstring; ``spec_draft_model`` is one id per sweep), num_requests
-      (the length of a benchmark run, 0 = a steady state: ``estimate``'s docstring), output_dist (fixed or
-      exponential output lengths about output_seq: ``estimate``'s docstring)
+      (the length of a benchmark run, 0 = a steady state: ``estimate``'s docstring), output_dist (fixed,
+      exponential or uniform output lengths about output_seq: ``estimate``'s docstring)
     - speculative decoding: spec_tokens_per_step (mean tokens a decode step yields), decode_draft_ms
     - load: running_batch, request_throughput_per_s, ttft_p50_ms, ttft_p99_ms, tpot_p50_ms, tpot_p99_ms
     - latency and throughput: ttft_ms, tpot_ms, e2e_latency_ms, throughput_tokens_per_s,

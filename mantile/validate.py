@@ -25,7 +25,10 @@ Mapping (README "Accuracy"):
   model and is skipped. ``report`` prints their MAPE and how many are within 20%.
 - published rows whose ``dataset`` is ShareGPT (real conversations) are estimated with exponential output
   lengths about their mean (``output_dist``: a running sequence holds a whole mean output of KV, and a finite
-  closed-loop run ends with its longest outputs draining); synthetic datasets keep fixed lengths.
+  closed-loop run ends with its longest outputs draining); rows whose ``dataset`` says SGLang's random
+  dataset drew each request's lengths (no ``--random-range-ratio``: ``randint(0, L + 1)``, the row's lengths
+  being the means from its totals) with uniform output lengths from none to twice the mean; other synthetic
+  datasets keep fixed lengths.
 """
 
 from __future__ import annotations
@@ -325,11 +328,20 @@ def _speculation(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+#: What a published row's ``dataset`` says when its benchmark drew each request's lengths uniformly (SGLang's
+#: ``bench_serving --dataset-name random`` without ``--random-range-ratio``; the curation's wording)
+DRAWN_UNIFORM = "lengths drawn per request"
+
+
 def _outputs(row: dict[str, Any]) -> dict[str, Any]:
     """estimate() keys of how a published row's output lengths spread: a run over ShareGPT (the
     conversations' own completion lengths, which vary widely about their mean) is ``output_dist``
-    exponential; synthetic datasets (``random``: every request the row's lengths) keep the default, fixed."""
-    return {"output_dist": "exponential"} if "sharegpt" in str(row.get("dataset") or "").lower() else {}
+    exponential; a random dataset whose lengths were drawn per request (``DRAWN_UNIFORM``) uniform; other
+    synthetic datasets (every request the row's lengths) keep the default, fixed."""
+    dataset = str(row.get("dataset") or "").lower()
+    if "sharegpt" in dataset:
+        return {"output_dist": "exponential"}
+    return {"output_dist": "uniform"} if DRAWN_UNIFORM in dataset else {}
 
 
 def _checkpoint_format(row: dict[str, Any]) -> str | None:

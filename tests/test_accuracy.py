@@ -171,7 +171,13 @@ def test_fp8_and_long_prefill_file_meets_its_gate() -> None:
 #: (its throughput rows +168% -> +82% median; still too fast). Ceiling 70.9 -> 59.5. Then 59.4%, raised, not hidden:
 #: exponential lengths also desynchronize a closed loop (``queueing._desynced``, against the simulation), whose
 #: shorter TTFT uncovers the per-request time outside the forward pass in the SGLang cookbook's 100-client runs.
-SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 59.5}
+#: Stop 31: 58.1% once the SGLang cookbook's runs of SGLang's random dataset, which draws each request's lengths
+#: uniformly up to twice their mean (no --random-range-ratio), run with those output lengths (``output_dist``
+#: uniform: a drain bounded by twice the mean, 2/3 of a mean output of KV held, clients out of step; against the
+#: simulation in tests/test_queueing.py): those 117 rows 56.7% -> 49.6% (throughput 66.2% -> 59.1%, TPOT 28.8% ->
+#: 25.5%, TTFT 75.2% -> 64.1%, its median +24% -> -73%: the per-request time outside the forward pass that the
+#: cookbook's one-client rows show too). Ceiling 59.5 -> 58.3.
+SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 58.3}
 
 
 @pytest.mark.parametrize("name,limit", sorted(SERVING_GATES.items()))

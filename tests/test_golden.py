@@ -32,6 +32,9 @@ Regenerated again for those band columns only: a run over ShareGPT has exponenti
 one, ``queueing._desynced``, and a closed-loop run ends with its longest outputs draining, ``queueing._drain``;
 the golden points have fixed lengths and did not move; the table gained the ``output_dist`` column) moved the
 published ShareGPT rows, so ``conf/bands.csv`` was regenerated, and with it the catch-all band.
+Regenerated again for those band columns only: the SGLang cookbook's rows, whose random dataset drew each
+request's lengths, run with uniform output lengths (``output_dist=uniform``; the golden points have fixed
+lengths and did not move), so ``conf/bands.csv`` was regenerated, and with it the catch-all band.
 Regenerate only for a change that is meant to move numbers, and say so in the commit."""
 
 from __future__ import annotations

@@ -369,11 +369,17 @@ def test_exponential_outputs_hold_a_whole_mean_output_of_kv_per_running_sequence
     assert per_seq[1] / per_seq[0] == pytest.approx(418 / 317.5, rel=1e-9)
     assert varied["running_batch"] == varied["max_batch_size"] < fixed["running_batch"] == fixed["max_batch_size"]
     assert varied["throughput_tokens_per_s"] < fixed["throughput_tokens_per_s"]
+    # uniform from none to 2 O: E[L^2] / (2 E[L]) = (4 O^2 / 3) / (2 O) = 2 O / 3 = 134 of the 201 tokens
+    uniform = mantile.estimate(**kw, output_dist="uniform")
+    assert uniform["kv_cache_gb_per_device"] / uniform["running_batch"] / per_seq[0] == pytest.approx(
+        (217 + 134) / 317.5, rel=1e-9)
+    assert varied["running_batch"] < uniform["running_batch"] < fixed["running_batch"]
 
 
 def test_validate_runs_sharegpt_rows_with_exponential_outputs() -> None:
     """A published row over ShareGPT (real conversations) is estimated with exponential output lengths about
-    its mean; a row over a synthetic dataset keeps them fixed."""
+    its mean, one whose random dataset drew each request's lengths (SGLang's, no range ratio) with uniform
+    ones; a row over another synthetic dataset keeps them fixed."""
     from mantile.validate import predictions
 
     row = dict(kind="published", model="llama_3.1_8b", hardware="nvidia_h100_80gb", dtype="bf16", tp=1,
@@ -383,9 +389,14 @@ def test_validate_runs_sharegpt_rows_with_exponential_outputs() -> None:
               num_requests=1000, input_seq=256, output_seq=200, enforce_max_position=False)
     shared, = predictions([{**row, "dataset": "ShareGPT (vllm bench serve --dataset-name sharegpt)"}])
     synthetic, = predictions([{**row, "dataset": "random"}])
+    drawn, = predictions([{**row, "dataset": "random (--random-input-len 512 --random-output-len 400, no "
+                                             "--random-range-ratio: lengths drawn per request; means from totals)"}])
     assert shared.predicted == pytest.approx(
         mantile.estimate(**kw, output_dist="exponential")["throughput_tokens_per_s"], rel=1e-9)
     assert synthetic.predicted == pytest.approx(mantile.estimate(**kw)["throughput_tokens_per_s"], rel=1e-9)
+    assert drawn.predicted == pytest.approx(
+        mantile.estimate(**kw, output_dist="uniform")["throughput_tokens_per_s"], rel=1e-9)
+    assert len({shared.predicted, synthetic.predicted, drawn.predicted}) == 3
 
 
 def test_a_no_evict_scheduler_reserves_a_length_biased_output_with_exponential_outputs() -> None:
@@ -397,6 +408,9 @@ def test_a_no_evict_scheduler_reserves_a_length_biased_output_with_exponential_o
     fixed, varied = mantile.estimate(**kw), mantile.estimate(**kw, output_dist="exponential")
     per_seq = [r["kv_cache_gb_per_device"] / r["running_batch"] for r in (fixed, varied)]
     assert per_seq[1] / per_seq[0] == pytest.approx(619 / 418, rel=1e-9)
+    uniform = mantile.estimate(**kw, output_dist="uniform")  # E[L^2] / E[L] = 4 O / 3 = 268 tokens
+    assert uniform["kv_cache_gb_per_device"] / uniform["running_batch"] / per_seq[0] == pytest.approx(
+        (217 + 268) / 418, rel=1e-9)
     static = dict(kw, serving="pytorch", batching="static", batch_size=8)
     del static["concurrency"]
     assert mantile.estimate(**static, output_dist="exponential")["kv_cache_gb_per_device"] == \

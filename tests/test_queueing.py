@@ -545,3 +545,74 @@ def test_a_run_sent_at_once_with_exponential_outputs_against_the_simulation(
     assert float(a.tpot_s) == pytest.approx(float(np.mean([s["tpot_mean"] for s in sims])), rel=0.30)
     assert float(a.request_throughput_per_s) == pytest.approx(float(np.mean([s["throughput_req_s"] for s in sims])),
                                                               rel=0.15)
+
+
+def test_log_gamma_against_the_standard_library() -> None:
+    """Stirling's series at x + 6, less the six logarithms between, against math.lgamma from 1 to 10^5."""
+    import math
+
+    x = np.array([1.0, 1.5, 2.0, 3.7, 8.0, 9.5, 100.0, 5000.0, 1e5])
+    np.testing.assert_allclose(queueing.log_gamma(x), [math.lgamma(v) for v in x], rtol=1e-10, atol=1e-10)
+
+
+def test_uniform_drain_by_hand() -> None:
+    """Uniform outputs (decode steps uniform on (0, 2m), m = O - 1 = 99) draining from w = 8 running.
+    Every one at its whole length (a run whose requests all came in its first wave): the longest of 8 uniform
+    lengths ends after 2m 8/9 = 176 steps, so a constant 10 ms step gives 1.76 s; an affine step a + s b gives
+    2m / 8 [a 7 + s (64 - 1) / 2] + 2m / 72 (a + s) = 24.75 (0.07 + 0.0315) + 2.75 x 0.011 = 2.54237 s.
+    Part done in a refilled loop: the rest of a length-biased request has survival (1 - t / 2m)^2 and the
+    longest of 8 ends after 2m (1 - I_8), I_8 = int_0^1 (1 - u^2)^8 du = (2 4 ... 16) / (3 5 ... 17) =
+    10321920 / 34459425 = 0.299538, so 138.691 steps (1.38691 s at 10 ms). One alone: its mean length (whole,
+    99 steps) or its mean rest (E[L^2] / (2 E[L]) = 2m / 3 = 66 steps)."""
+    const = lambda d, p: np.full(np.shape(d), 0.01)  # noqa: E731
+    affine = lambda d, p: 0.01 + 0.001 * np.asarray(d, dtype=float)  # noqa: E731
+    whole = dict(uniform=True, fresh=True)
+    assert float(queueing._drain(const, 8.0, 100.0, **whole)) == pytest.approx(198 * 8 / 9 * 0.01, rel=1e-9)
+    assert float(queueing._drain(affine, 8.0, 100.0, **whole)) == pytest.approx(
+        198 / 8 * (0.01 * 7 + 0.001 * 63 / 2) + 198 / 72 * 0.011, rel=1e-9)
+    assert float(queueing._drain(affine, 8.0, 100.0, **whole)) == pytest.approx(2.54237, rel=1e-5)
+    I8 = 10321920 / 34459425
+    refilled = dict(uniform=True, fresh=False)
+    assert float(queueing._drain(const, 8.0, 100.0, **refilled)) == pytest.approx(198 * (1 - I8) * 0.01, rel=1e-9)
+    assert float(queueing._drain(const, 8.0, 100.0, **refilled)) == pytest.approx(1.38691, rel=1e-5)
+    assert float(queueing._drain(const, 1.0, 100.0, **whole)) == pytest.approx(0.99, rel=1e-9)
+    assert float(queueing._drain(const, 1.0, 100.0, **refilled)) == pytest.approx(0.66, rel=1e-9)
+    # per point: the exponential form where uniform is False
+    mixed = queueing._drain(const, np.array([8.0, 8.0]), 100.0, uniform=np.array([False, True]), fresh=True)
+    assert mixed.tolist() == pytest.approx([float(queueing._drain(const, 8.0, 100.0)), 1.76], rel=1e-9)
+
+
+def test_uniform_burst_share_by_hand() -> None:
+    """A first-wave request's share of burst steps with outputs uniform on (0, 2m): Phi(X) / X with
+    Phi(X) = X^2 (3/8 + ln(2 / X) / 4) up to X = 2, X - 1/2 beyond: 3/8 + ln 2 / 4 = 0.548287 at X = 1, 3/4 at
+    X = 2, 7/8 at X = 4; tends to 0 with no burst."""
+    share = lambda x: float(queueing.burst_share(x, uniform=True))  # noqa: E731
+    assert share(1.0) == pytest.approx(0.375 + np.log(2) / 4, rel=1e-12)
+    assert share(1.0) == pytest.approx(0.548287, rel=1e-6)
+    assert share(2.0) == pytest.approx(0.75, rel=1e-12)
+    assert share(4.0) == pytest.approx(0.875, rel=1e-12)
+    assert share(1e-9) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("fn", [step, concave_step], ids=["linear", "concave"])
+@pytest.mark.parametrize("S,O,cap,N,R", [(256, 200, 64, 256, 256), (2048, 256, 1000, 1000, 1000),
+                                         (512, 128, 64, 64, 640), (256, 200, 16, 16, 160), (512, 128, 1000, 8, 0),
+                                         (2048, 256, 1000, 8, 0)])
+def test_uniform_outputs_against_the_simulation(fn: object, S: int, O: int, cap: int, N: int,  # noqa: E741
+                                                R: int) -> None:
+    """Outputs uniform from none to twice the mean (SGLang's random dataset without a range ratio; the simulation
+    draws 1 + uniform(0 .. 2 (O - 1)) tokens), runs of R requests (R = N: all sent at once) and steady loops
+    (R = 0): the clients fall out of step as with exponential lengths (``_desynced``), a finite run drains
+    (``_drain``, whole lengths at R = N, a refilled loop's rests beyond). Against the mean of two seeds:
+    throughput within 15%, mean TTFT within 25%, mean TPOT within 15% (measured when this was written:
+    throughput -5% to +11%, TTFT -0% to +16%, TPOT +1% to +11%; the fixed-length forms were up to 73% above
+    on throughput and 2-17x on TTFT, the exponential ones up to 44% below on throughput)."""
+    cap_ = float(running_cap(cap, np.inf, BUDGET, S, O))
+    a = timings(fn, S, O, cap_, BUDGET, concurrency=N, requests=R, varied=True, uniform=True)  # type: ignore[arg-type]
+    run = dict(requests=R, warmup=0, finite=True) if R else dict(requests=2000, warmup=400)
+    sims = [simulate(lambda d, p: float(fn(d, p)), S, O, int(cap_), BUDGET, concurrency=N,  # type: ignore[operator]
+                     outputs="uniform", seed=seed, **run) for seed in range(2)]  # type: ignore[arg-type]
+    sim = {k: float(np.mean([s[k] for s in sims])) for k in ("ttft_mean", "tpot_mean", "throughput_req_s")}
+    assert float(a.request_throughput_per_s) == pytest.approx(sim["throughput_req_s"], rel=0.15)
+    assert float(a.ttft_s) == pytest.approx(sim["ttft_mean"], rel=0.25)
+    assert float(a.tpot_s) == pytest.approx(sim["tpot_mean"], rel=0.15)

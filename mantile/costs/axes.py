@@ -40,9 +40,14 @@ STRINGS = ("dtype", "kv_dtype", "attention_dtype", "feedforward_dtype", "embeddi
 SPECULATIVE = {"spec_num_tokens": 0.0, "spec_acceptance": 0.0, "prefix_cache_hit_rate": 0.0}
 #: The length of a benchmark run (``serving.queueing``): requests sent in all, 0 = a steady state.
 RUN = {"num_requests": 0.0}
-#: How a run's output lengths spread about ``output_seq`` (their mean): every request the same (fixed), or
-#: exponential (a dataset of real conversations, ShareGPT; ``queueing._drain``).
-OUTPUT_DISTS = ("fixed", "exponential")
+#: How a run's output lengths spread about ``output_seq`` (their mean): every request the same (fixed),
+#: exponential (a dataset of real conversations, ShareGPT; ``queueing._drain``), or uniform from none to twice
+#: the mean (SGLang's ``bench_serving --dataset-name random`` without ``--random-range-ratio``, which draws each
+#: request's lengths with ``randint(int(L * ratio), L + 1)``, ratio 0 by default; ``queueing._drain_uniform``).
+OUTPUT_DISTS = ("fixed", "exponential", "uniform")
+#: The squared coefficient of variation of each output distribution, Var[L] / E[L]^2: a sequence seen running
+#: is length-biased, E[L^2] / E[L] = (1 + cv^2) E[L] (``serving.system._memory``); uniform on [0, 2m]: 1/3.
+OUTPUT_CV2 = {"fixed": 0.0, "exponential": 1.0, "uniform": 1.0 / 3.0}
 
 
 def lookup(values: StrColumn, table: Mapping[str, float]) -> np.ndarray:
@@ -183,8 +188,18 @@ class Axes:
 
     @property
     def varied_outputs(self) -> np.ndarray:
-        """Per point, whether the output lengths vary about their mean (``output_dist`` exponential)."""
-        return self._equals(self.output_dist, "exponential")
+        """Per point, whether the output lengths vary about their mean (``output_dist`` other than fixed)."""
+        return ~self._equals(self.output_dist, "fixed")
+
+    @property
+    def uniform_outputs(self) -> np.ndarray:
+        """Per point, whether the output lengths are uniform from none to twice their mean (``output_dist``)."""
+        return self._equals(self.output_dist, "uniform")
+
+    @property
+    def output_cv2(self) -> np.ndarray:
+        """Per point, the squared coefficient of variation of the output lengths (``OUTPUT_CV2``)."""
+        return lookup(self.output_dist, OUTPUT_CV2)
 
     def _equals(self, col: StrColumn, value: str) -> np.ndarray:
         """Per point, whether the string column ``col`` is ``value`` (a bool array of the points' shape)."""

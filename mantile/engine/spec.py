@@ -90,7 +90,9 @@ RUN_AXES["output_dist"] = (f"how output lengths spread about output_seq (their m
                            "exponential (a dataset of real conversations, ShareGPT): a running sequence holds the KV "
                            "of its prompt and the whole mean output on average (length-biased), a closed loop's "
                            "prompts arrive one by one rather than in groups, and a finite closed-loop run ends with "
-                           "its longest outputs draining at ever smaller batches", "fixed")
+                           "its longest outputs draining at ever smaller batches; uniform (from none to twice the "
+                           "mean: SGLang bench_serving's random dataset without --random-range-ratio): the same, with "
+                           "2/3 of a mean output held and a drain bounded by twice the mean", "fixed")
 STR_AXES["output_dist"] = OUTPUT_DISTS
 AXES = AXES + tuple(RUN_AXES)
 DEFAULTS.update({k: default for k, (_, default) in RUN_AXES.items()})

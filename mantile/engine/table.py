@@ -32,13 +32,13 @@ from mantile.engine.spec import DTYPE_AUTO, STR_AXES, SweepSpec, System, checkpo
 from mantile.serving import system
 from mantile.specs import HardwareSpec, ModelSpec
 
-SCHEMA_VERSION = "9"  # 2: cost columns; num_devices filled for invalid plans too; 3: invalid_field;
+SCHEMA_VERSION = "10"  # 2: cost columns; num_devices filled for invalid plans too; 3: invalid_field;
 #: 4: "stack" -> "serving" (the serving profile id); 5: serving_version, load columns (concurrency,
 #: request_rate; batch_size null under them), running_batch, request throughput, TTFT/TPOT p50/p99;
 #: 6: expert-parallel keys dp_attention, redundant_experts, expert_imbalance; 7: speculative decoding and
 #: prefix caching keys spec_method, spec_num_tokens, spec_acceptance, prefix_cache_hit_rate, and the
 #: columns spec_tokens_per_step, decode_draft_ms; 8: num_requests (the length of a benchmark run); 9: output_dist
-#: (how a run's output lengths spread about output_seq)
+#: (how a run's output lengths spread about output_seq); 10: output_dist may be uniform (a category of its Enum)
 IDENTITY = ("model_id", "hardware_id", "serving", "serving_version", "num_devices", "dtype", "kv_dtype", "tp", "pp",
             "dp", "ep", "cp", "sp", "embedding_tp", "batch_size", "concurrency", "request_rate", "input_seq",
             "output_seq", "dp_attention", "redundant_experts", "expert_imbalance", "spec_method", "spec_num_tokens",

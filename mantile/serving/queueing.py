@@ -17,10 +17,10 @@ replaced, so B*S/O prefill tokens per step are needed on average):
   other groups' prefill steps (``_closed``); with N above the running cap, N - B clients
   wait for a slot, (N - B) / B * (TTFT + (O - 1) TPOT) on average (Little's law); every request sees
   the same times (p50 = p99 = mean); a finite run of R prompts sent at once queues them by place
-  instead (``_finite_closed``), and with output lengths exponential about O (``output_dist``, real
-  conversations) ends with its longest outputs draining at ever smaller batches (``_drain``); exponential
-  lengths also end requests one at a time, so the clients fall out of step and their prompts arrive one by
-  one, as an open loop's do at the loop's own rate (``_desynced``);
+  instead (``_finite_closed``), and with output lengths that vary about O (``output_dist``: exponential, real
+  conversations; uniform, a synthetic random dataset) ends with its longest outputs draining at ever smaller
+  batches (``_drain``); lengths that vary also end requests one at a time, so the clients fall out of step and
+  their prompts arrive one by one, as an open loop's do at the loop's own rate (``_desynced``);
 - open loop (Poisson arrivals at ``request_rate`` lambda): a prompt arrives mid-step (length-biased: the
   residual is t (1 + cv^2) / 2) and joins the next step with the others that arrived in its step,
   lambda t (1 + cv^2) on average: TTFT = that residual + wait + step(B, S + lambda t (1 + cv^2) S), where
@@ -267,14 +267,15 @@ def _ttft_p99(t_d: Array, a: Array, lam: Array, k: Array, var_n: Array) -> np.nd
 
 def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch: Array | None = None,  # noqa: E741
             concurrency: Array | None = None, request_rate: Array | None = None, q: Array = 1.0,
-            requests: Array = 0.0, varied: Array = False) -> QueueTimings:
+            requests: Array = 0.0, varied: Array = False, uniform: Array = False) -> QueueTimings:
     """Per-replica timings for exactly one load: a fixed running ``batch``, ``concurrency`` clients in a
     closed loop, or Poisson arrivals at ``request_rate`` (requests/s to this replica). ``q``: budget
     tokens a decoding sequence takes per step (k + 1 in a speculative verify step; O is then the output
     length in steps and the per-token times are per step). ``requests`` > 0: the means and percentiles
     of a benchmark run of that many requests to this replica (``_finite_closed``, ``_finite_open``);
-    0: the steady state. ``varied``: per point, whether the output lengths are exponential about O
-    (``output_dist``; a finite closed-loop run then ends with a drain, ``_drain``) rather than all O."""
+    0: the steady state. ``varied``: per point, whether the output lengths vary about O (``output_dist``; a
+    finite closed-loop run then ends with a drain, ``_drain``) rather than all being O: exponential, or where
+    ``uniform``, uniform from none to twice the mean."""
     S, O, cap, budget = (np.asarray(v, dtype=float) for v in (S, O, cap, budget))  # noqa: E741
     if request_rate is None:
         n = np.asarray(batch if batch is not None else concurrency, dtype=float)
@@ -283,7 +284,7 @@ def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch
         busy = ttft + (O - 1) * tpot
         ttft99, tpot99 = ttft, tpot  # fixed lengths: every request sees the same times
         varied = np.asarray(varied, dtype=bool)
-        if any_(varied):  # exponential outputs: the clients' requests no longer arrive in groups
+        if any_(varied):  # outputs that vary: the clients' requests no longer arrive in groups
             apart = _desynced(step, B, S, O, budget, q, B / busy)
             ttft, ttft99, tpot, tpot99, busy = (np.where(varied, v, w) for v, w in zip(
                 apart, (ttft, ttft99, tpot, tpot99, busy), strict=True))
@@ -295,7 +296,8 @@ def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch
                               np.asarray(tpot99), np.asarray(B / busy), np.ones(np.shape(mean), dtype=bool))
         if concurrency is None or not any_(np.asarray(requests) > 0):
             return steady
-        return _finite_closed(step, steady, n, S, O, budget, q, np.asarray(requests, dtype=float), varied)
+        return _finite_closed(step, steady, n, S, O, budget, q, np.asarray(requests, dtype=float), varied,
+                              np.asarray(uniform, dtype=bool) & varied)
     lam = np.asarray(request_rate, dtype=float)
 
     start: dict[str, np.ndarray] = {}
@@ -318,7 +320,8 @@ def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch
 
 
 def _finite_closed(step: StepTime, steady: QueueTimings, N: np.ndarray, S: Array, O: Array, budget: Array,  # noqa: E741
-                   q: Array, R: np.ndarray, varied: np.ndarray | bool = False) -> QueueTimings:
+                   q: Array, R: np.ndarray, varied: np.ndarray | bool = False,
+                   uniform: np.ndarray | bool = False) -> QueueTimings:
     """A closed-loop benchmark run of R requests (``vllm bench serve --max-concurrency N --num-prompts R``,
     trtllm-bench's offline runs with R = N): the first wave of w = min(running cap, R) prompts arrives at
     once, and the engine prefills it at the step's room (the budget less the wave's decode tokens, half
@@ -341,7 +344,10 @@ def _finite_closed(step: StepTime, steady: QueueTimings, N: np.ndarray, S: Array
       over O H_w steps, at ever smaller batches (``_drain``), in place of the wave's O - 1 steps at
       step(w, 0); completions before it come at the steady rate X (the desynchronized loop's,
       ``_desynced``), and a first-wave request's mean TPOT counts the burst steps a short output decodes
-      through (``burst_share``). The burst, its TTFT, the queue by place and the TPOT percentiles keep
+      through (``burst_share``). Uniform lengths (``uniform``, from none to twice the mean) drain as
+      ``_drain`` says for them: bounded by twice the mean, from the ages of a refilled loop, or from the
+      whole lengths where the run's requests all came in its first wave (R <= w). The burst, its TTFT, the
+      queue by place and the TPOT percentiles keep
       their fixed-length form (a queued prompt's wait is the same on average; the drain's faster steps,
       which a long request decodes through, are not in its TPOT).
     Points with R = 0 keep the steady state."""
@@ -358,7 +364,8 @@ def _finite_closed(step: StepTime, steady: QueueTimings, N: np.ndarray, S: Array
     t_b = step(0.5 * w, room)
     varied = np.asarray(varied, dtype=bool) & finite
     # before step(w, 0): the breakdown and the floors read the last step costed (see above)
-    drained = _drain(step, w, O) if any_(varied) else 0.0
+    uniform = np.asarray(uniform, dtype=bool) & varied
+    drained = _drain(step, w, O, uniform, fresh=Rn <= w) if any_(varied) else 0.0
     n_b = np.maximum(w * c, 1.0)  # burst steps, the last one partly filled counted as a fraction
     m = np.maximum(c * (w + 1) / 2 + 0.5 * (1 - np.minimum(c, 1.0)), 1.0)
     burst = np.minimum(m, n_b) * t_b
@@ -410,9 +417,10 @@ def _finite_closed(step: StepTime, steady: QueueTimings, N: np.ndarray, S: Array
     first = (in_burst * t_b + (steps - in_burst) * pure) / steps
     first_slowest = (np.clip(n_b - 1, 0.0, steps) * t_b + (steps - np.clip(n_b - 1, 0.0, steps)) * pure) / steps
     decode = steady.tpot_s
-    # exponential outputs: a short one may end inside the burst, which weighs in the mean over requests
+    # outputs that vary: a short one may end inside the burst, which weighs in the mean over requests
     # (``burst_share``); the median request's TPOT stays the fixed-length form's (within 15% of the simulation)
-    first_mean = np.where(varied, pure + (t_b - pure) * burst_share(n_b / steps), first) if any_(varied) else first
+    first_mean = (np.where(varied, pure + (t_b - pure) * burst_share(n_b / steps, uniform), first) if any_(varied)
+                  else first)
     tpot = f * first_mean + (1 - f) * decode
     # the wave's last prompt decodes after the burst; with varied lengths the run ends draining instead
     duration = n_b * t_b + np.where(varied, drained, (O - 1) * pure) + (Rn - w) / X
@@ -436,9 +444,9 @@ def _prefill_wait(rho: Array, tpot: Array) -> tuple[np.ndarray, np.ndarray]:
 def _desynced(step: StepTime, B: Array, S: Array, O: Array, budget: Array, q: Array,  # noqa: E741
               lam0: Array) -> tuple[np.ndarray, ...]:
     """(TTFT mean, p99, TPOT mean, p99, a client's busy time TTFT + (O - 1) TPOT) of a closed loop of B
-    running requests whose outputs are exponential about O (``output_dist``). Fixed lengths keep a closed
-    loop's clients in step: requests that start together finish together and send their next prompts
-    together, which one step prefills as a group (``_closed``). Exponential lengths end requests one at a
+    running requests whose outputs vary about O (``output_dist`` exponential or uniform). Fixed lengths keep a
+    closed loop's clients in step: requests that start together finish together and send their next prompts
+    together, which one step prefills as a group (``_closed``). Lengths that vary end requests one at a
     time, at random, so the replacing prompts arrive one by one at the loop's own rate lambda = g(lambda) =
     B / (TTFT + (O - 1) TPOT), each at the end of the step that ended its predecessor: TTFT and TPOT are the
     open loop's at B and lambda with no residual of a step in progress (``_open(at_boundary=True)``) and its
@@ -499,7 +507,7 @@ def exp1(x: Array) -> np.ndarray:
     return np.asarray(np.where(x <= 1.0, small, large))
 
 
-def burst_share(X: Array) -> np.ndarray:  # noqa: N803
+def burst_share(X: Array, uniform: Array = False) -> np.ndarray:  # noqa: N803
     """The share of a first-wave request's decode steps that are burst steps, on average over its place in
     a burst of X m steps (uniform: it has from 0 to X m burst steps left after its first token) and its
     output, exponential with mean m decode steps: phi(x) = E[min(x m, L) / L] = 1 - e^-x + x E1(x) for x
@@ -508,10 +516,18 @@ def burst_share(X: Array) -> np.ndarray:  # noqa: N803
     Fixed lengths give X / 2 at most (the mean place, ``_finite_closed``); a short exponential output that
     ends inside the burst decodes at the burst's step throughout, which weighs in a mean over requests:
     against the simulation a run sent at once has 1.2-2x the fixed-length form's mean TPOT where prefill
-    dominates the burst."""
+    dominates the burst.
+
+    ``uniform``: outputs uniform on (0, 2m) instead, y = L / m of density 1/2 on (0, 2): phi(x) = x / 2 + x / 2
+    ln(2 / x) for x < 2 (every output shorter than x m ends inside the burst), 1 beyond; integrated,
+    Phi(X) = X^2 (3/8 + ln(2 / X) / 4) for X <= 2 and X - 1/2 beyond (Phi(2) = 3/2)."""
     X = np.maximum(np.asarray(X, dtype=float), 1e-12)
     with np.errstate(over="ignore", under="ignore"):
         phi = X - 1.0 + np.exp(-X) + 0.5 * X * X * exp1(X) + 0.5 * (1.0 - (1.0 + X) * np.exp(-X))
+    if any_(np.asarray(uniform)):
+        short = np.minimum(X, 2.0)
+        flat = np.where(X <= 2.0, short * short * (0.375 + 0.25 * np.log(2.0 / short)), X - 0.5)
+        phi = np.where(uniform, flat, phi)
     return np.asarray(np.clip(phi / X, 0.0, 1.0))
 
 
@@ -526,26 +542,58 @@ def harmonic(n: Array) -> np.ndarray:
     return np.asarray(series - sum(1.0 / (n + j) for j in range(1, 7)))
 
 
-def _drain(step: StepTime, w: Array, O: Array) -> np.ndarray:  # noqa: E741
-    """Decode time of the end of a run whose w running requests have outputs left that are exponential
-    with mean m = O - 1 steps (memoryless: whatever they have decoded, what is left is again exponential),
-    no request waiting. As a fluid, w e^(-t/m) are still running t steps on, until the last one ends after
-    m H_w steps on average (``harmonic``), at least one running at any time:
+def log_gamma(x: Array) -> np.ndarray:
+    """ln Gamma(x) for x >= 1 (real), vectorized: Stirling's series at x + 6 (through the 1 / (1680 z^7) term;
+    its error is below 1e-11 at z >= 7), less ln x (x + 1) ... (x + 5) (Gamma(x + 6) = Gamma(x) x ... (x + 5))."""
+    x = np.maximum(np.asarray(x, dtype=float), 1.0)
+    z = x + 6.0
+    stirling = ((z - 0.5) * np.log(z) - z + 0.5 * np.log(2.0 * np.pi) + 1.0 / (12.0 * z) - 1.0 / (360.0 * z**3)
+                + 1.0 / (1260.0 * z**5) - 1.0 / (1680.0 * z**7))
+    return np.asarray(stirling - sum(np.log(x + j) for j in range(6)))
+
+
+def _drain(step: StepTime, w: Array, O: Array, uniform: Array = False, fresh: Array = False) -> np.ndarray:  # noqa: E741
+    """Decode time of the end of a run whose w running requests have outputs left to decode, no request waiting:
+    T = int_0^end step(b(t), 0) dt over the fluid b(t) of requests still running t steps on (at least one), plus
+    the expected longest one's time beyond the fluid's last whole request at step(1, 0).
+
+    Exponential outputs with mean m = O - 1 decode steps (memoryless: whatever they have decoded, what is left
+    is again exponential): b(t) = w e^(-t/m), and the last one ends after m H_w steps on average (``harmonic``):
     T = m [int_1^w step(b, 0) / b db + (H_w - ln w) step(1, 0)].
-    The integral takes step(b, 0) piecewise linear between b = 1, w^(1/3), w^(2/3) and w, each piece
-    p + q b integrated exactly (p ln(b1 / b0) + q (b1 - b0)): exact for a step time affine in the batch
-    (weights read once, a share per sequence), and a chord of a concave one (an MoE layer's expert reads
-    saturating with the batch) from below. Four step evaluations, each vectorized over the points."""
+
+    ``uniform`` outputs (decode steps uniform on (0, 2m)): where the run's requests all came in its first wave
+    (``fresh``, R <= w), what is left is each whole length, b(t) = w (1 - t / 2m), and the longest of w ends
+    after 2m w / (w + 1): T = 2m / w int_1^w step(b, 0) db + 2m / (w (w + 1)) step(1, 0). Where the loop has
+    refilled its slots (R > w) a running request is length-biased and part done: what it has left has the
+    renewal residual's survival (1 - t / 2m)^2, b(t) = w (1 - t / 2m)^2, and the longest of w ends after
+    2m (1 - I_w), I_w = int_0^1 (1 - u^2)^w du = sqrt(pi) / 2 Gamma(w + 1) / Gamma(w + 3/2) (``log_gamma``):
+    T = m / sqrt(w) int_1^w step(b, 0) / sqrt(b) db + 2m (1 / sqrt(w) - I_w) step(1, 0).
+
+    The integrals take step(b, 0) piecewise linear between b = 1, w^(1/3), w^(2/3) and w, each piece p + q b
+    integrated exactly: exact for a step time affine in the batch (weights read once, a share per sequence),
+    and a chord of a concave one (an MoE layer's expert reads saturating with the batch) from below. Four step
+    evaluations, each vectorized over the points."""
     w = np.maximum(np.asarray(w, dtype=float), 1.0)
     m = np.maximum(np.asarray(O, dtype=float) - 1.0, 0.0)
     nodes = [w ** (i / 3.0) for i in range(4)]
     times = [np.asarray(step(b, 0.0), dtype=float) for b in nodes]
-    area = np.zeros(np.broadcast(w, m).shape)
+    uniform = np.asarray(uniform, dtype=bool)
+    per_b = per_root = flat = np.zeros(np.broadcast(w, m).shape)  # int step / b, step / sqrt(b), step db
     for b0, s0, b1, s1 in zip(nodes[:-1], times[:-1], nodes[1:], times[1:], strict=True):
         width = b1 - b0
         slope = np.where(width > 0, (s1 - s0) / np.where(width > 0, width, 1.0), 0.0)
-        area = area + (s0 - slope * b0) * np.log(b1 / b0) + slope * width
-    return np.asarray(m * (area + (harmonic(w) - np.log(w)) * times[0]))
+        p = s0 - slope * b0
+        per_b = per_b + p * np.log(b1 / b0) + slope * width
+        if any_(uniform):
+            per_root = per_root + 2.0 * p * (np.sqrt(b1) - np.sqrt(b0)) + 2.0 / 3.0 * slope * (b1**1.5 - b0**1.5)
+            flat = flat + p * width + 0.5 * slope * (b1 * b1 - b0 * b0)
+    exponential = m * (per_b + (harmonic(w) - np.log(w)) * times[0])
+    if not any_(uniform):
+        return np.asarray(exponential)
+    longest = 0.5 * np.sqrt(np.pi) * np.exp(log_gamma(w + 1.0) - log_gamma(w + 1.5))  # I_w
+    refilled = m / np.sqrt(w) * per_root + 2.0 * m * (1.0 / np.sqrt(w) - longest) * times[0]
+    whole = 2.0 * m / w * flat + 2.0 * m / (w * (w + 1.0)) * times[0]
+    return np.asarray(np.where(uniform, np.where(fresh, whole, refilled), exponential))
 
 
 def _finite_open(steady: QueueTimings, lam: np.ndarray, O: Array, R: np.ndarray) -> QueueTimings:  # noqa: E741

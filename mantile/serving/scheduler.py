@@ -114,7 +114,7 @@ def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array, seq_cap
     # a benchmark run's requests split over the replicas like its load (0: the steady state)
     requests = np.asarray(ax.num_requests, dtype=float) / dp
     q = queueing.timings(step, S_new, out_steps, cap, budget, q=spec.q_len, requests=requests,
-                         varied=ax.varied_outputs, **load)
+                         varied=ax.varied_outputs, uniform=ax.uniform_outputs, **load)
     B, per = q.running_batch, spec.tokens_per_step
     tpot = q.tpot_s / per
     e2e = q.ttft_s + (O - 1) * tpot

@@ -162,13 +162,15 @@ def _memory(model: ModelSpec, hw: HardwareSpec, serving: ServingProfile, ax: Axe
         and not reserve.active
     # KV a running sequence holds: all of input + output (static batching, TRT-LLM's no-evict reservation),
     # or on average input + its age (paged blocks that grow with the sequence): O / 2 with fixed lengths. With
-    # exponential lengths (``output_dist``; a scheduler's, static batches run fixed ones) a sequence seen
-    # running is length-biased: its age is E[L^2] / (2 E[L]) = O on average, and its own output, which a
-    # no-evict scheduler reserves whole, E[L^2] / E[L] = 2 O. Prefix caching: a sequence holds its whole
+    # lengths that vary (``output_dist``; a scheduler's, static batches run fixed ones) a sequence seen
+    # running is length-biased: its age is E[L^2] / (2 E[L]) = (1 + cv^2) O / 2 on average, and its own output,
+    # which a no-evict scheduler reserves whole, E[L^2] / E[L] = (1 + cv^2) O (``axes.OUTPUT_CV2``: exponential
+    # O and 2 O, uniform from none to 2 O: 2 O / 3 and 4 O / 3; inputs drawn beside them are not length-biased,
+    # a prompt's length barely moves how long its request runs). Prefix caching: a sequence holds its whole
     # prompt's blocks, the cached (shared) ones included, counted once per running sequence (an upper bound:
     # sequences that share a prefix share its blocks); cached blocks no running sequence uses sit in the free
     # pool and are evicted first, so they take no capacity.
-    bias = np.where(ax.varied_outputs, 2.0, 1.0) if mode == "scheduler" and any_(ax.varied_outputs) else 1.0
+    bias = 1.0 + ax.output_cv2 if mode == "scheduler" and any_(ax.varied_outputs) else 1.0
     reserves_whole = mode != "scheduler" or serving.scheduler.kv_reserve == "full"
     held = S + (O * bias if reserves_whole else O / 2.0 * bias)
     budget = serving.scheduler.max_num_batched_tokens if mode == "scheduler" else 0

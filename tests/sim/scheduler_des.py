@@ -10,8 +10,9 @@ prefill decodes one token; the rest of the step's token ``budget`` goes to prefi
 requests in admission order. A step of d decode tokens and p prefill tokens takes ``step(d, p)``
 seconds. A request's first token comes at the end of the step that finishes its prefill; it leaves
 after ``O`` tokens (``outputs="exponential"``: after 1 + a whole number of tokens drawn exponential with
-mean O - 1, so O on average). Load: ``concurrency`` clients that resubmit at once (closed loop) or Poisson
-arrivals at ``request_rate``.
+mean O - 1, so O on average; ``outputs="uniform"``: after 1 + a whole number drawn uniform from 0 to 2 (O - 1),
+as SGLang's bench_serving draws a random dataset's lengths). Load: ``concurrency`` clients that resubmit at
+once (closed loop) or Poisson arrivals at ``request_rate``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def simulate(step: Callable[[float, float], float], S: int, O: int, cap: int, bu
     rng = np.random.default_rng(seed)
 
     def length() -> int:  # a new request's output tokens
+        if outputs == "uniform":
+            return 1 + int(rng.integers(0, 2 * (O - 1) + 1))
         return O if outputs == "fixed" else 1 + int(round(rng.exponential(O - 1)))
 
     now, waiting, running, done = 0.0, deque[_Request](), list[_Request](), list[_Request]()
