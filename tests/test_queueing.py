@@ -490,6 +490,19 @@ def test_exponential_outputs_against_the_simulation(fn: object, S: int, O: int, 
     assert float(a.request_throughput_per_s) == pytest.approx(float(np.mean(sims)), rel=0.10)
 
 
+def _closed_loop_against_the_simulation(fn: object, S: int, O: int, cap: int, N: int, R: int,  # noqa: E741
+                                        outputs: str) -> tuple[queueing.QueueTimings, dict[str, float]]:
+    """The closed loop of N clients with ``outputs`` lengths (``R`` > 0: a run of R requests, else a steady state of
+    2,000) analytically and as the mean of two seeds of the simulation (ttft_mean, tpot_mean, throughput_req_s)."""
+    cap_ = float(running_cap(cap, np.inf, BUDGET, S, O))
+    a = timings(fn, S, O, cap_, BUDGET, concurrency=N, requests=R, varied=True,  # type: ignore[arg-type]
+                uniform=outputs == "uniform")
+    run = dict(requests=R, warmup=0, finite=True) if R else dict(requests=2000, warmup=400)
+    sims = [simulate(lambda d, p: float(fn(d, p)), S, O, int(cap_), BUDGET, concurrency=N,  # type: ignore[operator]
+                     outputs=outputs, seed=seed, **run) for seed in range(2)]  # type: ignore[arg-type]
+    return a, {k: float(np.mean([s[k] for s in sims])) for k in ("ttft_mean", "tpot_mean", "throughput_req_s")}
+
+
 @pytest.mark.parametrize("fn", [step, concave_step], ids=["linear", "concave"])
 @pytest.mark.parametrize("S,O,cap,N,R", [(512, 128, 1000, 8, 0), (256, 200, 1000, 64, 0), (2048, 256, 1000, 8, 0),
                                          (512, 128, 64, 64, 640), (256, 200, 16, 16, 160)])
@@ -503,12 +516,8 @@ def test_exponential_outputs_desynchronize_a_closed_loop_against_the_simulation(
     TPOT 7%, throughput 7%). Outside this grid the TTFT is less close where prompts of 2,048 tokens load the
     step's budget (64 clients on the linear step: 2.2x the simulation, its M/D/1 wait too long) and at 256
     clients (22-53% short: the simulation's waits spike)."""
+    a, sim = _closed_loop_against_the_simulation(fn, S, O, cap, N, R, "exponential")
     cap_ = float(running_cap(cap, np.inf, BUDGET, S, O))
-    a = timings(fn, S, O, cap_, BUDGET, concurrency=N, requests=R, varied=True)  # type: ignore[arg-type]
-    run = dict(requests=R, warmup=0, finite=True) if R else dict(requests=2000, warmup=400)
-    sims = [simulate(lambda d, p: float(fn(d, p)), S, O, int(cap_), BUDGET, concurrency=N,  # type: ignore[operator]
-                     outputs="exponential", seed=seed, **run) for seed in range(2)]  # type: ignore[arg-type]
-    sim = {k: float(np.mean([s[k] for s in sims])) for k in ("ttft_mean", "tpot_mean", "throughput_req_s")}
     assert float(a.ttft_s) == pytest.approx(sim["ttft_mean"], rel=0.25)
     assert float(a.tpot_s) == pytest.approx(sim["tpot_mean"], rel=0.10)
     assert float(a.request_throughput_per_s) == pytest.approx(sim["throughput_req_s"], rel=0.10)
@@ -607,12 +616,7 @@ def test_uniform_outputs_against_the_simulation(fn: object, S: int, O: int, cap:
     throughput within 15%, mean TTFT within 25%, mean TPOT within 15% (measured when this was written:
     throughput -5% to +11%, TTFT -0% to +16%, TPOT +1% to +11%; the fixed-length forms were up to 73% above
     on throughput and 2-17x on TTFT, the exponential ones up to 44% below on throughput)."""
-    cap_ = float(running_cap(cap, np.inf, BUDGET, S, O))
-    a = timings(fn, S, O, cap_, BUDGET, concurrency=N, requests=R, varied=True, uniform=True)  # type: ignore[arg-type]
-    run = dict(requests=R, warmup=0, finite=True) if R else dict(requests=2000, warmup=400)
-    sims = [simulate(lambda d, p: float(fn(d, p)), S, O, int(cap_), BUDGET, concurrency=N,  # type: ignore[operator]
-                     outputs="uniform", seed=seed, **run) for seed in range(2)]  # type: ignore[arg-type]
-    sim = {k: float(np.mean([s[k] for s in sims])) for k in ("ttft_mean", "tpot_mean", "throughput_req_s")}
+    a, sim = _closed_loop_against_the_simulation(fn, S, O, cap, N, R, "uniform")
     assert float(a.request_throughput_per_s) == pytest.approx(sim["throughput_req_s"], rel=0.15)
     assert float(a.ttft_s) == pytest.approx(sim["ttft_mean"], rel=0.25)
     assert float(a.tpot_s) == pytest.approx(sim["tpot_mean"], rel=0.15)
