@@ -177,7 +177,12 @@ def test_fp8_and_long_prefill_file_meets_its_gate() -> None:
 #: simulation in tests/test_queueing.py): those 117 rows 56.7% -> 49.6% (throughput 66.2% -> 59.1%, TPOT 28.8% ->
 #: 25.5%, TTFT 75.2% -> 64.1%, its median +24% -> -73%: the per-request time outside the forward pass that the
 #: cookbook's one-client rows show too). Ceiling 59.5 -> 58.3.
-SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 58.3}
+#: Then 55.1%: SGLang 0.5.3-0.5.9 runs a pass with prompt tokens (and a decode pass above its CUDA-graph batch)
+#: outside CUDA graphs, and such a pass takes at least its kernel launches x 50.42 us of host dispatch
+#: (``Scheduler.eager_launch_us``, from one public measurement, SGLang PR #12160's eager DeepSeek-V3 one-token
+#: prefill, not fitted to these rows): SGLang 81.7% -> 71.7% (TTFT 65.8% -> 50.6%, TPOT 39.6% -> 35.8%,
+#: throughput 136% -> 125%), the cookbook 57.0% -> 43.4%. Ceiling 58.3 -> 55.3.
+SERVING_GATES = {"published_results.csv": 15.5, "serving_results.csv": 55.3}
 
 
 @pytest.mark.parametrize("name,limit", sorted(SERVING_GATES.items()))

@@ -297,6 +297,57 @@ def test_trtllm_is_host_bound_at_a_large_batch_of_a_small_moe() -> None:
     assert r["decode_throughput_tokens_per_s"] <= 1e6 / 29.4 * 1.0001
 
 
+def _prefill_launches(model: str, hardware: str, S: float, **plan: float) -> float:
+    """Kernel launches of the scheduler's pass that prefills one prompt alone, on one device under the sglang
+    profile (the cost model's own count: its named kernels, split-K GEMMs twice; the pass is a decode pass of no
+    sequences with the prompt riding it, whose decode kernels count too)."""
+    from mantile.costs.axes import Axes
+    from mantile.costs.step import Setup
+    from mantile.engine.spec import resolve_serving, resolve_systems
+    from mantile.serving.base import Steps
+    from mantile.specs import load_model
+
+    profile = resolve_serving("sglang")
+    system = resolve_systems(hardware, profile)[hardware]
+    profile = profile.for_device(system.spec.device.name, system.spec.device.memory_gib)
+    cols = {k: np.float64(v) for k, v in dict(pp=1, dp=1, ep=1, cp=1, sp=1, concurrency=1, input_seq=S,
+                                                output_seq=100, **plan).items()}
+    ax = Axes.resolve({**cols, "dtype": "fp8"}, profile.kv_dtype_for, profile.embedding_dtype_for)
+    setup = Setup.of(load_model(model), system.spec, system.eff, profile, ax,
+                     frozenset({"busy_s", "overhead_s", "comm_s", "launches"}))
+    return float(Steps(setup, None).decode(0.0, 1.0, S, mixed_seqs=1.0, mixed_len=S).total.launches)
+
+
+def test_an_eager_pass_takes_its_launches_host_time() -> None:
+    """SGLang 0.5.3-0.5.9 runs a pass with prompt tokens outside CUDA graphs: its host issues the kernels one by
+    one at ``eager_launch_us`` = 50.42 us each (conf/serving/sglang.yaml, from SGLang PR #12160: DeepSeek-V3's
+    eager one-token prefill, 82.64 ms, over its 1639 launches). One client sending a 2-token prompt to
+    DeepSeek-V3 FP8 on 8 H200s: the prefill pass has 1639 launches, its GPU work about 8 ms, so its TTFT is the
+    host's 1639 x 50.42 us = 82.64 ms (the measurement the constant came from); vLLM's piecewise CUDA
+    graphs keep it GPU-bound. A decode pass within the CUDA-graph batch is unchanged by the constant, one above
+    it (600 sequences at tp 8, graph batch 512) is held to its launches' host time too."""
+    import dataclasses
+
+    import mantile
+    from mantile.specs import load_serving
+
+    launches = _prefill_launches("deepseek_v3", "nvidia_h200_141gb", 2.0, tp=8)
+    assert launches == 1639
+    kw = dict(model="deepseek_v3", hardware="nvidia_h200_141gb", tp=8, dtype="fp8", concurrency=1, input_seq=2,
+              output_seq=100)
+    r = mantile.estimate(serving="sglang", **kw)
+    assert r["ttft_ms"] == pytest.approx(1639 * 0.05042, rel=1e-9)
+    assert r["ttft_ms"] == pytest.approx(82.64, rel=1e-3)
+    assert mantile.estimate(serving="vllm", **kw)["ttft_ms"] < 20.0
+    sglang = load_serving("sglang")
+    graphed = dataclasses.replace(sglang, scheduler=dataclasses.replace(sglang.scheduler, eager_launch_us=0.0))
+    assert r["tpot_ms"] == pytest.approx(mantile.estimate(serving=graphed, **kw)["tpot_ms"], rel=1e-9)
+    big = dict(kw, concurrency=600, input_seq=1024)
+    eager, in_graph = mantile.estimate(serving="sglang", **big), mantile.estimate(serving=graphed, **big)
+    assert eager["running_batch"] == in_graph["running_batch"] == 600
+    assert eager["tpot_ms"] > in_graph["tpot_ms"]
+
+
 def test_engines_pick_their_scheduler_defaults_by_device() -> None:
     """vLLM's OpenAI server: 8192 tokens / 1024 sequences a step on GPUs of >= 70 GiB that are not an A100,
     2048 / 256 elsewhere; SGLang's chunked prefill: 2048 below 35 GiB, 4096 below 60, 8192 below 160 GiB,

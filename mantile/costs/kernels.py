@@ -181,9 +181,10 @@ class Cost:
             self.kv_bytes = self.kv_bytes + kv_bytes
             self.compute_s = self.compute_s + compute_s
             self.memory_s = self.memory_s + memory_s
-            self.launches = self.launches + count
             self.kernels.append(KernelCost(name, count, flops, weight_bytes, kv_bytes,
                                            nbytes - weight_bytes - kv_bytes, compute_s, memory_s, overhead))
+        if m.keeps_all or "launches" in m.sums:  # an eager pass's host time (``Scheduler.eager_launch_us``)
+            self.launches = self.launches + count
         if m.keeps_all or "flops" in m.sums:  # the results table's flops, bytes and bound columns
             self.flops = self.flops + flops
             self.bytes = self.bytes + nbytes
@@ -200,9 +201,10 @@ class Cost:
             self.weight_bytes = self.weight_bytes + weight_bytes
             self.kv_bytes = self.kv_bytes + kv_bytes
             self.memory_s = self.memory_s + memory_s
-            self.launches = self.launches + count
             self.kernels.append(KernelCost(name, count, 0.0, weight_bytes, kv_bytes, nbytes - kv_bytes - weight_bytes,
                                            0.0, memory_s, overhead))
+        if m.keeps_all or "launches" in m.sums:
+            self.launches = self.launches + count
         if m.keeps_all or "bytes" in m.sums:
             self.bytes = self.bytes + nbytes
 
@@ -249,7 +251,8 @@ class Cost:
 SUMS = ("flops", "bytes", "weight_bytes", "kv_bytes", "compute_s", "memory_s", "busy_s", "compute_bound_s",
         "overhead_s", "launches", "comm_bytes", "comm_s")
 #: The sums the results table reads (``serving.system.evaluate``: per-type latencies, flops, bytes, bound,
-#: utilization) and the sums a latency needs (the physics floors): ``Machine.sums``.
+#: utilization) and the sums a latency needs (the physics floors): ``Machine.sums``; with ``launches`` where
+#: a pass outside CUDA graphs takes its host's dispatch time (``Scheduler.eager_launch_us``).
 TABLE_SUMS = frozenset({"flops", "bytes", "busy_s", "compute_bound_s", "overhead_s", "comm_s"})
 LATENCY_SUMS = frozenset({"busy_s", "overhead_s", "comm_s"})
 

@@ -33,8 +33,9 @@ from mantile.specs.hardware import EfficiencyProfile, GemmConstants, HardwareSpe
 from mantile.specs.model import ModelSpec
 from mantile.specs.serving import ServingProfile
 
-#: The sums of a step's total that the results table reads.
-TOTAL_SLOTS = ("flops", "bytes", "busy_s", "compute_bound_s", "overhead_s", "comm_s")
+#: The sums of a step's total that the results table reads, and its kernel launches (where the machines keep
+#: them: an eager pass's host time, ``Scheduler.eager_launch_us``).
+TOTAL_SLOTS = ("flops", "bytes", "busy_s", "compute_bound_s", "overhead_s", "comm_s", "launches")
 #: The machine (dtype peak) each layer type computes on: norms run beside attention.
 MACHINE_OF = {"attention": "attention", "feedforward": "feedforward", "norm": "attention", "embedding": "embedding"}
 

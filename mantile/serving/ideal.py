@@ -76,7 +76,7 @@ def serving(profile: ServingProfile) -> ServingProfile:
     stack = dataclasses.replace(profile.kernels, rope_traffic=0.0, activation_traffic=0.0, residual_kernels=0,
                                 kv_write_kernels_prefill=0,
                                 kv_write_kernels_decode=0, attention_output_copy=False, quantize_kernels=0)
-    sched = dataclasses.replace(profile.scheduler, host_step_us=0.0, host_per_sequence_us=0.0,
+    sched = dataclasses.replace(profile.scheduler, host_step_us=0.0, host_per_sequence_us=0.0, eager_launch_us=0.0,
                                 kv_cache_memory_fraction=1.0)
     return dataclasses.replace(profile, kernels=stack, comm_overlap=True, memory_reserve_fraction=0.0,
                                memory_reserve=MemoryReserve(),

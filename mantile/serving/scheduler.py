@@ -77,9 +77,18 @@ def trtllm_bench_max_batch(model: ModelSpec, memory_gib: float, ax: Axes) -> np.
                     np.where(raw < 1024, 128.0 * np.ceil(raw / 128), 256.0 * np.ceil(raw / 256)))
 
 
-def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array, seq_cap: Array | None = None) -> Timings:
+def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array, seq_cap: Array | None = None,
+            graph_batch: Array = np.inf) -> Timings:
     """The scheduler's timings; ``seq_cap``: the running-sequence cap the engine's launcher sets per point
-    (``Scheduler.max_num_seqs_rule``), beside the profile's ``max_num_seqs``."""
+    (``Scheduler.max_num_seqs_rule``), beside the profile's ``max_num_seqs``; ``graph_batch``: the largest
+    decode batch (per attention-DP rank) the engine runs in a CUDA graph.
+
+    A step that runs outside CUDA graphs (one carrying prompt tokens where ``prefill_outside_graphs``, or
+    decoding more sequences a rank than ``graph_batch``) takes at least its kernel launches x
+    ``eager_launch_us``: the host issues an eager pass's kernels one by one, and where it issues them more
+    slowly than the GPU runs them the GPU waits (max, not sum: the host runs ahead while the GPU is the
+    slower). A step that prefills beside decoding counts as one such pass (SGLang runs the prompts' pass
+    eagerly beside a graphed decode pass; the two are not split here)."""
     ax = steps.axes
     S, O, pp, dp = ax.input_seq, ax.output_seq, ax.pp, ax.dp  # noqa: E741
     context = mean_context(S, O)
@@ -94,7 +103,12 @@ def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array, seq_cap
                          mixed_kv=mixed_kv)
         costs.append(c)
         hops = (pp - 1) * steps.pipeline_hop_s(np.asarray(d) * spec.q_len + np.asarray(p))
-        return scheduler.wall_s(c.latency_s + steps.draft_s(d, context) + hops, per_rank(np.asarray(d)))
+        wall = scheduler.wall_s(c.latency_s + steps.draft_s(d, context) + hops, per_rank(np.asarray(d)))
+        if not scheduler.eager_launch_us:
+            return wall
+        eager = (np.asarray(p) > 0) & scheduler.prefill_outside_graphs | (per_rank(np.asarray(d)) > graph_batch)
+        host = c.total.launches * (scheduler.eager_launch_us * 1e-6)
+        return np.where(eager, np.maximum(wall, host), wall)
 
     budget: Array = float(scheduler.max_num_batched_tokens)
     out_steps = steps.decode_steps(O)

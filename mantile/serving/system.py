@@ -198,7 +198,8 @@ def _memory(model: ModelSpec, hw: HardwareSpec, serving: ServingProfile, ax: Axe
 def _timings(mode: str, steps: Steps, serving: ServingProfile, mem: _Memory) -> Timings:
     """The serving mode's timings; the scheduler's running cap includes the KV capacity."""
     if mode == "scheduler":
-        return scheduler.timings(steps, serving.scheduler, mem.capacity_seqs, mem.seq_cap)
+        return scheduler.timings(steps, serving.scheduler, mem.capacity_seqs, mem.seq_cap,
+                                 serving.memory_reserve.graph_batch_at(steps.axes.tp))
     return (static.timings if mode == "static" else continuous.timings)(steps)
 
 
@@ -254,7 +255,9 @@ def evaluate(model: ModelSpec, hw: HardwareSpec, eff: EfficiencyProfile, serving
     ax = col if isinstance(col, Axes) else Axes.resolve(col, serving.kv_dtype_for, serving.embedding_dtype_for)
     # the steps' Costs keep the sums the table reads (no per-kernel list: ``step_kernels`` has it); the
     # drafter's steps only their latency (``speculative.draft_step_s``)
-    setup = Setup.of(model, hw, eff, serving, ax, TABLE_SUMS)
+    # a pass outside CUDA graphs takes at least its launches' host time (``Scheduler.eager_launch_us``)
+    setup = Setup.of(model, hw, eff, serving, ax,
+                     TABLE_SUMS | {"launches"} if serving.scheduler.eager_launch_us > 0 else TABLE_SUMS)
     draft = _draft_setup(hw, eff, serving, ax, LATENCY_SUMS)
     code = invalid_codes(model, hw, eff, ax, setup.peak_ok, enforce_max_position, has_draft=draft is not None)
     steps = Steps(setup, draft)

@@ -68,6 +68,14 @@ class Scheduler:
     host_overlap: bool = field(default=False, metadata=doc(
         "the per-sequence host work of step n+1 runs while the GPU computes step n (TRT-LLM's and SGLang's "
         "overlap schedulers): it shows only where it is longer than the GPU step"))
+    eager_launch_us: float = field(default=0.0, metadata=doc(
+        "host time per kernel launch of a forward pass that runs outside CUDA graphs (PyTorch's eager dispatch: "
+        "Python, the dispatcher, the launch), microseconds; such a pass takes at least its launches x this, "
+        "as the host issues the kernels no faster (0: every pass in CUDA graphs, or the host never binds)"))
+    prefill_outside_graphs: bool = field(default=False, metadata=doc(
+        "a step that carries prompt tokens runs outside CUDA graphs (SGLang before 0.5.10 captures decode "
+        "batches only); decode steps above the engine's largest CUDA-graph batch (memory_reserve.graph_batch) "
+        "run outside them in any case"))
 
     def executors(self, attention_dp: object) -> np.ndarray:
         """How many times a replica holds the profile's caps: its attention-DP ranks where each rank's executor
@@ -96,7 +104,7 @@ class Scheduler:
         if self.kv_reserve not in ("mean", "full"):
             raise SpecError("?", "scheduler.kv_reserve", self.kv_reserve, ["mean", "full"])
         for name in ("max_num_seqs", "spec_max_num_seqs", "max_num_batched_tokens", "host_step_us",
-                     "host_per_sequence_us"):
+                     "host_per_sequence_us", "eager_launch_us"):
             if getattr(self, name) < 0:
                 raise SpecError("?", f"scheduler.{name}", getattr(self, name), "0 (no limit) or a positive number")
         if self.max_num_seqs_rule not in SEQ_RULES:
@@ -155,11 +163,19 @@ class MemoryReserve:
     def active(self) -> bool:
         return self.fixed_mib > 0
 
+    def graph_batch_at(self, tp: object) -> np.ndarray:
+        """The largest CUDA-graph batch per point (``graph_batch``, ``graph_batch_tp4`` at tp >= 4); a profile
+        that states none captures every batch (infinite)."""
+        tp_ = np.asarray(tp, dtype=float)
+        if not (self.graph_batch or self.graph_batch_tp4):
+            return np.full(tp_.shape, np.inf)
+        return np.where(tp_ >= 4, float(self.graph_batch_tp4), float(self.graph_batch))
+
     def fraction(self, memory_gib: float, chunk: float, tp: object, pp: object, attention_dp: object,
                  dp_attention: object, drafts_model: object, speculates: object) -> np.ndarray:
         """The fraction of device memory left to weights and KV cache, per point (see the class)."""
         tp_ = np.asarray(tp, dtype=float)
-        graph = np.where(tp_ >= 4, self.graph_batch_tp4, self.graph_batch)
+        graph = np.where(tp_ >= 4, self.graph_batch_tp4, self.graph_batch)  # graph_batch_at, 0 where none
         reserved = (self.fixed_mib + self.per_prefill_token_mib * max(chunk, self.min_prefill_tokens)
                     + self.per_graph_batch_mib * graph + self.per_plan_device_mib * tp_ * np.asarray(pp, dtype=float))
         large = graph > self.dp_attention_large_graph_batch if self.dp_attention_large_graph_batch else False
