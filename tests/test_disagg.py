@@ -201,3 +201,24 @@ def test_an_sglang_decode_instance_holds_its_request_pool_on_every_attention_dp_
     assert r["running_batch"] == 8000
     plain = mantile.estimate_disagg("qwen3_30b_a3b", 100, 100, pre, {**dec, "dp_attention": False}, concurrency=8000)
     assert plain["running_batch"] == 4096
+
+
+def test_an_sglang_prefill_worker_pays_its_eager_pass_host_time() -> None:
+    """SGLang's prefill pass runs outside CUDA graphs (``Scheduler.eager_wall_s``, as in the aggregated
+    scheduler): a lone 2-token prompt on a DeepSeek-V3 FP8 TP8 prefill worker takes its pass's launches x
+    50.42 us, the host's dispatch, where a vLLM worker's pass stays GPU-bound. The worker's pass is a pure
+    prefill pass (1394 launches: 70.3 ms); the aggregated scheduler's pass for the same prompt also counts its
+    decode kernels at no sequences (1639: 82.64 ms, tests/test_queueing.py, the pass the constant came from)."""
+    from mantile.engine.disagg import side_args, sides
+    from mantile.specs import load_model
+
+    model, h200 = load_model("deepseek_v3"), "nvidia_h200_141gb"
+    walls = {}
+    for engine in ("sglang", "vllm"):
+        side = {"hardware": h200, "tp": 8, "serving": engine, "dtype": "fp8"}
+        pre, _ = sides(model, side_args("prefill", side), side_args("decode", side), 2, 100, 1)
+        walls[engine] = float(np.ravel(pre.prefill_pass_s()[0])[0])
+        launches = float(np.ravel(pre.steps.prefill(1.0, 2.0).total.launches)[0])
+    assert launches == 1394
+    assert walls["sglang"] == pytest.approx(launches * 50.42e-6, rel=1e-9)
+    assert walls["vllm"] < 0.25 * walls["sglang"]

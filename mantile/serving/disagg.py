@@ -5,7 +5,8 @@ Each side is one instance evaluated by ``system.evaluate`` on its own columns (p
 memory, ``fits`` and validity come from there, and the steps from the same cost model
 (``base.Steps``: the forward passes ``evaluate`` runs), plus the engine's host time per step
 (``Scheduler.wall_s``: ``host_step_us`` and ``host_per_sequence_us``, the latter behind the GPU step with an
-overlap scheduler) and pipeline hops:
+overlap scheduler; ``Scheduler.eager_wall_s``: a pass outside CUDA graphs, such as SGLang's prefill, takes at
+least its launches' host dispatch) and pipeline hops:
 
 - a prefill pass of ``b_p`` prompts of S tokens: ``t_p = prefill(b_p, S) + (pp - 1) hop + host``; one
   instance completes ``b_p / t_p`` requests/s (prefill workers run whole prompts, no decode beside);
@@ -97,7 +98,9 @@ class Side:
         ax, b = self.steps.axes, self.batch
         c = self.steps.prefill(b, ax.input_seq)
         hops = (ax.pp - 1) * self.steps.pipeline_hop_s(b * ax.input_seq / ax.cp)
-        wall = self.serving.scheduler.wall_s(c.latency_s + hops, ax.placement.group_batch(b))
+        sched, seqs = self.serving.scheduler, ax.placement.group_batch(b)
+        wall = sched.eager_wall_s(sched.wall_s(c.latency_s + hops, seqs), c.total.launches, b * ax.input_seq, 0.0,
+                                  np.inf)
         return wall, np.asarray(c.total.busy_s)
 
     def decode_step_s(self, seqs: Array, prefill_tokens: Array = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -108,7 +111,9 @@ class Side:
         c = self.steps.decode(seqs, 1.0, mean_context(ax.input_seq, ax.output_seq),
                               mixed_seqs=np.asarray(prefill_tokens) / ax.input_seq, mixed_len=ax.input_seq)
         hops = (ax.pp - 1) * self.steps.pipeline_hop_s(np.asarray(seqs) + np.asarray(prefill_tokens))
-        wall = self.serving.scheduler.wall_s(c.latency_s + hops, ax.placement.group_batch(np.asarray(seqs)))
+        sched, per_rank = self.serving.scheduler, ax.placement.group_batch(np.asarray(seqs))
+        wall = sched.eager_wall_s(sched.wall_s(c.latency_s + hops, per_rank), c.total.launches, prefill_tokens,
+                                  per_rank, self.serving.memory_reserve.graph_batch_at(ax.tp))
         return wall, np.asarray(c.total.busy_s)
 
     def decode_cap(self) -> np.ndarray:

@@ -85,10 +85,8 @@ def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array, seq_cap
 
     A step that runs outside CUDA graphs (one carrying prompt tokens where ``prefill_outside_graphs``, or
     decoding more sequences a rank than ``graph_batch``) takes at least its kernel launches x
-    ``eager_launch_us``: the host issues an eager pass's kernels one by one, and where it issues them more
-    slowly than the GPU runs them the GPU waits (max, not sum: the host runs ahead while the GPU is the
-    slower). A step that prefills beside decoding counts as one such pass (SGLang runs the prompts' pass
-    eagerly beside a graphed decode pass; the two are not split here)."""
+    ``eager_launch_us`` (``Scheduler.eager_wall_s``). A step that prefills beside decoding counts as one such
+    pass (SGLang runs the prompts' pass eagerly beside a graphed decode pass; the two are not split here)."""
     ax = steps.axes
     S, O, pp, dp = ax.input_seq, ax.output_seq, ax.pp, ax.dp  # noqa: E741
     context = mean_context(S, O)
@@ -104,11 +102,7 @@ def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array, seq_cap
         costs.append(c)
         hops = (pp - 1) * steps.pipeline_hop_s(np.asarray(d) * spec.q_len + np.asarray(p))
         wall = scheduler.wall_s(c.latency_s + steps.draft_s(d, context) + hops, per_rank(np.asarray(d)))
-        if not scheduler.eager_launch_us:
-            return wall
-        eager = (np.asarray(p) > 0) & scheduler.prefill_outside_graphs | (per_rank(np.asarray(d)) > graph_batch)
-        host = c.total.launches * (scheduler.eager_launch_us * 1e-6)
-        return np.where(eager, np.maximum(wall, host), wall)
+        return scheduler.eager_wall_s(wall, c.total.launches, p, per_rank(np.asarray(d)), graph_batch)
 
     budget: Array = float(scheduler.max_num_batched_tokens)
     out_steps = steps.decode_steps(O)

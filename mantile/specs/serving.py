@@ -100,6 +100,20 @@ class Scheduler:
             return fixed + np.maximum(gpu, per_seq)
         return gpu + fixed + per_seq
 
+    def eager_wall_s(self, wall_s: object, launches: object, prompt_tokens: object, seqs: object,
+                     graph_batch: object) -> np.ndarray:
+        """A step's wall time (``wall_s``) where its pass runs outside CUDA graphs: at least its kernel
+        ``launches`` x ``eager_launch_us``, the host issuing an eager pass's kernels one by one (max, not sum:
+        the host runs ahead while the GPU is the slower). Such a pass carries ``prompt_tokens`` where
+        ``prefill_outside_graphs``, or decodes more ``seqs`` (a rank) than ``graph_batch``, the largest batch
+        the engine captures."""
+        wall = np.asarray(wall_s, dtype=float)
+        if not self.eager_launch_us:
+            return wall
+        eager = (np.asarray(prompt_tokens) > 0) & self.prefill_outside_graphs | (np.asarray(seqs) > graph_batch)
+        return np.asarray(np.where(eager, np.maximum(wall, np.asarray(launches) * (self.eager_launch_us * 1e-6)),
+                                   wall))
+
     def __post_init__(self) -> None:
         if self.kv_reserve not in ("mean", "full"):
             raise SpecError("?", "scheduler.kv_reserve", self.kv_reserve, ["mean", "full"])
