@@ -43,7 +43,7 @@ RUN = {"num_requests": 0.0}
 #: How a run's output lengths spread about ``output_seq`` (their mean): every request the same (fixed),
 #: exponential (a dataset of real conversations, ShareGPT; ``queueing._drain``), or uniform from none to twice
 #: the mean (SGLang's ``bench_serving --dataset-name random`` without ``--random-range-ratio``, which draws each
-#: request's lengths with ``randint(int(L * ratio), L + 1)``, ratio 0 by default; ``queueing._drain_uniform``).
+#: request's lengths with ``randint(int(L * ratio), L + 1)``, ratio 0 by default; ``queueing._drain``).
 OUTPUT_DISTS = ("fixed", "exponential", "uniform")
 #: The squared coefficient of variation of each output distribution, Var[L] / E[L]^2: a sequence seen running
 #: is length-biased, E[L^2] / E[L] = (1 + cv^2) E[L] (``serving.system._memory``); uniform on [0, 2m]: 1/3.

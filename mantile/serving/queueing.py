@@ -347,9 +347,8 @@ def _finite_closed(step: StepTime, steady: QueueTimings, N: np.ndarray, S: Array
       through (``burst_share``). Uniform lengths (``uniform``, from none to twice the mean) drain as
       ``_drain`` says for them: bounded by twice the mean, from the ages of a refilled loop, or from the
       whole lengths where the run's requests all came in its first wave (R <= w). The burst, its TTFT, the
-      queue by place and the TPOT percentiles keep
-      their fixed-length form (a queued prompt's wait is the same on average; the drain's faster steps,
-      which a long request decodes through, are not in its TPOT).
+      queue by place and the TPOT percentiles keep their fixed-length form (a queued prompt's wait is the
+      same on average; the drain's faster steps, which a long request decodes through, are not in its TPOT).
     Points with R = 0 keep the steady state."""
     B, X = steady.running_batch, steady.request_throughput_per_s
     finite = R > 0
