@@ -100,7 +100,7 @@ class Side:
         hops = (ax.pp - 1) * self.steps.pipeline_hop_s(b * ax.input_seq / ax.cp)
         sched, seqs = self.serving.scheduler, ax.placement.group_batch(b)
         wall = sched.eager_wall_s(sched.wall_s(c.latency_s + hops, seqs), c.total.launches, b * ax.input_seq, 0.0,
-                                  np.inf)
+                                  0.0)
         return wall, np.asarray(c.total.busy_s)
 
     def decode_step_s(self, seqs: Array, prefill_tokens: Array = 0.0) -> tuple[np.ndarray, np.ndarray]:

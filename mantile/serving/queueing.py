@@ -297,7 +297,7 @@ def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch
         if concurrency is None or not any_(np.asarray(requests) > 0):
             return steady
         return _finite_closed(step, steady, n, S, O, budget, q, np.asarray(requests, dtype=float), varied,
-                              np.asarray(uniform, dtype=bool) & varied)
+                              uniform)
     lam = np.asarray(request_rate, dtype=float)
 
     start: dict[str, np.ndarray] = {}
@@ -320,8 +320,7 @@ def timings(step: StepTime, S: Array, O: Array, cap: Array, budget: Array, batch
 
 
 def _finite_closed(step: StepTime, steady: QueueTimings, N: np.ndarray, S: Array, O: Array, budget: Array,  # noqa: E741
-                   q: Array, R: np.ndarray, varied: np.ndarray | bool = False,
-                   uniform: np.ndarray | bool = False) -> QueueTimings:
+                   q: Array, R: np.ndarray, varied: np.ndarray | bool = False, uniform: Array = False) -> QueueTimings:
     """A closed-loop benchmark run of R requests (``vllm bench serve --max-concurrency N --num-prompts R``,
     trtllm-bench's offline runs with R = N): the first wave of w = min(running cap, R) prompts arrives at
     once, and the engine prefills it at the step's room (the budget less the wave's decode tokens, half
@@ -362,8 +361,8 @@ def _finite_closed(step: StepTime, steady: QueueTimings, N: np.ndarray, S: Array
     c = S / room
     t_b = step(0.5 * w, room)
     varied = np.asarray(varied, dtype=bool) & finite
-    # before step(w, 0): the breakdown and the floors read the last step costed (see above)
     uniform = np.asarray(uniform, dtype=bool) & varied
+    # before step(w, 0): the breakdown and the floors read the last step costed (see above)
     drained = _drain(step, w, O, uniform, fresh=Rn <= w) if any_(varied) else 0.0
     n_b = np.maximum(w * c, 1.0)  # burst steps, the last one partly filled counted as a fraction
     m = np.maximum(c * (w + 1) / 2 + 0.5 * (1 - np.minimum(c, 1.0)), 1.0)

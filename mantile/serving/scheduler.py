@@ -78,10 +78,10 @@ def trtllm_bench_max_batch(model: ModelSpec, memory_gib: float, ax: Axes) -> np.
 
 
 def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array, seq_cap: Array | None = None,
-            graph_batch: Array = np.inf) -> Timings:
+            graph_batch: Array = 0.0) -> Timings:
     """The scheduler's timings; ``seq_cap``: the running-sequence cap the engine's launcher sets per point
     (``Scheduler.max_num_seqs_rule``), beside the profile's ``max_num_seqs``; ``graph_batch``: the largest
-    decode batch (per attention-DP rank) the engine runs in a CUDA graph.
+    decode batch (per attention-DP rank) the engine runs in a CUDA graph (0: every one).
 
     A step that runs outside CUDA graphs (one carrying prompt tokens where ``prefill_outside_graphs``, or
     decoding more sequences a rank than ``graph_batch``) takes at least its kernel launches x
@@ -101,8 +101,9 @@ def timings(steps: Steps, scheduler: Scheduler, kv_capacity_seqs: Array, seq_cap
                          mixed_kv=mixed_kv)
         costs.append(c)
         hops = (pp - 1) * steps.pipeline_hop_s(np.asarray(d) * spec.q_len + np.asarray(p))
-        wall = scheduler.wall_s(c.latency_s + steps.draft_s(d, context) + hops, per_rank(np.asarray(d)))
-        return scheduler.eager_wall_s(wall, c.total.launches, p, per_rank(np.asarray(d)), graph_batch)
+        seqs = per_rank(np.asarray(d))
+        wall = scheduler.wall_s(c.latency_s + steps.draft_s(d, context) + hops, seqs)
+        return scheduler.eager_wall_s(wall, c.total.launches, p, seqs, graph_batch)
 
     budget: Array = float(scheduler.max_num_batched_tokens)
     out_steps = steps.decode_steps(O)

@@ -106,11 +106,13 @@ class Scheduler:
         ``launches`` x ``eager_launch_us``, the host issuing an eager pass's kernels one by one (max, not sum:
         the host runs ahead while the GPU is the slower). Such a pass carries ``prompt_tokens`` where
         ``prefill_outside_graphs``, or decodes more ``seqs`` (a rank) than ``graph_batch``, the largest batch
-        the engine captures."""
+        the engine captures (``MemoryReserve.graph_batch_at``; 0: every decode batch)."""
         wall = np.asarray(wall_s, dtype=float)
         if not self.eager_launch_us:
             return wall
-        eager = (np.asarray(prompt_tokens) > 0) & self.prefill_outside_graphs | (np.asarray(seqs) > graph_batch)
+        graph = np.asarray(graph_batch, dtype=float)
+        above_graphs = (graph > 0) & (np.asarray(seqs) > graph)
+        eager = (np.asarray(prompt_tokens) > 0) & self.prefill_outside_graphs | above_graphs
         return np.asarray(np.where(eager, np.maximum(wall, np.asarray(launches) * (self.eager_launch_us * 1e-6)),
                                    wall))
 
@@ -178,18 +180,15 @@ class MemoryReserve:
         return self.fixed_mib > 0
 
     def graph_batch_at(self, tp: object) -> np.ndarray:
-        """The largest CUDA-graph batch per point (``graph_batch``, ``graph_batch_tp4`` at tp >= 4); a profile
-        that states none captures every batch (infinite)."""
-        tp_ = np.asarray(tp, dtype=float)
-        if not (self.graph_batch or self.graph_batch_tp4):
-            return np.full(tp_.shape, np.inf)
-        return np.where(tp_ >= 4, float(self.graph_batch_tp4), float(self.graph_batch))
+        """The largest CUDA-graph batch per point (``graph_batch``, ``graph_batch_tp4`` at tp >= 4; 0 where the
+        profile states none)."""
+        return np.where(np.asarray(tp, dtype=float) >= 4, float(self.graph_batch_tp4), float(self.graph_batch))
 
     def fraction(self, memory_gib: float, chunk: float, tp: object, pp: object, attention_dp: object,
                  dp_attention: object, drafts_model: object, speculates: object) -> np.ndarray:
         """The fraction of device memory left to weights and KV cache, per point (see the class)."""
         tp_ = np.asarray(tp, dtype=float)
-        graph = np.where(tp_ >= 4, self.graph_batch_tp4, self.graph_batch)  # graph_batch_at, 0 where none
+        graph = self.graph_batch_at(tp_)
         reserved = (self.fixed_mib + self.per_prefill_token_mib * max(chunk, self.min_prefill_tokens)
                     + self.per_graph_batch_mib * graph + self.per_plan_device_mib * tp_ * np.asarray(pp, dtype=float))
         large = graph > self.dp_attention_large_graph_batch if self.dp_attention_large_graph_batch else False
