@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 from collections.abc import Iterable
@@ -758,6 +759,57 @@ def _coverage(preds: list[Prediction]) -> str:
     return residuals.coverage_report(rs) if len({r.family for r in rs}) > 1 else ""
 
 
+#: ``--out``'s formats, by suffix
+OUT_SUFFIXES = (".csv", ".parquet")
+#: ``--out``'s prediction columns, after the row's own (a row column of the same name is kept as ``row_<name>``)
+OUT_COLUMNS = ("where", "kind", "label", "engine", "group", "model", "hardware", "dtype", "load", "metric",
+               "speculative", "disaggregated", "measured", "predicted", "error_pct", "floor", "band_low",
+               "band_high", "loads")
+
+
+def check_out(path: Path) -> None:
+    """``--out``'s path, checked before any work: a .csv or .parquet file in an existing directory."""
+    path = Path(path)
+    if path.suffix.lower() not in OUT_SUFFIXES:
+        raise SpecError("validate", "out", str(path), f"a file ending in {' or '.join(OUT_SUFFIXES)}")
+    if not path.parent.is_dir():
+        raise SpecError("validate", "out", str(path), "a file in an existing directory")
+
+
+def predictions_frame(preds: list[Prediction]) -> pl.DataFrame:
+    """One row per prediction: the measurement row's own columns (as text, as read), then the prediction's."""
+    records = []
+    for p in preds:
+        rec: dict[str, Any] = {}
+        for k, v in p.row.items():
+            if str(k).startswith("_"):
+                continue
+            rec[f"row_{k}" if k in OUT_COLUMNS else str(k)] = None if v is None else str(v)
+        for k in OUT_COLUMNS:
+            rec[k] = p.error_pct if k == "error_pct" else getattr(p, k)
+        records.append(rec)
+    columns = list(dict.fromkeys(k for rec in records for k in rec))
+    return pl.DataFrame([{c: rec.get(c) for c in columns} for rec in records], infer_schema_length=None)
+
+
+def write_predictions(preds: list[Prediction], path: Path) -> Path:
+    """``--out``: the predictions as a table, written next to ``path`` and renamed into place (a reader sees
+    the old file or the whole new one)."""
+    from mantile.engine import io
+
+    path = Path(path)
+    df = predictions_frame(preds)
+    if path.suffix.lower() == ".parquet":
+        return io.write_parquet(df, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        df.write_csv(tmp)
+        io.replace_path(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mantile.validate", description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="+", type=Path, help="measurement files (.jsonl, .csv, .parquet)")
@@ -768,6 +820,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
                     help="keep only the rows whose COLUMN equals VALUE, or with COLUMN~=TEXT contains TEXT (text, "
                     "case-insensitive); repeatable, all must hold (e.g. --where mapped=true --where source~=gpustack)")
+    ap.add_argument("--out", type=Path, metavar="PATH",
+                    help="also write one row per compared measurement (the row's own columns, then the prediction: "
+                    "predicted, error_pct, floor, band_low, band_high, ...) to PATH (.csv or .parquet), whole or not "
+                    "at all, for DuckDB, Polars or pandas")
     ap.add_argument("--by", default="", metavar="COLUMNS",
                     help="also print MAPE and median error per combination of these comma-separated row columns "
                     f"(or Prediction fields: {', '.join(PREDICTION_KEYS)}), e.g. --by serving,hardware,dtype,metric")
@@ -777,6 +833,8 @@ def main(argv: list[str] | None = None) -> int:
     passed: list[tuple[str, str]] = []
     try:
         selection = parse_where(args.where)
+        if args.out is not None:
+            check_out(args.out)
         rows = [r for f in args.files for r in read_rows(f)]
         errors += unusable_rows(rows)
         rows = [r for r in rows if "_not_an_object" not in r and r.get("kind") in (*KINDS, *OTHER_KINDS)]
@@ -789,6 +847,8 @@ def main(argv: list[str] | None = None) -> int:
             check_by(preds, by)
         text = (report(preds, checks, verbose=not args.quiet, skips=skips) + (by_table(preds, by) if by else "")
                 + _coverage(preds))
+        if args.out is not None and preds:
+            write_predictions(preds, args.out)
     except (SpecError, FileNotFoundError) as e:
         print(f"mantile.validate: error: {e}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import polars as pl
 import pytest
 
 import mantile
@@ -320,3 +321,35 @@ def test_validate_names_an_unknown_where_or_by_column(tmp_path, capsys) -> None:
     assert "COLUMN=VALUE" in capsys.readouterr().err
     assert main([str(path), "--where", "source~=nowhere"]) == 1  # nothing selected: nothing compared
     assert "no row could be compared" in capsys.readouterr().err
+
+
+def test_validate_writes_each_compared_row_with_its_prediction(tmp_path, capsys) -> None:
+    """``--out``: one row per compared measurement, the row's own columns (as read) beside the prediction, in
+    CSV or Parquet; the error column is (predicted - measured) / measured, the measured column the row's value.
+    A path validate cannot write is an error naming ``out`` before any row is predicted, and a written file
+    leaves no temp file beside it."""
+    from mantile.validate import main
+
+    base = dict(kind="published", model="llama_3.1_8b", hardware="nvidia_h100_80gb", dtype="bf16", tp=1,
+                input_seq=1024, output_seq=128, metric="ttft_ms", value=100.0, software="vLLM",
+                source="constructed", concurrency=8)
+    rows = [base, {**base, "metric": "tpot_ms", "value": 10.0}, {**base, "concurrency": 16, "value": 150.0}]
+    path = tmp_path / "rows.csv"
+    _published_csv(path, rows)
+    expected = predictions(rows)
+    for name in ("out.csv", "out.parquet"):
+        out = tmp_path / name
+        assert main([str(path), "--quiet", "--out", str(out)]) == 0
+        df = pl.read_csv(out) if name.endswith(".csv") else pl.read_parquet(out)
+        assert df.height == 3 and {"concurrency", "source", "row_metric", "metric", "predicted"} <= set(df.columns)
+        assert df["measured"].to_list() == [100.0, 10.0, 150.0]
+        assert [str(v) for v in df["concurrency"].to_list()] == ["8", "8", "16"]
+        assert df["predicted"].to_list() == pytest.approx([p.predicted for p in expected], rel=1e-12)
+        assert df["error_pct"].to_list() == pytest.approx(
+            [(p.predicted - m) / m * 100 for p, m in zip(expected, (100.0, 10.0, 150.0), strict=True)], rel=1e-12)
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    capsys.readouterr()
+    assert main([str(path), "--out", str(tmp_path / "out.txt")]) == 2
+    assert "'out'" in capsys.readouterr().err
+    assert main([str(path), "--out", str(tmp_path / "missing" / "out.csv")]) == 2
+    assert "existing directory" in capsys.readouterr().err
